@@ -1,0 +1,109 @@
+//! The rendezvous service: where ranks register the address they listen on and look up their
+//! peers' (protocol in `mpr::bootstrap`). One thread accepts; one thread per rank serves its
+//! connection. A lookup for a rank that has not registered yet waits until it has.
+
+use std::io::{BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use mpr::bootstrap::{read_line, Reply, Request};
+
+use crate::error::LaunchError;
+use crate::report::Event;
+
+struct Table {
+    addrs: Vec<Option<SocketAddr>>,
+    closed: bool,
+}
+
+/// The running service.
+pub struct Service {
+    addr: SocketAddr,
+    table: Arc<(Mutex<Table>, Condvar)>,
+}
+
+impl Service {
+    /// Starts listening on `ip` for the ranks of job `job_id`.
+    pub fn start(ip: std::net::IpAddr, job_id: u64, size: usize, events: Sender<Event>) -> Result<Service, LaunchError> {
+        let listener = TcpListener::bind((ip, 0)).map_err(|e| LaunchError::System(format!("rendezvous service: bind {ip}: {e}")))?;
+        let addr = listener.local_addr().map_err(|e| LaunchError::System(format!("rendezvous service: {e}")))?;
+        let table = Arc::new((Mutex::new(Table { addrs: vec![None; size], closed: false }), Condvar::new()));
+        let t = table.clone();
+        std::thread::Builder::new()
+            .name("rendezvous".into())
+            .spawn(move || {
+                for stream in listener.incoming().flatten() {
+                    let (t, ev) = (t.clone(), events.clone());
+                    let _ = std::thread::Builder::new().name("rendezvous-conn".into()).spawn(move || serve(stream, job_id, t, ev));
+                }
+            })
+            .map_err(|e| LaunchError::System(format!("rendezvous service: thread: {e}")))?;
+        Ok(Service { addr, table })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Wakes every waiting lookup with a refusal (the job is ending).
+    pub fn close(&self) {
+        let (m, cv) = &*self.table;
+        if let Ok(mut t) = m.lock() {
+            t.closed = true;
+        }
+        cv.notify_all();
+    }
+}
+
+fn serve(stream: TcpStream, job_id: u64, table: Arc<(Mutex<Table>, Condvar)>, events: Sender<Event>) {
+    let _ = stream.set_nodelay(true);
+    let Ok(mut out) = stream.try_clone() else { return };
+    let mut reader = BufReader::new(stream);
+    let (m, cv) = &*table;
+    let size = m.lock().map(|t| t.addrs.len()).unwrap_or(0);
+    // The first line must say who this is, for this job.
+    let rank = match read_line(&mut reader).ok().flatten().map(|l| Request::parse(&l)) {
+        Some(Ok(Request::Hello { job_id: j, rank })) if j == job_id && rank < size => rank,
+        _ => return, // not one of our ranks: drop it
+    };
+    while let Ok(Some(line)) = read_line(&mut reader) {
+        let reply = match Request::parse(&line) {
+            Ok(Request::Register { addr }) => {
+                if let Ok(mut t) = m.lock() {
+                    t.addrs[rank] = Some(addr);
+                }
+                cv.notify_all();
+                None
+            }
+            Ok(Request::Lookup { rank: r }) if r >= size => Some(Reply::Refused { reason: format!("no rank {r} in a job of {size}") }),
+            Ok(Request::Lookup { rank: r }) => {
+                let Ok(mut t) = m.lock() else { return };
+                loop {
+                    if let Some(addr) = t.addrs[r] {
+                        break Some(Reply::Addr { rank: r, addr });
+                    }
+                    if t.closed {
+                        break Some(Reply::Refused { reason: format!("the job is ending; rank {r} never registered") });
+                    }
+                    t = match cv.wait_timeout(t, Duration::from_millis(500)) {
+                        Ok((g, _)) => g,
+                        Err(_) => return,
+                    };
+                }
+            }
+            Ok(Request::Abort { code }) => {
+                let _ = events.send(Event::Abort { rank, code });
+                return; // closing the connection tells the rank its abort is on record
+            }
+            Ok(Request::Bye) => None,
+            Ok(Request::Hello { .. }) | Err(_) => return,
+        };
+        if let Some(r) = reply {
+            if out.write_all(format!("{r}\n").as_bytes()).is_err() {
+                return;
+            }
+        }
+    }
+}

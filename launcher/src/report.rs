@@ -1,0 +1,140 @@
+//! Supervising the running job and reporting how it ended.
+//!
+//! Exit status: 0 when every rank exits 0; otherwise the first failure decides: a rank's exit
+//! code, 128+N for a rank killed by signal N, the code a rank passed to `abort`, 130 when mprun
+//! was interrupted, 124 when `--timeout` expired. The failure is told in one line on stderr, and
+//! every other rank is ended: SIGTERM to its process group, SIGKILL a second later.
+
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use crate::spawn::Rank;
+
+/// What the supervisor hears about.
+#[derive(Debug)]
+pub enum Event {
+    /// Rank `.0` exited (not yet reaped).
+    Exited(usize),
+    /// A rank called `abort(code)`.
+    Abort { rank: usize, code: i32 },
+    /// mprun got SIGINT, SIGTERM or SIGHUP.
+    Signal,
+    /// `--timeout` expired.
+    Timeout,
+    /// An output relay reached end of stream.
+    OutputClosed,
+}
+
+/// Grace between SIGTERM and SIGKILL when ending a job.
+const GRACE: Duration = Duration::from_secs(1);
+
+/// Exit code for an expired `--timeout`.
+pub const EXIT_TIMEOUT: i32 = 124;
+/// Exit code when mprun itself was interrupted.
+pub const EXIT_INTERRUPTED: i32 = 130;
+
+/// How a process ended, as an exit code and words.
+pub fn describe(st: ExitStatus) -> (i32, String) {
+    if let Some(c) = st.code() {
+        return (c, format!("exited with code {c}"));
+    }
+    let sig = st.signal().unwrap_or(0);
+    let name = Signal::try_from(sig).map(|s| s.as_str()).unwrap_or("unknown signal");
+    (128 + sig, format!("was killed by signal {sig} ({name})"))
+}
+
+/// Runs the job to its end. Returns mprun's exit status.
+pub fn supervise(ranks: &mut [Rank], events: &Receiver<Event>, relays: usize) -> i32 {
+    let mut live = ranks.len();
+    let mut outcome: Option<(i32, String)> = None;
+    let mut kill_at: Option<Instant> = None;
+    let mut relays_open = relays;
+    let started = Instant::now();
+    let end_job = |ranks: &[Rank], sig: Signal| {
+        for r in ranks {
+            r.signal(sig);
+        }
+    };
+    while live > 0 {
+        let ev = match kill_at {
+            Some(t) => match events.recv_timeout(t.saturating_duration_since(Instant::now())) {
+                Ok(ev) => ev,
+                Err(RecvTimeoutError::Timeout) => {
+                    end_job(ranks, Signal::SIGKILL);
+                    kill_at = Some(Instant::now() + GRACE);
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            },
+            None => match events.recv() {
+                Ok(ev) => ev,
+                Err(_) => break,
+            },
+        };
+        match ev {
+            Event::Exited(i) => {
+                let Some(r) = ranks.get_mut(i) else { continue };
+                if r.status.is_some() {
+                    continue;
+                }
+                if let Ok(Some(st)) = r.child.try_wait() {
+                    r.status = Some(st);
+                    live -= 1;
+                    if outcome.is_none() && !st.success() {
+                        let (code, how) = describe(st);
+                        outcome = Some((code, format!("rank {} on {} {how}", r.rank, r.host)));
+                        end_job(ranks, Signal::SIGTERM);
+                        kill_at = Some(Instant::now() + GRACE);
+                    }
+                }
+            }
+            Event::Abort { rank, code } => {
+                if outcome.is_none() {
+                    let host = ranks.get(rank).map_or("?", |r| r.host.as_str());
+                    outcome = Some((code, format!("rank {rank} on {host} called abort({code})")));
+                    end_job(ranks, Signal::SIGTERM);
+                    kill_at = Some(Instant::now() + GRACE);
+                }
+            }
+            Event::Signal => {
+                if outcome.is_none() {
+                    outcome = Some((EXIT_INTERRUPTED, format!("interrupted; ended {live} running rank(s)")));
+                    end_job(ranks, Signal::SIGINT);
+                    kill_at = Some(Instant::now() + GRACE);
+                } else {
+                    end_job(ranks, Signal::SIGKILL);
+                }
+            }
+            Event::Timeout => {
+                if outcome.is_none() {
+                    let secs = started.elapsed().as_secs_f64();
+                    outcome = Some((EXIT_TIMEOUT, format!("timed out after {secs:.1} s; ended {live} running rank(s)")));
+                    end_job(ranks, Signal::SIGTERM);
+                    kill_at = Some(Instant::now() + GRACE);
+                }
+            }
+            Event::OutputClosed => relays_open = relays_open.saturating_sub(1),
+        }
+    }
+    // Let the relays write what the ranks printed last (bounded: a rank's leftover child may
+    // hold a pipe open).
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while relays_open > 0 {
+        match events.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(Event::OutputClosed) => relays_open -= 1,
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    match outcome {
+        Some((code, line)) => {
+            eprintln!("mprun: {line}");
+            code
+        }
+        None => 0,
+    }
+}

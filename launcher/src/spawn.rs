@@ -1,0 +1,123 @@
+//! Starting the ranks on this host.
+//!
+//! Each rank is a child of mprun in a process group of its own (so that mprun can end a rank and
+//! anything it started, and a Ctrl-C at the terminal reaches only mprun, which decides). Ranks are
+//! spawned from the main thread, which lives until mprun exits: the runtime asks the kernel to
+//! kill a rank when its parent goes (`PR_SET_PDEATHSIG`), which Linux ties to the parent *thread*.
+//! A watcher thread per rank waits for the rank to exit without reaping it (`waitid` with
+//! `WNOWAIT`); the main thread reaps, so a pid mprun signals is always still its own child.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::mpsc::Sender;
+
+use nix::sys::signal::{killpg, Signal};
+use nix::sys::wait::{waitid, Id, WaitPidFlag};
+use nix::unistd::Pid;
+
+use mpr::bootstrap::{Bootstrap, ENV_HOST};
+
+use crate::error::LaunchError;
+use crate::plan::Plan;
+use crate::report::Event;
+
+/// A started rank.
+pub struct Rank {
+    pub rank: usize,
+    pub host: String,
+    pub child: Child,
+    /// Set once reaped.
+    pub status: Option<ExitStatus>,
+}
+
+impl Rank {
+    /// Sends `sig` to the rank's process group, unless it has been reaped.
+    pub fn signal(&self, sig: Signal) {
+        if self.status.is_none() {
+            let _ = killpg(Pid::from_raw(self.child.id() as i32), sig);
+        }
+    }
+}
+
+/// The pipes of a started rank, for the relays.
+pub struct Pipes {
+    pub stdin: Option<ChildStdin>,
+    pub stdout: ChildStdout,
+    pub stderr: ChildStderr,
+}
+
+/// Finds `program` the way a shell would (a name without '/' is looked up in PATH) and checks
+/// that it can be executed.
+pub fn resolve(program: &str) -> Result<PathBuf, LaunchError> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &Path| p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false);
+    if program.contains('/') {
+        let p = PathBuf::from(program);
+        if !p.exists() {
+            return Err(LaunchError::Program(format!("cannot start {program}: no such file")));
+        }
+        if !executable(&p) {
+            return Err(LaunchError::Program(format!("cannot start {program}: not an executable file")));
+        }
+        return Ok(p);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| executable(p))
+        .ok_or_else(|| LaunchError::Program(format!("cannot start {program}: not found in PATH")))
+}
+
+/// Starts every rank of `plan`. On failure, the ranks already started are killed.
+pub fn start(
+    plan: &Plan,
+    program: &Path,
+    args: &[String],
+    env: &[(String, String)],
+    contract: impl Fn(usize) -> Bootstrap,
+    events: &Sender<Event>,
+) -> Result<(Vec<Rank>, Vec<Pipes>), LaunchError> {
+    let mut ranks: Vec<Rank> = Vec::with_capacity(plan.ranks.len());
+    let mut pipes = Vec::with_capacity(plan.ranks.len());
+    for p in &plan.ranks {
+        let host = plan.hosts[p.host].clone();
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .envs(contract(p.rank).to_env())
+            .env(ENV_HOST, &host)
+            .stdin(if p.rank == 0 { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                for r in &ranks {
+                    r.signal(Signal::SIGKILL);
+                }
+                for r in &mut ranks {
+                    let _ = r.child.wait();
+                }
+                return Err(LaunchError::Program(format!("cannot start {} (rank {}): {e}", program.display(), p.rank)));
+            }
+        };
+        let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+            return Err(LaunchError::System("child pipes missing".into()));
+        };
+        pipes.push(Pipes { stdin: child.stdin.take(), stdout, stderr });
+        let pid = Pid::from_raw(child.id() as i32);
+        let (tx, rank) = (events.clone(), p.rank);
+        std::thread::Builder::new()
+            .name(format!("watch-{rank}"))
+            .spawn(move || {
+                // Wait for the exit without reaping; retry on EINTR.
+                while let Err(nix::errno::Errno::EINTR) = waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) {}
+                let _ = tx.send(Event::Exited(rank));
+            })
+            .map_err(|e| LaunchError::System(format!("watcher thread: {e}")))?;
+        ranks.push(Rank { rank: p.rank, host, child, status: None });
+    }
+    Ok((ranks, pipes))
+}

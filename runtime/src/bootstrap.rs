@@ -1,0 +1,376 @@
+//! The launch contract between `mprun` and the ranks it starts.
+//!
+//! This is the only part of the runtime the launcher imports. It has two halves:
+//!
+//! - [`Bootstrap`]: what a rank learns from its environment (its rank, the job size, where the
+//!   launcher's rendezvous service listens, the job id). Built from data before any socket opens.
+//! - The rendezvous protocol: one line of text per message over TCP, in both directions
+//!   ([`Request`], [`Reply`]). A rank registers the address it listens on; when it first needs a
+//!   peer, it asks for that peer's address (the service answers once the peer has registered).
+//!   Connections between ranks are thus made on first use, and no rank ever learns the whole
+//!   address table: start-up stays O(1) per rank however large the job.
+
+use std::fmt;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// Rank of this process in the world (`0..MPR_SIZE`).
+pub const ENV_RANK: &str = "MPR_RANK";
+/// Number of ranks in the job.
+pub const ENV_SIZE: &str = "MPR_SIZE";
+/// Rank among the ranks on this host.
+pub const ENV_LOCAL_RANK: &str = "MPR_LOCAL_RANK";
+/// Number of ranks on this host.
+pub const ENV_LOCAL_SIZE: &str = "MPR_LOCAL_SIZE";
+/// `IP:PORT` of the launcher's rendezvous service.
+pub const ENV_RENDEZVOUS: &str = "MPR_RENDEZVOUS";
+/// Identifier of the job (a random 64-bit number, decimal); rank-to-rank handshakes check it.
+pub const ENV_JOB_ID: &str = "MPR_JOB_ID";
+/// IP address the rank's listener binds to (where its peers reach it).
+pub const ENV_BIND: &str = "MPR_BIND";
+/// Process id of the launcher that started the rank (the rank exits if that process goes away).
+pub const ENV_LAUNCHER_PID: &str = "MPR_LAUNCHER_PID";
+/// Name of the host the rank runs on, as the launcher knows it (hostfile name).
+pub const ENV_HOST: &str = "MPR_HOST";
+
+/// Longest line either side of the rendezvous protocol accepts.
+pub const MAX_LINE: usize = 512;
+
+/// What a rank started by `mprun` learns from its environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bootstrap {
+    /// This rank.
+    pub rank: usize,
+    /// Ranks in the job.
+    pub size: usize,
+    /// Rank among this host's ranks.
+    pub local_rank: usize,
+    /// Ranks on this host.
+    pub local_size: usize,
+    /// The rendezvous service.
+    pub rendezvous: SocketAddr,
+    /// The job id.
+    pub job_id: u64,
+    /// Address to listen on.
+    pub bind: std::net::IpAddr,
+    /// The launcher's pid, if it runs on this host.
+    pub launcher_pid: Option<u32>,
+}
+
+impl Bootstrap {
+    /// Reads the contract from the environment. `Ok(None)` when the process was not started by
+    /// `mprun` (no `MPR_RANK`): the caller makes a singleton world.
+    pub fn from_env() -> Result<Option<Bootstrap>> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads the contract through `get` (the environment, or a map in tests).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Option<Bootstrap>> {
+        if get(ENV_RANK).is_none() {
+            return Ok(None);
+        }
+        let need = |k: &'static str| get(k).ok_or_else(|| bad(k, "is not set"));
+        let num = |k: &'static str| -> Result<u64> {
+            let v = need(k)?;
+            v.trim().parse::<u64>().map_err(|_| bad(k, &format!("{v:?} is not a whole number")))
+        };
+        let rank = num(ENV_RANK)? as usize;
+        let size = num(ENV_SIZE)? as usize;
+        let local_rank = num(ENV_LOCAL_RANK)? as usize;
+        let local_size = num(ENV_LOCAL_SIZE)? as usize;
+        if size == 0 || rank >= size || local_size == 0 || local_rank >= local_size || local_size > size {
+            return Err(bad(ENV_RANK, &format!("rank {rank} of {size} (local {local_rank} of {local_size}) is inconsistent")));
+        }
+        if size > u32::MAX as usize {
+            return Err(bad(ENV_SIZE, "exceeds 2^32 ranks"));
+        }
+        let rdv = need(ENV_RENDEZVOUS)?;
+        let rendezvous = rdv.parse().map_err(|_| bad(ENV_RENDEZVOUS, &format!("{rdv:?} is not IP:PORT")))?;
+        let job_id = num(ENV_JOB_ID)?;
+        let bind = match get(ENV_BIND) {
+            Some(b) => b.parse().map_err(|_| bad(ENV_BIND, &format!("{b:?} is not an IP address")))?,
+            None => std::net::IpAddr::from([127, 0, 0, 1]),
+        };
+        let launcher_pid = match get(ENV_LAUNCHER_PID) {
+            Some(_) => Some(num(ENV_LAUNCHER_PID)? as u32),
+            None => None,
+        };
+        Ok(Some(Bootstrap { rank, size, local_rank, local_size, rendezvous, job_id, bind, launcher_pid }))
+    }
+
+    /// The environment variables that carry this contract, for the launcher to set.
+    pub fn to_env(&self) -> Vec<(&'static str, String)> {
+        let mut v = vec![
+            (ENV_RANK, self.rank.to_string()),
+            (ENV_SIZE, self.size.to_string()),
+            (ENV_LOCAL_RANK, self.local_rank.to_string()),
+            (ENV_LOCAL_SIZE, self.local_size.to_string()),
+            (ENV_RENDEZVOUS, self.rendezvous.to_string()),
+            (ENV_JOB_ID, self.job_id.to_string()),
+            (ENV_BIND, self.bind.to_string()),
+        ];
+        if let Some(pid) = self.launcher_pid {
+            v.push((ENV_LAUNCHER_PID, pid.to_string()));
+        }
+        v
+    }
+}
+
+fn bad(var: &str, why: &str) -> Error {
+    Error::Bootstrap { what: format!("environment variable {var} {why}") }
+}
+
+/// A message from a rank to the rendezvous service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// First message on the connection: who is speaking.
+    Hello {
+        /// The job id the rank was given.
+        job_id: u64,
+        /// The rank.
+        rank: usize,
+    },
+    /// The address this rank listens on.
+    Register {
+        /// Listening address.
+        addr: SocketAddr,
+    },
+    /// Where does `rank` listen? Answered with [`Reply::Addr`] once it has registered.
+    Lookup {
+        /// The rank asked about.
+        rank: usize,
+    },
+    /// The rank called `abort(code)`: end the job with that exit code.
+    Abort {
+        /// The exit code.
+        code: i32,
+    },
+    /// The rank finalized cleanly.
+    Bye,
+}
+
+/// A message from the rendezvous service to a rank.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// The address of a rank.
+    Addr {
+        /// The rank.
+        rank: usize,
+        /// Where it listens.
+        addr: SocketAddr,
+    },
+    /// The request was refused.
+    Refused {
+        /// Why (one line).
+        reason: String,
+    },
+}
+
+/// A line that is not a valid rendezvous message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError(pub String);
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "malformed rendezvous message: {}", self.0)
+    }
+}
+
+impl fmt::Display for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Request::Hello { job_id, rank } => write!(f, "HELLO {job_id} {rank}"),
+            Request::Register { addr } => write!(f, "REGISTER {addr}"),
+            Request::Lookup { rank } => write!(f, "LOOKUP {rank}"),
+            Request::Abort { code } => write!(f, "ABORT {code}"),
+            Request::Bye => write!(f, "BYE"),
+        }
+    }
+}
+
+impl fmt::Display for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reply::Addr { rank, addr } => write!(f, "ADDR {rank} {addr}"),
+            Reply::Refused { reason } => write!(f, "REFUSED {}", reason.replace('\n', " ")),
+        }
+    }
+}
+
+fn words(line: &str) -> std::result::Result<(String, Vec<String>), ParseError> {
+    let line = line.trim_end_matches(['\r', '\n']);
+    if line.len() > MAX_LINE {
+        return Err(ParseError(format!("line of {} bytes", line.len())));
+    }
+    let mut it = line.split(' ');
+    let verb = it.next().unwrap_or("").to_string();
+    Ok((verb, it.map(str::to_string).collect()))
+}
+
+fn arg<T: std::str::FromStr>(args: &[String], i: usize, what: &str) -> std::result::Result<T, ParseError> {
+    args.get(i).and_then(|a| a.parse().ok()).ok_or_else(|| ParseError(format!("missing or bad {what}")))
+}
+
+impl Request {
+    /// Parses one line (with or without its newline).
+    pub fn parse(line: &str) -> std::result::Result<Request, ParseError> {
+        let (verb, a) = words(line)?;
+        let expect = |n: usize| if a.len() == n { Ok(()) } else { Err(ParseError(format!("{verb} takes {n} arguments"))) };
+        Ok(match verb.as_str() {
+            "HELLO" => {
+                expect(2)?;
+                Request::Hello { job_id: arg(&a, 0, "job id")?, rank: arg(&a, 1, "rank")? }
+            }
+            "REGISTER" => {
+                expect(1)?;
+                Request::Register { addr: arg(&a, 0, "address")? }
+            }
+            "LOOKUP" => {
+                expect(1)?;
+                Request::Lookup { rank: arg(&a, 0, "rank")? }
+            }
+            "ABORT" => {
+                expect(1)?;
+                Request::Abort { code: arg(&a, 0, "exit code")? }
+            }
+            "BYE" => {
+                expect(0)?;
+                Request::Bye
+            }
+            _ => return Err(ParseError(format!("unknown verb {verb:?}"))),
+        })
+    }
+}
+
+impl Reply {
+    /// Parses one line (with or without its newline).
+    pub fn parse(line: &str) -> std::result::Result<Reply, ParseError> {
+        let (verb, a) = words(line)?;
+        Ok(match verb.as_str() {
+            "ADDR" if a.len() == 2 => Reply::Addr { rank: arg(&a, 0, "rank")?, addr: arg(&a, 1, "address")? },
+            "REFUSED" => Reply::Refused { reason: a.join(" ") },
+            _ => return Err(ParseError(format!("unexpected reply {verb:?}"))),
+        })
+    }
+}
+
+/// Reads one line of at most [`MAX_LINE`] bytes. `Ok(None)` at end of stream.
+pub fn read_line<R: BufRead>(r: &mut R) -> std::io::Result<Option<String>> {
+    let mut buf = Vec::new();
+    let n = Read::take(&mut *r, MAX_LINE as u64 + 1).read_until(b'\n', &mut buf)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if buf.last() != Some(&b'\n') {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "line too long or cut short"));
+    }
+    String::from_utf8(buf).map(Some).map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "line is not UTF-8"))
+}
+
+/// A rank's connection to the rendezvous service: blocking, request/reply, used rarely (once at
+/// start-up and once per new peer), so it stays outside the progress engine.
+pub(crate) struct Client {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Client {
+    /// Connects, says hello and registers `listen`.
+    pub(crate) fn connect(boot: &Bootstrap, listen: SocketAddr) -> Result<Client> {
+        let fail = |what: &str, e: std::io::Error| Error::Bootstrap {
+            what: format!("rendezvous service at {}: {what}: {e}", boot.rendezvous),
+        };
+        let stream = TcpStream::connect_timeout(&boot.rendezvous, Duration::from_secs(10)).map_err(|e| fail("connect", e))?;
+        stream.set_nodelay(true).map_err(|e| fail("set TCP_NODELAY", e))?;
+        let writer = stream.try_clone().map_err(|e| fail("clone socket", e))?;
+        let mut c = Client { reader: BufReader::new(stream), writer };
+        c.send(&Request::Hello { job_id: boot.job_id, rank: boot.rank })?;
+        c.send(&Request::Register { addr: listen })?;
+        Ok(c)
+    }
+
+    pub(crate) fn send(&mut self, req: &Request) -> Result<()> {
+        let line = format!("{req}\n");
+        self.writer
+            .write_all(line.as_bytes())
+            .map_err(|e| Error::Bootstrap { what: format!("rendezvous service: sending {req}: {e}") })
+    }
+
+    /// Asks the launcher to end the job with `code`, then waits (at most a second) for it to
+    /// close this connection, so that the launcher has the abort on record before this process
+    /// exits.
+    pub(crate) fn abort(&mut self, code: i32) {
+        if self.send(&Request::Abort { code }).is_ok() {
+            let _ = self.reader.get_ref().set_read_timeout(Some(Duration::from_secs(1)));
+            while let Ok(Some(_)) = read_line(&mut self.reader) {}
+        }
+    }
+
+    /// The address of `rank`, waiting until it has registered.
+    pub(crate) fn lookup(&mut self, rank: usize) -> std::result::Result<SocketAddr, String> {
+        self.send(&Request::Lookup { rank }).map_err(|e| e.to_string())?;
+        let line = read_line(&mut self.reader)
+            .map_err(|e| format!("rendezvous service: {e}"))?
+            .ok_or_else(|| "rendezvous service closed the connection".to_string())?;
+        match Reply::parse(&line).map_err(|e| e.to_string())? {
+            Reply::Addr { rank: r, addr } if r == rank => Ok(addr),
+            Reply::Addr { rank: r, .. } => Err(format!("asked for rank {rank}, told about rank {r}")),
+            Reply::Refused { reason } => Err(reason),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn messages_round_trip() {
+        let addr: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        for r in [
+            Request::Hello { job_id: u64::MAX, rank: 3 },
+            Request::Register { addr },
+            Request::Lookup { rank: 7 },
+            Request::Abort { code: -1 },
+            Request::Bye,
+        ] {
+            assert_eq!(Request::parse(&format!("{r}\n")), Ok(r));
+        }
+        for r in [Reply::Addr { rank: 1, addr }, Reply::Refused { reason: "no such rank 9".into() }] {
+            assert_eq!(Reply::parse(&r.to_string()), Ok(r));
+        }
+        assert!(Request::parse("LOOKUP").is_err());
+        assert!(Request::parse("LOOKUP x").is_err());
+        assert!(Request::parse("DANCE 1").is_err());
+        assert!(Request::parse(&"A".repeat(MAX_LINE + 1)).is_err());
+    }
+
+    #[test]
+    fn environment_contract() {
+        let b = Bootstrap {
+            rank: 2,
+            size: 4,
+            local_rank: 2,
+            local_size: 4,
+            rendezvous: "127.0.0.1:9".parse().unwrap(),
+            job_id: 77,
+            bind: "127.0.0.1".parse().unwrap(),
+            launcher_pid: Some(5),
+        };
+        let env: HashMap<&str, String> = b.to_env().into_iter().collect();
+        let got = Bootstrap::from_lookup(|k| env.get(k).cloned()).unwrap().unwrap();
+        assert_eq!(got, b);
+        assert_eq!(Bootstrap::from_lookup(|_| None).unwrap(), None);
+        let mut bad_env = env.clone();
+        bad_env.insert(ENV_RANK, "4".into());
+        assert!(Bootstrap::from_lookup(|k| bad_env.get(k).cloned()).is_err());
+        let mut bad_env = env.clone();
+        bad_env.insert(ENV_RENDEZVOUS, "nowhere".into());
+        let e = Bootstrap::from_lookup(|k| bad_env.get(k).cloned()).unwrap_err().to_string();
+        assert!(e.contains(ENV_RENDEZVOUS), "{e}");
+    }
+}

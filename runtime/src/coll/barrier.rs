@@ -1,0 +1,32 @@
+//! Barrier.
+//!
+//! **Dissemination** (Hensgen, Finkel, Manber 1988): in round `k` (k = 0, 1, ... while 2^k < n)
+//! each rank sends an empty message to `rank + 2^k` and receives one from `rank - 2^k` (mod n).
+//! After ceil(log2 n) rounds every rank has heard, directly or through others, from every rank,
+//! so none leaves before all have arrived. Works for any n, power of two or not. The round number
+//! is the tag; within one barrier each round's partner is distinct, and successive barriers' messages
+//! between a pair arrive in order, so rounds never mix.
+
+use crate::comm::Comm;
+use crate::engine::{RecvSpec, SendSpec};
+use crate::error::Result;
+
+impl Comm {
+    /// Blocks until every rank of the communicator has called `barrier`.
+    pub fn barrier(&self) -> Result<()> {
+        let (n, me) = (self.size(), self.rank());
+        let ctx = self.coll_ctx();
+        let mut e = self.engine.borrow_mut();
+        let mut dist = 1;
+        let mut round = 0u32;
+        while dist < n {
+            let to = self.world_rank((me + dist) % n)?;
+            let from = self.world_rank((me + n - dist) % n)?;
+            let mut recv = [RecvSpec { src: Some(from), tag: Some(round), buf: &mut [] }];
+            e.exchange(ctx, &[SendSpec { peer: to, tag: round, buf: &[] }], &mut recv)?;
+            dist *= 2;
+            round += 1;
+        }
+        Ok(())
+    }
+}

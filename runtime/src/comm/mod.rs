@@ -1,0 +1,83 @@
+//! Communicators: a group of ranks plus a private context for their traffic.
+//!
+//! A [`Comm`] is a handle on the rank's one progress engine, the context id its point-to-point
+//! messages carry, and the mapping between its ranks and world ranks. Collective traffic uses the
+//! next context id (`ctx + 1`), so it can never match a user's receive, whatever the tags.
+//! A `Comm` is used from the thread that created the world (it is neither `Send` nor `Sync`);
+//! use rayon or threads for computation inside a rank, and one thread for communication.
+
+#![forbid(unsafe_code)]
+
+mod p2p;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+pub use p2p::{Source, Status, TagMatch, ANY_SOURCE, ANY_TAG};
+
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+
+/// A communicator: the ranks that talk to each other, with traffic of their own.
+pub struct Comm {
+    pub(crate) engine: Rc<RefCell<Engine>>,
+    /// Context id of point-to-point traffic; collectives use `ctx + 1`.
+    pub(crate) ctx: u32,
+    rank: usize,
+    size: usize,
+}
+
+impl Comm {
+    pub(crate) fn world(engine: Rc<RefCell<Engine>>) -> Comm {
+        let (rank, size) = {
+            let e = engine.borrow();
+            (e.rank, e.size)
+        };
+        Comm { engine, ctx: 0, rank, size }
+    }
+
+    /// This process's rank in the communicator, `0..size()`.
+    pub fn rank(&self) -> usize {
+        self.rank
+    }
+
+    /// Number of ranks in the communicator.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Context id of this communicator's collective traffic.
+    pub(crate) fn coll_ctx(&self) -> u32 {
+        self.ctx + 1
+    }
+
+    /// The world rank of communicator rank `r`.
+    pub(crate) fn world_rank(&self, r: usize) -> Result<usize> {
+        if r >= self.size {
+            return Err(Error::InvalidRank { rank: r, size: self.size });
+        }
+        Ok(r)
+    }
+
+    /// The communicator rank of world rank `w`.
+    pub(crate) fn comm_rank(&self, w: usize) -> usize {
+        w
+    }
+
+    /// Ends the whole job: every rank is stopped and `mprun` exits with `code`.
+    pub fn abort(&self, code: i32) -> ! {
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        let _ = std::io::stderr().flush();
+        if let Ok(mut e) = self.engine.try_borrow_mut() {
+            e.request_abort(code);
+        }
+        std::process::exit(code)
+    }
+}
+
+impl std::fmt::Debug for Comm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Comm").field("rank", &self.rank).field("size", &self.size).field("ctx", &self.ctx).finish()
+    }
+}

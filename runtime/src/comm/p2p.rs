@@ -1,0 +1,217 @@
+//! Blocking point-to-point: `send`, `ssend`, `recv`, `recv_vec`, `probe`, `iprobe`, `sendrecv`.
+//!
+//! Each call is one of the engine's blocking operations (`engine/blocking.rs`): it starts the
+//! operation and waits for it, so the engine holds a view of the caller's slice only while the
+//! call runs.
+
+use bytemuck::Pod;
+
+use super::Comm;
+use crate::engine::{RawStatus, RecvSpec, SendSpec};
+use crate::error::{Error, Result};
+
+/// Whom a receive accepts a message from: a rank, or [`ANY_SOURCE`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Only this rank.
+    Rank(usize),
+    /// Any rank.
+    Any,
+}
+
+/// Which tags a receive accepts: one tag, or [`ANY_TAG`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagMatch {
+    /// Only this tag.
+    Tag(u32),
+    /// Any tag.
+    Any,
+}
+
+/// Receive from any rank.
+pub const ANY_SOURCE: Source = Source::Any;
+/// Receive any tag.
+pub const ANY_TAG: TagMatch = TagMatch::Any;
+
+impl From<usize> for Source {
+    fn from(r: usize) -> Source {
+        Source::Rank(r)
+    }
+}
+
+impl From<u32> for TagMatch {
+    fn from(t: u32) -> TagMatch {
+        TagMatch::Tag(t)
+    }
+}
+
+/// What a received (or probed) message was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    source: usize,
+    tag: u32,
+    bytes: usize,
+}
+
+impl Status {
+    /// Rank (in the communicator) that sent the message.
+    pub fn source(&self) -> usize {
+        self.source
+    }
+
+    /// Tag of the message.
+    pub fn tag(&self) -> u32 {
+        self.tag
+    }
+
+    /// Size of the message in bytes.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Number of whole `T` elements in the message (rounded down; 0 for zero-sized `T`).
+    pub fn count<T: Pod>(&self) -> usize {
+        self.bytes.checked_div(std::mem::size_of::<T>()).unwrap_or(0)
+    }
+}
+
+pub(crate) fn as_bytes<T: Pod>(buf: &[T]) -> Result<&[u8]> {
+    bytemuck::try_cast_slice(buf).map_err(|e| Error::InvalidArgument { what: "buffer", detail: format!("cannot view as bytes: {e}") })
+}
+
+pub(crate) fn as_bytes_mut<T: Pod>(buf: &mut [T]) -> Result<&mut [u8]> {
+    bytemuck::try_cast_slice_mut(buf).map_err(|e| Error::InvalidArgument { what: "buffer", detail: format!("cannot view as bytes: {e}") })
+}
+
+impl Comm {
+    fn src(&self, s: Source) -> Result<Option<usize>> {
+        match s {
+            Source::Rank(r) => self.world_rank(r).map(Some),
+            Source::Any => Ok(None),
+        }
+    }
+
+    pub(crate) fn status(&self, raw: RawStatus) -> Status {
+        Status { source: self.comm_rank(raw.source), tag: raw.tag, bytes: raw.bytes }
+    }
+
+    /// A receive's status, or `Truncated` if the message did not fit `cap` bytes.
+    fn received(&self, raw: RawStatus, cap: usize) -> Result<Status> {
+        let st = self.status(raw);
+        if st.bytes > cap {
+            return Err(Error::Truncated { source: st.source, tag: st.tag, message_bytes: st.bytes, buffer_bytes: cap });
+        }
+        Ok(st)
+    }
+
+    fn send_mode<T: Pod>(&self, buf: &[T], dest: usize, tag: u32, synchronous: bool) -> Result<()> {
+        let peer = self.world_rank(dest)?;
+        let bytes = as_bytes(buf)?;
+        self.engine.borrow_mut().send(self.ctx, peer, tag, bytes, synchronous).map(|_| ())
+    }
+
+    /// Sends `buf` to rank `dest` with `tag`. Returns when `buf` may be reused: small messages
+    /// once handed to the kernel, large ones once the receiver has taken them.
+    ///
+    /// ```no_run
+    /// let world = mpr::init()?;
+    /// if world.rank() == 0 {
+    ///     world.send(&[1.0f64, 2.0, 3.0], 1, 7)?;
+    /// } else if world.rank() == 1 {
+    ///     let mut v = [0.0f64; 3];
+    ///     let st = world.recv(&mut v, 0, 7)?;
+    ///     assert_eq!(st.count::<f64>(), 3);
+    /// }
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
+    pub fn send<T: Pod>(&self, buf: &[T], dest: usize, tag: u32) -> Result<()> {
+        self.send_mode(buf, dest, tag, false)
+    }
+
+    /// Synchronous send: returns only once the receiver has matched the message with a receive.
+    pub fn ssend<T: Pod>(&self, buf: &[T], dest: usize, tag: u32) -> Result<()> {
+        self.send_mode(buf, dest, tag, true)
+    }
+
+    /// Receives a message from `src` (a rank or [`ANY_SOURCE`]) with `tag` (or [`ANY_TAG`]) into
+    /// `buf`. A message larger than `buf` is consumed and reported as [`Error::Truncated`].
+    pub fn recv<T: Pod>(&self, buf: &mut [T], src: impl Into<Source>, tag: impl Into<TagMatch>) -> Result<Status> {
+        let src = self.src(src.into())?;
+        let tag = match tag.into() {
+            TagMatch::Tag(t) => Some(t),
+            TagMatch::Any => None,
+        };
+        let bytes = as_bytes_mut(buf)?;
+        let cap = bytes.len();
+        let raw = self.engine.borrow_mut().recv(self.ctx, src, tag, bytes)?;
+        self.received(raw, cap)
+    }
+
+    /// Receives a message whose size is not known in advance into a new vector.
+    pub fn recv_vec<T: Pod>(&self, src: impl Into<Source>, tag: impl Into<TagMatch>) -> Result<(Vec<T>, Status)> {
+        let size = std::mem::size_of::<T>();
+        if size == 0 {
+            return Err(Error::InvalidArgument { what: "recv_vec", detail: "zero-sized element type".into() });
+        }
+        let probed = self.probe(src, tag)?;
+        let mut v = vec![T::zeroed(); probed.bytes.div_ceil(size)];
+        // The oldest message from that source with that tag is the probed one (non-overtaking).
+        let st = self.recv(&mut v, probed.source, probed.tag)?;
+        if st.bytes % size != 0 {
+            return Err(Error::InvalidArgument {
+                what: "recv_vec",
+                detail: format!("a message of {} bytes is not a whole number of {size}-byte elements (it was consumed)", st.bytes),
+            });
+        }
+        v.truncate(st.bytes / size);
+        Ok((v, st))
+    }
+
+    /// Blocks until a matching message has arrived; returns its status without receiving it.
+    pub fn probe(&self, src: impl Into<Source>, tag: impl Into<TagMatch>) -> Result<Status> {
+        let src = self.src(src.into())?;
+        let tag = match tag.into() {
+            TagMatch::Tag(t) => Some(t),
+            TagMatch::Any => None,
+        };
+        let raw = self.engine.borrow_mut().probe(self.ctx, src, tag)?;
+        Ok(self.status(raw))
+    }
+
+    /// The status of a matching message that has arrived, if any; never blocks.
+    pub fn iprobe(&self, src: impl Into<Source>, tag: impl Into<TagMatch>) -> Result<Option<Status>> {
+        let src = self.src(src.into())?;
+        let tag = match tag.into() {
+            TagMatch::Tag(t) => Some(t),
+            TagMatch::Any => None,
+        };
+        let raw = self.engine.borrow_mut().iprobe(self.ctx, src, tag)?;
+        Ok(raw.map(|r| self.status(r)))
+    }
+
+    /// Sends `out` to `dest` and receives into `inb` from `src` at the same time (no deadlock
+    /// when two ranks exchange with each other).
+    #[allow(clippy::too_many_arguments)]
+    pub fn sendrecv<S: Pod, R: Pod>(
+        &self,
+        out: &[S],
+        dest: usize,
+        send_tag: u32,
+        inb: &mut [R],
+        src: impl Into<Source>,
+        recv_tag: impl Into<TagMatch>,
+    ) -> Result<Status> {
+        let peer = self.world_rank(dest)?;
+        let src = self.src(src.into())?;
+        let tag = match recv_tag.into() {
+            TagMatch::Tag(t) => Some(t),
+            TagMatch::Any => None,
+        };
+        let out = as_bytes(out)?;
+        let inb = as_bytes_mut(inb)?;
+        let cap = inb.len();
+        let mut recvs = [RecvSpec { src, tag, buf: inb }];
+        let raws = self.engine.borrow_mut().exchange(self.ctx, &[SendSpec { peer, tag: send_tag, buf: out }], &mut recvs)?;
+        self.received(raws[0], cap)
+    }
+}

@@ -1,0 +1,518 @@
+//! The progress engine: one per rank. It owns the transport, every pending operation, and the
+//! matching queues; operations are small state machines it advances.
+//!
+//! Who drives it: the calling thread, inside every mpr call (MPI's "weak progress"). A blocking
+//! call is the nonblocking operation plus [`Engine::wait`], and any wait moves *every* pending
+//! operation forward, whichever one it waits for. There is no background progress thread: on
+//! 2 cores one would cost latency to every message (see DESIGN.md); overlap comes from the
+//! kernel's socket buffers and from calling `test`.
+//!
+//! The [`Core`] is the part the transport calls back into (the [`Sink`]): it decides where each
+//! arriving payload goes and queues the control frames (clear-to-send, acknowledgements, data) the
+//! protocol answers with in an outbox, which the engine hands to the transport after each poll.
+
+mod blocking;
+pub(crate) mod matching;
+pub(crate) mod ops;
+pub(crate) mod protocol;
+pub(crate) mod wait;
+
+use std::time::{Duration, Instant};
+
+use crate::buf::{RawMut, RawSlice};
+use crate::error::{Error, PeerCause, Result};
+use crate::transport::{Dest, DestBuf, Sink, Transport};
+use crate::tuning::Tuning;
+use crate::wire::{Header, Kind, FLAG_DECLINE, FLAG_SYNC, MAX_EAGER_BYTES};
+use matching::{Body, Matching, Posted, Unexpected};
+pub(crate) use blocking::{RecvSpec, SendSpec};
+pub(crate) use ops::{OpId, RawStatus};
+use ops::{Op, Ops, RecvOp, RecvState, SendOp};
+use protocol::Protocol;
+use wait::Waiter;
+
+/// A frame the protocol wants sent: (peer, header, payload, token).
+type Outgoing = (usize, Header, RawSlice, Option<u64>);
+
+/// Operations, matching and per-peer protocol state: everything the transport reports to.
+pub(crate) struct Core {
+    me: usize,
+    ops: Ops,
+    matching: Matching,
+    outbox: Vec<Outgoing>,
+    seq_out: Vec<u32>,
+    /// Why a peer can no longer be reached, once it cannot.
+    gone: Vec<Option<PeerCause>>,
+}
+
+fn protocol_error(what: impl Into<String>) -> std::result::Result<(), String> {
+    Err(what.into())
+}
+
+impl Core {
+    fn peer_error(&self, peer: usize) -> Option<Error> {
+        self.gone[peer].clone().map(|cause| Error::PeerFailed { rank: peer, cause })
+    }
+
+    /// A receive matched an unexpected message: deliver it.
+    fn deliver_unexpected(&mut self, op: OpId, u: Unexpected) {
+        let status = RawStatus { source: u.src, tag: u.tag, bytes: u.len };
+        if let Some(send_id) = u.ack {
+            self.queue_ack(u.src, send_id);
+        }
+        match u.body {
+            Body::Eager(data) => {
+                if let Some(Op::Recv(r)) = self.ops.get_mut(op) {
+                    if let Some(mut buf) = r.buf.take() {
+                        let n = data.len().min(buf.len());
+                        buf.range_mut(0, n).copy_from_slice(&data[..n]);
+                    }
+                }
+                self.ops.complete(op, Ok(status));
+            }
+            Body::Rts { send_id } => self.accept_rts(op, u.src, u.tag, u.len, send_id),
+        }
+    }
+
+    /// A receive matched a request-to-send: answer clear-to-send (or decline it if the message
+    /// does not fit, which consumes it: the receive completes as truncated).
+    fn accept_rts(&mut self, op: OpId, peer: usize, tag: u32, len: usize, send_id: u64) {
+        let Some(Op::Recv(r)) = self.ops.get_mut(op) else { return };
+        let mut cts = Header::new(Kind::Cts);
+        cts.src = self.me as u32;
+        cts.send_id = send_id;
+        cts.recv_id = op;
+        cts.len = len as u64;
+        if len > r.cap {
+            cts.flags = FLAG_DECLINE;
+            self.outbox.push((peer, cts, RawSlice::EMPTY, None));
+            self.ops.complete(op, Ok(RawStatus { source: peer, tag, bytes: len }));
+        } else {
+            r.state = RecvState::AwaitData { peer, tag, len };
+            self.outbox.push((peer, cts, RawSlice::EMPTY, None));
+        }
+    }
+
+    fn queue_ack(&mut self, peer: usize, send_id: u64) {
+        let mut ack = Header::new(Kind::Ack);
+        ack.src = self.me as u32;
+        ack.send_id = send_id;
+        self.outbox.push((peer, ack, RawSlice::EMPTY, None));
+    }
+
+    /// A send op made progress: complete it when nothing more is owed.
+    fn maybe_complete_send(&mut self, op: OpId) {
+        if let Some(Op::Send(s)) = self.ops.get_mut(op) {
+            let done = match s.protocol {
+                Protocol::Eager | Protocol::Rendezvous => s.written,
+                Protocol::EagerSync => s.written && s.acked,
+            };
+            if done {
+                let st = RawStatus { source: s.peer, tag: s.tag, bytes: s.buf.len() };
+                self.ops.complete(op, Ok(st));
+            }
+        }
+    }
+
+    /// An eager message is complete and was not matched when its header arrived.
+    fn arrived_unmatched(&mut self, peer: usize, h: &Header, data: Vec<u8>) {
+        let u = Unexpected {
+            ctx: h.context,
+            src: peer,
+            tag: h.tag,
+            len: h.len as usize,
+            ack: (h.flags & FLAG_SYNC != 0).then_some(h.send_id),
+            body: Body::Eager(data),
+        };
+        // A receive may have been posted while the payload was arriving.
+        match self.matching.take_posted(h.context, peer, h.tag) {
+            Some(op) => self.deliver_unexpected(op, u),
+            None => self.matching.push_unexpected(u),
+        }
+    }
+
+    fn fail_everything(&mut self, why: &str) {
+        for id in self.ops.pending_ids() {
+            self.matching.unpost(id);
+            self.ops.complete(id, Err(Error::Bootstrap { what: why.to_string() }));
+        }
+        self.outbox.clear();
+    }
+}
+
+impl Sink for Core {
+    fn on_header(&mut self, peer: usize, h: &Header) -> std::result::Result<Dest, String> {
+        let len = h.len as usize;
+        match h.kind {
+            Kind::Eager => {
+                if let Some(op) = self.matching.take_posted(h.context, peer, h.tag) {
+                    if h.flags & FLAG_SYNC != 0 {
+                        self.queue_ack(peer, h.send_id);
+                    }
+                    if let Some(Op::Recv(r)) = self.ops.get_mut(op) {
+                        if let Some(buf) = r.buf.take() {
+                            r.state = RecvState::Receiving;
+                            let keep = len.min(buf.len());
+                            return Ok(Dest { buf: DestBuf::User(buf), keep, op: Some(op) });
+                        }
+                    }
+                    return Err("posted receive without a buffer".into());
+                }
+                if h.len > MAX_EAGER_BYTES {
+                    return Err(format!("eager message of {len} bytes"));
+                }
+                Ok(Dest { buf: DestBuf::Owned(vec![0; len]), keep: len, op: None })
+            }
+            Kind::Data => match self.ops.get_mut(h.recv_id) {
+                Some(Op::Recv(r)) if r.state == (RecvState::AwaitData { peer, tag: h.tag, len }) => {
+                    let buf = r.buf.take().ok_or("receive without a buffer")?;
+                    r.state = RecvState::Receiving;
+                    Ok(Dest { keep: len.min(buf.len()), buf: DestBuf::User(buf), op: Some(h.recv_id) })
+                }
+                _ => Err(format!("data frame for unknown receive {:#x}", h.recv_id)),
+            },
+            k => Err(format!("{k:?} frame with a payload")),
+        }
+    }
+
+    fn on_frame(&mut self, peer: usize, h: Header, dest: Option<Dest>) -> std::result::Result<(), String> {
+        match h.kind {
+            Kind::Eager => match dest {
+                Some(Dest { op: Some(op), .. }) => {
+                    let st = RawStatus { source: peer, tag: h.tag, bytes: h.len as usize };
+                    self.ops.complete(op, Ok(st));
+                }
+                Some(Dest { buf: DestBuf::Owned(data), .. }) => self.arrived_unmatched(peer, &h, data),
+                Some(_) => return protocol_error("eager payload without destination"),
+                None => self.arrived_unmatched(peer, &h, Vec::new()),
+            },
+            Kind::Data => {
+                let Some(Dest { op: Some(op), .. }) = dest else { return protocol_error("data without receive") };
+                let st = RawStatus { source: peer, tag: h.tag, bytes: h.len as usize };
+                self.ops.complete(op, Ok(st));
+            }
+            Kind::Rts => {
+                let len = usize::try_from(h.len).map_err(|_| "message too large for this machine")?;
+                match self.matching.take_posted(h.context, peer, h.tag) {
+                    Some(op) => self.accept_rts(op, peer, h.tag, len, h.send_id),
+                    None => self.matching.push_unexpected(Unexpected {
+                        ctx: h.context,
+                        src: peer,
+                        tag: h.tag,
+                        len,
+                        ack: None,
+                        body: Body::Rts { send_id: h.send_id },
+                    }),
+                }
+            }
+            Kind::Cts => {
+                let Some(Op::Send(s)) = self.ops.get_mut(h.send_id) else {
+                    return protocol_error(format!("clear-to-send for unknown send {:#x}", h.send_id));
+                };
+                if s.peer != peer || s.protocol != Protocol::Rendezvous || h.len != s.buf.len() as u64 {
+                    return protocol_error("clear-to-send does not match its send");
+                }
+                if h.flags & FLAG_DECLINE != 0 {
+                    s.written = true;
+                } else {
+                    let mut data = Header::new(Kind::Data);
+                    data.src = self.me as u32;
+                    data.tag = s.tag;
+                    data.len = h.len;
+                    data.recv_id = h.recv_id;
+                    let payload = s.buf;
+                    self.outbox.push((peer, data, payload, Some(h.send_id)));
+                    return Ok(());
+                }
+                self.maybe_complete_send(h.send_id);
+            }
+            Kind::Ack => {
+                match self.ops.get_mut(h.send_id) {
+                    Some(Op::Send(s)) if s.peer == peer && s.protocol == Protocol::EagerSync => s.acked = true,
+                    _ => return protocol_error(format!("acknowledgement for unknown send {:#x}", h.send_id)),
+                }
+                self.maybe_complete_send(h.send_id);
+            }
+            Kind::Fin => self.on_peer_failed(peer, PeerCause::Finalized),
+            Kind::Hello | Kind::HelloAck | Kind::HelloReject => return protocol_error("handshake frame"),
+        }
+        Ok(())
+    }
+
+    fn on_sent(&mut self, token: u64) {
+        if let Some(Op::Send(s)) = self.ops.get_mut(token) {
+            s.written = true;
+        }
+        self.maybe_complete_send(token);
+    }
+
+    fn on_peer_failed(&mut self, peer: usize, cause: PeerCause) {
+        if self.gone[peer].is_some() {
+            return;
+        }
+        self.gone[peer] = Some(cause.clone());
+        for id in self.ops.pending_ids() {
+            let involved = match self.ops.get_mut(id) {
+                Some(Op::Send(s)) => s.peer == peer,
+                Some(Op::Recv(r)) => match r.state {
+                    RecvState::Posted => r.src == Some(peer),
+                    RecvState::AwaitData { peer: p, .. } => p == peer,
+                    RecvState::Receiving => false,
+                },
+                None => false,
+            };
+            if involved {
+                self.matching.unpost(id);
+                self.ops.complete(id, Err(Error::PeerFailed { rank: peer, cause: cause.clone() }));
+            }
+        }
+    }
+}
+
+/// One rank's engine.
+pub(crate) struct Engine {
+    pub rank: usize,
+    pub size: usize,
+    pub tuning: Tuning,
+    transport: Transport,
+    core: Core,
+    waiter: Waiter,
+    /// Set after a fatal local error; every later call fails with it.
+    broken: Option<String>,
+}
+
+impl Engine {
+    pub(crate) fn new(rank: usize, size: usize, transport: Transport, tuning: Tuning, local_size: usize) -> Engine {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let waiter = Waiter::new(tuning.max_spin_us, local_size, cores);
+        let core = Core {
+            me: rank,
+            ops: Ops::new(),
+            matching: Matching::default(),
+            outbox: Vec::new(),
+            seq_out: vec![0; size],
+            gone: vec![None; size],
+        };
+        Engine { rank, size, tuning, transport, core, waiter, broken: None }
+    }
+
+    fn check(&self, peer: usize) -> Result<()> {
+        if let Some(why) = &self.broken {
+            return Err(Error::Bootstrap { what: why.clone() });
+        }
+        if peer >= self.size {
+            return Err(Error::InvalidRank { rank: peer, size: self.size });
+        }
+        Ok(())
+    }
+
+    /// Starts sending `buf` to world rank `peer`.
+    pub(crate) fn isend(&mut self, ctx: u32, peer: usize, tag: u32, buf: RawSlice, synchronous: bool) -> Result<OpId> {
+        self.check(peer)?;
+        if let Some(e) = self.core.peer_error(peer) {
+            return Err(e);
+        }
+        let protocol = protocol::choose(buf.len(), synchronous, self.tuning.eager_limit);
+        let op = self.core.ops.insert(Op::Send(SendOp { peer, buf, protocol, written: false, acked: false, tag }));
+        let seq = &mut self.core.seq_out[peer];
+        *seq = seq.wrapping_add(1);
+        let mut h = Header::new(if protocol == Protocol::Rendezvous { Kind::Rts } else { Kind::Eager });
+        h.context = ctx;
+        h.src = self.rank as u32;
+        h.tag = tag;
+        h.seq = *seq;
+        h.len = buf.len() as u64;
+        h.send_id = op;
+        if protocol == Protocol::EagerSync {
+            h.flags = FLAG_SYNC;
+        }
+        match protocol {
+            Protocol::Rendezvous => self.transport.send(peer, &h, RawSlice::EMPTY, None, &mut self.core),
+            _ => self.transport.send(peer, &h, buf, Some(op), &mut self.core),
+        }
+        self.flush_outbox();
+        Ok(op)
+    }
+
+    /// Starts receiving into `buf` from world rank `src` (or any).
+    pub(crate) fn irecv(&mut self, ctx: u32, src: Option<usize>, tag: Option<u32>, buf: RawMut) -> Result<OpId> {
+        self.check(src.unwrap_or(0))?;
+        let cap = buf.len();
+        let op = self.core.ops.insert(Op::Recv(RecvOp { src, buf: Some(buf), cap, state: RecvState::Posted }));
+        if let Some(u) = self.core.matching.take_unexpected(ctx, src, tag) {
+            self.core.deliver_unexpected(op, u);
+            self.flush_outbox();
+        } else if let Some(e) = src.and_then(|p| self.core.peer_error(p)) {
+            self.core.ops.complete(op, Err(e));
+        } else {
+            self.core.matching.post(Posted { op, ctx, src, tag });
+        }
+        Ok(op)
+    }
+
+    /// A matching message that has arrived, without receiving it.
+    pub(crate) fn iprobe(&mut self, ctx: u32, src: Option<usize>, tag: Option<u32>) -> Result<Option<RawStatus>> {
+        self.check(src.unwrap_or(0))?;
+        self.progress(Some(Duration::ZERO))?;
+        Ok(self.peek(ctx, src, tag))
+    }
+
+    fn peek(&self, ctx: u32, src: Option<usize>, tag: Option<u32>) -> Option<RawStatus> {
+        self.core.matching.peek_unexpected(ctx, src, tag).map(|u| RawStatus { source: u.src, tag: u.tag, bytes: u.len })
+    }
+
+    /// Waits until a matching message has arrived.
+    pub(crate) fn probe(&mut self, ctx: u32, src: Option<usize>, tag: Option<u32>) -> Result<RawStatus> {
+        self.check(src.unwrap_or(0))?;
+        self.wait_until(|e| match e.peek(ctx, src, tag) {
+            Some(st) => Some(Ok(st)),
+            None => src.and_then(|p| e.core.peer_error(p)).map(Err),
+        })?
+    }
+
+    /// The result of `op` if it has completed (freeing it), after one non-blocking progress step.
+    pub(crate) fn test(&mut self, op: OpId) -> Result<Option<Result<RawStatus>>> {
+        if !self.core.ops.is_done(op) {
+            self.progress(Some(Duration::ZERO))?;
+        }
+        Ok(self.core.ops.take(op))
+    }
+
+    /// Waits for `op` and frees it. Even on error, `op` is gone from the engine when this
+    /// returns, so its buffer is no longer referenced.
+    pub(crate) fn wait(&mut self, op: OpId) -> Result<RawStatus> {
+        match self.wait_until(|e| e.core.ops.take(op)) {
+            Ok(r) => r,
+            Err(e) => {
+                self.cancel(op);
+                Err(e)
+            }
+        }
+    }
+
+    /// Removes a pending operation (its wait failed locally, or its call gave up before waiting).
+    /// Only for operations that no transport queue references: receives, and sends whose wait failed.
+    pub(crate) fn cancel(&mut self, op: OpId) {
+        self.core.matching.unpost(op);
+        self.core.ops.complete(op, Err(Error::InvalidArgument { what: "wait", detail: "cancelled".into() }));
+        let _ = self.core.ops.take(op);
+    }
+
+    /// Waits for every op, freeing them; the first error wins, but all are waited for.
+    pub(crate) fn wait_all(&mut self, ops: &[OpId]) -> Result<Vec<RawStatus>> {
+        if let Err(e) = self.wait_until(|e| ops.iter().all(|&op| e.core.ops.is_done(op)).then_some(())) {
+            for &op in ops {
+                self.cancel(op);
+            }
+            return Err(e);
+        }
+        let mut out = Vec::with_capacity(ops.len());
+        let mut first_err = None;
+        for &op in ops {
+            match self.core.ops.take(op) {
+                Some(Ok(st)) => out.push(st),
+                Some(Err(e)) => {
+                    first_err.get_or_insert(e);
+                }
+                None => {}
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    /// Moves every pending operation forward, sleeping at most `timeout`. Returns false when
+    /// nothing can ever arrive (a singleton with nothing queued).
+    fn progress(&mut self, timeout: Option<Duration>) -> Result<bool> {
+        if let Some(why) = &self.broken {
+            return Err(Error::Bootstrap { what: why.clone() });
+        }
+        let live = match self.transport.poll(&mut self.core, timeout) {
+            Ok(live) => live,
+            Err(e) => {
+                // A local failure of the poller: nothing can progress any more. Drop every
+                // operation so no pointer into a caller's buffer outlives its call.
+                let why = e.to_string();
+                self.transport.abandon();
+                self.core.fail_everything(&why);
+                self.broken = Some(why);
+                return Err(e);
+            }
+        };
+        self.flush_outbox();
+        Ok(live || !self.core.outbox.is_empty())
+    }
+
+    fn flush_outbox(&mut self) {
+        while !self.core.outbox.is_empty() {
+            let out = std::mem::take(&mut self.core.outbox);
+            for (peer, h, payload, token) in out {
+                self.transport.send(peer, &h, payload, token, &mut self.core);
+            }
+        }
+    }
+
+    /// Spins, then sleeps, until `done` returns a value.
+    pub(crate) fn wait_until<T>(&mut self, mut done: impl FnMut(&mut Engine) -> Option<T>) -> Result<T> {
+        if let Some(v) = done(self) {
+            return Ok(v);
+        }
+        let start = Instant::now();
+        let budget = self.waiter.budget();
+        let mut spinning = !budget.is_zero();
+        loop {
+            let live = self.progress(if spinning { Some(Duration::ZERO) } else { None })?;
+            if let Some(v) = done(self) {
+                self.waiter.record(start.elapsed());
+                return Ok(v);
+            }
+            if !live && self.core.ops.pending_count() > 0 && self.transport.flushed() {
+                return Err(Error::InvalidArgument {
+                    what: "wait",
+                    detail: "this operation can never complete: no other process exists and nothing is queued (a receive with no matching send?)".into(),
+                });
+            }
+            if spinning {
+                if self.waiter.yield_between {
+                    std::thread::yield_now();
+                }
+                spinning = start.elapsed() < budget;
+            }
+        }
+    }
+
+    /// Completes every send, tells every connected peer Fin and waits for theirs, so that nothing
+    /// sent by either side is lost when the processes exit.
+    pub(crate) fn finalize(&mut self) -> Result<()> {
+        if self.broken.is_some() {
+            return Ok(());
+        }
+        self.wait_until(|e| (e.core.ops.pending_count() == 0 && e.transport.flushed()).then_some(()))?;
+        let peers = self.transport.tcp().map(|t| t.connected_peers()).unwrap_or_default();
+        if peers.is_empty() {
+            return Ok(());
+        }
+        let mut fin = Header::new(Kind::Fin);
+        fin.src = self.rank as u32;
+        for &p in &peers {
+            self.transport.send(p, &fin, RawSlice::EMPTY, None, &mut self.core);
+        }
+        self.wait_until(|e| {
+            let tcp = e.transport.tcp()?;
+            (peers.iter().all(|&p| tcp.peer_done(p)) && tcp.flushed()).then_some(())
+        })?;
+        if let Some(d) = self.transport.tcp().and_then(|t| t.directory()) {
+            let _ = d.send(&crate::bootstrap::Request::Bye);
+        }
+        Ok(())
+    }
+
+    /// Tells the launcher to end the job with `code` (best effort).
+    pub(crate) fn request_abort(&mut self, code: i32) {
+        if let Some(d) = self.transport.tcp().and_then(|t| t.directory()) {
+            d.abort(code);
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! Pending operations, addressed by ids that also travel on the wire (as send id / recv id), so
+//! a clear-to-send or a data frame finds its operation directly. An id carries a generation, so a
+//! stale or forged id from a peer finds nothing rather than someone else's buffer.
+
+use crate::buf::{RawMut, RawSlice};
+use crate::engine::protocol::Protocol;
+use crate::error::Result;
+
+/// An operation id: slot index (low 32 bits) and generation (high 32 bits).
+pub(crate) type OpId = u64;
+
+/// What a completed operation reports (ranks in the world).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RawStatus {
+    pub source: usize,
+    pub tag: u32,
+    pub bytes: usize,
+}
+
+pub(crate) struct SendOp {
+    pub peer: usize,
+    pub buf: RawSlice,
+    pub protocol: Protocol,
+    /// The payload has been handed over (eager frame or data frame written).
+    pub written: bool,
+    /// A synchronous send was matched by its receiver.
+    pub acked: bool,
+    pub tag: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RecvState {
+    /// In the posted queue, not matched.
+    Posted,
+    /// Matched a request-to-send; clear-to-send sent; waiting for the data frame.
+    AwaitData { peer: usize, tag: u32, len: usize },
+    /// Its payload is being read into it.
+    Receiving,
+}
+
+pub(crate) struct RecvOp {
+    pub src: Option<usize>,
+    /// The user's buffer, until it is handed to a payload destination.
+    pub buf: Option<RawMut>,
+    pub cap: usize,
+    pub state: RecvState,
+}
+
+pub(crate) enum Op {
+    Send(SendOp),
+    Recv(RecvOp),
+}
+
+enum Slot {
+    Free,
+    Pending(Op),
+    Done(Result<RawStatus>),
+}
+
+pub(crate) struct Ops {
+    slots: Vec<(u32, Slot)>,
+    free: Vec<u32>,
+    pending: usize,
+}
+
+impl Ops {
+    pub(crate) fn new() -> Ops {
+        Ops { slots: Vec::new(), free: Vec::new(), pending: 0 }
+    }
+
+    pub(crate) fn insert(&mut self, op: Op) -> OpId {
+        self.pending += 1;
+        let idx = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push((0, Slot::Free));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let slot = &mut self.slots[idx as usize];
+        slot.0 = slot.0.wrapping_add(1);
+        slot.1 = Slot::Pending(op);
+        ((slot.0 as u64) << 32) | idx as u64
+    }
+
+    fn slot(&self, id: OpId) -> Option<&Slot> {
+        let (idx, gen) = ((id & 0xffff_ffff) as usize, (id >> 32) as u32);
+        self.slots.get(idx).filter(|s| s.0 == gen).map(|s| &s.1)
+    }
+
+    fn slot_mut(&mut self, id: OpId) -> Option<&mut Slot> {
+        let (idx, gen) = ((id & 0xffff_ffff) as usize, (id >> 32) as u32);
+        self.slots.get_mut(idx).filter(|s| s.0 == gen).map(|s| &mut s.1)
+    }
+
+    /// The pending operation `id`, if there is one.
+    pub(crate) fn get_mut(&mut self, id: OpId) -> Option<&mut Op> {
+        match self.slot_mut(id) {
+            Some(Slot::Pending(op)) => Some(op),
+            _ => None,
+        }
+    }
+
+    /// Ends a pending operation: its buffer view is dropped here, its result kept until taken.
+    pub(crate) fn complete(&mut self, id: OpId, result: Result<RawStatus>) {
+        if let Some(slot) = self.slot_mut(id) {
+            if matches!(slot, Slot::Pending(_)) {
+                *slot = Slot::Done(result);
+                self.pending -= 1;
+            }
+        }
+    }
+
+    pub(crate) fn is_done(&self, id: OpId) -> bool {
+        !matches!(self.slot(id), Some(Slot::Pending(_)))
+    }
+
+    /// Takes a completed operation's result and frees its slot. `None` while it is pending or if
+    /// `id` is unknown.
+    pub(crate) fn take(&mut self, id: OpId) -> Option<Result<RawStatus>> {
+        let idx = (id & 0xffff_ffff) as u32;
+        let slot = self.slot_mut(id)?;
+        if !matches!(slot, Slot::Done(_)) {
+            return None;
+        }
+        let Slot::Done(r) = std::mem::replace(slot, Slot::Free) else { return None };
+        self.free.push(idx);
+        Some(r)
+    }
+
+    pub(crate) fn pending_count(&self) -> usize {
+        self.pending
+    }
+
+    /// Ids of every pending operation.
+    pub(crate) fn pending_ids(&self) -> Vec<OpId> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| matches!(s.1, Slot::Pending(_)))
+            .map(|(i, s)| ((s.0 as u64) << 32) | i as u64)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recv() -> Op {
+        Op::Recv(RecvOp { src: None, buf: None, cap: 0, state: RecvState::Posted })
+    }
+
+    #[test]
+    fn ids_are_generation_checked() {
+        let mut ops = Ops::new();
+        let a = ops.insert(recv());
+        assert!(ops.get_mut(a).is_some());
+        assert!(!ops.is_done(a));
+        assert!(ops.take(a).is_none(), "pending results cannot be taken");
+        ops.complete(a, Ok(RawStatus { source: 1, tag: 2, bytes: 3 }));
+        assert_eq!(ops.pending_count(), 0);
+        assert_eq!(ops.take(a).unwrap().unwrap().bytes, 3);
+        let b = ops.insert(recv());
+        assert_eq!(a & 0xffff_ffff, b & 0xffff_ffff, "slot reused");
+        assert!(ops.get_mut(a).is_none(), "stale id finds nothing");
+        assert!(ops.get_mut(b ^ (1 << 40)).is_none(), "forged id finds nothing");
+        assert_eq!(ops.pending_ids(), vec![b]);
+    }
+}

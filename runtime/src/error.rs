@@ -1,0 +1,138 @@
+//! The one public error type of mpr.
+//!
+//! Every fallible call returns [`Result<T>`]. Variants carry enough context (the rank, the tag, the
+//! sizes, the operation) that the `Display` text alone tells a person at a terminal what went wrong.
+//! `std::io::Error` never leaks out of the transport raw: it is wrapped with the operation and the
+//! peer it concerned.
+
+use std::fmt;
+use std::io;
+
+/// `Result<T, mpr::Error>`.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// What went wrong in an mpr call.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// A message was larger than the receive buffer. The message has been consumed: the next
+    /// receive sees the next message.
+    Truncated {
+        /// Rank (in the communicator) that sent the message.
+        source: usize,
+        /// Tag of the message.
+        tag: u32,
+        /// Size of the message in bytes.
+        message_bytes: usize,
+        /// Size of the receive buffer in bytes.
+        buffer_bytes: usize,
+    },
+    /// A rank outside `0..size` was named.
+    InvalidRank {
+        /// The rank that was given.
+        rank: usize,
+        /// The size of the communicator.
+        size: usize,
+    },
+    /// A peer process died, finalized, or its connection broke.
+    PeerFailed {
+        /// Rank (in the world) of the peer.
+        rank: usize,
+        /// What was observed.
+        cause: PeerCause,
+    },
+    /// Arguments that do not fit together (lengths, counts, sizes).
+    InvalidArgument {
+        /// The call or parameter concerned.
+        what: &'static str,
+        /// Why it was refused.
+        detail: String,
+    },
+    /// The job could not be joined: the environment `mprun` sets is malformed or its rendezvous
+    /// service could not be reached.
+    Bootstrap {
+        /// What failed.
+        what: String,
+    },
+    /// A local operating-system call failed.
+    Os {
+        /// The operation (for example `"bind listener"`, `"epoll_wait"`).
+        op: &'static str,
+        /// The underlying error.
+        source: io::Error,
+    },
+}
+
+/// How a peer was seen to fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PeerCause {
+    /// The connection was closed without the peer finalizing (the process most likely exited or died).
+    ConnectionClosed,
+    /// The peer called finalize; no further traffic with it is possible.
+    Finalized,
+    /// A socket call on the connection failed.
+    Io {
+        /// The operation, for example `"read"`, `"write"`, `"connect"`.
+        op: &'static str,
+        /// The kind of error.
+        kind: io::ErrorKind,
+        /// The OS error text.
+        message: String,
+    },
+    /// The peer sent bytes that are not a valid mpr frame.
+    Protocol(String),
+    /// The peer's address could not be obtained from the launcher.
+    Unreachable(String),
+}
+
+impl fmt::Display for PeerCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PeerCause::ConnectionClosed => write!(f, "connection closed without finalize (process exited or died)"),
+            PeerCause::Finalized => write!(f, "peer has already finalized"),
+            PeerCause::Io { op, message, .. } => write!(f, "{op} failed: {message}"),
+            PeerCause::Protocol(what) => write!(f, "protocol violation: {what}"),
+            PeerCause::Unreachable(what) => write!(f, "unreachable: {what}"),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Truncated { source, tag, message_bytes, buffer_bytes } => write!(
+                f,
+                "message truncated: {message_bytes} bytes from rank {source} (tag {tag}) do not fit a {buffer_bytes}-byte receive buffer"
+            ),
+            Error::InvalidRank { rank, size } => {
+                write!(f, "invalid rank {rank}: the communicator has {size} ranks (0..{size})")
+            }
+            Error::PeerFailed { rank, cause } => write!(f, "peer rank {rank} failed: {cause}"),
+            Error::InvalidArgument { what, detail } => write!(f, "invalid argument to {what}: {detail}"),
+            Error::Bootstrap { what } => write!(f, "cannot join the job: {what}"),
+            Error::Os { op, source } => write!(f, "{op} failed: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Os { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl Error {
+    pub(crate) fn os(op: &'static str, source: io::Error) -> Error {
+        Error::Os { op, source }
+    }
+}
+
+impl PeerCause {
+    pub(crate) fn io(op: &'static str, e: &io::Error) -> PeerCause {
+        PeerCause::Io { op, kind: e.kind(), message: e.to_string() }
+    }
+}

@@ -1,0 +1,82 @@
+//! # mpr: message passing for parallel Rust programs
+//!
+//! A message-passing runtime in the spirit of MPI, written in Rust from the ground up: ranked
+//! processes started by `mprun`, point-to-point messages matched by source and tag, and
+//! collectives, over TCP sockets driven by `mio`.
+//!
+//! ## Hello
+//!
+//! ```no_run
+//! fn main() -> mpr::Result<()> {
+//!     let world = mpr::init()?;
+//!     println!("hello from rank {} of {}", world.rank(), world.size());
+//!     Ok(())
+//! }
+//! ```
+//!
+//! Run it with `mprun -n 4 target/release/hello`. Without `mprun` it runs as a world of one rank.
+//!
+//! ## Point to point
+//!
+//! Buffers are slices of any [`Pod`] type; bytes go from the sender's slice to the receiver's
+//! without intermediate copies for large messages. Messages between a pair with matching tags
+//! arrive in the order sent.
+//!
+//! ```no_run
+//! let world = mpr::init()?;
+//! let (rank, size) = (world.rank(), world.size());
+//! let mut token = [0u64];
+//! if rank == 0 {
+//!     world.send(&[42u64], 1 % size, 0)?;
+//!     world.recv(&mut token, size - 1, 0)?;
+//! } else {
+//!     world.recv(&mut token, rank - 1, 0)?;
+//!     world.send(&token, (rank + 1) % size, 0)?;
+//! }
+//! // Any source, any tag, size unknown in advance:
+//! # if rank == 0 {
+//! let (v, st) = world.recv_vec::<f64>(mpr::ANY_SOURCE, mpr::ANY_TAG)?;
+//! println!("{} doubles from rank {} (tag {})", v.len(), st.source(), st.tag());
+//! # }
+//! # Ok::<(), mpr::Error>(())
+//! ```
+//!
+//! `ssend` returns only once the receiver has matched the message; `sendrecv` exchanges without
+//! deadlock; `probe`/`iprobe` look at a message without receiving it.
+//!
+//! ## Collectives
+//!
+//! `barrier` (dissemination). Every rank calls collectives in the same order; their traffic never
+//! mixes with point-to-point traffic.
+//!
+//! ## Errors
+//!
+//! Every call returns [`Result`]. Bad arguments (a rank out of range, a buffer too small) are
+//! errors, never panics; a peer that died makes the operations involving it fail with
+//! [`Error::PeerFailed`].
+//!
+//! ## Progress and waiting
+//!
+//! Communication progresses inside mpr calls. A waiting call spins briefly (adaptively; yielding
+//! the CPU when ranks outnumber cores) and then sleeps in `epoll_wait`, so an idle rank costs no
+//! CPU. Knobs: [`Tuning`].
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod bootstrap;
+mod buf;
+mod coll;
+mod comm;
+mod engine;
+mod error;
+mod init;
+mod sys;
+mod transport;
+pub mod tuning;
+mod wire;
+
+pub use bytemuck::Pod;
+pub use comm::{Comm, Source, Status, TagMatch, ANY_SOURCE, ANY_TAG};
+pub use error::{Error, PeerCause, Result};
+pub use init::{init, wtime, World};
+pub use tuning::Tuning;

@@ -1,0 +1,144 @@
+//! Moving frames between ranks. The transport knows frames and peers (world ranks), never tags,
+//! communicators or collectives.
+//!
+//! # The contract every transport provides
+//!
+//! - `send(peer, OutFrame, sink)`: queue a frame (header bytes + a borrowed payload) for `peer`,
+//!   writing as much as possible at once. Frames to one peer leave in the order given. When a
+//!   frame carrying a token has been handed over completely (its payload may be reused), the
+//!   transport calls `sink.on_sent(token)`. Connections are made on first use.
+//! - `poll(sink, timeout)`: move bytes. For each arriving frame with a payload, ask
+//!   `sink.on_header` where the payload goes ([`Dest`]) and read it straight there; then report the
+//!   whole frame with `sink.on_frame`.
+//! - On a broken link: `sink.on_peer_failed(peer, cause)`, once, and drop that peer's frames.
+//!
+//! Reaches, chosen per peer: [`loopback`] for a rank sending to itself, [`tcp`] for every other
+//! rank (a shared-memory transport for ranks on the same host will slot in beside it).
+
+pub(crate) mod loopback;
+pub(crate) mod tcp;
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use crate::buf::{RawMut, RawSlice};
+use crate::error::{PeerCause, Result};
+use crate::wire::{Header, HEADER_LEN};
+
+/// A frame on its way out: encoded header plus a view of the payload (the user's bytes).
+pub(crate) struct OutFrame {
+    pub header: [u8; HEADER_LEN],
+    pub payload: RawSlice,
+    /// Reported through `Sink::on_sent` once the whole frame is handed over.
+    pub token: Option<u64>,
+    /// Bytes of header + payload already written.
+    pub written: usize,
+}
+
+impl OutFrame {
+    pub(crate) fn new(header: &Header, payload: RawSlice, token: Option<u64>) -> OutFrame {
+        OutFrame { header: header.encode(), payload, token, written: 0 }
+    }
+
+    pub(crate) fn total(&self) -> usize {
+        HEADER_LEN + self.payload.len()
+    }
+}
+
+/// Where an arriving payload goes.
+pub(crate) struct Dest {
+    pub buf: DestBuf,
+    /// The first `keep` payload bytes go into `buf`; the rest are read and dropped (truncation).
+    pub keep: usize,
+    /// The receive operation this payload completes, if it was matched.
+    pub op: Option<u64>,
+}
+
+pub(crate) enum DestBuf {
+    /// Straight into a posted receive buffer.
+    User(RawMut),
+    /// Into memory of the engine's own (an unexpected eager message).
+    Owned(Vec<u8>),
+}
+
+impl Dest {
+    pub(crate) fn slot(&mut self, start: usize, end: usize) -> &mut [u8] {
+        let end = end.min(self.keep);
+        match &mut self.buf {
+            DestBuf::User(m) => m.range_mut(start, end),
+            DestBuf::Owned(v) if start < end => &mut v[start..end],
+            DestBuf::Owned(_) => &mut [],
+        }
+    }
+}
+
+/// What the transport reports to (the engine's matching layer).
+pub(crate) trait Sink {
+    /// A header announcing a payload arrived: where does the payload go?
+    /// An `Err` is a protocol violation by the peer; its link is failed.
+    fn on_header(&mut self, peer: usize, h: &Header) -> std::result::Result<Dest, String>;
+    /// A whole frame arrived (with its payload in `dest`, if it had one).
+    fn on_frame(&mut self, peer: usize, h: Header, dest: Option<Dest>) -> std::result::Result<(), String>;
+    /// The frame carrying `token` has been handed over.
+    fn on_sent(&mut self, token: u64);
+    /// The link to `peer` broke; called once per peer.
+    fn on_peer_failed(&mut self, peer: usize, cause: PeerCause);
+}
+
+/// Every reach of this rank, dispatched per peer.
+pub(crate) struct Transport {
+    me: usize,
+    loopback: loopback::Loopback,
+    tcp: Option<tcp::Tcp>,
+}
+
+impl Transport {
+    pub(crate) fn new(me: usize, tcp: Option<tcp::Tcp>) -> Transport {
+        Transport { me, loopback: loopback::Loopback::default(), tcp }
+    }
+
+    /// Queues `header` + `payload` for `peer` (see the contract above).
+    pub(crate) fn send(&mut self, peer: usize, header: &Header, payload: RawSlice, token: Option<u64>, sink: &mut impl Sink) {
+        if peer == self.me {
+            self.loopback.send(header, payload, token, sink);
+        } else if let Some(tcp) = &mut self.tcp {
+            tcp.send(peer, OutFrame::new(header, payload, token), sink);
+        } else {
+            sink.on_peer_failed(peer, PeerCause::Unreachable("this process has no network transport".into()));
+        }
+    }
+
+    /// Moves bytes, sleeping at most `timeout` (`None`: until something happens) when nothing
+    /// is ready. Returns false if nothing can ever arrive (no network, nothing queued).
+    pub(crate) fn poll(&mut self, sink: &mut impl Sink, timeout: Option<Duration>) -> Result<bool> {
+        let had_local = self.loopback.deliver(self.me, sink);
+        match &mut self.tcp {
+            Some(tcp) => {
+                let t = if had_local || self.loopback.pending() { Some(Duration::ZERO) } else { timeout };
+                tcp.poll(sink, t)?;
+                Ok(true)
+            }
+            None => Ok(had_local || self.loopback.pending()),
+        }
+    }
+
+    /// True when nothing is waiting to be written to any peer.
+    pub(crate) fn flushed(&self) -> bool {
+        self.tcp.as_ref().is_none_or(|t| t.flushed())
+    }
+
+    pub(crate) fn tcp(&mut self) -> Option<&mut tcp::Tcp> {
+        self.tcp.as_mut()
+    }
+
+    /// Drops every queued frame and connection (the engine is being torn down after a fatal error).
+    pub(crate) fn abandon(&mut self) {
+        self.loopback = loopback::Loopback::default();
+        if let Some(t) = &mut self.tcp {
+            t.abandon();
+        }
+    }
+}
+
+/// Frames of one peer not yet written.
+pub(crate) type SendQueue = VecDeque<OutFrame>;

@@ -1,0 +1,373 @@
+//! The TCP transport: one `mio::Poll` (edge-triggered epoll) over a listener and every connection.
+//!
+//! A rank listens on the address the launcher chose and registers it with the launcher's
+//! rendezvous service; the first frame for a peer looks the peer up there, dials, and queues
+//! frames until the handshake (see [`connect`]) says which connection the pair keeps. One
+//! connection per pair carries everything in both directions, so frames between a pair arrive in
+//! the order they were sent.
+
+mod connect;
+mod peer;
+mod socket;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use mio::{Events, Interest, Poll, Token};
+
+use self::connect::LinkView;
+use self::peer::{write_frames, Conn, ReadOutcome, Role};
+use super::{OutFrame, SendQueue, Sink};
+use crate::bootstrap::Client;
+use crate::error::{Error, PeerCause, Result};
+use crate::tuning::Tuning;
+use crate::wire::{Header, Kind};
+
+const LISTENER: Token = Token(usize::MAX);
+
+/// This rank's view of one peer.
+#[derive(Default)]
+struct Link {
+    /// The connection that carries the pair's frames.
+    up: Option<usize>,
+    /// Our own dial, not yet answered.
+    dial: Option<usize>,
+    /// Our dial was rejected: the peer's own dial is coming; do not dial again.
+    awaiting_peer: bool,
+    /// Frames not yet written (all of them while the link is not up).
+    q: SendQueue,
+    failed: bool,
+    /// The peer sent Fin: an end of stream after it is not a failure.
+    fin_in: bool,
+}
+
+pub(crate) struct Tcp {
+    me: usize,
+    job_id: u64,
+    poll: Poll,
+    events: Events,
+    ready: Vec<(Token, bool, bool)>,
+    listener: mio::net::TcpListener,
+    listen_addr: SocketAddr,
+    conns: Vec<Option<Conn>>,
+    free: Vec<usize>,
+    links: Vec<Link>,
+    directory: Option<Client>,
+    tuning: Tuning,
+}
+
+impl Tcp {
+    pub(crate) fn new(me: usize, size: usize, job_id: u64, bind: std::net::IpAddr, tuning: Tuning) -> Result<Tcp> {
+        let poll = Poll::new().map_err(|e| Error::os("create epoll instance", e))?;
+        let mut listener = socket::listen(bind).map_err(|e| Error::os("listen", e))?;
+        let listen_addr = listener.local_addr().map_err(|e| Error::os("getsockname", e))?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)
+            .map_err(|e| Error::os("register listener", e))?;
+        let mut links = Vec::with_capacity(size);
+        links.resize_with(size, Link::default);
+        Ok(Tcp {
+            me,
+            job_id,
+            poll,
+            events: Events::with_capacity(256),
+            ready: Vec::new(),
+            listener,
+            listen_addr,
+            conns: Vec::new(),
+            free: Vec::new(),
+            links,
+            directory: None,
+            tuning,
+        })
+    }
+
+    pub(crate) fn listen_addr(&self) -> SocketAddr {
+        self.listen_addr
+    }
+
+    pub(crate) fn set_directory(&mut self, c: Client) {
+        self.directory = Some(c);
+    }
+
+    pub(crate) fn directory(&mut self) -> Option<&mut Client> {
+        self.directory.as_mut()
+    }
+
+    pub(crate) fn send(&mut self, peer: usize, frame: OutFrame, sink: &mut impl Sink) {
+        let link = &mut self.links[peer];
+        if link.failed {
+            return;
+        }
+        link.q.push_back(frame);
+        if link.up.is_some() {
+            if link.q.len() == 1 {
+                self.flush(peer, sink);
+            }
+        } else if link.dial.is_none() && !link.awaiting_peer {
+            self.dial(peer, sink);
+        }
+    }
+
+    /// True when no frame waits to be written.
+    pub(crate) fn flushed(&self) -> bool {
+        self.links.iter().all(|l| l.failed || l.q.is_empty())
+    }
+
+    /// Peers this rank has a connection (or a dial, or queued frames) with.
+    pub(crate) fn connected_peers(&self) -> Vec<usize> {
+        (0..self.links.len())
+            .filter(|&p| {
+                let l = &self.links[p];
+                !l.failed && (l.up.is_some() || l.dial.is_some() || l.awaiting_peer || !l.q.is_empty())
+            })
+            .collect()
+    }
+
+    /// The peer has said Fin, or its link is gone.
+    pub(crate) fn peer_done(&self, p: usize) -> bool {
+        let l = &self.links[p];
+        l.failed || l.fin_in
+    }
+
+    pub(crate) fn abandon(&mut self) {
+        for i in 0..self.conns.len() {
+            self.close(i);
+        }
+        for l in &mut self.links {
+            *l = Link { failed: true, ..Link::default() };
+        }
+    }
+
+    pub(crate) fn poll(&mut self, sink: &mut impl Sink, timeout: Option<Duration>) -> Result<()> {
+        match self.poll.poll(&mut self.events, timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) => return Err(Error::os("epoll_wait", e)),
+        }
+        let mut ready = std::mem::take(&mut self.ready);
+        ready.clear();
+        ready.extend(self.events.iter().map(|e| (e.token(), e.is_readable() || e.is_read_closed() || e.is_error(), e.is_writable())));
+        for &(token, readable, writable) in &ready {
+            if token == LISTENER {
+                self.accept_all();
+                continue;
+            }
+            if readable {
+                self.on_readable(token.0, sink);
+            }
+            if writable {
+                self.on_writable(token.0, sink);
+            }
+        }
+        self.ready = ready;
+        Ok(())
+    }
+
+    fn insert(&mut self, mut conn: Conn) -> Option<usize> {
+        let idx = self.free.pop().unwrap_or_else(|| {
+            self.conns.push(None);
+            self.conns.len() - 1
+        });
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        if self.poll.registry().register(&mut conn.stream, Token(idx), interest).is_err() {
+            self.free.push(idx);
+            return None;
+        }
+        self.conns[idx] = Some(conn);
+        Some(idx)
+    }
+
+    fn close(&mut self, idx: usize) {
+        if let Some(mut c) = self.conns.get_mut(idx).and_then(Option::take) {
+            let _ = self.poll.registry().deregister(&mut c.stream);
+            self.free.push(idx);
+        }
+    }
+
+    fn fail_peer(&mut self, peer: usize, cause: PeerCause, sink: &mut impl Sink) {
+        let link = &mut self.links[peer];
+        if link.failed {
+            return;
+        }
+        link.failed = true;
+        link.q.clear();
+        let (up, dial) = (link.up.take(), link.dial.take());
+        for c in [up, dial].into_iter().flatten() {
+            self.close(c);
+        }
+        sink.on_peer_failed(peer, cause);
+    }
+
+    fn dial(&mut self, peer: usize, sink: &mut impl Sink) {
+        let addr = match self.directory.as_mut().map(|d| d.lookup(peer)) {
+            Some(Ok(a)) => a,
+            Some(Err(e)) => return self.fail_peer(peer, PeerCause::Unreachable(e), sink),
+            None => return self.fail_peer(peer, PeerCause::Unreachable("no rendezvous service".into()), sink),
+        };
+        let stream = match socket::connect(addr, &self.tuning) {
+            Ok(s) => s,
+            Err(e) => return self.fail_peer(peer, PeerCause::io("connect", &e), sink),
+        };
+        let mut conn = Conn::new(stream, Some(peer), Role::Dialer, self.tuning.read_ahead);
+        let mut hello = Header::new(Kind::Hello);
+        hello.src = self.me as u32;
+        hello.len = self.job_id;
+        conn.ctl.extend_from_slice(&hello.encode());
+        let _ = conn.write_ctl(); // the WRITABLE event retries whatever is left
+        match self.insert(conn) {
+            Some(idx) => self.links[peer].dial = Some(idx),
+            None => self.fail_peer(peer, PeerCause::Unreachable(format!("cannot register connection to {addr}")), sink),
+        }
+    }
+
+    fn accept_all(&mut self) {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, _)) => {
+                    if socket::configure(&stream, &self.tuning).is_err() {
+                        continue;
+                    }
+                    let conn = Conn::new(stream, None, Role::Acceptor, self.tuning.read_ahead);
+                    let _ = self.insert(conn);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                // Out of descriptors or a connection reset before accept: try again on the next event.
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn flush(&mut self, peer: usize, sink: &mut impl Sink) {
+        let link = &mut self.links[peer];
+        let Some(Some(conn)) = link.up.map(|c| self.conns[c].as_mut()) else { return };
+        let res = match conn.write_ctl() {
+            Ok(true) => write_frames(&mut conn.stream, &mut link.q, sink),
+            other => other,
+        };
+        if let Err(e) = res {
+            self.fail_peer(peer, PeerCause::io("write", &e), sink);
+        }
+    }
+
+    fn on_writable(&mut self, idx: usize, sink: &mut impl Sink) {
+        let Some(conn) = self.conns[idx].as_mut() else { return };
+        if conn.up {
+            if let Some(p) = conn.peer.filter(|&p| self.links[p].up == Some(idx)) {
+                return self.flush(p, sink);
+            }
+        }
+        match conn.write_ctl() {
+            Ok(true) if conn.closing => self.close(idx),
+            Ok(_) => {}
+            Err(e) => self.conn_failed(idx, PeerCause::io("write", &e), sink),
+        }
+    }
+
+    fn on_readable(&mut self, idx: usize, sink: &mut impl Sink) {
+        loop {
+            let Some(conn) = self.conns[idx].as_mut() else { return };
+            let peer = if conn.up { conn.peer } else { None };
+            let mut fin = false;
+            let outcome = conn.reader.read(&mut conn.stream, peer, sink, &mut fin);
+            if fin {
+                if let Some(p) = peer {
+                    self.links[p].fin_in = true;
+                }
+            }
+            match outcome {
+                ReadOutcome::Drained => return,
+                ReadOutcome::Handshake(h) => self.handshake(idx, h, sink),
+                ReadOutcome::Closed => return self.conn_failed(idx, PeerCause::ConnectionClosed, sink),
+                ReadOutcome::Failed(cause) => return self.conn_failed(idx, cause, sink),
+            }
+        }
+    }
+
+    /// A connection ended or broke. It is a peer failure only if it carried (or was about to
+    /// carry) the pair's traffic and the peer had not said Fin.
+    fn conn_failed(&mut self, idx: usize, cause: PeerCause, sink: &mut impl Sink) {
+        let Some(conn) = self.conns[idx].as_ref() else { return };
+        let (peer, role, up) = (conn.peer, conn.role, conn.up);
+        self.close(idx);
+        let Some(p) = peer else { return }; // a stranger, or an acceptor before its Hello
+        let link = &mut self.links[p];
+        if link.up == Some(idx) {
+            link.up = None;
+            if !link.fin_in {
+                self.fail_peer(p, cause, sink);
+            }
+        } else if link.dial == Some(idx) {
+            link.dial = None;
+            if link.up.is_none() {
+                self.fail_peer(p, cause, sink);
+            }
+        } else if up && role == Role::Acceptor && !link.fin_in && !link.failed {
+            self.fail_peer(p, cause, sink);
+        }
+    }
+
+    fn handshake(&mut self, idx: usize, h: Header, sink: &mut impl Sink) {
+        let Some(conn) = self.conns[idx].as_mut() else { return };
+        match (conn.role, h.kind) {
+            (Role::Acceptor, Kind::Hello) => {
+                let p = h.src as usize;
+                if h.len != self.job_id || p >= self.links.len() || p == self.me {
+                    // Not a rank of this job: drop it without answering.
+                    return self.close(idx);
+                }
+                let link = &mut self.links[p];
+                let view = if link.up.is_some() || link.failed {
+                    LinkView::Up
+                } else if link.dial.is_some() {
+                    LinkView::Dialling
+                } else {
+                    LinkView::None
+                };
+                conn.peer = Some(p);
+                if connect::accept(self.me, p, view) {
+                    conn.up = true;
+                    conn.ctl.extend_from_slice(&Header::new(Kind::HelloAck).encode());
+                    link.up = Some(idx);
+                    link.awaiting_peer = false;
+                    self.flush(p, sink);
+                } else {
+                    conn.ctl.extend_from_slice(&Header::new(Kind::HelloReject).encode());
+                    conn.closing = true;
+                    conn.peer = None;
+                    if let Ok(true) = conn.write_ctl() {
+                        self.close(idx);
+                    }
+                }
+            }
+            (Role::Dialer, Kind::HelloAck) => {
+                let Some(p) = conn.peer else { return };
+                conn.up = true;
+                let link = &mut self.links[p];
+                if link.dial == Some(idx) {
+                    link.dial = None;
+                }
+                if link.up.is_none() {
+                    link.up = Some(idx);
+                    self.flush(p, sink);
+                }
+            }
+            (Role::Dialer, Kind::HelloReject) => {
+                let Some(p) = conn.peer else { return };
+                self.close(idx);
+                let link = &mut self.links[p];
+                if link.dial == Some(idx) {
+                    link.dial = None;
+                }
+                if link.up.is_none() {
+                    link.awaiting_peer = true;
+                }
+            }
+            (_, kind) => {
+                let cause = PeerCause::Protocol(format!("{kind:?} during the handshake"));
+                self.conn_failed(idx, cause, sink);
+            }
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! One TCP connection: its reader and writer state machines.
+//!
+//! The reader is `header -> payload into its destination`: it reads up to `read_ahead` bytes at a
+//! time while looking for a header, so a small message arrives with its header in one system call
+//! (its payload is then copied once out of the read-ahead); once a payload's destination is known
+//! and what remains of it is large, it reads straight into the destination (the user's posted
+//! buffer) with no copy. The writer hands the kernel up to [`MAX_IOV`] slices per `writev`: each
+//! frame's header and the user's payload, never a staging copy.
+
+use std::io::{self, IoSlice, Read, Write};
+
+use mio::net::TcpStream;
+
+use crate::error::PeerCause;
+use crate::transport::{Dest, SendQueue, Sink};
+use crate::wire::{Header, Kind, HEADER_LEN};
+
+const MAX_IOV: usize = 64;
+
+/// Who opened the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    Dialer,
+    Acceptor,
+}
+
+pub(crate) struct Conn {
+    pub stream: TcpStream,
+    /// The peer, once known (at once for a dialler, after its Hello for an acceptor).
+    pub peer: Option<usize>,
+    pub role: Role,
+    /// Handshake done: frames flow to the sink.
+    pub up: bool,
+    /// Close as soon as `ctl` is written (a rejected connection).
+    pub closing: bool,
+    /// Handshake bytes still to write, ahead of any frame.
+    pub ctl: Vec<u8>,
+    pub reader: Reader,
+}
+
+impl Conn {
+    pub(crate) fn new(stream: TcpStream, peer: Option<usize>, role: Role, read_ahead: usize) -> Conn {
+        Conn { stream, peer, role, up: false, closing: false, ctl: Vec::new(), reader: Reader::new(read_ahead) }
+    }
+
+    /// Writes pending handshake bytes. Ok(true) when none remain.
+    pub(crate) fn write_ctl(&mut self) -> io::Result<bool> {
+        while !self.ctl.is_empty() {
+            match self.stream.write(&self.ctl) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.ctl.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// Writes frames from `q` until it is empty (Ok(true)) or the socket is full (Ok(false)),
+/// reporting each completed frame's token.
+pub(crate) fn write_frames(stream: &mut TcpStream, q: &mut SendQueue, sink: &mut impl Sink) -> io::Result<bool> {
+    loop {
+        if q.is_empty() {
+            return Ok(true);
+        }
+        let result = {
+            let mut iov = [IoSlice::new(&[]); MAX_IOV];
+            let mut n = 0;
+            for f in q.iter() {
+                if n + 2 > MAX_IOV {
+                    break;
+                }
+                if f.written < HEADER_LEN {
+                    iov[n] = IoSlice::new(&f.header[f.written..]);
+                    n += 1;
+                    if f.payload.len() > 0 {
+                        iov[n] = IoSlice::new(f.payload.tail(0));
+                        n += 1;
+                    }
+                } else {
+                    iov[n] = IoSlice::new(f.payload.tail(f.written - HEADER_LEN));
+                    n += 1;
+                }
+            }
+            stream.write_vectored(&iov[..n])
+        };
+        match result {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(mut n) => {
+                while n > 0 {
+                    let Some(f) = q.front_mut() else { break };
+                    let left = f.total() - f.written;
+                    if n >= left {
+                        n -= left;
+                        if let Some(t) = q.pop_front().and_then(|f| f.token) {
+                            sink.on_sent(t);
+                        }
+                    } else {
+                        f.written += n;
+                        n = 0;
+                    }
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Why [`Reader::read`] stopped.
+pub(crate) enum ReadOutcome {
+    /// The socket has no more bytes for now.
+    Drained,
+    /// End of stream.
+    Closed,
+    /// A header arrived on a connection not yet up: the handshake decides.
+    Handshake(Header),
+    Failed(PeerCause),
+}
+
+enum ReadState {
+    Header,
+    Payload { h: Header, dest: Dest, got: usize },
+}
+
+pub(crate) struct Reader {
+    stage: Box<[u8]>,
+    start: usize,
+    end: usize,
+    state: ReadState,
+}
+
+impl Reader {
+    fn new(read_ahead: usize) -> Reader {
+        Reader { stage: vec![0; read_ahead.max(HEADER_LEN * 4)].into_boxed_slice(), start: 0, end: 0, state: ReadState::Header }
+    }
+
+    /// Reads and dispatches frames until the socket is drained. `peer` is `None` until the
+    /// handshake is done; then frames go to `sink`. Sets `*fin` when a Fin frame passes.
+    pub(crate) fn read(&mut self, stream: &mut TcpStream, peer: Option<usize>, sink: &mut impl Sink, fin: &mut bool) -> ReadOutcome {
+        loop {
+            let state = std::mem::replace(&mut self.state, ReadState::Header);
+            match state {
+                ReadState::Header => {
+                    if self.end - self.start >= HEADER_LEN {
+                        let h = match Header::decode(&self.stage[self.start..self.start + HEADER_LEN]) {
+                            Ok(h) => h,
+                            Err(e) => return ReadOutcome::Failed(PeerCause::Protocol(e.to_string())),
+                        };
+                        self.start += HEADER_LEN;
+                        let Some(peer) = peer else { return ReadOutcome::Handshake(h) };
+                        if matches!(h.kind, Kind::Hello | Kind::HelloAck | Kind::HelloReject) {
+                            return ReadOutcome::Failed(PeerCause::Protocol(format!("{:?} after the handshake", h.kind)));
+                        }
+                        if h.kind == Kind::Fin {
+                            *fin = true;
+                        }
+                        if h.payload_len() == 0 {
+                            if let Err(e) = sink.on_frame(peer, h, None) {
+                                return ReadOutcome::Failed(PeerCause::Protocol(e));
+                            }
+                            continue;
+                        }
+                        match sink.on_header(peer, &h) {
+                            Ok(dest) => self.state = ReadState::Payload { h, dest, got: 0 },
+                            Err(e) => return ReadOutcome::Failed(PeerCause::Protocol(e)),
+                        }
+                        continue;
+                    }
+                    if self.start == self.end {
+                        self.start = 0;
+                        self.end = 0;
+                    } else if self.stage.len() - self.start < HEADER_LEN {
+                        self.stage.copy_within(self.start..self.end, 0);
+                        self.end -= self.start;
+                        self.start = 0;
+                    }
+                    match read_some(stream, &mut self.stage[self.end..]) {
+                        Ok(Some(n)) => self.end += n,
+                        Ok(None) => return ReadOutcome::Drained,
+                        Err(outcome) => return outcome,
+                    }
+                }
+                ReadState::Payload { h, mut dest, mut got } => {
+                    // h.len fits in usize: decode capped it and the sink found room for it.
+                    let len = h.len as usize;
+                    if got < len {
+                        if self.start < self.end {
+                            let n = (len - got).min(self.end - self.start);
+                            let slot = dest.slot(got, got + n);
+                            let k = slot.len();
+                            slot.copy_from_slice(&self.stage[self.start..self.start + k]);
+                            self.start += n;
+                            got += n;
+                        } else {
+                            self.start = 0;
+                            self.end = 0;
+                            let remaining = len - got;
+                            let slot = dest.slot(got, len);
+                            let r = if !slot.is_empty() && remaining >= self.stage.len() / 2 {
+                                // Much left: straight into the destination, no copy.
+                                read_some(stream, slot).map(|o| o.map(|n| (n, true)))
+                            } else {
+                                read_some(stream, &mut self.stage[..]).map(|o| o.map(|n| (n, false)))
+                            };
+                            match r {
+                                Ok(Some((n, true))) => got += n,
+                                Ok(Some((n, false))) => self.end = n,
+                                Ok(None) => {
+                                    self.state = ReadState::Payload { h, dest, got };
+                                    return ReadOutcome::Drained;
+                                }
+                                Err(outcome) => return outcome,
+                            }
+                        }
+                    }
+                    if got == len {
+                        if let Err(e) = sink.on_frame(peer.unwrap_or(usize::MAX), h, Some(dest)) {
+                            return ReadOutcome::Failed(PeerCause::Protocol(e));
+                        }
+                    } else {
+                        self.state = ReadState::Payload { h, dest, got };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One read: Ok(Some(n)) bytes, Ok(None) would block, Err(outcome) end of stream or failure.
+fn read_some(stream: &mut TcpStream, buf: &mut [u8]) -> Result<Option<usize>, ReadOutcome> {
+    loop {
+        match stream.read(buf) {
+            Ok(0) if !buf.is_empty() => return Err(ReadOutcome::Closed),
+            Ok(n) => return Ok(Some(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(ReadOutcome::Failed(PeerCause::io("read", &e))),
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! Tuning knobs as data.
+//!
+//! Every knob has a default chosen by measurement (see BENCHMARKS.md) and an environment override,
+//! listed in the README. Tests shrink them (for example a tiny eager limit) so the rendezvous path
+//! runs on small buffers.
+
+use crate::error::{Error, Result};
+use crate::wire::MAX_EAGER_BYTES;
+
+/// Environment variable: messages of at most this many bytes are sent eagerly.
+pub const ENV_EAGER_LIMIT: &str = "MPR_EAGER_LIMIT";
+/// Environment variable: longest spin (µs) before a waiting rank sleeps in the poller.
+pub const ENV_SPIN_US: &str = "MPR_SPIN_US";
+/// Environment variable: SO_SNDBUF/SO_RCVBUF in bytes for rank-to-rank sockets (0: kernel autotuning).
+pub const ENV_SOCKET_BUFFER: &str = "MPR_SOCKET_BUFFER";
+
+/// The knobs of one rank.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tuning {
+    /// Largest message sent eagerly (header and payload at once); larger ones use
+    /// request-to-send / clear-to-send so that the receiver never buffers them.
+    pub eager_limit: usize,
+    /// Longest a wait spins (polling without sleeping) before it sleeps in `epoll_wait`, in
+    /// microseconds. The waiter adapts below this bound; 0 never spins.
+    pub max_spin_us: u32,
+    /// Socket send/receive buffer size; 0 leaves the kernel's autotuning on.
+    pub socket_buffer: usize,
+    /// Bytes read from a connection at once while looking for a header: small messages arrive
+    /// with their header in one system call (and are copied once from this read-ahead); larger
+    /// payloads are read straight into their destination.
+    pub read_ahead: usize,
+}
+
+impl Default for Tuning {
+    fn default() -> Tuning {
+        Tuning { eager_limit: 64 << 10, max_spin_us: 200, socket_buffer: 0, read_ahead: 16 << 10 }
+    }
+}
+
+impl Tuning {
+    /// Defaults with the environment's overrides applied.
+    pub fn from_env() -> Result<Tuning> {
+        let mut t = Tuning::default();
+        if let Some(v) = env_number(ENV_EAGER_LIMIT, MAX_EAGER_BYTES)? {
+            t.eager_limit = v as usize;
+        }
+        if let Some(v) = env_number(ENV_SPIN_US, 10_000_000)? {
+            t.max_spin_us = v as u32;
+        }
+        if let Some(v) = env_number(ENV_SOCKET_BUFFER, 1 << 30)? {
+            t.socket_buffer = v as usize;
+        }
+        Ok(t)
+    }
+}
+
+fn env_number(name: &'static str, max: u64) -> Result<Option<u64>> {
+    let Ok(raw) = std::env::var(name) else { return Ok(None) };
+    match raw.trim().parse::<u64>() {
+        Ok(v) if v <= max => Ok(Some(v)),
+        _ => Err(Error::InvalidArgument {
+            what: name,
+            detail: format!("{raw:?} is not a whole number from 0 to {max}"),
+        }),
+    }
+}
