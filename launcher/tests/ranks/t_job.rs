@@ -1,0 +1,99 @@
+//! Rank program for the job-behaviour tests: `t_job CASE [ARGS]`.
+
+use std::io::{BufRead, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let case = args.first().cloned().unwrap_or_default();
+    let arg = |i: usize| args.get(i).and_then(|a| a.parse::<i64>().ok()).unwrap_or(0);
+    let world = match mpr::init() {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("init: {e}");
+            return ExitCode::from(10);
+        }
+    };
+    let (rank, size) = (world.rank(), world.size());
+    match case.as_str() {
+        // Rank ARG1 exits with code ARG2 at once; the others wait for a message from it.
+        "exit" => {
+            if rank as i64 == arg(1) {
+                std::process::exit(arg(2) as i32);
+            }
+            let mut b = [0u8];
+            match world.recv(&mut b, arg(1) as usize, 0) {
+                Err(e) => {
+                    eprintln!("rank {rank}: {e}");
+                    ExitCode::from(20)
+                }
+                Ok(_) => ExitCode::SUCCESS,
+            }
+        }
+        // Rank ARG1 kills itself with SIGKILL.
+        "kill" => {
+            if rank as i64 == arg(1) {
+                let _ = std::process::Command::new("kill").args(["-9", &std::process::id().to_string()]).status();
+                std::thread::sleep(Duration::from_secs(5));
+            }
+            let _ = world.barrier();
+            ExitCode::SUCCESS
+        }
+        // Rank ARG1 calls abort(ARG2).
+        "abort" => {
+            if rank as i64 == arg(1) {
+                world.abort(arg(2) as i32);
+            }
+            let _ = world.barrier();
+            ExitCode::SUCCESS
+        }
+        // Every rank prints ARG1 long lines.
+        "lines" => {
+            let line: String = format!("{rank}:").repeat(200);
+            let mut out = std::io::stdout().lock();
+            for i in 0..arg(1) {
+                let _ = writeln!(out, "{line}#{i}");
+            }
+            eprintln!("stderr line from rank {rank}");
+            ExitCode::SUCCESS
+        }
+        // Rank 0 reads stdin and reports lines and bytes; others check theirs is empty.
+        "stdin" => {
+            let (mut lines, mut bytes) = (0, 0);
+            for l in std::io::stdin().lock().lines().map_while(Result::ok) {
+                lines += 1;
+                bytes += l.len();
+            }
+            println!("rank {rank} read {lines} lines {bytes} bytes");
+            ExitCode::SUCCESS
+        }
+        // Prints the launch environment.
+        "env" => {
+            let get = |k: &str| std::env::var(k).unwrap_or_else(|_| "-".into());
+            println!(
+                "rank={} size={} MPR_RANK={} MPR_SIZE={} MPR_LOCAL_RANK={} MPR_LOCAL_SIZE={} FOO={}",
+                rank,
+                size,
+                get("MPR_RANK"),
+                get("MPR_SIZE"),
+                get("MPR_LOCAL_RANK"),
+                get("MPR_LOCAL_SIZE"),
+                get("FOO")
+            );
+            ExitCode::SUCCESS
+        }
+        // Blocks forever in a receive nobody sends (for --timeout and signal tests).
+        "hang" => {
+            println!("rank {rank} waiting");
+            let _ = std::io::stdout().flush();
+            let mut b = [0u8];
+            let _ = world.recv(&mut b, (rank + 1) % size, 0);
+            ExitCode::SUCCESS
+        }
+        other => {
+            eprintln!("unknown case {other:?}");
+            ExitCode::from(3)
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! Shared helpers of the integration tests: run real jobs through the built `mprun`, with a hard
+//! timeout so a deadlock fails the test instead of hanging the suite.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The built launcher.
+pub fn mprun() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_mprun"))
+}
+
+/// A rank program built as an example of this package. A plain `cargo test` builds examples;
+/// when only some test targets were selected, they are built here, once.
+pub fn rank_program(name: &str) -> PathBuf {
+    static BUILD: std::sync::Once = std::sync::Once::new();
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/<test> -> target/<profile>/examples/<name>
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let p = dir.join("examples").join(name);
+    if !p.exists() {
+        BUILD.call_once(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut cmd = Command::new(cargo);
+            cmd.args(["build", "-p", "mprun", "--examples"]);
+            if dir.file_name().is_some_and(|n| n == "release") {
+                cmd.arg("--release");
+            }
+            let st = cmd.status().expect("run cargo to build the rank programs");
+            assert!(st.success(), "building the rank programs failed");
+        });
+    }
+    assert!(p.exists(), "{} was not built", p.display());
+    p
+}
+
+/// How a job ended.
+#[derive(Debug)]
+pub struct Outcome {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Outcome {
+    /// Asserts success and returns stdout.
+    pub fn ok(&self) -> &str {
+        assert_eq!(self.code, Some(0), "job failed\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        &self.stdout
+    }
+}
+
+/// Runs `mprun ARGS...` with `env`, feeding `stdin`, killed (and failed) after `limit`.
+pub fn run(args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>, limit: Duration) -> Outcome {
+    run_cmd(mprun(), args, env, stdin, limit)
+}
+
+/// Runs any command the same way.
+pub fn run_cmd(program: PathBuf, args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>, limit: Duration) -> Outcome {
+    let start = Instant::now();
+    let mut child = Command::new(&program)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .expect("spawn");
+    if let Some(input) = stdin {
+        let mut w = child.stdin.take().unwrap();
+        let input = input.to_vec();
+        std::thread::spawn(move || {
+            let _ = w.write_all(&input);
+        });
+    }
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        if start.elapsed() > limit {
+            let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+            let _ = child.wait();
+            panic!("{} {args:?} did not finish within {limit:?} (killed)", program.display());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let elapsed = start.elapsed();
+    Outcome { code: status.code(), stdout: t_out.join().unwrap(), stderr: t_err.join().unwrap(), elapsed }
+}
+
+/// `mprun -n N t_p2p CASE`, which must succeed and print `ok CASE`.
+pub fn p2p_case(n: usize, case: &str, env: &[(&str, &str)]) {
+    let prog = rank_program("t_p2p");
+    let n = n.to_string();
+    let out = run(&["-n", &n, prog.to_str().unwrap(), case], env, None, Duration::from_secs(120));
+    let stdout = out.ok();
+    assert!(stdout.contains(&format!("ok {case}")), "stdout: {stdout}\nstderr: {}", out.stderr);
+}
+
+/// Processes whose command line mentions `needle` (to check nothing of a job is left running).
+pub fn processes_matching(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else { return found };
+    for entry in dir.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().filter(|s| s.chars().all(|c| c.is_ascii_digit())) else { continue };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let zombie = stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z'));
+        if cmd.contains(needle) && !zombie {
+            found.push(format!("{pid}: {cmd}"));
+        }
+    }
+    found
+}
