@@ -59,7 +59,8 @@ usage: mprun [OPTIONS] PROGRAM [ARGS...]
 ";
 
 fn number<T: std::str::FromStr>(opt: &str, v: &str) -> Result<T, LaunchError> {
-    v.parse().map_err(|_| LaunchError::Usage(format!("{opt} takes a whole number, not {v:?}")))
+    v.parse()
+        .map_err(|_| LaunchError::Usage(format!("{opt} takes a whole number, not {v:?}")))
 }
 
 /// Parses the arguments after the program name.
@@ -74,7 +75,9 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, LaunchErr
         timeout: None,
         oversubscribe: false,
         map_by: MapBy::Slot,
-        launch_agent: std::env::var("MPR_LAUNCH_AGENT").ok().filter(|s| !s.is_empty()),
+        launch_agent: std::env::var("MPR_LAUNCH_AGENT")
+            .ok()
+            .filter(|s| !s.is_empty()),
         iface: std::env::var("MPR_IFACE").ok().filter(|s| !s.is_empty()),
         verbose: false,
         program: String::new(),
@@ -82,7 +85,9 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, LaunchErr
     };
     while let Some(arg) = it.next() {
         if arg == "--" {
-            let Some(p) = it.next() else { return Err(LaunchError::Usage("no program given after --".into())) };
+            let Some(p) = it.next() else {
+                return Err(LaunchError::Usage("no program given after --".into()));
+            };
             o.program = p;
             break;
         }
@@ -91,13 +96,17 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, LaunchErr
             break;
         }
         // Split `--opt=value`, and `-n4` / `-xVAR`.
-        let (name, inline): (String, Option<String>) = if let Some((n, v)) = arg.split_once('=').filter(|_| arg.starts_with("--")) {
-            (n.to_string(), Some(v.to_string()))
-        } else if (arg.starts_with("-n") || arg.starts_with("-x")) && arg.len() > 2 && !arg.starts_with("-np") {
-            (arg[..2].to_string(), Some(arg[2..].to_string()))
-        } else {
-            (arg.clone(), None)
-        };
+        let (name, inline): (String, Option<String>) =
+            if let Some((n, v)) = arg.split_once('=').filter(|_| arg.starts_with("--")) {
+                (n.to_string(), Some(v.to_string()))
+            } else if (arg.starts_with("-n") || arg.starts_with("-x"))
+                && arg.len() > 2
+                && !arg.starts_with("-np")
+            {
+                (arg[..2].to_string(), Some(arg[2..].to_string()))
+            } else {
+                (arg.clone(), None)
+            };
         let mut value = |what: &str| -> Result<String, LaunchError> {
             match inline.clone().or_else(|| it.next()) {
                 Some(v) => Ok(v),
@@ -111,11 +120,16 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, LaunchErr
                     return Err(LaunchError::Usage(format!("{name} must be at least 1")));
                 }
                 if n > 1 << 20 {
-                    return Err(LaunchError::Usage(format!("{name} {n} is more ranks than mprun supports (at most {})", 1 << 20)));
+                    return Err(LaunchError::Usage(format!(
+                        "{name} {n} is more ranks than mprun supports (at most {})",
+                        1 << 20
+                    )));
                 }
                 o.np = Some(n);
             }
-            "--hostfile" | "--machinefile" | "-f" => o.hostfile = Some(PathBuf::from(value("a file")?)),
+            "--hostfile" | "--machinefile" | "-f" => {
+                o.hostfile = Some(PathBuf::from(value("a file")?))
+            }
             "--host" | "-H" => o.hosts = Some(value("a host list")?),
             "--tag-output" => o.tag_output = true,
             "-x" => {
@@ -124,8 +138,13 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, LaunchErr
                     Some((k, val)) => (k.to_string(), Some(val.to_string())),
                     None => (v.clone(), None),
                 };
-                if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || k.starts_with(|c: char| c.is_ascii_digit()) {
-                    return Err(LaunchError::Usage(format!("-x {v:?}: not a valid environment variable name")));
+                if k.is_empty()
+                    || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    || k.starts_with(|c: char| c.is_ascii_digit())
+                {
+                    return Err(LaunchError::Usage(format!(
+                        "-x {v:?}: not a valid environment variable name"
+                    )));
                 }
                 o.env.push((k, val));
             }
@@ -133,7 +152,11 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, LaunchErr
                 let v = value("a number of seconds")?;
                 match v.parse::<f64>() {
                     Ok(s) if s > 0.0 && s < 1e9 => o.timeout = Some(Duration::from_secs_f64(s)),
-                    _ => return Err(LaunchError::Usage(format!("--timeout takes a positive number of seconds, not {v:?}"))),
+                    _ => {
+                        return Err(LaunchError::Usage(format!(
+                            "--timeout takes a positive number of seconds, not {v:?}"
+                        )))
+                    }
                 }
             }
             "--oversubscribe" => o.oversubscribe = true,
@@ -141,7 +164,11 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, LaunchErr
                 o.map_by = match value("slot or node")?.as_str() {
                     "slot" | "core" => MapBy::Slot,
                     "node" => MapBy::Node,
-                    other => return Err(LaunchError::Usage(format!("--map-by takes slot or node, not {other:?}"))),
+                    other => {
+                        return Err(LaunchError::Usage(format!(
+                            "--map-by takes slot or node, not {other:?}"
+                        )))
+                    }
                 }
             }
             "--launch-agent" => o.launch_agent = Some(value("a command")?),
@@ -173,17 +200,35 @@ mod tests {
 
     #[test]
     fn options_then_program() {
-        let o = run(&["-n", "4", "--tag-output", "-x", "A=1", "-xB", "--map-by=node", "prog", "-n", "9"]).unwrap();
+        let o = run(&[
+            "-n",
+            "4",
+            "--tag-output",
+            "-x",
+            "A=1",
+            "-xB",
+            "--map-by=node",
+            "prog",
+            "-n",
+            "9",
+        ])
+        .unwrap();
         assert_eq!(o.np, Some(4));
         assert!(o.tag_output);
-        assert_eq!(o.env, vec![("A".into(), Some("1".into())), ("B".into(), None)]);
+        assert_eq!(
+            o.env,
+            vec![("A".into(), Some("1".into())), ("B".into(), None)]
+        );
         assert_eq!(o.map_by, MapBy::Node);
         assert_eq!(o.program, "prog");
         assert_eq!(o.args, vec!["-n", "9"]);
         assert_eq!(run(&["-n8", "p"]).unwrap().np, Some(8));
         assert_eq!(run(&["--np=3", "p"]).unwrap().np, Some(3));
         assert_eq!(run(&["-np", "5", "p"]).unwrap().np, Some(5));
-        assert_eq!(run(&["--timeout", "1.5", "p"]).unwrap().timeout, Some(Duration::from_millis(1500)));
+        assert_eq!(
+            run(&["--timeout", "1.5", "p"]).unwrap().timeout,
+            Some(Duration::from_millis(1500))
+        );
     }
 
     #[test]

@@ -28,9 +28,17 @@ impl fmt::Display for LaunchError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LaunchError::Usage(m) => write!(f, "{m} (see mprun --help)"),
-            LaunchError::Hostfile { path, line: 0, what } => write!(f, "hostfile {path}: {what}"),
-            LaunchError::Hostfile { path, line, what } => write!(f, "hostfile {path}, line {line}: {what}"),
-            LaunchError::Plan(m) | LaunchError::Program(m) | LaunchError::System(m) => write!(f, "{m}"),
+            LaunchError::Hostfile {
+                path,
+                line: 0,
+                what,
+            } => write!(f, "hostfile {path}: {what}"),
+            LaunchError::Hostfile { path, line, what } => {
+                write!(f, "hostfile {path}, line {line}: {what}")
+            }
+            LaunchError::Plan(m) | LaunchError::Program(m) | LaunchError::System(m) => {
+                write!(f, "{m}")
+            }
         }
     }
 }

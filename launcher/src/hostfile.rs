@@ -30,22 +30,39 @@ fn parse_entry(text: &str) -> Result<HostSlots, String> {
     let (name, mut slots) = match first.rsplit_once(':') {
         // `host:N`, but not a bare IPv6 address.
         Some((h, n)) if !h.contains(':') || h.starts_with('[') => {
-            let n: usize = n.parse().map_err(|_| format!("{first:?}: the count after ':' must be a whole number"))?;
-            (h.trim_matches(|c| c == '[' || c == ']').to_string(), Some(n))
+            let n: usize = n
+                .parse()
+                .map_err(|_| format!("{first:?}: the count after ':' must be a whole number"))?;
+            (
+                h.trim_matches(|c| c == '[' || c == ']').to_string(),
+                Some(n),
+            )
         }
         _ => (first.to_string(), None),
     };
-    if name.is_empty() || name.chars().any(|c| c.is_control() || c == '/' || c == '\'' || c == '"') {
+    if name.is_empty()
+        || name
+            .chars()
+            .any(|c| c.is_control() || c == '/' || c == '\'' || c == '"')
+    {
         return Err(format!("{name:?} is not a host name"));
     }
     let mut max_slots = None;
     for w in words {
-        let (k, v) = w.split_once('=').ok_or_else(|| format!("unexpected {w:?} (expected slots=N or max_slots=N)"))?;
-        let n: usize = v.parse().map_err(|_| format!("{k}={v:?}: not a whole number"))?;
+        let (k, v) = w
+            .split_once('=')
+            .ok_or_else(|| format!("unexpected {w:?} (expected slots=N or max_slots=N)"))?;
+        let n: usize = v
+            .parse()
+            .map_err(|_| format!("{k}={v:?}: not a whole number"))?;
         match k {
             "slots" | "cpu" => slots = Some(n),
             "max_slots" | "max-slots" => max_slots = Some(n),
-            _ => return Err(format!("unknown attribute {k:?} (expected slots or max_slots)")),
+            _ => {
+                return Err(format!(
+                    "unknown attribute {k:?} (expected slots or max_slots)"
+                ))
+            }
         }
     }
     let slots = slots.unwrap_or_else(cores);
@@ -54,10 +71,16 @@ fn parse_entry(text: &str) -> Result<HostSlots, String> {
     }
     if let Some(m) = max_slots {
         if m < slots {
-            return Err(format!("host {name}: max_slots={m} is less than slots={slots}"));
+            return Err(format!(
+                "host {name}: max_slots={m} is less than slots={slots}"
+            ));
         }
     }
-    Ok(HostSlots { name, slots, max_slots })
+    Ok(HostSlots {
+        name,
+        slots,
+        max_slots,
+    })
 }
 
 fn add(hosts: &mut Vec<HostSlots>, h: HostSlots) {
@@ -81,11 +104,19 @@ pub fn parse(path: &str, text: &str) -> Result<Vec<HostSlots>, LaunchError> {
         if line.is_empty() {
             continue;
         }
-        let h = parse_entry(line).map_err(|what| LaunchError::Hostfile { path: path.into(), line: i + 1, what })?;
+        let h = parse_entry(line).map_err(|what| LaunchError::Hostfile {
+            path: path.into(),
+            line: i + 1,
+            what,
+        })?;
         add(&mut hosts, h);
     }
     if hosts.is_empty() {
-        return Err(LaunchError::Hostfile { path: path.into(), line: 0, what: "no hosts in the file".into() });
+        return Err(LaunchError::Hostfile {
+            path: path.into(),
+            line: 0,
+            what: "no hosts in the file".into(),
+        });
     }
     Ok(hosts)
 }
@@ -93,7 +124,11 @@ pub fn parse(path: &str, text: &str) -> Result<Vec<HostSlots>, LaunchError> {
 /// Reads and parses a hostfile.
 pub fn load(path: &std::path::Path) -> Result<Vec<HostSlots>, LaunchError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| LaunchError::Hostfile { path: shown.clone(), line: 0, what: e.to_string() })?;
+    let text = std::fs::read_to_string(path).map_err(|e| LaunchError::Hostfile {
+        path: shown.clone(),
+        line: 0,
+        what: e.to_string(),
+    })?;
     parse(&shown, &text)
 }
 
@@ -101,7 +136,8 @@ pub fn load(path: &std::path::Path) -> Result<Vec<HostSlots>, LaunchError> {
 pub fn parse_list(list: &str) -> Result<Vec<HostSlots>, LaunchError> {
     let mut hosts = Vec::new();
     for item in list.split(',') {
-        let h = parse_entry(item.trim()).map_err(|e| LaunchError::Usage(format!("--host {list:?}: {e}")))?;
+        let h = parse_entry(item.trim())
+            .map_err(|e| LaunchError::Usage(format!("--host {list:?}: {e}")))?;
         add(&mut hosts, h);
     }
     Ok(hosts)

@@ -39,7 +39,11 @@ fn main() {
 /// A fresh random job id (std's hasher keys are random per process).
 fn random_u64() -> u64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
     h.write_u32(std::process::id());
     h.finish()
 }
@@ -49,7 +53,10 @@ fn is_local(name: &str) -> bool {
     if name == "localhost" || name == "::1" || name.starts_with("127.") {
         return true;
     }
-    nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).is_some_and(|h| h == name || h.split('.').next() == Some(name))
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .is_some_and(|h| h == name || h.split('.').next() == Some(name))
 }
 
 fn run() -> Result<i32, LaunchError> {
@@ -66,14 +73,34 @@ fn run() -> Result<i32, LaunchError> {
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (hosts, listed): (Vec<HostSlots>, bool) = match (&opts.hostfile, &opts.hosts) {
-        (Some(_), Some(_)) => return Err(LaunchError::Usage("give --hostfile or --host, not both".into())),
+        (Some(_), Some(_)) => {
+            return Err(LaunchError::Usage(
+                "give --hostfile or --host, not both".into(),
+            ))
+        }
         (Some(f), None) => (hostfile::load(f)?, true),
         (None, Some(h)) => (hostfile::parse_list(h)?, true),
-        (None, None) => (vec![HostSlots { name: "localhost".into(), slots: cores, max_slots: None }], false),
+        (None, None) => (
+            vec![HostSlots {
+                name: "localhost".into(),
+                slots: cores,
+                max_slots: None,
+            }],
+            false,
+        ),
     };
-    let np = opts.np.unwrap_or(if listed { hosts.iter().map(|h| h.slots).sum() } else { 1 });
+    let np = opts.np.unwrap_or(if listed {
+        hosts.iter().map(|h| h.slots).sum()
+    } else {
+        1
+    });
     let plan = plan::build(np, &hosts, opts.map_by, opts.oversubscribe || !listed)?;
-    if let Some(h) = plan.hosts.iter().enumerate().find(|(i, h)| !is_local(h) && plan.ranks.iter().any(|r| r.host == *i)) {
+    if let Some(h) = plan
+        .hosts
+        .iter()
+        .enumerate()
+        .find(|(i, h)| !is_local(h) && plan.ranks.iter().any(|r| r.host == *i))
+    {
         return Err(LaunchError::Plan(format!(
             "host {}: this mprun starts ranks on this machine only; launching on other hosts is not supported yet",
             h.1
@@ -84,7 +111,9 @@ fn run() -> Result<i32, LaunchError> {
     for (k, v) in &opts.env {
         let v = match v {
             Some(v) => v.clone(),
-            None => std::env::var(k).map_err(|_| LaunchError::Usage(format!("-x {k}: {k} is not set in mprun's environment")))?,
+            None => std::env::var(k).map_err(|_| {
+                LaunchError::Usage(format!("-x {k}: {k} is not set in mprun's environment"))
+            })?,
         };
         env.push((k.clone(), v));
     }
@@ -114,8 +143,20 @@ fn run() -> Result<i32, LaunchError> {
     let (mut ranks, pipes) = spawn::start(&plan, &program, &opts.args, &env, contract, &tx)?;
     let mut relays = 0;
     for (r, p) in pipes.into_iter().enumerate() {
-        relay::output(r, p.stdout, relay::Stream::Stdout, opts.tag_output, tx.clone());
-        relay::output(r, p.stderr, relay::Stream::Stderr, opts.tag_output, tx.clone());
+        relay::output(
+            r,
+            p.stdout,
+            relay::Stream::Stdout,
+            opts.tag_output,
+            tx.clone(),
+        );
+        relay::output(
+            r,
+            p.stderr,
+            relay::Stream::Stderr,
+            opts.tag_output,
+            tx.clone(),
+        );
         relays += 2;
         if let Some(stdin) = p.stdin {
             relay::stdin(stdin);
@@ -123,10 +164,12 @@ fn run() -> Result<i32, LaunchError> {
     }
     if let Some(t) = opts.timeout {
         let tx = tx.clone();
-        let _ = std::thread::Builder::new().name("timeout".into()).spawn(move || {
-            std::thread::sleep(t);
-            let _ = tx.send(report::Event::Timeout);
-        });
+        let _ = std::thread::Builder::new()
+            .name("timeout".into())
+            .spawn(move || {
+                std::thread::sleep(t);
+                let _ = tx.send(report::Event::Timeout);
+            });
     }
     drop(tx);
     let code = report::supervise(&mut ranks, &rx, relays);

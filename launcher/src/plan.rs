@@ -26,7 +26,12 @@ pub struct Plan {
 
 /// Places `np` ranks on `hosts`. Without `oversubscribe`, more ranks than slots is an error;
 /// `max_slots` is a hard limit either way.
-pub fn build(np: usize, hosts: &[HostSlots], map_by: MapBy, oversubscribe: bool) -> Result<Plan, LaunchError> {
+pub fn build(
+    np: usize,
+    hosts: &[HostSlots],
+    map_by: MapBy,
+    oversubscribe: bool,
+) -> Result<Plan, LaunchError> {
     let total: usize = hosts.iter().map(|h| h.slots).sum();
     if np > total && !oversubscribe {
         return Err(LaunchError::Plan(format!(
@@ -34,9 +39,14 @@ pub fn build(np: usize, hosts: &[HostSlots], map_by: MapBy, oversubscribe: bool)
         )));
     }
     let limit = |h: &HostSlots| h.max_slots.unwrap_or(usize::MAX);
-    let cap: usize = hosts.iter().map(|h| limit(h)).fold(0usize, |a, b| a.saturating_add(b));
+    let cap: usize = hosts
+        .iter()
+        .map(|h| limit(h))
+        .fold(0usize, |a, b| a.saturating_add(b));
     if np > cap {
-        return Err(LaunchError::Plan(format!("{np} ranks exceed the hosts' max_slots ({cap} in all)")));
+        return Err(LaunchError::Plan(format!(
+            "{np} ranks exceed the hosts' max_slots ({cap} in all)"
+        )));
     }
     let mut count = vec![0usize; hosts.len()];
     let mut host_of = Vec::with_capacity(np);
@@ -77,17 +87,38 @@ pub fn build(np: usize, hosts: &[HostSlots], map_by: MapBy, oversubscribe: bool)
         .map(|(rank, &h)| {
             let local_rank = next_local[h];
             next_local[h] += 1;
-            Placement { rank, host: h, local_rank, local_size: count[h] }
+            Placement {
+                rank,
+                host: h,
+                local_rank,
+                local_size: count[h],
+            }
         })
         .collect();
-    Ok(Plan { hosts: hosts.iter().map(|h| h.name.clone()).collect(), ranks })
+    Ok(Plan {
+        hosts: hosts.iter().map(|h| h.name.clone()).collect(),
+        ranks,
+    })
 }
 
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, h) in self.hosts.iter().enumerate() {
-            let on: Vec<String> = self.ranks.iter().filter(|p| p.host == i).map(|p| p.rank.to_string()).collect();
-            writeln!(f, "  {h}: ranks {}", if on.is_empty() { "(none)".into() } else { on.join(",") })?;
+            let on: Vec<String> = self
+                .ranks
+                .iter()
+                .filter(|p| p.host == i)
+                .map(|p| p.rank.to_string())
+                .collect();
+            writeln!(
+                f,
+                "  {h}: ranks {}",
+                if on.is_empty() {
+                    "(none)".into()
+                } else {
+                    on.join(",")
+                }
+            )?;
         }
         Ok(())
     }
@@ -98,7 +129,13 @@ mod tests {
     use super::*;
 
     fn hosts(spec: &[(&str, usize)]) -> Vec<HostSlots> {
-        spec.iter().map(|&(n, s)| HostSlots { name: n.into(), slots: s, max_slots: None }).collect()
+        spec.iter()
+            .map(|&(n, s)| HostSlots {
+                name: n.into(),
+                slots: s,
+                max_slots: None,
+            })
+            .collect()
     }
 
     fn hosts_of(p: &Plan) -> Vec<usize> {
@@ -108,22 +145,42 @@ mod tests {
     #[test]
     fn by_slot_and_by_node() {
         let h = hosts(&[("a", 2), ("b", 2)]);
-        assert_eq!(hosts_of(&build(4, &h, MapBy::Slot, false).unwrap()), vec![0, 0, 1, 1]);
-        assert_eq!(hosts_of(&build(4, &h, MapBy::Node, false).unwrap()), vec![0, 1, 0, 1]);
+        assert_eq!(
+            hosts_of(&build(4, &h, MapBy::Slot, false).unwrap()),
+            vec![0, 0, 1, 1]
+        );
+        assert_eq!(
+            hosts_of(&build(4, &h, MapBy::Node, false).unwrap()),
+            vec![0, 1, 0, 1]
+        );
         let p = build(3, &h, MapBy::Slot, false).unwrap();
-        assert_eq!(p.ranks[2], Placement { rank: 2, host: 1, local_rank: 0, local_size: 1 });
+        assert_eq!(
+            p.ranks[2],
+            Placement {
+                rank: 2,
+                host: 1,
+                local_rank: 0,
+                local_size: 1
+            }
+        );
         assert_eq!(p.ranks[1].local_size, 2);
     }
 
     #[test]
     fn oversubscription() {
         let h = hosts(&[("a", 1), ("b", 1)]);
-        assert!(matches!(build(3, &h, MapBy::Slot, false), Err(LaunchError::Plan(_))));
+        assert!(matches!(
+            build(3, &h, MapBy::Slot, false),
+            Err(LaunchError::Plan(_))
+        ));
         let p = build(5, &h, MapBy::Slot, true).unwrap();
         assert_eq!(hosts_of(&p), vec![0, 1, 0, 1, 0]);
         let mut capped = hosts(&[("a", 1), ("b", 1)]);
         capped[0].max_slots = Some(1);
-        assert_eq!(hosts_of(&build(3, &capped, MapBy::Slot, true).unwrap()), vec![0, 1, 1]);
+        assert_eq!(
+            hosts_of(&build(3, &capped, MapBy::Slot, true).unwrap()),
+            vec![0, 1, 1]
+        );
         capped[1].max_slots = Some(1);
         assert!(build(3, &capped, MapBy::Slot, true).is_err());
     }

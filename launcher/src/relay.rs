@@ -15,34 +15,46 @@ pub enum Stream {
 }
 
 /// Relays `from` line by line; sends `Event::OutputClosed` at end of stream.
-pub fn output(rank: usize, from: impl Read + Send + 'static, to: Stream, tag: bool, events: Sender<Event>) {
-    let spawned = std::thread::Builder::new().name(format!("relay-{rank}")).spawn(move || {
-        let mut r = BufReader::with_capacity(64 << 10, from);
-        let prefix = if tag { format!("[{rank}] ") } else { String::new() };
-        let mut line = prefix.clone().into_bytes();
-        loop {
-            line.truncate(prefix.len());
-            match r.read_until(b'\n', &mut line) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    if line.last() != Some(&b'\n') {
-                        line.push(b'\n');
-                    }
-                    let ok = match to {
-                        Stream::Stdout => std::io::stdout().lock().write_all(&line).is_ok(),
-                        Stream::Stderr => std::io::stderr().lock().write_all(&line).is_ok(),
-                    };
-                    if !ok {
-                        break;
+pub fn output(
+    rank: usize,
+    from: impl Read + Send + 'static,
+    to: Stream,
+    tag: bool,
+    events: Sender<Event>,
+) {
+    let spawned = std::thread::Builder::new()
+        .name(format!("relay-{rank}"))
+        .spawn(move || {
+            let mut r = BufReader::with_capacity(64 << 10, from);
+            let prefix = if tag {
+                format!("[{rank}] ")
+            } else {
+                String::new()
+            };
+            let mut line = prefix.clone().into_bytes();
+            loop {
+                line.truncate(prefix.len());
+                match r.read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        if line.last() != Some(&b'\n') {
+                            line.push(b'\n');
+                        }
+                        let ok = match to {
+                            Stream::Stdout => std::io::stdout().lock().write_all(&line).is_ok(),
+                            Stream::Stderr => std::io::stderr().lock().write_all(&line).is_ok(),
+                        };
+                        if !ok {
+                            break;
+                        }
                     }
                 }
             }
-        }
-        if let Stream::Stdout = to {
-            let _ = std::io::stdout().flush();
-        }
-        let _ = events.send(Event::OutputClosed);
-    });
+            if let Stream::Stdout = to {
+                let _ = std::io::stdout().flush();
+            }
+            let _ = events.send(Event::OutputClosed);
+        });
     if spawned.is_err() {
         eprintln!("mprun: cannot start an output relay for rank {rank}");
     }
@@ -50,19 +62,21 @@ pub fn output(rank: usize, from: impl Read + Send + 'static, to: Stream, tag: bo
 
 /// Copies mprun's stdin to rank 0 until either side closes.
 pub fn stdin(mut to: impl Write + Send + 'static) {
-    let _ = std::thread::Builder::new().name("relay-stdin".into()).spawn(move || {
-        let mut buf = [0u8; 16 << 10];
-        let mut input = std::io::stdin();
-        loop {
-            match input.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if to.write_all(&buf[..n]).and_then(|_| to.flush()).is_err() {
-                        break;
+    let _ = std::thread::Builder::new()
+        .name("relay-stdin".into())
+        .spawn(move || {
+            let mut buf = [0u8; 16 << 10];
+            let mut input = std::io::stdin();
+            loop {
+                match input.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if to.write_all(&buf[..n]).and_then(|_| to.flush()).is_err() {
+                            break;
+                        }
                     }
                 }
             }
-        }
-        // Dropping `to` closes rank 0's stdin.
-    });
+            // Dropping `to` closes rank 0's stdin.
+        });
 }

@@ -26,17 +26,33 @@ pub struct Service {
 
 impl Service {
     /// Starts listening on `ip` for the ranks of job `job_id`.
-    pub fn start(ip: std::net::IpAddr, job_id: u64, size: usize, events: Sender<Event>) -> Result<Service, LaunchError> {
-        let listener = TcpListener::bind((ip, 0)).map_err(|e| LaunchError::System(format!("rendezvous service: bind {ip}: {e}")))?;
-        let addr = listener.local_addr().map_err(|e| LaunchError::System(format!("rendezvous service: {e}")))?;
-        let table = Arc::new((Mutex::new(Table { addrs: vec![None; size], closed: false }), Condvar::new()));
+    pub fn start(
+        ip: std::net::IpAddr,
+        job_id: u64,
+        size: usize,
+        events: Sender<Event>,
+    ) -> Result<Service, LaunchError> {
+        let listener = TcpListener::bind((ip, 0))
+            .map_err(|e| LaunchError::System(format!("rendezvous service: bind {ip}: {e}")))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| LaunchError::System(format!("rendezvous service: {e}")))?;
+        let table = Arc::new((
+            Mutex::new(Table {
+                addrs: vec![None; size],
+                closed: false,
+            }),
+            Condvar::new(),
+        ));
         let t = table.clone();
         std::thread::Builder::new()
             .name("rendezvous".into())
             .spawn(move || {
                 for stream in listener.incoming().flatten() {
                     let (t, ev) = (t.clone(), events.clone());
-                    let _ = std::thread::Builder::new().name("rendezvous-conn".into()).spawn(move || serve(stream, job_id, t, ev));
+                    let _ = std::thread::Builder::new()
+                        .name("rendezvous-conn".into())
+                        .spawn(move || serve(stream, job_id, t, ev));
                 }
             })
             .map_err(|e| LaunchError::System(format!("rendezvous service: thread: {e}")))?;
@@ -57,14 +73,25 @@ impl Service {
     }
 }
 
-fn serve(stream: TcpStream, job_id: u64, table: Arc<(Mutex<Table>, Condvar)>, events: Sender<Event>) {
+fn serve(
+    stream: TcpStream,
+    job_id: u64,
+    table: Arc<(Mutex<Table>, Condvar)>,
+    events: Sender<Event>,
+) {
     let _ = stream.set_nodelay(true);
-    let Ok(mut out) = stream.try_clone() else { return };
+    let Ok(mut out) = stream.try_clone() else {
+        return;
+    };
     let mut reader = BufReader::new(stream);
     let (m, cv) = &*table;
     let size = m.lock().map(|t| t.addrs.len()).unwrap_or(0);
     // The first line must say who this is, for this job.
-    let rank = match read_line(&mut reader).ok().flatten().map(|l| Request::parse(&l)) {
+    let rank = match read_line(&mut reader)
+        .ok()
+        .flatten()
+        .map(|l| Request::parse(&l))
+    {
         Some(Ok(Request::Hello { job_id: j, rank })) if j == job_id && rank < size => rank,
         _ => return, // not one of our ranks: drop it
     };
@@ -77,7 +104,9 @@ fn serve(stream: TcpStream, job_id: u64, table: Arc<(Mutex<Table>, Condvar)>, ev
                 cv.notify_all();
                 None
             }
-            Ok(Request::Lookup { rank: r }) if r >= size => Some(Reply::Refused { reason: format!("no rank {r} in a job of {size}") }),
+            Ok(Request::Lookup { rank: r }) if r >= size => Some(Reply::Refused {
+                reason: format!("no rank {r} in a job of {size}"),
+            }),
             Ok(Request::Lookup { rank: r }) => {
                 let Ok(mut t) = m.lock() else { return };
                 loop {
@@ -85,7 +114,9 @@ fn serve(stream: TcpStream, job_id: u64, table: Arc<(Mutex<Table>, Condvar)>, ev
                         break Some(Reply::Addr { rank: r, addr });
                     }
                     if t.closed {
-                        break Some(Reply::Refused { reason: format!("the job is ending; rank {r} never registered") });
+                        break Some(Reply::Refused {
+                            reason: format!("the job is ending; rank {r} never registered"),
+                        });
                     }
                     t = match cv.wait_timeout(t, Duration::from_millis(500)) {
                         Ok((g, _)) => g,

@@ -43,7 +43,9 @@ pub fn describe(st: ExitStatus) -> (i32, String) {
         return (c, format!("exited with code {c}"));
     }
     let sig = st.signal().unwrap_or(0);
-    let name = Signal::try_from(sig).map(|s| s.as_str()).unwrap_or("unknown signal");
+    let name = Signal::try_from(sig)
+        .map(|s| s.as_str())
+        .unwrap_or("unknown signal");
     (128 + sig, format!("was killed by signal {sig} ({name})"))
 }
 
@@ -102,7 +104,10 @@ pub fn supervise(ranks: &mut [Rank], events: &Receiver<Event>, relays: usize) ->
             }
             Event::Signal => {
                 if outcome.is_none() {
-                    outcome = Some((EXIT_INTERRUPTED, format!("interrupted; ended {live} running rank(s)")));
+                    outcome = Some((
+                        EXIT_INTERRUPTED,
+                        format!("interrupted; ended {live} running rank(s)"),
+                    ));
                     end_job(ranks, Signal::SIGINT);
                     kill_at = Some(Instant::now() + GRACE);
                 } else {
@@ -112,7 +117,10 @@ pub fn supervise(ranks: &mut [Rank], events: &Receiver<Event>, relays: usize) ->
             Event::Timeout => {
                 if outcome.is_none() {
                     let secs = started.elapsed().as_secs_f64();
-                    outcome = Some((EXIT_TIMEOUT, format!("timed out after {secs:.1} s; ended {live} running rank(s)")));
+                    outcome = Some((
+                        EXIT_TIMEOUT,
+                        format!("timed out after {secs:.1} s; ended {live} running rank(s)"),
+                    ));
                     end_job(ranks, Signal::SIGTERM);
                     kill_at = Some(Instant::now() + GRACE);
                 }

@@ -51,14 +51,22 @@ pub struct Pipes {
 /// that it can be executed.
 pub fn resolve(program: &str) -> Result<PathBuf, LaunchError> {
     use std::os::unix::fs::PermissionsExt;
-    let executable = |p: &Path| p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false);
+    let executable = |p: &Path| {
+        p.metadata()
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
+    };
     if program.contains('/') {
         let p = PathBuf::from(program);
         if !p.exists() {
-            return Err(LaunchError::Program(format!("cannot start {program}: no such file")));
+            return Err(LaunchError::Program(format!(
+                "cannot start {program}: no such file"
+            )));
         }
         if !executable(&p) {
-            return Err(LaunchError::Program(format!("cannot start {program}: not an executable file")));
+            return Err(LaunchError::Program(format!(
+                "cannot start {program}: not an executable file"
+            )));
         }
         return Ok(p);
     }
@@ -87,7 +95,11 @@ pub fn start(
             .envs(env.iter().map(|(k, v)| (k, v)))
             .envs(contract(p.rank).to_env())
             .env(ENV_HOST, &host)
-            .stdin(if p.rank == 0 { Stdio::piped() } else { Stdio::null() })
+            .stdin(if p.rank == 0 {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
@@ -100,24 +112,40 @@ pub fn start(
                 for r in &mut ranks {
                     let _ = r.child.wait();
                 }
-                return Err(LaunchError::Program(format!("cannot start {} (rank {}): {e}", program.display(), p.rank)));
+                return Err(LaunchError::Program(format!(
+                    "cannot start {} (rank {}): {e}",
+                    program.display(),
+                    p.rank
+                )));
             }
         };
         let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
             return Err(LaunchError::System("child pipes missing".into()));
         };
-        pipes.push(Pipes { stdin: child.stdin.take(), stdout, stderr });
+        pipes.push(Pipes {
+            stdin: child.stdin.take(),
+            stdout,
+            stderr,
+        });
         let pid = Pid::from_raw(child.id() as i32);
         let (tx, rank) = (events.clone(), p.rank);
         std::thread::Builder::new()
             .name(format!("watch-{rank}"))
             .spawn(move || {
                 // Wait for the exit without reaping; retry on EINTR.
-                while let Err(nix::errno::Errno::EINTR) = waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) {}
+                while let Err(nix::errno::Errno::EINTR) =
+                    waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT)
+                {
+                }
                 let _ = tx.send(Event::Exited(rank));
             })
             .map_err(|e| LaunchError::System(format!("watcher thread: {e}")))?;
-        ranks.push(Rank { rank: p.rank, host, child, status: None });
+        ranks.push(Rank {
+            rank: p.rank,
+            host,
+            child,
+            status: None,
+        });
     }
     Ok((ranks, pipes))
 }

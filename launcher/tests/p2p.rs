@@ -16,7 +16,11 @@ fn every_size_class_round_trips_all_rendezvous() {
 
 #[test]
 fn every_size_class_round_trips_large_eager() {
-    p2p_case(2, "sizes", &[("MPR_EAGER_LIMIT", "16777216"), ("MPR_SPIN_US", "0")]);
+    p2p_case(
+        2,
+        "sizes",
+        &[("MPR_EAGER_LIMIT", "16777216"), ("MPR_SPIN_US", "0")],
+    );
 }
 
 #[test]
@@ -86,6 +90,12 @@ fn barrier_holds_everyone() {
 #[test]
 fn singleton_world_without_mprun() {
     let prog = util::rank_program("t_p2p");
-    let out = util::run_cmd(prog, &["singleton"], &[], None, std::time::Duration::from_secs(30));
+    let out = util::run_cmd(
+        prog,
+        &["singleton"],
+        &[],
+        None,
+        std::time::Duration::from_secs(30),
+    );
     assert!(out.ok().contains("ok singleton"), "{out:?}");
 }

@@ -75,30 +75,55 @@ impl Bootstrap {
         let need = |k: &'static str| get(k).ok_or_else(|| bad(k, "is not set"));
         let num = |k: &'static str| -> Result<u64> {
             let v = need(k)?;
-            v.trim().parse::<u64>().map_err(|_| bad(k, &format!("{v:?} is not a whole number")))
+            v.trim()
+                .parse::<u64>()
+                .map_err(|_| bad(k, &format!("{v:?} is not a whole number")))
         };
         let rank = num(ENV_RANK)? as usize;
         let size = num(ENV_SIZE)? as usize;
         let local_rank = num(ENV_LOCAL_RANK)? as usize;
         let local_size = num(ENV_LOCAL_SIZE)? as usize;
-        if size == 0 || rank >= size || local_size == 0 || local_rank >= local_size || local_size > size {
-            return Err(bad(ENV_RANK, &format!("rank {rank} of {size} (local {local_rank} of {local_size}) is inconsistent")));
+        if size == 0
+            || rank >= size
+            || local_size == 0
+            || local_rank >= local_size
+            || local_size > size
+        {
+            return Err(bad(
+                ENV_RANK,
+                &format!(
+                    "rank {rank} of {size} (local {local_rank} of {local_size}) is inconsistent"
+                ),
+            ));
         }
         if size > u32::MAX as usize {
             return Err(bad(ENV_SIZE, "exceeds 2^32 ranks"));
         }
         let rdv = need(ENV_RENDEZVOUS)?;
-        let rendezvous = rdv.parse().map_err(|_| bad(ENV_RENDEZVOUS, &format!("{rdv:?} is not IP:PORT")))?;
+        let rendezvous = rdv
+            .parse()
+            .map_err(|_| bad(ENV_RENDEZVOUS, &format!("{rdv:?} is not IP:PORT")))?;
         let job_id = num(ENV_JOB_ID)?;
         let bind = match get(ENV_BIND) {
-            Some(b) => b.parse().map_err(|_| bad(ENV_BIND, &format!("{b:?} is not an IP address")))?,
+            Some(b) => b
+                .parse()
+                .map_err(|_| bad(ENV_BIND, &format!("{b:?} is not an IP address")))?,
             None => std::net::IpAddr::from([127, 0, 0, 1]),
         };
         let launcher_pid = match get(ENV_LAUNCHER_PID) {
             Some(_) => Some(num(ENV_LAUNCHER_PID)? as u32),
             None => None,
         };
-        Ok(Some(Bootstrap { rank, size, local_rank, local_size, rendezvous, job_id, bind, launcher_pid }))
+        Ok(Some(Bootstrap {
+            rank,
+            size,
+            local_rank,
+            local_size,
+            rendezvous,
+            job_id,
+            bind,
+            launcher_pid,
+        }))
     }
 
     /// The environment variables that carry this contract, for the launcher to set.
@@ -120,7 +145,9 @@ impl Bootstrap {
 }
 
 fn bad(var: &str, why: &str) -> Error {
-    Error::Bootstrap { what: format!("environment variable {var} {why}") }
+    Error::Bootstrap {
+        what: format!("environment variable {var} {why}"),
+    }
 }
 
 /// A message from a rank to the rendezvous service.
@@ -210,31 +237,52 @@ fn words(line: &str) -> std::result::Result<(String, Vec<String>), ParseError> {
     Ok((verb, it.map(str::to_string).collect()))
 }
 
-fn arg<T: std::str::FromStr>(args: &[String], i: usize, what: &str) -> std::result::Result<T, ParseError> {
-    args.get(i).and_then(|a| a.parse().ok()).ok_or_else(|| ParseError(format!("missing or bad {what}")))
+fn arg<T: std::str::FromStr>(
+    args: &[String],
+    i: usize,
+    what: &str,
+) -> std::result::Result<T, ParseError> {
+    args.get(i)
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| ParseError(format!("missing or bad {what}")))
 }
 
 impl Request {
     /// Parses one line (with or without its newline).
     pub fn parse(line: &str) -> std::result::Result<Request, ParseError> {
         let (verb, a) = words(line)?;
-        let expect = |n: usize| if a.len() == n { Ok(()) } else { Err(ParseError(format!("{verb} takes {n} arguments"))) };
+        let expect = |n: usize| {
+            if a.len() == n {
+                Ok(())
+            } else {
+                Err(ParseError(format!("{verb} takes {n} arguments")))
+            }
+        };
         Ok(match verb.as_str() {
             "HELLO" => {
                 expect(2)?;
-                Request::Hello { job_id: arg(&a, 0, "job id")?, rank: arg(&a, 1, "rank")? }
+                Request::Hello {
+                    job_id: arg(&a, 0, "job id")?,
+                    rank: arg(&a, 1, "rank")?,
+                }
             }
             "REGISTER" => {
                 expect(1)?;
-                Request::Register { addr: arg(&a, 0, "address")? }
+                Request::Register {
+                    addr: arg(&a, 0, "address")?,
+                }
             }
             "LOOKUP" => {
                 expect(1)?;
-                Request::Lookup { rank: arg(&a, 0, "rank")? }
+                Request::Lookup {
+                    rank: arg(&a, 0, "rank")?,
+                }
             }
             "ABORT" => {
                 expect(1)?;
-                Request::Abort { code: arg(&a, 0, "exit code")? }
+                Request::Abort {
+                    code: arg(&a, 0, "exit code")?,
+                }
             }
             "BYE" => {
                 expect(0)?;
@@ -250,8 +298,13 @@ impl Reply {
     pub fn parse(line: &str) -> std::result::Result<Reply, ParseError> {
         let (verb, a) = words(line)?;
         Ok(match verb.as_str() {
-            "ADDR" if a.len() == 2 => Reply::Addr { rank: arg(&a, 0, "rank")?, addr: arg(&a, 1, "address")? },
-            "REFUSED" => Reply::Refused { reason: a.join(" ") },
+            "ADDR" if a.len() == 2 => Reply::Addr {
+                rank: arg(&a, 0, "rank")?,
+                addr: arg(&a, 1, "address")?,
+            },
+            "REFUSED" => Reply::Refused {
+                reason: a.join(" "),
+            },
             _ => return Err(ParseError(format!("unexpected reply {verb:?}"))),
         })
     }
@@ -265,9 +318,14 @@ pub fn read_line<R: BufRead>(r: &mut R) -> std::io::Result<Option<String>> {
         return Ok(None);
     }
     if buf.last() != Some(&b'\n') {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "line too long or cut short"));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "line too long or cut short",
+        ));
     }
-    String::from_utf8(buf).map(Some).map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "line is not UTF-8"))
+    String::from_utf8(buf)
+        .map(Some)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "line is not UTF-8"))
 }
 
 /// A rank's connection to the rendezvous service: blocking, request/reply, used rarely (once at
@@ -283,11 +341,20 @@ impl Client {
         let fail = |what: &str, e: std::io::Error| Error::Bootstrap {
             what: format!("rendezvous service at {}: {what}: {e}", boot.rendezvous),
         };
-        let stream = TcpStream::connect_timeout(&boot.rendezvous, Duration::from_secs(10)).map_err(|e| fail("connect", e))?;
-        stream.set_nodelay(true).map_err(|e| fail("set TCP_NODELAY", e))?;
+        let stream = TcpStream::connect_timeout(&boot.rendezvous, Duration::from_secs(10))
+            .map_err(|e| fail("connect", e))?;
+        stream
+            .set_nodelay(true)
+            .map_err(|e| fail("set TCP_NODELAY", e))?;
         let writer = stream.try_clone().map_err(|e| fail("clone socket", e))?;
-        let mut c = Client { reader: BufReader::new(stream), writer };
-        c.send(&Request::Hello { job_id: boot.job_id, rank: boot.rank })?;
+        let mut c = Client {
+            reader: BufReader::new(stream),
+            writer,
+        };
+        c.send(&Request::Hello {
+            job_id: boot.job_id,
+            rank: boot.rank,
+        })?;
         c.send(&Request::Register { addr: listen })?;
         Ok(c)
     }
@@ -296,7 +363,9 @@ impl Client {
         let line = format!("{req}\n");
         self.writer
             .write_all(line.as_bytes())
-            .map_err(|e| Error::Bootstrap { what: format!("rendezvous service: sending {req}: {e}") })
+            .map_err(|e| Error::Bootstrap {
+                what: format!("rendezvous service: sending {req}: {e}"),
+            })
     }
 
     /// Asks the launcher to end the job with `code`, then waits (at most a second) for it to
@@ -304,20 +373,26 @@ impl Client {
     /// exits.
     pub(crate) fn abort(&mut self, code: i32) {
         if self.send(&Request::Abort { code }).is_ok() {
-            let _ = self.reader.get_ref().set_read_timeout(Some(Duration::from_secs(1)));
+            let _ = self
+                .reader
+                .get_ref()
+                .set_read_timeout(Some(Duration::from_secs(1)));
             while let Ok(Some(_)) = read_line(&mut self.reader) {}
         }
     }
 
     /// The address of `rank`, waiting until it has registered.
     pub(crate) fn lookup(&mut self, rank: usize) -> std::result::Result<SocketAddr, String> {
-        self.send(&Request::Lookup { rank }).map_err(|e| e.to_string())?;
+        self.send(&Request::Lookup { rank })
+            .map_err(|e| e.to_string())?;
         let line = read_line(&mut self.reader)
             .map_err(|e| format!("rendezvous service: {e}"))?
             .ok_or_else(|| "rendezvous service closed the connection".to_string())?;
         match Reply::parse(&line).map_err(|e| e.to_string())? {
             Reply::Addr { rank: r, addr } if r == rank => Ok(addr),
-            Reply::Addr { rank: r, .. } => Err(format!("asked for rank {rank}, told about rank {r}")),
+            Reply::Addr { rank: r, .. } => {
+                Err(format!("asked for rank {rank}, told about rank {r}"))
+            }
             Reply::Refused { reason } => Err(reason),
         }
     }
@@ -332,7 +407,10 @@ mod tests {
     fn messages_round_trip() {
         let addr: SocketAddr = "127.0.0.1:4000".parse().unwrap();
         for r in [
-            Request::Hello { job_id: u64::MAX, rank: 3 },
+            Request::Hello {
+                job_id: u64::MAX,
+                rank: 3,
+            },
             Request::Register { addr },
             Request::Lookup { rank: 7 },
             Request::Abort { code: -1 },
@@ -340,7 +418,12 @@ mod tests {
         ] {
             assert_eq!(Request::parse(&format!("{r}\n")), Ok(r));
         }
-        for r in [Reply::Addr { rank: 1, addr }, Reply::Refused { reason: "no such rank 9".into() }] {
+        for r in [
+            Reply::Addr { rank: 1, addr },
+            Reply::Refused {
+                reason: "no such rank 9".into(),
+            },
+        ] {
             assert_eq!(Reply::parse(&r.to_string()), Ok(r));
         }
         assert!(Request::parse("LOOKUP").is_err());
@@ -362,7 +445,9 @@ mod tests {
             launcher_pid: Some(5),
         };
         let env: HashMap<&str, String> = b.to_env().into_iter().collect();
-        let got = Bootstrap::from_lookup(|k| env.get(k).cloned()).unwrap().unwrap();
+        let got = Bootstrap::from_lookup(|k| env.get(k).cloned())
+            .unwrap()
+            .unwrap();
         assert_eq!(got, b);
         assert_eq!(Bootstrap::from_lookup(|_| None).unwrap(), None);
         let mut bad_env = env.clone();
@@ -370,7 +455,9 @@ mod tests {
         assert!(Bootstrap::from_lookup(|k| bad_env.get(k).cloned()).is_err());
         let mut bad_env = env.clone();
         bad_env.insert(ENV_RENDEZVOUS, "nowhere".into());
-        let e = Bootstrap::from_lookup(|k| bad_env.get(k).cloned()).unwrap_err().to_string();
+        let e = Bootstrap::from_lookup(|k| bad_env.get(k).cloned())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains(ENV_RENDEZVOUS), "{e}");
     }
 }

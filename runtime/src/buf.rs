@@ -29,13 +29,19 @@ pub(crate) struct RawMut {
 
 impl RawSlice {
     /// An empty view (no bytes; never dereferenced).
-    pub(crate) const EMPTY: RawSlice = RawSlice { ptr: std::ptr::NonNull::<u8>::dangling().as_ptr(), len: 0 };
+    pub(crate) const EMPTY: RawSlice = RawSlice {
+        ptr: std::ptr::NonNull::<u8>::dangling().as_ptr(),
+        len: 0,
+    };
 
     /// # Safety
     /// `bytes` must stay valid until the operation holding the result completes or is removed
     /// from the engine (module docs, "Invariant").
     pub(crate) unsafe fn new(bytes: &[u8]) -> RawSlice {
-        RawSlice { ptr: bytes.as_ptr(), len: bytes.len() }
+        RawSlice {
+            ptr: bytes.as_ptr(),
+            len: bytes.len(),
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -58,7 +64,10 @@ impl RawMut {
     /// `bytes` must stay valid and otherwise untouched until the operation holding the result
     /// completes or is removed from the engine (module docs, "Invariant").
     pub(crate) unsafe fn new(bytes: &mut [u8]) -> RawMut {
-        RawMut { ptr: bytes.as_mut_ptr(), len: bytes.len() }
+        RawMut {
+            ptr: bytes.as_mut_ptr(),
+            len: bytes.len(),
+        }
     }
 
     pub(crate) fn len(&self) -> usize {

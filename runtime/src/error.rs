@@ -89,7 +89,10 @@ pub enum PeerCause {
 impl fmt::Display for PeerCause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PeerCause::ConnectionClosed => write!(f, "connection closed without finalize (process exited or died)"),
+            PeerCause::ConnectionClosed => write!(
+                f,
+                "connection closed without finalize (process exited or died)"
+            ),
             PeerCause::Finalized => write!(f, "peer has already finalized"),
             PeerCause::Io { op, message, .. } => write!(f, "{op} failed: {message}"),
             PeerCause::Protocol(what) => write!(f, "protocol violation: {what}"),
@@ -133,6 +136,10 @@ impl Error {
 
 impl PeerCause {
     pub(crate) fn io(op: &'static str, e: &io::Error) -> PeerCause {
-        PeerCause::Io { op, kind: e.kind(), message: e.to_string() }
+        PeerCause::Io {
+            op,
+            kind: e.kind(),
+            message: e.to_string(),
+        }
     }
 }

@@ -43,7 +43,10 @@ pub struct World {
 /// ```
 pub fn init() -> Result<World> {
     if INITIALIZED.swap(true, Ordering::SeqCst) {
-        return Err(Error::InvalidArgument { what: "init", detail: "mpr::init was already called in this process".into() });
+        return Err(Error::InvalidArgument {
+            what: "init",
+            detail: "mpr::init was already called in this process".into(),
+        });
     }
     let _ = wtime();
     let tuning = Tuning::from_env()?;
@@ -51,14 +54,25 @@ pub fn init() -> Result<World> {
         None => Engine::new(0, 1, Transport::new(0, None), tuning, 1),
         Some(b) => {
             if !crate::sys::die_with_parent(b.launcher_pid) {
-                return Err(Error::Bootstrap { what: "the launcher that started this rank has already exited".into() });
+                return Err(Error::Bootstrap {
+                    what: "the launcher that started this rank has already exited".into(),
+                });
             }
             let mut tcp = Tcp::new(b.rank, b.size, b.job_id, b.bind, tuning.clone())?;
             tcp.set_directory(Client::connect(&b, tcp.listen_addr())?);
-            Engine::new(b.rank, b.size, Transport::new(b.rank, Some(tcp)), tuning, b.local_size)
+            Engine::new(
+                b.rank,
+                b.size,
+                Transport::new(b.rank, Some(tcp)),
+                tuning,
+                b.local_size,
+            )
         }
     };
-    Ok(World { comm: Comm::world(Rc::new(RefCell::new(engine))), finalized: false })
+    Ok(World {
+        comm: Comm::world(Rc::new(RefCell::new(engine))),
+        finalized: false,
+    })
 }
 
 impl World {

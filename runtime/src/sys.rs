@@ -6,7 +6,15 @@
 pub(crate) fn die_with_parent(expected_parent: Option<u32>) -> bool {
     // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and changes only this process's
     // attributes; no memory is passed.
-    let rc = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) };
+    let rc = unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
     if rc != 0 {
         return true; // not fatal: the launcher still ends ranks through their process group
     }
@@ -22,7 +30,9 @@ mod tests {
     #[test]
     fn parent_check() {
         assert!(super::die_with_parent(None));
-        assert!(super::die_with_parent(Some(std::os::unix::process::parent_id())));
+        assert!(super::die_with_parent(Some(
+            std::os::unix::process::parent_id()
+        )));
         assert!(!super::die_with_parent(Some(u32::MAX)));
     }
 }

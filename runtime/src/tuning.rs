@@ -33,7 +33,12 @@ pub struct Tuning {
 
 impl Default for Tuning {
     fn default() -> Tuning {
-        Tuning { eager_limit: 64 << 10, max_spin_us: 200, socket_buffer: 0, read_ahead: 16 << 10 }
+        Tuning {
+            eager_limit: 64 << 10,
+            max_spin_us: 200,
+            socket_buffer: 0,
+            read_ahead: 16 << 10,
+        }
     }
 }
 
@@ -55,7 +60,9 @@ impl Tuning {
 }
 
 fn env_number(name: &'static str, max: u64) -> Result<Option<u64>> {
-    let Ok(raw) = std::env::var(name) else { return Ok(None) };
+    let Ok(raw) = std::env::var(name) else {
+        return Ok(None);
+    };
     match raw.trim().parse::<u64>() {
         Ok(v) if v <= max => Ok(Some(v)),
         _ => Err(Error::InvalidArgument {

@@ -34,7 +34,11 @@ fn main() -> mpr::Result<()> {
         }
         let one_way = (mpr::wtime() - t0) / (2.0 * iters as f64);
         if rank == 0 {
-            println!("{size:>10} {:>12.2} {:>12.1}", one_way * 1e6, size as f64 / one_way / 1e6);
+            println!(
+                "{size:>10} {:>12.2} {:>12.1}",
+                one_way * 1e6,
+                size as f64 / one_way / 1e6
+            );
         }
         size *= 4;
     }

@@ -37,7 +37,10 @@ fn run() -> mpr::Result<ExitCode> {
             world.recv(&mut token, prev, 0)?;
             let expect = (size * (size - 1) / 2) as u64;
             if token[0] != expect {
-                eprintln!("ring: lap {lap}: token came back as {}, expected {expect}", token[0]);
+                eprintln!(
+                    "ring: lap {lap}: token came back as {}, expected {expect}",
+                    token[0]
+                );
                 return Ok(ExitCode::FAILURE);
             }
         } else {

@@ -34,7 +34,9 @@ fn main() -> ExitCode {
         // Rank ARG1 kills itself with SIGKILL.
         "kill" => {
             if rank as i64 == arg(1) {
-                let _ = std::process::Command::new("kill").args(["-9", &std::process::id().to_string()]).status();
+                let _ = std::process::Command::new("kill")
+                    .args(["-9", &std::process::id().to_string()])
+                    .status();
                 std::thread::sleep(Duration::from_secs(5));
             }
             let _ = world.barrier();

@@ -66,7 +66,23 @@ fn main() -> ExitCode {
 
 /// Round trips of every size class, verified both ways; u8 and u64 elements.
 fn sizes(w: &mpr::World) -> R<()> {
-    let sizes = [0usize, 1, 7, 8, 1000, 4096, 16383, 65535, 65536, 65537, 200_000, 1 << 20, 4 << 20, (16 << 20) + 3, 64 << 20];
+    let sizes = [
+        0usize,
+        1,
+        7,
+        8,
+        1000,
+        4096,
+        16383,
+        65535,
+        65536,
+        65537,
+        200_000,
+        1 << 20,
+        4 << 20,
+        (16 << 20) + 3,
+        64 << 20,
+    ];
     if w.rank() > 1 {
         return Ok(());
     }
@@ -76,7 +92,10 @@ fn sizes(w: &mpr::World) -> R<()> {
         if w.rank() == 0 {
             w.send(&out, 1, i as u32).map_err(e)?;
             let st = w.recv(&mut back, 1, i as u32).map_err(e)?;
-            check!(st.bytes() == n && st.source() == 1 && st.tag() == i as u32, "status {st:?} for size {n}");
+            check!(
+                st.bytes() == n && st.source() == 1 && st.tag() == i as u32,
+                "status {st:?} for size {n}"
+            );
             let expect: Vec<u8> = out.iter().map(|b| b.wrapping_add(1)).collect();
             check!(back == expect, "size {n}: echoed bytes differ");
         } else {
@@ -96,7 +115,10 @@ fn sizes(w: &mpr::World) -> R<()> {
     } else {
         let mut got = vec![0u64; words.len()];
         let st = w.recv(&mut got, 0, 99).map_err(e)?;
-        check!(st.count::<u64>() == words.len() && got == words, "u64 payload differs");
+        check!(
+            st.count::<u64>() == words.len() && got == words,
+            "u64 payload differs"
+        );
     }
     Ok(())
 }
@@ -110,7 +132,12 @@ fn wildcards(w: &mpr::World) -> R<()> {
         for _ in 1..size {
             let mut v = [0u32; 2];
             let st = w.recv(&mut v, ANY_SOURCE, ANY_TAG).map_err(e)?;
-            check!(v[0] as usize == st.source() && v[1] == st.tag() && st.tag() == 10 * st.source() as u32, "any/any: {v:?} {st:?}");
+            check!(
+                v[0] as usize == st.source()
+                    && v[1] == st.tag()
+                    && st.tag() == 10 * st.source() as u32,
+                "any/any: {v:?} {st:?}"
+            );
             check!(!seen[st.source()], "rank {} twice", st.source());
             seen[st.source()] = true;
         }
@@ -119,7 +146,10 @@ fn wildcards(w: &mpr::World) -> R<()> {
         for _ in 1..size {
             let mut v = [0u32; 2];
             let st = w.recv(&mut v, ANY_SOURCE, 5).map_err(e)?;
-            check!(st.tag() == 5 && v[0] as usize == st.source(), "any/5: {st:?}");
+            check!(
+                st.tag() == 5 && v[0] as usize == st.source(),
+                "any/5: {st:?}"
+            );
         }
         for src in 1..size {
             let mut v = [0u32; 2];
@@ -127,7 +157,8 @@ fn wildcards(w: &mpr::World) -> R<()> {
             check!(st.source() == src && st.tag() == 7, "{src}/any: {st:?}");
         }
     } else {
-        w.send(&[rank as u32, 10 * rank as u32], 0, 10 * rank as u32).map_err(e)?;
+        w.send(&[rank as u32, 10 * rank as u32], 0, 10 * rank as u32)
+            .map_err(e)?;
         w.barrier().map_err(e)?;
         w.send(&[rank as u32, 5], 0, 5).map_err(e)?;
         w.send(&[rank as u32, 7], 0, 7).map_err(e)?;
@@ -152,11 +183,19 @@ fn order(w: &mpr::World) -> R<()> {
     } else if w.rank() == 1 {
         let mut buf = vec![0u8; big.len()];
         for i in 0..N {
-            let tag = if i % 2 == 0 { mpr::TagMatch::Tag(3) } else { ANY_TAG };
+            let tag = if i % 2 == 0 {
+                mpr::TagMatch::Tag(3)
+            } else {
+                ANY_TAG
+            };
             let st = w.recv(&mut buf, 0, tag).map_err(e)?;
             let got = u64::from_le_bytes(buf[..8].try_into().unwrap());
             check!(got == i, "message {i} arrived as number {got}");
-            check!(st.bytes() == if i % 1000 == 999 { big.len() } else { 8 }, "message {i}: {} bytes", st.bytes());
+            check!(
+                st.bytes() == if i % 1000 == 999 { big.len() } else { 8 },
+                "message {i}: {} bytes",
+                st.bytes()
+            );
         }
     }
     Ok(())
@@ -172,16 +211,31 @@ fn probe(w: &mpr::World) -> R<()> {
             w.send(&v, 1, 40 + i as u32).map_err(e)?;
         }
     } else if w.rank() == 1 {
-        check!(w.iprobe(0, ANY_TAG).map_err(e)?.is_none(), "iprobe found a message before any was sent");
+        check!(
+            w.iprobe(0, ANY_TAG).map_err(e)?.is_none(),
+            "iprobe found a message before any was sent"
+        );
         w.barrier().map_err(e)?;
         for (i, &n) in lens.iter().enumerate() {
             let st = w.probe(ANY_SOURCE, 40 + i as u32).map_err(e)?;
-            check!(st.source() == 0 && st.count::<f64>() == n, "probe: {st:?}, expected {n} doubles");
+            check!(
+                st.source() == 0 && st.count::<f64>() == n,
+                "probe: {st:?}, expected {n} doubles"
+            );
             let again = w.iprobe(0, 40 + i as u32).map_err(e)?;
             check!(again == Some(st), "iprobe after probe: {again:?}");
             let (v, st2) = w.recv_vec::<f64>(0, ANY_TAG).map_err(e)?;
-            check!(st2 == st && v.len() == n, "recv_vec: {st2:?} len {}", v.len());
-            check!(v.iter().enumerate().all(|(k, &x)| x == k as f64 + i as f64 / 8.0), "recv_vec contents differ");
+            check!(
+                st2 == st && v.len() == n,
+                "recv_vec: {st2:?} len {}",
+                v.len()
+            );
+            check!(
+                v.iter()
+                    .enumerate()
+                    .all(|(k, &x)| x == k as f64 + i as f64 / 8.0),
+                "recv_vec contents differ"
+            );
         }
     } else {
         w.barrier().map_err(e)?;
@@ -203,7 +257,10 @@ fn ssend(w: &mpr::World) -> R<()> {
             }
             let took = t.elapsed();
             if sync {
-                check!(took >= DELAY - Duration::from_millis(50), "ssend of {n} bytes returned after {took:?}, before the receive was posted");
+                check!(
+                    took >= DELAY - Duration::from_millis(50),
+                    "ssend of {n} bytes returned after {took:?}, before the receive was posted"
+                );
             } else {
                 check!(took < DELAY / 2, "eager send of {n} bytes waited {took:?}");
             }
@@ -227,12 +284,20 @@ fn truncate(w: &mpr::World) -> R<()> {
         } else if w.rank() == 1 {
             let mut small = [0u8; 10];
             match w.recv(&mut small, 0, 9) {
-                Err(Error::Truncated { source: 0, tag: 9, message_bytes, buffer_bytes: 10 }) if message_bytes == n => {}
+                Err(Error::Truncated {
+                    source: 0,
+                    tag: 9,
+                    message_bytes,
+                    buffer_bytes: 10,
+                }) if message_bytes == n => {}
                 other => return Err(format!("expected Truncated for {n} bytes, got {other:?}")),
             }
             let mut next = [0u8; 4];
             let st = w.recv(&mut next, 0, 9).map_err(e)?;
-            check!(st.bytes() == 4 && next == [77; 4], "message after the truncated one: {st:?} {next:?}");
+            check!(
+                st.bytes() == 4 && next == [77; 4],
+                "message after the truncated one: {st:?} {next:?}"
+            );
         }
     }
     Ok(())
@@ -247,11 +312,19 @@ fn invalid(w: &mpr::World) -> R<()> {
     }
     let mut b = [0u8];
     match w.recv(&mut b, size + 5, 0) {
-        Err(err @ Error::InvalidRank { .. }) => check!(err.to_string().contains("invalid rank"), "message: {err}"),
+        Err(err @ Error::InvalidRank { .. }) => {
+            check!(err.to_string().contains("invalid rank"), "message: {err}")
+        }
         other => return Err(format!("recv from rank {}: {other:?}", size + 5)),
     }
-    check!(matches!(w.probe(usize::MAX, 0), Err(Error::InvalidRank { .. })), "probe of usize::MAX");
-    check!(matches!(w.iprobe(size, ANY_TAG), Err(Error::InvalidRank { .. })), "iprobe of rank {size}");
+    check!(
+        matches!(w.probe(usize::MAX, 0), Err(Error::InvalidRank { .. })),
+        "probe of usize::MAX"
+    );
+    check!(
+        matches!(w.iprobe(size, ANY_TAG), Err(Error::InvalidRank { .. })),
+        "iprobe of rank {size}"
+    );
     Ok(())
 }
 
@@ -261,9 +334,21 @@ fn sendrecv(w: &mpr::World) -> R<()> {
     for n in [1usize, 100_000, 3 << 20] {
         let out = vec![rank as u32; n];
         let mut inb = vec![u32::MAX; n];
-        let st = w.sendrecv(&out, (rank + 1) % size, 2, &mut inb, (rank + size - 1) % size, 2).map_err(e)?;
+        let st = w
+            .sendrecv(
+                &out,
+                (rank + 1) % size,
+                2,
+                &mut inb,
+                (rank + size - 1) % size,
+                2,
+            )
+            .map_err(e)?;
         let from = (rank + size - 1) % size;
-        check!(st.source() == from && inb.iter().all(|&x| x == from as u32), "sendrecv of {n}: {st:?}");
+        check!(
+            st.source() == from && inb.iter().all(|&x| x == from as u32),
+            "sendrecv of {n}: {st:?}"
+        );
     }
     Ok(())
 }
@@ -274,7 +359,10 @@ fn selfsend(w: &mpr::World) -> R<()> {
     w.send(&[1u16, 2, 3], me, 4).map_err(e)?;
     let mut b = [0u16; 3];
     let st = w.recv(&mut b, me, 4).map_err(e)?;
-    check!(b == [1, 2, 3] && st.source() == me, "self eager: {b:?} {st:?}");
+    check!(
+        b == [1, 2, 3] && st.source() == me,
+        "self eager: {b:?} {st:?}"
+    );
     let big = pattern(3, 2 << 20);
     let mut got = vec![0u8; big.len()];
     w.sendrecv(&big, me, 5, &mut got, me, 5).map_err(e)?;
@@ -291,7 +379,11 @@ fn ring(w: &mpr::World) -> R<()> {
             w.send(&token, 1 % size, 0).map_err(e)?;
             w.recv(&mut token, size - 1, 0).map_err(e)?;
             let expect = lap + (size * (size - 1) / 2) as u64;
-            check!(token[0] == expect, "lap {lap}: token {} != {expect}", token[0]);
+            check!(
+                token[0] == expect,
+                "lap {lap}: token {} != {expect}",
+                token[0]
+            );
         } else {
             w.recv(&mut token, rank - 1, 0).map_err(e)?;
             token[0] += rank as u64;
@@ -328,27 +420,37 @@ fn connect_all(w: &mpr::World) -> R<()> {
     for round in 0..2u32 {
         for p in 0..size {
             if p != rank {
-                w.send(&[rank as u32, p as u32, round], p, round).map_err(e)?;
+                w.send(&[rank as u32, p as u32, round], p, round)
+                    .map_err(e)?;
             }
         }
         for _ in 1..size {
             let mut v = [0u32; 3];
             let st = w.recv(&mut v, ANY_SOURCE, round).map_err(e)?;
-            check!(v == [st.source() as u32, rank as u32, round], "from {}: {v:?}", st.source());
+            check!(
+                v == [st.source() as u32, rank as u32, round],
+                "from {}: {v:?}",
+                st.source()
+            );
         }
     }
     Ok(())
 }
 
 fn now_us() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
 }
 
 /// Nobody leaves the barrier before everybody has entered it.
 fn barrier(w: &mpr::World) -> R<()> {
     let (rank, size) = (w.rank(), w.size());
     for round in 0..3u32 {
-        std::thread::sleep(Duration::from_millis(((rank * 7 + round as usize * 3) % 5) as u64 * 10));
+        std::thread::sleep(Duration::from_millis(
+            ((rank * 7 + round as usize * 3) % 5) as u64 * 10,
+        ));
         let enter = now_us();
         w.barrier().map_err(e)?;
         let leave = now_us();
@@ -361,7 +463,10 @@ fn barrier(w: &mpr::World) -> R<()> {
                 max_enter = max_enter.max(v[0]);
                 min_leave = min_leave.min(v[1]);
             }
-            check!(max_enter <= min_leave, "round {round}: a rank left at {min_leave} before the last entered at {max_enter}");
+            check!(
+                max_enter <= min_leave,
+                "round {round}: a rank left at {min_leave} before the last entered at {max_enter}"
+            );
         } else {
             w.send(&[enter, leave], 0, 100 + round).map_err(e)?;
         }
@@ -371,14 +476,27 @@ fn barrier(w: &mpr::World) -> R<()> {
 
 /// Without mprun: a world of one.
 fn singleton(w: &mpr::World) -> R<()> {
-    check!(w.rank() == 0 && w.size() == 1, "rank {} size {}", w.rank(), w.size());
+    check!(
+        w.rank() == 0 && w.size() == 1,
+        "rank {} size {}",
+        w.rank(),
+        w.size()
+    );
     w.barrier().map_err(e)?;
     selfsend(w)?;
     let mut b = [0u8; 4];
     match w.recv(&mut b, 0, 1) {
-        Err(err @ Error::InvalidArgument { .. }) => check!(err.to_string().contains("never complete"), "{err}"),
+        Err(err @ Error::InvalidArgument { .. }) => {
+            check!(err.to_string().contains("never complete"), "{err}")
+        }
         other => return Err(format!("a receive nobody can match returned {other:?}")),
     }
-    check!(matches!(w.send(&b, 1, 0), Err(Error::InvalidRank { rank: 1, size: 1 })), "send to rank 1");
+    check!(
+        matches!(
+            w.send(&b, 1, 0),
+            Err(Error::InvalidRank { rank: 1, size: 1 })
+        ),
+        "send to rank 1"
+    );
     Ok(())
 }

@@ -50,7 +50,13 @@ pub struct Outcome {
 impl Outcome {
     /// Asserts success and returns stdout.
     pub fn ok(&self) -> &str {
-        assert_eq!(self.code, Some(0), "job failed\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code,
+            Some(0),
+            "job failed\nstdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
         &self.stdout
     }
 }
@@ -61,12 +67,22 @@ pub fn run(args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>, limit: Dur
 }
 
 /// Runs any command the same way.
-pub fn run_cmd(program: PathBuf, args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>, limit: Duration) -> Outcome {
+pub fn run_cmd(
+    program: PathBuf,
+    args: &[&str],
+    env: &[(&str, &str)],
+    stdin: Option<&[u8]>,
+    limit: Duration,
+) -> Outcome {
     let start = Instant::now();
     let mut child = Command::new(&program)
         .args(args)
         .envs(env.iter().copied())
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
@@ -99,34 +115,63 @@ pub fn run_cmd(program: PathBuf, args: &[&str], env: &[(&str, &str)], stdin: Opt
             let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
             let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
             let _ = child.wait();
-            panic!("{} {args:?} did not finish within {limit:?} (killed)", program.display());
+            panic!(
+                "{} {args:?} did not finish within {limit:?} (killed)",
+                program.display()
+            );
         }
         std::thread::sleep(Duration::from_millis(5));
     };
     let elapsed = start.elapsed();
-    Outcome { code: status.code(), stdout: t_out.join().unwrap(), stderr: t_err.join().unwrap(), elapsed }
+    Outcome {
+        code: status.code(),
+        stdout: t_out.join().unwrap(),
+        stderr: t_err.join().unwrap(),
+        elapsed,
+    }
 }
 
 /// `mprun -n N t_p2p CASE`, which must succeed and print `ok CASE`.
 pub fn p2p_case(n: usize, case: &str, env: &[(&str, &str)]) {
     let prog = rank_program("t_p2p");
     let n = n.to_string();
-    let out = run(&["-n", &n, prog.to_str().unwrap(), case], env, None, Duration::from_secs(120));
+    let out = run(
+        &["-n", &n, prog.to_str().unwrap(), case],
+        env,
+        None,
+        Duration::from_secs(120),
+    );
     let stdout = out.ok();
-    assert!(stdout.contains(&format!("ok {case}")), "stdout: {stdout}\nstderr: {}", out.stderr);
+    assert!(
+        stdout.contains(&format!("ok {case}")),
+        "stdout: {stdout}\nstderr: {}",
+        out.stderr
+    );
 }
 
 /// Processes whose command line mentions `needle` (to check nothing of a job is left running).
 pub fn processes_matching(needle: &str) -> Vec<String> {
     let mut found = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else { return found };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return found;
+    };
     for entry in dir.flatten() {
         let name = entry.file_name();
-        let Some(pid) = name.to_str().filter(|s| s.chars().all(|c| c.is_ascii_digit())) else { continue };
-        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
+        let Some(pid) = name
+            .to_str()
+            .filter(|s| s.chars().all(|c| c.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
         let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let zombie = stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z'));
+        let zombie = stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z'));
         if cmd.contains(needle) && !zombie {
             found.push(format!("{pid}: {cmd}"));
         }

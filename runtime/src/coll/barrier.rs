@@ -22,8 +22,20 @@ impl Comm {
         while dist < n {
             let to = self.world_rank((me + dist) % n)?;
             let from = self.world_rank((me + n - dist) % n)?;
-            let mut recv = [RecvSpec { src: Some(from), tag: Some(round), buf: &mut [] }];
-            e.exchange(ctx, &[SendSpec { peer: to, tag: round, buf: &[] }], &mut recv)?;
+            let mut recv = [RecvSpec {
+                src: Some(from),
+                tag: Some(round),
+                buf: &mut [],
+            }];
+            e.exchange(
+                ctx,
+                &[SendSpec {
+                    peer: to,
+                    tag: round,
+                    buf: &[],
+                }],
+                &mut recv,
+            )?;
             dist *= 2;
             round += 1;
         }

@@ -33,7 +33,12 @@ impl Comm {
             let e = engine.borrow();
             (e.rank, e.size)
         };
-        Comm { engine, ctx: 0, rank, size }
+        Comm {
+            engine,
+            ctx: 0,
+            rank,
+            size,
+        }
     }
 
     /// This process's rank in the communicator, `0..size()`.
@@ -54,7 +59,10 @@ impl Comm {
     /// The world rank of communicator rank `r`.
     pub(crate) fn world_rank(&self, r: usize) -> Result<usize> {
         if r >= self.size {
-            return Err(Error::InvalidRank { rank: r, size: self.size });
+            return Err(Error::InvalidRank {
+                rank: r,
+                size: self.size,
+            });
         }
         Ok(r)
     }
@@ -78,6 +86,10 @@ impl Comm {
 
 impl std::fmt::Debug for Comm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Comm").field("rank", &self.rank).field("size", &self.size).field("ctx", &self.ctx).finish()
+        f.debug_struct("Comm")
+            .field("rank", &self.rank)
+            .field("size", &self.size)
+            .field("ctx", &self.ctx)
+            .finish()
     }
 }

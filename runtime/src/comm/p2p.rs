@@ -71,16 +71,24 @@ impl Status {
 
     /// Number of whole `T` elements in the message (rounded down; 0 for zero-sized `T`).
     pub fn count<T: Pod>(&self) -> usize {
-        self.bytes.checked_div(std::mem::size_of::<T>()).unwrap_or(0)
+        self.bytes
+            .checked_div(std::mem::size_of::<T>())
+            .unwrap_or(0)
     }
 }
 
 pub(crate) fn as_bytes<T: Pod>(buf: &[T]) -> Result<&[u8]> {
-    bytemuck::try_cast_slice(buf).map_err(|e| Error::InvalidArgument { what: "buffer", detail: format!("cannot view as bytes: {e}") })
+    bytemuck::try_cast_slice(buf).map_err(|e| Error::InvalidArgument {
+        what: "buffer",
+        detail: format!("cannot view as bytes: {e}"),
+    })
 }
 
 pub(crate) fn as_bytes_mut<T: Pod>(buf: &mut [T]) -> Result<&mut [u8]> {
-    bytemuck::try_cast_slice_mut(buf).map_err(|e| Error::InvalidArgument { what: "buffer", detail: format!("cannot view as bytes: {e}") })
+    bytemuck::try_cast_slice_mut(buf).map_err(|e| Error::InvalidArgument {
+        what: "buffer",
+        detail: format!("cannot view as bytes: {e}"),
+    })
 }
 
 impl Comm {
@@ -92,14 +100,23 @@ impl Comm {
     }
 
     pub(crate) fn status(&self, raw: RawStatus) -> Status {
-        Status { source: self.comm_rank(raw.source), tag: raw.tag, bytes: raw.bytes }
+        Status {
+            source: self.comm_rank(raw.source),
+            tag: raw.tag,
+            bytes: raw.bytes,
+        }
     }
 
     /// A receive's status, or `Truncated` if the message did not fit `cap` bytes.
     fn received(&self, raw: RawStatus, cap: usize) -> Result<Status> {
         let st = self.status(raw);
         if st.bytes > cap {
-            return Err(Error::Truncated { source: st.source, tag: st.tag, message_bytes: st.bytes, buffer_bytes: cap });
+            return Err(Error::Truncated {
+                source: st.source,
+                tag: st.tag,
+                message_bytes: st.bytes,
+                buffer_bytes: cap,
+            });
         }
         Ok(st)
     }
@@ -107,7 +124,10 @@ impl Comm {
     fn send_mode<T: Pod>(&self, buf: &[T], dest: usize, tag: u32, synchronous: bool) -> Result<()> {
         let peer = self.world_rank(dest)?;
         let bytes = as_bytes(buf)?;
-        self.engine.borrow_mut().send(self.ctx, peer, tag, bytes, synchronous).map(|_| ())
+        self.engine
+            .borrow_mut()
+            .send(self.ctx, peer, tag, bytes, synchronous)
+            .map(|_| ())
     }
 
     /// Sends `buf` to rank `dest` with `tag`. Returns when `buf` may be reused: small messages
@@ -135,7 +155,12 @@ impl Comm {
 
     /// Receives a message from `src` (a rank or [`ANY_SOURCE`]) with `tag` (or [`ANY_TAG`]) into
     /// `buf`. A message larger than `buf` is consumed and reported as [`Error::Truncated`].
-    pub fn recv<T: Pod>(&self, buf: &mut [T], src: impl Into<Source>, tag: impl Into<TagMatch>) -> Result<Status> {
+    pub fn recv<T: Pod>(
+        &self,
+        buf: &mut [T],
+        src: impl Into<Source>,
+        tag: impl Into<TagMatch>,
+    ) -> Result<Status> {
         let src = self.src(src.into())?;
         let tag = match tag.into() {
             TagMatch::Tag(t) => Some(t),
@@ -148,10 +173,17 @@ impl Comm {
     }
 
     /// Receives a message whose size is not known in advance into a new vector.
-    pub fn recv_vec<T: Pod>(&self, src: impl Into<Source>, tag: impl Into<TagMatch>) -> Result<(Vec<T>, Status)> {
+    pub fn recv_vec<T: Pod>(
+        &self,
+        src: impl Into<Source>,
+        tag: impl Into<TagMatch>,
+    ) -> Result<(Vec<T>, Status)> {
         let size = std::mem::size_of::<T>();
         if size == 0 {
-            return Err(Error::InvalidArgument { what: "recv_vec", detail: "zero-sized element type".into() });
+            return Err(Error::InvalidArgument {
+                what: "recv_vec",
+                detail: "zero-sized element type".into(),
+            });
         }
         let probed = self.probe(src, tag)?;
         let mut v = vec![T::zeroed(); probed.bytes.div_ceil(size)];
@@ -179,7 +211,11 @@ impl Comm {
     }
 
     /// The status of a matching message that has arrived, if any; never blocks.
-    pub fn iprobe(&self, src: impl Into<Source>, tag: impl Into<TagMatch>) -> Result<Option<Status>> {
+    pub fn iprobe(
+        &self,
+        src: impl Into<Source>,
+        tag: impl Into<TagMatch>,
+    ) -> Result<Option<Status>> {
         let src = self.src(src.into())?;
         let tag = match tag.into() {
             TagMatch::Tag(t) => Some(t),
@@ -211,7 +247,15 @@ impl Comm {
         let inb = as_bytes_mut(inb)?;
         let cap = inb.len();
         let mut recvs = [RecvSpec { src, tag, buf: inb }];
-        let raws = self.engine.borrow_mut().exchange(self.ctx, &[SendSpec { peer, tag: send_tag, buf: out }], &mut recvs)?;
+        let raws = self.engine.borrow_mut().exchange(
+            self.ctx,
+            &[SendSpec {
+                peer,
+                tag: send_tag,
+                buf: out,
+            }],
+            &mut recvs,
+        )?;
         self.received(raws[0], cap)
     }
 }

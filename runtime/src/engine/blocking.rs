@@ -26,7 +26,14 @@ pub(crate) struct RecvSpec<'a> {
 impl Engine {
     /// Sends `buf` to world rank `peer` and waits until it may be reused (or, if `synchronous`,
     /// until the receiver matched it).
-    pub(crate) fn send(&mut self, ctx: u32, peer: usize, tag: u32, buf: &[u8], synchronous: bool) -> Result<RawStatus> {
+    pub(crate) fn send(
+        &mut self,
+        ctx: u32,
+        peer: usize,
+        tag: u32,
+        buf: &[u8],
+        synchronous: bool,
+    ) -> Result<RawStatus> {
         // SAFETY (RawSlice::new): `buf` is borrowed for this whole call and `wait` returns only
         // once the operation has left the engine.
         let op = self.isend(ctx, peer, tag, unsafe { RawSlice::new(buf) }, synchronous)?;
@@ -34,7 +41,13 @@ impl Engine {
     }
 
     /// Receives into `buf` and waits for the message.
-    pub(crate) fn recv(&mut self, ctx: u32, src: Option<usize>, tag: Option<u32>, buf: &mut [u8]) -> Result<RawStatus> {
+    pub(crate) fn recv(
+        &mut self,
+        ctx: u32,
+        src: Option<usize>,
+        tag: Option<u32>,
+        buf: &mut [u8],
+    ) -> Result<RawStatus> {
         // SAFETY (RawMut::new): `buf` is borrowed mutably for this whole call and `wait` returns
         // only once the operation has left the engine.
         let op = self.irecv(ctx, src, tag, unsafe { RawMut::new(buf) })?;
@@ -44,7 +57,12 @@ impl Engine {
     /// Posts every receive, starts every send, and waits for all of them. Returns the receives'
     /// statuses, in order. On an error in starting, what was started is waited for (sends) or
     /// cancelled (receives) before returning.
-    pub(crate) fn exchange(&mut self, ctx: u32, sends: &[SendSpec<'_>], recvs: &mut [RecvSpec<'_>]) -> Result<Vec<RawStatus>> {
+    pub(crate) fn exchange(
+        &mut self,
+        ctx: u32,
+        sends: &[SendSpec<'_>],
+        recvs: &mut [RecvSpec<'_>],
+    ) -> Result<Vec<RawStatus>> {
         let mut ops: Vec<OpId> = Vec::with_capacity(sends.len() + recvs.len());
         let mut failure = None;
         for r in recvs.iter_mut() {

@@ -52,7 +52,10 @@ impl Matching {
 
     /// The oldest posted receive matching a message, removed from the queue.
     pub(crate) fn take_posted(&mut self, ctx: u32, src: usize, tag: u32) -> Option<OpId> {
-        let i = self.posted.iter().position(|p| p.ctx == ctx && matches(p.src, p.tag, src, tag))?;
+        let i = self
+            .posted
+            .iter()
+            .position(|p| p.ctx == ctx && matches(p.src, p.tag, src, tag))?;
         self.posted.remove(i).map(|p| p.op)
     }
 
@@ -66,18 +69,31 @@ impl Matching {
     }
 
     /// The oldest unexpected message a receive would match, removed from the queue.
-    pub(crate) fn take_unexpected(&mut self, ctx: u32, src: Option<usize>, tag: Option<u32>) -> Option<Unexpected> {
+    pub(crate) fn take_unexpected(
+        &mut self,
+        ctx: u32,
+        src: Option<usize>,
+        tag: Option<u32>,
+    ) -> Option<Unexpected> {
         let i = self.find(ctx, src, tag)?;
         self.unexpected.remove(i)
     }
 
     /// The oldest unexpected message a receive would match, left in place (probe).
-    pub(crate) fn peek_unexpected(&self, ctx: u32, src: Option<usize>, tag: Option<u32>) -> Option<&Unexpected> {
-        self.find(ctx, src, tag).and_then(|i| self.unexpected.get(i))
+    pub(crate) fn peek_unexpected(
+        &self,
+        ctx: u32,
+        src: Option<usize>,
+        tag: Option<u32>,
+    ) -> Option<&Unexpected> {
+        self.find(ctx, src, tag)
+            .and_then(|i| self.unexpected.get(i))
     }
 
     fn find(&self, ctx: u32, src: Option<usize>, tag: Option<u32>) -> Option<usize> {
-        self.unexpected.iter().position(|u| u.ctx == ctx && matches(src, tag, u.src, u.tag))
+        self.unexpected
+            .iter()
+            .position(|u| u.ctx == ctx && matches(src, tag, u.src, u.tag))
     }
 }
 
@@ -86,7 +102,14 @@ mod tests {
     use super::*;
 
     fn msg(src: usize, tag: u32) -> Unexpected {
-        Unexpected { ctx: 0, src, tag, len: 0, ack: None, body: Body::Eager(vec![src as u8, tag as u8]) }
+        Unexpected {
+            ctx: 0,
+            src,
+            tag,
+            len: 0,
+            ack: None,
+            body: Body::Eager(vec![src as u8, tag as u8]),
+        }
     }
 
     #[test]
@@ -99,14 +122,34 @@ mod tests {
         assert_eq!(m.take_unexpected(0, Some(1), Some(6)).unwrap().tag, 6);
         assert_eq!(m.take_unexpected(0, None, Some(5)).unwrap().src, 1);
         assert_eq!(m.peek_unexpected(0, None, None).unwrap().src, 2);
-        m.post(Posted { op: 10, ctx: 0, src: None, tag: Some(9) });
-        m.post(Posted { op: 11, ctx: 0, src: Some(3), tag: None });
-        m.post(Posted { op: 12, ctx: 0, src: None, tag: None });
+        m.post(Posted {
+            op: 10,
+            ctx: 0,
+            src: None,
+            tag: Some(9),
+        });
+        m.post(Posted {
+            op: 11,
+            ctx: 0,
+            src: Some(3),
+            tag: None,
+        });
+        m.post(Posted {
+            op: 12,
+            ctx: 0,
+            src: None,
+            tag: None,
+        });
         assert_eq!(m.take_posted(0, 3, 9), Some(10));
         assert_eq!(m.take_posted(0, 3, 1), Some(11));
         assert_eq!(m.take_posted(0, 4, 1), Some(12));
         assert_eq!(m.take_posted(0, 4, 1), None);
-        m.post(Posted { op: 13, ctx: 0, src: None, tag: None });
+        m.post(Posted {
+            op: 13,
+            ctx: 0,
+            src: None,
+            tag: None,
+        });
         m.unpost(13);
         assert_eq!(m.take_posted(0, 0, 0), None);
     }

@@ -24,10 +24,10 @@ use crate::error::{Error, PeerCause, Result};
 use crate::transport::{Dest, DestBuf, Sink, Transport};
 use crate::tuning::Tuning;
 use crate::wire::{Header, Kind, FLAG_DECLINE, FLAG_SYNC, MAX_EAGER_BYTES};
-use matching::{Body, Matching, Posted, Unexpected};
 pub(crate) use blocking::{RecvSpec, SendSpec};
-pub(crate) use ops::{OpId, RawStatus};
+use matching::{Body, Matching, Posted, Unexpected};
 use ops::{Op, Ops, RecvOp, RecvState, SendOp};
+pub(crate) use ops::{OpId, RawStatus};
 use protocol::Protocol;
 use wait::Waiter;
 
@@ -51,12 +51,18 @@ fn protocol_error(what: impl Into<String>) -> std::result::Result<(), String> {
 
 impl Core {
     fn peer_error(&self, peer: usize) -> Option<Error> {
-        self.gone[peer].clone().map(|cause| Error::PeerFailed { rank: peer, cause })
+        self.gone[peer]
+            .clone()
+            .map(|cause| Error::PeerFailed { rank: peer, cause })
     }
 
     /// A receive matched an unexpected message: deliver it.
     fn deliver_unexpected(&mut self, op: OpId, u: Unexpected) {
-        let status = RawStatus { source: u.src, tag: u.tag, bytes: u.len };
+        let status = RawStatus {
+            source: u.src,
+            tag: u.tag,
+            bytes: u.len,
+        };
         if let Some(send_id) = u.ack {
             self.queue_ack(u.src, send_id);
         }
@@ -77,7 +83,9 @@ impl Core {
     /// A receive matched a request-to-send: answer clear-to-send (or decline it if the message
     /// does not fit, which consumes it: the receive completes as truncated).
     fn accept_rts(&mut self, op: OpId, peer: usize, tag: u32, len: usize, send_id: u64) {
-        let Some(Op::Recv(r)) = self.ops.get_mut(op) else { return };
+        let Some(Op::Recv(r)) = self.ops.get_mut(op) else {
+            return;
+        };
         let mut cts = Header::new(Kind::Cts);
         cts.src = self.me as u32;
         cts.send_id = send_id;
@@ -86,7 +94,14 @@ impl Core {
         if len > r.cap {
             cts.flags = FLAG_DECLINE;
             self.outbox.push((peer, cts, RawSlice::EMPTY, None));
-            self.ops.complete(op, Ok(RawStatus { source: peer, tag, bytes: len }));
+            self.ops.complete(
+                op,
+                Ok(RawStatus {
+                    source: peer,
+                    tag,
+                    bytes: len,
+                }),
+            );
         } else {
             r.state = RecvState::AwaitData { peer, tag, len };
             self.outbox.push((peer, cts, RawSlice::EMPTY, None));
@@ -108,7 +123,11 @@ impl Core {
                 Protocol::EagerSync => s.written && s.acked,
             };
             if done {
-                let st = RawStatus { source: s.peer, tag: s.tag, bytes: s.buf.len() };
+                let st = RawStatus {
+                    source: s.peer,
+                    tag: s.tag,
+                    bytes: s.buf.len(),
+                };
                 self.ops.complete(op, Ok(st));
             }
         }
@@ -134,7 +153,12 @@ impl Core {
     fn fail_everything(&mut self, why: &str) {
         for id in self.ops.pending_ids() {
             self.matching.unpost(id);
-            self.ops.complete(id, Err(Error::Bootstrap { what: why.to_string() }));
+            self.ops.complete(
+                id,
+                Err(Error::Bootstrap {
+                    what: why.to_string(),
+                }),
+            );
         }
         self.outbox.clear();
     }
@@ -153,7 +177,11 @@ impl Sink for Core {
                         if let Some(buf) = r.buf.take() {
                             r.state = RecvState::Receiving;
                             let keep = len.min(buf.len());
-                            return Ok(Dest { buf: DestBuf::User(buf), keep, op: Some(op) });
+                            return Ok(Dest {
+                                buf: DestBuf::User(buf),
+                                keep,
+                                op: Some(op),
+                            });
                         }
                     }
                     return Err("posted receive without a buffer".into());
@@ -161,13 +189,28 @@ impl Sink for Core {
                 if h.len > MAX_EAGER_BYTES {
                     return Err(format!("eager message of {len} bytes"));
                 }
-                Ok(Dest { buf: DestBuf::Owned(vec![0; len]), keep: len, op: None })
+                Ok(Dest {
+                    buf: DestBuf::Owned(vec![0; len]),
+                    keep: len,
+                    op: None,
+                })
             }
             Kind::Data => match self.ops.get_mut(h.recv_id) {
-                Some(Op::Recv(r)) if r.state == (RecvState::AwaitData { peer, tag: h.tag, len }) => {
+                Some(Op::Recv(r))
+                    if r.state
+                        == (RecvState::AwaitData {
+                            peer,
+                            tag: h.tag,
+                            len,
+                        }) =>
+                {
                     let buf = r.buf.take().ok_or("receive without a buffer")?;
                     r.state = RecvState::Receiving;
-                    Ok(Dest { keep: len.min(buf.len()), buf: DestBuf::User(buf), op: Some(h.recv_id) })
+                    Ok(Dest {
+                        keep: len.min(buf.len()),
+                        buf: DestBuf::User(buf),
+                        op: Some(h.recv_id),
+                    })
                 }
                 _ => Err(format!("data frame for unknown receive {:#x}", h.recv_id)),
             },
@@ -175,24 +218,43 @@ impl Sink for Core {
         }
     }
 
-    fn on_frame(&mut self, peer: usize, h: Header, dest: Option<Dest>) -> std::result::Result<(), String> {
+    fn on_frame(
+        &mut self,
+        peer: usize,
+        h: Header,
+        dest: Option<Dest>,
+    ) -> std::result::Result<(), String> {
         match h.kind {
             Kind::Eager => match dest {
                 Some(Dest { op: Some(op), .. }) => {
-                    let st = RawStatus { source: peer, tag: h.tag, bytes: h.len as usize };
+                    let st = RawStatus {
+                        source: peer,
+                        tag: h.tag,
+                        bytes: h.len as usize,
+                    };
                     self.ops.complete(op, Ok(st));
                 }
-                Some(Dest { buf: DestBuf::Owned(data), .. }) => self.arrived_unmatched(peer, &h, data),
+                Some(Dest {
+                    buf: DestBuf::Owned(data),
+                    ..
+                }) => self.arrived_unmatched(peer, &h, data),
                 Some(_) => return protocol_error("eager payload without destination"),
                 None => self.arrived_unmatched(peer, &h, Vec::new()),
             },
             Kind::Data => {
-                let Some(Dest { op: Some(op), .. }) = dest else { return protocol_error("data without receive") };
-                let st = RawStatus { source: peer, tag: h.tag, bytes: h.len as usize };
+                let Some(Dest { op: Some(op), .. }) = dest else {
+                    return protocol_error("data without receive");
+                };
+                let st = RawStatus {
+                    source: peer,
+                    tag: h.tag,
+                    bytes: h.len as usize,
+                };
                 self.ops.complete(op, Ok(st));
             }
             Kind::Rts => {
-                let len = usize::try_from(h.len).map_err(|_| "message too large for this machine")?;
+                let len =
+                    usize::try_from(h.len).map_err(|_| "message too large for this machine")?;
                 match self.matching.take_posted(h.context, peer, h.tag) {
                     Some(op) => self.accept_rts(op, peer, h.tag, len, h.send_id),
                     None => self.matching.push_unexpected(Unexpected {
@@ -207,9 +269,15 @@ impl Sink for Core {
             }
             Kind::Cts => {
                 let Some(Op::Send(s)) = self.ops.get_mut(h.send_id) else {
-                    return protocol_error(format!("clear-to-send for unknown send {:#x}", h.send_id));
+                    return protocol_error(format!(
+                        "clear-to-send for unknown send {:#x}",
+                        h.send_id
+                    ));
                 };
-                if s.peer != peer || s.protocol != Protocol::Rendezvous || h.len != s.buf.len() as u64 {
+                if s.peer != peer
+                    || s.protocol != Protocol::Rendezvous
+                    || h.len != s.buf.len() as u64
+                {
                     return protocol_error("clear-to-send does not match its send");
                 }
                 if h.flags & FLAG_DECLINE != 0 {
@@ -228,13 +296,22 @@ impl Sink for Core {
             }
             Kind::Ack => {
                 match self.ops.get_mut(h.send_id) {
-                    Some(Op::Send(s)) if s.peer == peer && s.protocol == Protocol::EagerSync => s.acked = true,
-                    _ => return protocol_error(format!("acknowledgement for unknown send {:#x}", h.send_id)),
+                    Some(Op::Send(s)) if s.peer == peer && s.protocol == Protocol::EagerSync => {
+                        s.acked = true
+                    }
+                    _ => {
+                        return protocol_error(format!(
+                            "acknowledgement for unknown send {:#x}",
+                            h.send_id
+                        ))
+                    }
                 }
                 self.maybe_complete_send(h.send_id);
             }
             Kind::Fin => self.on_peer_failed(peer, PeerCause::Finalized),
-            Kind::Hello | Kind::HelloAck | Kind::HelloReject => return protocol_error("handshake frame"),
+            Kind::Hello | Kind::HelloAck | Kind::HelloReject => {
+                return protocol_error("handshake frame")
+            }
         }
         Ok(())
     }
@@ -263,7 +340,13 @@ impl Sink for Core {
             };
             if involved {
                 self.matching.unpost(id);
-                self.ops.complete(id, Err(Error::PeerFailed { rank: peer, cause: cause.clone() }));
+                self.ops.complete(
+                    id,
+                    Err(Error::PeerFailed {
+                        rank: peer,
+                        cause: cause.clone(),
+                    }),
+                );
             }
         }
     }
@@ -282,7 +365,13 @@ pub(crate) struct Engine {
 }
 
 impl Engine {
-    pub(crate) fn new(rank: usize, size: usize, transport: Transport, tuning: Tuning, local_size: usize) -> Engine {
+    pub(crate) fn new(
+        rank: usize,
+        size: usize,
+        transport: Transport,
+        tuning: Tuning,
+        local_size: usize,
+    ) -> Engine {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let waiter = Waiter::new(tuning.max_spin_us, local_size, cores);
         let core = Core {
@@ -293,7 +382,15 @@ impl Engine {
             seq_out: vec![0; size],
             gone: vec![None; size],
         };
-        Engine { rank, size, tuning, transport, core, waiter, broken: None }
+        Engine {
+            rank,
+            size,
+            tuning,
+            transport,
+            core,
+            waiter,
+            broken: None,
+        }
     }
 
     fn check(&self, peer: usize) -> Result<()> {
@@ -301,22 +398,43 @@ impl Engine {
             return Err(Error::Bootstrap { what: why.clone() });
         }
         if peer >= self.size {
-            return Err(Error::InvalidRank { rank: peer, size: self.size });
+            return Err(Error::InvalidRank {
+                rank: peer,
+                size: self.size,
+            });
         }
         Ok(())
     }
 
     /// Starts sending `buf` to world rank `peer`.
-    pub(crate) fn isend(&mut self, ctx: u32, peer: usize, tag: u32, buf: RawSlice, synchronous: bool) -> Result<OpId> {
+    pub(crate) fn isend(
+        &mut self,
+        ctx: u32,
+        peer: usize,
+        tag: u32,
+        buf: RawSlice,
+        synchronous: bool,
+    ) -> Result<OpId> {
         self.check(peer)?;
         if let Some(e) = self.core.peer_error(peer) {
             return Err(e);
         }
         let protocol = protocol::choose(buf.len(), synchronous, self.tuning.eager_limit);
-        let op = self.core.ops.insert(Op::Send(SendOp { peer, buf, protocol, written: false, acked: false, tag }));
+        let op = self.core.ops.insert(Op::Send(SendOp {
+            peer,
+            buf,
+            protocol,
+            written: false,
+            acked: false,
+            tag,
+        }));
         let seq = &mut self.core.seq_out[peer];
         *seq = seq.wrapping_add(1);
-        let mut h = Header::new(if protocol == Protocol::Rendezvous { Kind::Rts } else { Kind::Eager });
+        let mut h = Header::new(if protocol == Protocol::Rendezvous {
+            Kind::Rts
+        } else {
+            Kind::Eager
+        });
         h.context = ctx;
         h.src = self.rank as u32;
         h.tag = tag;
@@ -327,7 +445,10 @@ impl Engine {
             h.flags = FLAG_SYNC;
         }
         match protocol {
-            Protocol::Rendezvous => self.transport.send(peer, &h, RawSlice::EMPTY, None, &mut self.core),
+            Protocol::Rendezvous => {
+                self.transport
+                    .send(peer, &h, RawSlice::EMPTY, None, &mut self.core)
+            }
             _ => self.transport.send(peer, &h, buf, Some(op), &mut self.core),
         }
         self.flush_outbox();
@@ -335,10 +456,21 @@ impl Engine {
     }
 
     /// Starts receiving into `buf` from world rank `src` (or any).
-    pub(crate) fn irecv(&mut self, ctx: u32, src: Option<usize>, tag: Option<u32>, buf: RawMut) -> Result<OpId> {
+    pub(crate) fn irecv(
+        &mut self,
+        ctx: u32,
+        src: Option<usize>,
+        tag: Option<u32>,
+        buf: RawMut,
+    ) -> Result<OpId> {
         self.check(src.unwrap_or(0))?;
         let cap = buf.len();
-        let op = self.core.ops.insert(Op::Recv(RecvOp { src, buf: Some(buf), cap, state: RecvState::Posted }));
+        let op = self.core.ops.insert(Op::Recv(RecvOp {
+            src,
+            buf: Some(buf),
+            cap,
+            state: RecvState::Posted,
+        }));
         if let Some(u) = self.core.matching.take_unexpected(ctx, src, tag) {
             self.core.deliver_unexpected(op, u);
             self.flush_outbox();
@@ -351,18 +483,35 @@ impl Engine {
     }
 
     /// A matching message that has arrived, without receiving it.
-    pub(crate) fn iprobe(&mut self, ctx: u32, src: Option<usize>, tag: Option<u32>) -> Result<Option<RawStatus>> {
+    pub(crate) fn iprobe(
+        &mut self,
+        ctx: u32,
+        src: Option<usize>,
+        tag: Option<u32>,
+    ) -> Result<Option<RawStatus>> {
         self.check(src.unwrap_or(0))?;
         self.progress(Some(Duration::ZERO))?;
         Ok(self.peek(ctx, src, tag))
     }
 
     fn peek(&self, ctx: u32, src: Option<usize>, tag: Option<u32>) -> Option<RawStatus> {
-        self.core.matching.peek_unexpected(ctx, src, tag).map(|u| RawStatus { source: u.src, tag: u.tag, bytes: u.len })
+        self.core
+            .matching
+            .peek_unexpected(ctx, src, tag)
+            .map(|u| RawStatus {
+                source: u.src,
+                tag: u.tag,
+                bytes: u.len,
+            })
     }
 
     /// Waits until a matching message has arrived.
-    pub(crate) fn probe(&mut self, ctx: u32, src: Option<usize>, tag: Option<u32>) -> Result<RawStatus> {
+    pub(crate) fn probe(
+        &mut self,
+        ctx: u32,
+        src: Option<usize>,
+        tag: Option<u32>,
+    ) -> Result<RawStatus> {
         self.check(src.unwrap_or(0))?;
         self.wait_until(|e| match e.peek(ctx, src, tag) {
             Some(st) => Some(Ok(st)),
@@ -394,13 +543,21 @@ impl Engine {
     /// Only for operations that no transport queue references: receives, and sends whose wait failed.
     pub(crate) fn cancel(&mut self, op: OpId) {
         self.core.matching.unpost(op);
-        self.core.ops.complete(op, Err(Error::InvalidArgument { what: "wait", detail: "cancelled".into() }));
+        self.core.ops.complete(
+            op,
+            Err(Error::InvalidArgument {
+                what: "wait",
+                detail: "cancelled".into(),
+            }),
+        );
         let _ = self.core.ops.take(op);
     }
 
     /// Waits for every op, freeing them; the first error wins, but all are waited for.
     pub(crate) fn wait_all(&mut self, ops: &[OpId]) -> Result<Vec<RawStatus>> {
-        if let Err(e) = self.wait_until(|e| ops.iter().all(|&op| e.core.ops.is_done(op)).then_some(())) {
+        if let Err(e) =
+            self.wait_until(|e| ops.iter().all(|&op| e.core.ops.is_done(op)).then_some(()))
+        {
             for &op in ops {
                 self.cancel(op);
             }
@@ -449,13 +606,17 @@ impl Engine {
         while !self.core.outbox.is_empty() {
             let out = std::mem::take(&mut self.core.outbox);
             for (peer, h, payload, token) in out {
-                self.transport.send(peer, &h, payload, token, &mut self.core);
+                self.transport
+                    .send(peer, &h, payload, token, &mut self.core);
             }
         }
     }
 
     /// Spins, then sleeps, until `done` returns a value.
-    pub(crate) fn wait_until<T>(&mut self, mut done: impl FnMut(&mut Engine) -> Option<T>) -> Result<T> {
+    pub(crate) fn wait_until<T>(
+        &mut self,
+        mut done: impl FnMut(&mut Engine) -> Option<T>,
+    ) -> Result<T> {
         if let Some(v) = done(self) {
             return Ok(v);
         }
@@ -489,15 +650,22 @@ impl Engine {
         if self.broken.is_some() {
             return Ok(());
         }
-        self.wait_until(|e| (e.core.ops.pending_count() == 0 && e.transport.flushed()).then_some(()))?;
-        let peers = self.transport.tcp().map(|t| t.connected_peers()).unwrap_or_default();
+        self.wait_until(|e| {
+            (e.core.ops.pending_count() == 0 && e.transport.flushed()).then_some(())
+        })?;
+        let peers = self
+            .transport
+            .tcp()
+            .map(|t| t.connected_peers())
+            .unwrap_or_default();
         if peers.is_empty() {
             return Ok(());
         }
         let mut fin = Header::new(Kind::Fin);
         fin.src = self.rank as u32;
         for &p in &peers {
-            self.transport.send(p, &fin, RawSlice::EMPTY, None, &mut self.core);
+            self.transport
+                .send(p, &fin, RawSlice::EMPTY, None, &mut self.core);
         }
         self.wait_until(|e| {
             let tcp = e.transport.tcp()?;

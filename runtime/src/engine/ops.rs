@@ -65,7 +65,11 @@ pub(crate) struct Ops {
 
 impl Ops {
     pub(crate) fn new() -> Ops {
-        Ops { slots: Vec::new(), free: Vec::new(), pending: 0 }
+        Ops {
+            slots: Vec::new(),
+            free: Vec::new(),
+            pending: 0,
+        }
     }
 
     pub(crate) fn insert(&mut self, op: Op) -> OpId {
@@ -90,7 +94,10 @@ impl Ops {
 
     fn slot_mut(&mut self, id: OpId) -> Option<&mut Slot> {
         let (idx, gen) = ((id & 0xffff_ffff) as usize, (id >> 32) as u32);
-        self.slots.get_mut(idx).filter(|s| s.0 == gen).map(|s| &mut s.1)
+        self.slots
+            .get_mut(idx)
+            .filter(|s| s.0 == gen)
+            .map(|s| &mut s.1)
     }
 
     /// The pending operation `id`, if there is one.
@@ -123,7 +130,9 @@ impl Ops {
         if !matches!(slot, Slot::Done(_)) {
             return None;
         }
-        let Slot::Done(r) = std::mem::replace(slot, Slot::Free) else { return None };
+        let Slot::Done(r) = std::mem::replace(slot, Slot::Free) else {
+            return None;
+        };
         self.free.push(idx);
         Some(r)
     }
@@ -148,7 +157,12 @@ mod tests {
     use super::*;
 
     fn recv() -> Op {
-        Op::Recv(RecvOp { src: None, buf: None, cap: 0, state: RecvState::Posted })
+        Op::Recv(RecvOp {
+            src: None,
+            buf: None,
+            cap: 0,
+            state: RecvState::Posted,
+        })
     }
 
     #[test]
@@ -158,13 +172,23 @@ mod tests {
         assert!(ops.get_mut(a).is_some());
         assert!(!ops.is_done(a));
         assert!(ops.take(a).is_none(), "pending results cannot be taken");
-        ops.complete(a, Ok(RawStatus { source: 1, tag: 2, bytes: 3 }));
+        ops.complete(
+            a,
+            Ok(RawStatus {
+                source: 1,
+                tag: 2,
+                bytes: 3,
+            }),
+        );
         assert_eq!(ops.pending_count(), 0);
         assert_eq!(ops.take(a).unwrap().unwrap().bytes, 3);
         let b = ops.insert(recv());
         assert_eq!(a & 0xffff_ffff, b & 0xffff_ffff, "slot reused");
         assert!(ops.get_mut(a).is_none(), "stale id finds nothing");
-        assert!(ops.get_mut(b ^ (1 << 40)).is_none(), "forged id finds nothing");
+        assert!(
+            ops.get_mut(b ^ (1 << 40)).is_none(),
+            "forged id finds nothing"
+        );
         assert_eq!(ops.pending_ids(), vec![b]);
     }
 }

@@ -24,7 +24,11 @@ pub(crate) struct Waiter {
 impl Waiter {
     pub(crate) fn new(max_spin_us: u32, local_ranks: usize, cores: usize) -> Waiter {
         let max = Duration::from_micros(max_spin_us as u64);
-        Waiter { budget: max, max, yield_between: local_ranks > cores }
+        Waiter {
+            budget: max,
+            max,
+            yield_between: local_ranks > cores,
+        }
     }
 
     /// How long the next wait may spin.
@@ -37,7 +41,11 @@ impl Waiter {
         if self.max.is_zero() {
             return;
         }
-        self.budget = if waited <= self.max { (self.budget * 2).max(MIN_STEP).min(self.max) } else { self.budget / 2 };
+        self.budget = if waited <= self.max {
+            (self.budget * 2).max(MIN_STEP).min(self.max)
+        } else {
+            self.budget / 2
+        };
     }
 }
 

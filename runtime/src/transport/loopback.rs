@@ -15,7 +15,13 @@ pub(crate) struct Loopback {
 
 impl Loopback {
     /// Copies the frame; it is handed over at once.
-    pub(crate) fn send(&mut self, header: &Header, payload: RawSlice, token: Option<u64>, sink: &mut impl Sink) {
+    pub(crate) fn send(
+        &mut self,
+        header: &Header,
+        payload: RawSlice,
+        token: Option<u64>,
+        sink: &mut impl Sink,
+    ) {
         self.queue.push_back((*header, payload.tail(0).to_vec()));
         if let Some(t) = token {
             sink.on_sent(t);
@@ -30,7 +36,9 @@ impl Loopback {
     pub(crate) fn deliver(&mut self, me: usize, sink: &mut impl Sink) -> bool {
         let n = self.queue.len();
         for _ in 0..n {
-            let Some((h, payload)) = self.queue.pop_front() else { break };
+            let Some((h, payload)) = self.queue.pop_front() else {
+                break;
+            };
             let dest = if h.payload_len() > 0 {
                 match sink.on_header(me, &h) {
                     Ok(mut d) => {

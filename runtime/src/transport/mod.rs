@@ -37,7 +37,12 @@ pub(crate) struct OutFrame {
 
 impl OutFrame {
     pub(crate) fn new(header: &Header, payload: RawSlice, token: Option<u64>) -> OutFrame {
-        OutFrame { header: header.encode(), payload, token, written: 0 }
+        OutFrame {
+            header: header.encode(),
+            payload,
+            token,
+            written: 0,
+        }
     }
 
     pub(crate) fn total(&self) -> usize {
@@ -78,7 +83,12 @@ pub(crate) trait Sink {
     /// An `Err` is a protocol violation by the peer; its link is failed.
     fn on_header(&mut self, peer: usize, h: &Header) -> std::result::Result<Dest, String>;
     /// A whole frame arrived (with its payload in `dest`, if it had one).
-    fn on_frame(&mut self, peer: usize, h: Header, dest: Option<Dest>) -> std::result::Result<(), String>;
+    fn on_frame(
+        &mut self,
+        peer: usize,
+        h: Header,
+        dest: Option<Dest>,
+    ) -> std::result::Result<(), String>;
     /// The frame carrying `token` has been handed over.
     fn on_sent(&mut self, token: u64);
     /// The link to `peer` broke; called once per peer.
@@ -94,17 +104,31 @@ pub(crate) struct Transport {
 
 impl Transport {
     pub(crate) fn new(me: usize, tcp: Option<tcp::Tcp>) -> Transport {
-        Transport { me, loopback: loopback::Loopback::default(), tcp }
+        Transport {
+            me,
+            loopback: loopback::Loopback::default(),
+            tcp,
+        }
     }
 
     /// Queues `header` + `payload` for `peer` (see the contract above).
-    pub(crate) fn send(&mut self, peer: usize, header: &Header, payload: RawSlice, token: Option<u64>, sink: &mut impl Sink) {
+    pub(crate) fn send(
+        &mut self,
+        peer: usize,
+        header: &Header,
+        payload: RawSlice,
+        token: Option<u64>,
+        sink: &mut impl Sink,
+    ) {
         if peer == self.me {
             self.loopback.send(header, payload, token, sink);
         } else if let Some(tcp) = &mut self.tcp {
             tcp.send(peer, OutFrame::new(header, payload, token), sink);
         } else {
-            sink.on_peer_failed(peer, PeerCause::Unreachable("this process has no network transport".into()));
+            sink.on_peer_failed(
+                peer,
+                PeerCause::Unreachable("this process has no network transport".into()),
+            );
         }
     }
 
@@ -114,7 +138,11 @@ impl Transport {
         let had_local = self.loopback.deliver(self.me, sink);
         match &mut self.tcp {
             Some(tcp) => {
-                let t = if had_local || self.loopback.pending() { Some(Duration::ZERO) } else { timeout };
+                let t = if had_local || self.loopback.pending() {
+                    Some(Duration::ZERO)
+                } else {
+                    timeout
+                };
                 tcp.poll(sink, t)?;
                 Ok(true)
             }

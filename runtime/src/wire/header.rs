@@ -106,10 +106,14 @@ impl fmt::Display for DecodeError {
         match self {
             DecodeError::Short(n) => write!(f, "header of {n} bytes, {HEADER_LEN} needed"),
             DecodeError::BadMagic(m) => write!(f, "bad magic {m:#06x} (not an mpr peer?)"),
-            DecodeError::BadVersion(v) => write!(f, "wire version {v}, this build speaks {VERSION}"),
+            DecodeError::BadVersion(v) => {
+                write!(f, "wire version {v}, this build speaks {VERSION}")
+            }
             DecodeError::BadKind(k) => write!(f, "unknown frame kind {k}"),
             DecodeError::BadFlags(fl) => write!(f, "unknown flags {fl:#x}"),
-            DecodeError::TooLong { kind, len, cap } => write!(f, "{kind:?} frame of {len} bytes exceeds the cap of {cap}"),
+            DecodeError::TooLong { kind, len, cap } => {
+                write!(f, "{kind:?} frame of {len} bytes exceeds the cap of {cap}")
+            }
         }
     }
 }
@@ -117,7 +121,17 @@ impl fmt::Display for DecodeError {
 impl Header {
     /// A header of `kind` with every other field zero.
     pub(crate) fn new(kind: Kind) -> Header {
-        Header { kind, flags: 0, context: 0, src: 0, tag: 0, seq: 0, len: 0, send_id: 0, recv_id: 0 }
+        Header {
+            kind,
+            flags: 0,
+            context: 0,
+            src: 0,
+            tag: 0,
+            seq: 0,
+            len: 0,
+            send_id: 0,
+            recv_id: 0,
+        }
     }
 
     /// Payload bytes that follow this header on the wire.
@@ -184,7 +198,11 @@ impl Header {
             _ => u64::MAX,
         };
         if h.len > cap {
-            return Err(DecodeError::TooLong { kind, len: h.len, cap });
+            return Err(DecodeError::TooLong {
+                kind,
+                len: h.len,
+                cap,
+            });
         }
         Ok(h)
     }
@@ -234,7 +252,10 @@ mod tests {
         assert!(matches!(Header::decode(&b), Err(DecodeError::BadFlags(_))));
         let mut h = sample(Kind::Eager);
         h.len = MAX_EAGER_BYTES + 1;
-        assert!(matches!(Header::decode(&h.encode()), Err(DecodeError::TooLong { .. })));
+        assert!(matches!(
+            Header::decode(&h.encode()),
+            Err(DecodeError::TooLong { .. })
+        ));
     }
 
     #[test]

@@ -57,10 +57,18 @@ pub(crate) struct Tcp {
 }
 
 impl Tcp {
-    pub(crate) fn new(me: usize, size: usize, job_id: u64, bind: std::net::IpAddr, tuning: Tuning) -> Result<Tcp> {
+    pub(crate) fn new(
+        me: usize,
+        size: usize,
+        job_id: u64,
+        bind: std::net::IpAddr,
+        tuning: Tuning,
+    ) -> Result<Tcp> {
         let poll = Poll::new().map_err(|e| Error::os("create epoll instance", e))?;
         let mut listener = socket::listen(bind).map_err(|e| Error::os("listen", e))?;
-        let listen_addr = listener.local_addr().map_err(|e| Error::os("getsockname", e))?;
+        let listen_addr = listener
+            .local_addr()
+            .map_err(|e| Error::os("getsockname", e))?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)
             .map_err(|e| Error::os("register listener", e))?;
@@ -119,7 +127,8 @@ impl Tcp {
         (0..self.links.len())
             .filter(|&p| {
                 let l = &self.links[p];
-                !l.failed && (l.up.is_some() || l.dial.is_some() || l.awaiting_peer || !l.q.is_empty())
+                !l.failed
+                    && (l.up.is_some() || l.dial.is_some() || l.awaiting_peer || !l.q.is_empty())
             })
             .collect()
     }
@@ -135,7 +144,10 @@ impl Tcp {
             self.close(i);
         }
         for l in &mut self.links {
-            *l = Link { failed: true, ..Link::default() };
+            *l = Link {
+                failed: true,
+                ..Link::default()
+            };
         }
     }
 
@@ -147,7 +159,13 @@ impl Tcp {
         }
         let mut ready = std::mem::take(&mut self.ready);
         ready.clear();
-        ready.extend(self.events.iter().map(|e| (e.token(), e.is_readable() || e.is_read_closed() || e.is_error(), e.is_writable())));
+        ready.extend(self.events.iter().map(|e| {
+            (
+                e.token(),
+                e.is_readable() || e.is_read_closed() || e.is_error(),
+                e.is_writable(),
+            )
+        }));
         for &(token, readable, writable) in &ready {
             if token == LISTENER {
                 self.accept_all();
@@ -170,7 +188,12 @@ impl Tcp {
             self.conns.len() - 1
         });
         let interest = Interest::READABLE | Interest::WRITABLE;
-        if self.poll.registry().register(&mut conn.stream, Token(idx), interest).is_err() {
+        if self
+            .poll
+            .registry()
+            .register(&mut conn.stream, Token(idx), interest)
+            .is_err()
+        {
             self.free.push(idx);
             return None;
         }
@@ -203,7 +226,13 @@ impl Tcp {
         let addr = match self.directory.as_mut().map(|d| d.lookup(peer)) {
             Some(Ok(a)) => a,
             Some(Err(e)) => return self.fail_peer(peer, PeerCause::Unreachable(e), sink),
-            None => return self.fail_peer(peer, PeerCause::Unreachable("no rendezvous service".into()), sink),
+            None => {
+                return self.fail_peer(
+                    peer,
+                    PeerCause::Unreachable("no rendezvous service".into()),
+                    sink,
+                )
+            }
         };
         let stream = match socket::connect(addr, &self.tuning) {
             Ok(s) => s,
@@ -217,7 +246,11 @@ impl Tcp {
         let _ = conn.write_ctl(); // the WRITABLE event retries whatever is left
         match self.insert(conn) {
             Some(idx) => self.links[peer].dial = Some(idx),
-            None => self.fail_peer(peer, PeerCause::Unreachable(format!("cannot register connection to {addr}")), sink),
+            None => self.fail_peer(
+                peer,
+                PeerCause::Unreachable(format!("cannot register connection to {addr}")),
+                sink,
+            ),
         }
     }
 
@@ -241,7 +274,9 @@ impl Tcp {
 
     fn flush(&mut self, peer: usize, sink: &mut impl Sink) {
         let link = &mut self.links[peer];
-        let Some(Some(conn)) = link.up.map(|c| self.conns[c].as_mut()) else { return };
+        let Some(Some(conn)) = link.up.map(|c| self.conns[c].as_mut()) else {
+            return;
+        };
         let res = match conn.write_ctl() {
             Ok(true) => write_frames(&mut conn.stream, &mut link.q, sink),
             other => other,
@@ -252,7 +287,9 @@ impl Tcp {
     }
 
     fn on_writable(&mut self, idx: usize, sink: &mut impl Sink) {
-        let Some(conn) = self.conns[idx].as_mut() else { return };
+        let Some(conn) = self.conns[idx].as_mut() else {
+            return;
+        };
         if conn.up {
             if let Some(p) = conn.peer.filter(|&p| self.links[p].up == Some(idx)) {
                 return self.flush(p, sink);
@@ -267,7 +304,9 @@ impl Tcp {
 
     fn on_readable(&mut self, idx: usize, sink: &mut impl Sink) {
         loop {
-            let Some(conn) = self.conns[idx].as_mut() else { return };
+            let Some(conn) = self.conns[idx].as_mut() else {
+                return;
+            };
             let peer = if conn.up { conn.peer } else { None };
             let mut fin = false;
             let outcome = conn.reader.read(&mut conn.stream, peer, sink, &mut fin);
@@ -279,7 +318,9 @@ impl Tcp {
             match outcome {
                 ReadOutcome::Drained => return,
                 ReadOutcome::Handshake(h) => self.handshake(idx, h, sink),
-                ReadOutcome::Closed => return self.conn_failed(idx, PeerCause::ConnectionClosed, sink),
+                ReadOutcome::Closed => {
+                    return self.conn_failed(idx, PeerCause::ConnectionClosed, sink)
+                }
                 ReadOutcome::Failed(cause) => return self.conn_failed(idx, cause, sink),
             }
         }
@@ -288,7 +329,9 @@ impl Tcp {
     /// A connection ended or broke. It is a peer failure only if it carried (or was about to
     /// carry) the pair's traffic and the peer had not said Fin.
     fn conn_failed(&mut self, idx: usize, cause: PeerCause, sink: &mut impl Sink) {
-        let Some(conn) = self.conns[idx].as_ref() else { return };
+        let Some(conn) = self.conns[idx].as_ref() else {
+            return;
+        };
         let (peer, role, up) = (conn.peer, conn.role, conn.up);
         self.close(idx);
         let Some(p) = peer else { return }; // a stranger, or an acceptor before its Hello
@@ -309,7 +352,9 @@ impl Tcp {
     }
 
     fn handshake(&mut self, idx: usize, h: Header, sink: &mut impl Sink) {
-        let Some(conn) = self.conns[idx].as_mut() else { return };
+        let Some(conn) = self.conns[idx].as_mut() else {
+            return;
+        };
         match (conn.role, h.kind) {
             (Role::Acceptor, Kind::Hello) => {
                 let p = h.src as usize;
@@ -328,12 +373,14 @@ impl Tcp {
                 conn.peer = Some(p);
                 if connect::accept(self.me, p, view) {
                     conn.up = true;
-                    conn.ctl.extend_from_slice(&Header::new(Kind::HelloAck).encode());
+                    conn.ctl
+                        .extend_from_slice(&Header::new(Kind::HelloAck).encode());
                     link.up = Some(idx);
                     link.awaiting_peer = false;
                     self.flush(p, sink);
                 } else {
-                    conn.ctl.extend_from_slice(&Header::new(Kind::HelloReject).encode());
+                    conn.ctl
+                        .extend_from_slice(&Header::new(Kind::HelloReject).encode());
                     conn.closing = true;
                     conn.peer = None;
                     if let Ok(true) = conn.write_ctl() {

@@ -39,8 +39,21 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    pub(crate) fn new(stream: TcpStream, peer: Option<usize>, role: Role, read_ahead: usize) -> Conn {
-        Conn { stream, peer, role, up: false, closing: false, ctl: Vec::new(), reader: Reader::new(read_ahead) }
+    pub(crate) fn new(
+        stream: TcpStream,
+        peer: Option<usize>,
+        role: Role,
+        read_ahead: usize,
+    ) -> Conn {
+        Conn {
+            stream,
+            peer,
+            role,
+            up: false,
+            closing: false,
+            ctl: Vec::new(),
+            reader: Reader::new(read_ahead),
+        }
     }
 
     /// Writes pending handshake bytes. Ok(true) when none remain.
@@ -62,7 +75,11 @@ impl Conn {
 
 /// Writes frames from `q` until it is empty (Ok(true)) or the socket is full (Ok(false)),
 /// reporting each completed frame's token.
-pub(crate) fn write_frames(stream: &mut TcpStream, q: &mut SendQueue, sink: &mut impl Sink) -> io::Result<bool> {
+pub(crate) fn write_frames(
+    stream: &mut TcpStream,
+    q: &mut SendQueue,
+    sink: &mut impl Sink,
+) -> io::Result<bool> {
     loop {
         if q.is_empty() {
             return Ok(true);
@@ -137,25 +154,45 @@ pub(crate) struct Reader {
 
 impl Reader {
     fn new(read_ahead: usize) -> Reader {
-        Reader { stage: vec![0; read_ahead.max(HEADER_LEN * 4)].into_boxed_slice(), start: 0, end: 0, state: ReadState::Header }
+        Reader {
+            stage: vec![0; read_ahead.max(HEADER_LEN * 4)].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            state: ReadState::Header,
+        }
     }
 
     /// Reads and dispatches frames until the socket is drained. `peer` is `None` until the
     /// handshake is done; then frames go to `sink`. Sets `*fin` when a Fin frame passes.
-    pub(crate) fn read(&mut self, stream: &mut TcpStream, peer: Option<usize>, sink: &mut impl Sink, fin: &mut bool) -> ReadOutcome {
+    pub(crate) fn read(
+        &mut self,
+        stream: &mut TcpStream,
+        peer: Option<usize>,
+        sink: &mut impl Sink,
+        fin: &mut bool,
+    ) -> ReadOutcome {
         loop {
             let state = std::mem::replace(&mut self.state, ReadState::Header);
             match state {
                 ReadState::Header => {
                     if self.end - self.start >= HEADER_LEN {
-                        let h = match Header::decode(&self.stage[self.start..self.start + HEADER_LEN]) {
+                        let h = match Header::decode(
+                            &self.stage[self.start..self.start + HEADER_LEN],
+                        ) {
                             Ok(h) => h,
-                            Err(e) => return ReadOutcome::Failed(PeerCause::Protocol(e.to_string())),
+                            Err(e) => {
+                                return ReadOutcome::Failed(PeerCause::Protocol(e.to_string()))
+                            }
                         };
                         self.start += HEADER_LEN;
-                        let Some(peer) = peer else { return ReadOutcome::Handshake(h) };
+                        let Some(peer) = peer else {
+                            return ReadOutcome::Handshake(h);
+                        };
                         if matches!(h.kind, Kind::Hello | Kind::HelloAck | Kind::HelloReject) {
-                            return ReadOutcome::Failed(PeerCause::Protocol(format!("{:?} after the handshake", h.kind)));
+                            return ReadOutcome::Failed(PeerCause::Protocol(format!(
+                                "{:?} after the handshake",
+                                h.kind
+                            )));
                         }
                         if h.kind == Kind::Fin {
                             *fin = true;
@@ -186,7 +223,11 @@ impl Reader {
                         Err(outcome) => return outcome,
                     }
                 }
-                ReadState::Payload { h, mut dest, mut got } => {
+                ReadState::Payload {
+                    h,
+                    mut dest,
+                    mut got,
+                } => {
                     // h.len fits in usize: decode capped it and the sink found room for it.
                     let len = h.len as usize;
                     if got < len {
@@ -206,7 +247,8 @@ impl Reader {
                                 // Much left: straight into the destination, no copy.
                                 read_some(stream, slot).map(|o| o.map(|n| (n, true)))
                             } else {
-                                read_some(stream, &mut self.stage[..]).map(|o| o.map(|n| (n, false)))
+                                read_some(stream, &mut self.stage[..])
+                                    .map(|o| o.map(|n| (n, false)))
                             };
                             match r {
                                 Ok(Some((n, true))) => got += n,

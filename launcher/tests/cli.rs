@@ -1,0 +1,144 @@
+//! Bad input to `mprun`: one line naming the cause, exit status 2, and no rank started.
+
+mod util;
+
+use std::time::Duration;
+
+use util::{rank_program, run};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// Runs mprun with bad arguments and returns its single stderr line.
+fn refused(args: &[&str]) -> String {
+    let out = run(args, &[], None, LIMIT);
+    assert_eq!(
+        out.code,
+        Some(2),
+        "{args:?} should be refused\\nstdout: {}\\nstderr: {}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "a refused job printed: {}",
+        out.stdout
+    );
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "{args:?}: expected one line, got:\\n{}",
+        out.stderr
+    );
+    assert!(lines[0].starts_with("mprun: "), "{:?}", lines[0]);
+    lines[0].to_string()
+}
+
+fn hostfile(name: &str, text: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("mpr-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+#[test]
+fn unknown_option() {
+    let l = refused(&["--frobnicate", "x"]);
+    assert!(l.contains("--frobnicate"), "{l}");
+}
+
+#[test]
+fn bad_rank_counts() {
+    let prog = rank_program("t_job");
+    let p = prog.to_str().unwrap();
+    assert!(refused(&["-n", "0", p]).contains("-n"));
+    assert!(refused(&["-n", "-3", p]).contains("-3"));
+    assert!(refused(&["-n", "lots", p]).contains("lots"));
+    assert!(refused(&["-n", "99999999999999999999999", p]).contains("-n"));
+    assert!(refused(&["-n"]).contains("-n"));
+}
+
+#[test]
+fn missing_program() {
+    let l = refused(&["-n", "2"]);
+    assert!(l.contains("program"), "{l}");
+    let l = refused(&["-n", "2", "/no/such/program-xyz"]);
+    assert!(l.contains("/no/such/program-xyz"), "{l}");
+    let l = refused(&["-n", "2", "no-such-program-on-path-xyz"]);
+    assert!(l.contains("no-such-program-on-path-xyz"), "{l}");
+}
+
+#[test]
+fn bad_hostfiles_name_the_line() {
+    let prog = rank_program("t_job");
+    let p = prog.to_str().unwrap();
+    let hf = hostfile(
+        "bad-slots",
+        "# comment\nlocalhost slots=2\n\nlocalhost slots=abc\n",
+    );
+    let l = refused(&["--hostfile", &hf, p]);
+    assert!(l.contains(":4") || l.contains("line 4"), "{l}");
+    let hf = hostfile("bad-count", "localhost:zero\n");
+    let l = refused(&["--hostfile", &hf, p]);
+    assert!(l.contains(":1") || l.contains("line 1"), "{l}");
+    let l = refused(&["--hostfile", "/no/such/hostfile", p]);
+    assert!(l.contains("/no/such/hostfile"), "{l}");
+    let hf = hostfile("empty", "# nothing here\n\n");
+    let l = refused(&["--hostfile", &hf, p]);
+    assert!(l.contains("no hosts") || l.contains("empty"), "{l}");
+}
+
+#[test]
+fn too_many_ranks_for_the_slots() {
+    let prog = rank_program("t_job");
+    let hf = hostfile("two", "localhost slots=2\n");
+    let l = refused(&["--hostfile", &hf, "-n", "3", prog.to_str().unwrap(), "env"]);
+    assert!(l.contains("slots") || l.contains("oversubscribe"), "{l}");
+    // ... which --oversubscribe allows.
+    let out = run(
+        &[
+            "--hostfile",
+            &hf,
+            "-n",
+            "3",
+            "--oversubscribe",
+            prog.to_str().unwrap(),
+            "env",
+        ],
+        &[],
+        None,
+        LIMIT,
+    );
+    assert_eq!(out.ok().lines().count(), 3);
+}
+
+#[test]
+fn bad_values() {
+    let prog = rank_program("t_job");
+    let p = prog.to_str().unwrap();
+    assert!(refused(&["--timeout", "soon", p]).contains("soon"));
+    assert!(refused(&["--map-by", "socket", p]).contains("socket"));
+    assert!(refused(&["-x", "", p]).contains("-x"));
+}
+
+#[test]
+fn hostfile_sample_runs() {
+    let prog = rank_program("t_job");
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../hostfiles/localhost");
+    let out = run(
+        &["--hostfile", sample, prog.to_str().unwrap(), "env"],
+        &[],
+        None,
+        LIMIT,
+    );
+    assert!(out.ok().lines().count() >= 1);
+}
+
+#[test]
+fn help_and_version() {
+    let out = run(&["--help"], &[], None, LIMIT);
+    assert!(out.ok().contains("usage: mprun"));
+    let out = run(&["--version"], &[], None, LIMIT);
+    assert!(out.ok().starts_with("mprun "));
+}

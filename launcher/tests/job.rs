@@ -1,0 +1,293 @@
+//! Job behaviour through the real `mprun`: exit statuses, stdio relay, environment, time limits,
+//! signals, and that nothing of a job is left running afterwards.
+
+mod util;
+
+use std::time::Duration;
+
+use util::{processes_matching, rank_program, run, Outcome};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// A token unique to one test, passed as an extra argument to the ranks so the leftover check
+/// finds only this test's processes.
+fn token(name: &str) -> String {
+    format!("tok-{name}-{}", std::process::id())
+}
+
+fn job(
+    n: usize,
+    case: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+    stdin: Option<&[u8]>,
+) -> (Outcome, String) {
+    job_with(&[], n, case, extra, env, stdin)
+}
+
+/// `mprun OPTS -n N t_job CASE EXTRA... TOKEN`.
+fn job_with(
+    opts: &[&str],
+    n: usize,
+    case: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+    stdin: Option<&[u8]>,
+) -> (Outcome, String) {
+    let prog = rank_program("t_job");
+    let tok = token(case);
+    let n = n.to_string();
+    let mut args = opts.to_vec();
+    args.extend_from_slice(&["-n", &n, prog.to_str().unwrap(), case]);
+    args.extend_from_slice(extra);
+    args.push(&tok);
+    (run(&args, env, stdin, LIMIT), tok)
+}
+
+fn assert_nothing_left(tok: &str) {
+    // The ranks are gone once mprun returns; allow the kernel a moment to reap.
+    for _ in 0..100 {
+        if processes_matching(tok).is_empty() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("processes left running: {:?}", processes_matching(tok));
+}
+
+#[test]
+fn a_rank_exiting_3_makes_mprun_exit_3_naming_it() {
+    let (out, tok) = job(4, "exit", &["1", "3"], &[], None);
+    assert_eq!(out.code, Some(3), "stderr: {}", out.stderr);
+    let lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("mprun:"))
+        .collect();
+    assert_eq!(
+        lines,
+        ["mprun: rank 1 on localhost exited with code 3"],
+        "stderr: {}",
+        out.stderr
+    );
+    assert!(
+        out.elapsed < Duration::from_secs(5),
+        "took {:?}",
+        out.elapsed
+    );
+    assert_nothing_left(&tok);
+}
+
+#[test]
+fn a_rank_killed_by_a_signal_gives_128_plus_n() {
+    let (out, tok) = job(3, "kill", &["2"], &[], None);
+    assert_eq!(out.code, Some(137), "stderr: {}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("mprun: rank 2 on localhost was killed by signal 9 (SIGKILL)"),
+        "stderr: {}",
+        out.stderr
+    );
+    assert_nothing_left(&tok);
+}
+
+#[test]
+fn abort_ends_the_job_with_its_code() {
+    let (out, tok) = job(3, "abort", &["1", "7"], &[], None);
+    assert_eq!(out.code, Some(7), "stderr: {}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("mprun: rank 1 on localhost called abort(7)"),
+        "stderr: {}",
+        out.stderr
+    );
+    assert_nothing_left(&tok);
+}
+
+#[test]
+fn output_lines_are_never_mixed_and_tagged_on_request() {
+    let prog = rank_program("t_job");
+    let out = run(
+        &[
+            "-n",
+            "4",
+            "--tag-output",
+            prog.to_str().unwrap(),
+            "lines",
+            "500",
+        ],
+        &[],
+        None,
+        LIMIT,
+    );
+    let stdout = out.ok();
+    let mut counts = [0usize; 4];
+    for line in stdout.lines() {
+        let (tag, body) = line.split_once(' ').expect("tagged line");
+        let r: usize = tag
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .expect("rank tag");
+        let (payload, idx) = body.rsplit_once('#').expect("line index");
+        assert_eq!(
+            payload,
+            format!("{r}:").repeat(200),
+            "line of rank {r} mixed: {line}"
+        );
+        assert_eq!(
+            idx.parse::<usize>().unwrap(),
+            counts[r],
+            "rank {r} lines out of order"
+        );
+        counts[r] += 1;
+    }
+    assert_eq!(counts, [500; 4]);
+    for r in 0..4 {
+        assert!(
+            out.stderr
+                .contains(&format!("[{r}] stderr line from rank {r}")),
+            "stderr: {}",
+            out.stderr
+        );
+    }
+    // Untagged: the lines are there as the rank wrote them.
+    let out = run(
+        &["-n", "2", prog.to_str().unwrap(), "lines", "3"],
+        &[],
+        None,
+        LIMIT,
+    );
+    assert!(out
+        .ok()
+        .lines()
+        .all(|l| l.starts_with("0:0:") || l.starts_with("1:1:")));
+}
+
+#[test]
+fn stdin_goes_to_rank_0_only() {
+    let input: String = (0..1000).map(|i| format!("line {i}\n")).collect();
+    let (out, _) = job(3, "stdin", &[], &[], Some(input.as_bytes()));
+    let stdout = out.ok();
+    let bytes: usize = (0..1000).map(|i| format!("line {i}").len()).sum();
+    assert!(
+        stdout.contains(&format!("rank 0 read 1000 lines {bytes} bytes")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("rank 1 read 0 lines 0 bytes"), "{stdout}");
+    assert!(stdout.contains("rank 2 read 0 lines 0 bytes"), "{stdout}");
+}
+
+#[test]
+fn ranks_see_their_environment_and_x_variables() {
+    let prog = rank_program("t_job");
+    let out = run(
+        &["-n", "3", "-x", "FOO", prog.to_str().unwrap(), "env"],
+        &[("FOO", "bar")],
+        None,
+        LIMIT,
+    );
+    let stdout = out.ok();
+    for r in 0..3 {
+        let want = format!(
+            "rank={r} size=3 MPR_RANK={r} MPR_SIZE=3 MPR_LOCAL_RANK={r} MPR_LOCAL_SIZE=3 FOO=bar"
+        );
+        assert!(
+            stdout.lines().any(|l| l == want),
+            "missing {want:?} in {stdout}"
+        );
+    }
+    let out = run(
+        &[
+            "-n",
+            "2",
+            "-x",
+            "FOO=set by x",
+            prog.to_str().unwrap(),
+            "env",
+        ],
+        &[],
+        None,
+        LIMIT,
+    );
+    assert_eq!(out.ok().matches("FOO=set by x").count(), 2);
+}
+
+#[test]
+fn timeout_ends_a_hung_job_with_124() {
+    let (out, tok) = job_with(&["--timeout", "1"], 3, "hang", &[], &[], None);
+    assert_eq!(out.code, Some(124), "stderr: {}", out.stderr);
+    assert!(
+        out.stderr.contains("mprun: timed out after 1"),
+        "stderr: {}",
+        out.stderr
+    );
+    assert!(
+        out.elapsed < Duration::from_secs(4),
+        "took {:?}",
+        out.elapsed
+    );
+    assert_nothing_left(&tok);
+}
+
+#[test]
+fn sigint_to_mprun_ends_every_rank_within_a_second() {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    use std::time::Instant;
+
+    let prog = rank_program("t_job");
+    let tok = token("sigint");
+    let mut child = Command::new(util::mprun())
+        .args(["-n", "8", prog.to_str().unwrap(), "hang", &tok])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdin(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .expect("spawn mprun");
+    // Wait until all 8 ranks say they are blocked.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = String::new();
+    let start = Instant::now();
+    let mut buf = [0u8; 4096];
+    while seen.matches("waiting").count() < 8 {
+        assert!(start.elapsed() < LIMIT, "ranks never started: {seen}");
+        let n = stdout.read(&mut buf).expect("read stdout");
+        assert!(n > 0, "mprun closed stdout early: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let sent = Instant::now();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("signal mprun");
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        if sent.elapsed() > Duration::from_secs(10) {
+            let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
+            panic!("mprun did not end after SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let took = sent.elapsed();
+    assert_eq!(status.code(), Some(130));
+    assert!(took < Duration::from_millis(1500), "took {took:?}");
+    assert_nothing_left(&tok);
+}
+
+#[test]
+fn job_of_16_ranks_oversubscribed_starts_and_finishes() {
+    let prog = rank_program("t_job");
+    let out = run(
+        &["-n", "16", prog.to_str().unwrap(), "env"],
+        &[],
+        None,
+        LIMIT,
+    );
+    assert_eq!(
+        out.ok().lines().filter(|l| l.contains("size=16")).count(),
+        16
+    );
+}
