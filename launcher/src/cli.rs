@@ -35,7 +35,7 @@ pub struct Options {
 /// What to do.
 #[derive(Debug)]
 pub enum Parsed {
-    Run(Options),
+    Run(Box<Options>),
     Help,
     Version,
 }
@@ -183,7 +183,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, LaunchErr
         return Err(LaunchError::Usage("no program given".into()));
     }
     o.args = it.collect();
-    Ok(Parsed::Run(o))
+    Ok(Parsed::Run(Box::new(o)))
 }
 
 #[cfg(test)]
@@ -192,7 +192,7 @@ mod tests {
 
     fn run(args: &[&str]) -> Result<Options, String> {
         match parse(args.iter().map(|s| s.to_string())) {
-            Ok(Parsed::Run(o)) => Ok(o),
+            Ok(Parsed::Run(o)) => Ok(*o),
             Ok(other) => Err(format!("{other:?}")),
             Err(e) => Err(e.to_string()),
         }

@@ -41,7 +41,7 @@ pub fn build(
     let limit = |h: &HostSlots| h.max_slots.unwrap_or(usize::MAX);
     let cap: usize = hosts
         .iter()
-        .map(|h| limit(h))
+        .map(&limit)
         .fold(0usize, |a, b| a.saturating_add(b));
     if np > cap {
         return Err(LaunchError::Plan(format!(

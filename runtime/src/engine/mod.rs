@@ -519,14 +519,6 @@ impl Engine {
         })?
     }
 
-    /// The result of `op` if it has completed (freeing it), after one non-blocking progress step.
-    pub(crate) fn test(&mut self, op: OpId) -> Result<Option<Result<RawStatus>>> {
-        if !self.core.ops.is_done(op) {
-            self.progress(Some(Duration::ZERO))?;
-        }
-        Ok(self.core.ops.take(op))
-    }
-
     /// Waits for `op` and frees it. Even on error, `op` is gone from the engine when this
     /// returns, so its buffer is no longer referenced.
     pub(crate) fn wait(&mut self, op: OpId) -> Result<RawStatus> {

@@ -1,0 +1,210 @@
+//! The command line of `mpr-bench`. Every rank parses the same words, so all ranks agree on the
+//! sizes and iteration counts without exchanging them.
+
+/// Which benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bench {
+    /// Ping-pong between ranks 0 and 1: one-way latency.
+    Latency,
+}
+
+impl Bench {
+    fn from_name(s: &str) -> Option<Bench> {
+        match s {
+            "latency" => Some(Bench::Latency),
+            _ => None,
+        }
+    }
+
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bench::Latency => "latency",
+        }
+    }
+}
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub bench: Bench,
+    /// Smallest and largest message size in bytes; sizes are 0 (if `min` is 0) and then the
+    /// powers of two from max(min, 1) up to `max`.
+    pub min: usize,
+    pub max: usize,
+    /// Timed iterations per size; `None`: the OSU defaults (more for small messages).
+    pub iters: Option<usize>,
+    /// Untimed warm-up iterations per size; `None`: the OSU defaults.
+    pub warmup: Option<usize>,
+    pub json: bool,
+}
+
+/// Messages above this many bytes get the "large" iteration defaults, as in OSU.
+const LARGE: usize = 8192;
+
+impl Plan {
+    /// The message sizes to run.
+    pub fn sizes(&self) -> Vec<usize> {
+        let mut v = Vec::new();
+        if self.min == 0 {
+            v.push(0);
+        }
+        let mut s = self.min.max(1).next_power_of_two();
+        while s <= self.max {
+            v.push(s);
+            match s.checked_mul(2) {
+                Some(n) => s = n,
+                None => break,
+            }
+        }
+        v
+    }
+
+    /// Timed iterations for `size`.
+    pub fn iters_for(&self, size: usize) -> usize {
+        self.iters.unwrap_or(if size > LARGE { 1000 } else { 10_000 })
+    }
+
+    /// Warm-up iterations for `size`.
+    pub fn warmup_for(&self, size: usize) -> usize {
+        self.warmup.unwrap_or(if size > LARGE { 10 } else { 100 })
+    }
+}
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Parsed {
+    Run(Plan),
+    Help,
+}
+
+pub const USAGE: &str = "\
+usage: mprun -n 2 mpr-bench latency [OPTIONS]
+
+  -m, --message-size MIN:MAX  message sizes in bytes, powers of two between (default 0:4194304);
+                              MAX alone means 0:MAX; K, M, G suffixes allowed
+  -i, --iterations N          timed iterations per size (default 10000, 1000 above 8 KiB)
+  -x, --warmup N              untimed iterations per size (default 100, 10 above 8 KiB)
+  --json                      one JSON object per size instead of the table
+  -h, --help                  this text
+";
+
+/// The largest message a benchmark will allocate (1 GiB).
+const MAX_SIZE: usize = 1 << 30;
+
+fn size(s: &str) -> Result<usize, String> {
+    let s = s.trim();
+    let (digits, mult) = match s.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&s[..i], 1usize << 10),
+        Some((i, 'm' | 'M')) => (&s[..i], 1 << 20),
+        Some((i, 'g' | 'G')) => (&s[..i], 1 << 30),
+        _ => (s, 1),
+    };
+    let n: usize = digits.parse().map_err(|_| format!("{s:?} is not a message size in bytes"))?;
+    n.checked_mul(mult)
+        .filter(|&b| b <= MAX_SIZE)
+        .ok_or_else(|| format!("message size {s} is above the limit of 1 GiB"))
+}
+
+fn count(opt: &str, s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n <= 100_000_000 => Ok(n),
+        _ => Err(format!("{opt} takes a count from 0 to 100000000, not {s:?}")),
+    }
+}
+
+/// Parses the words after the program name.
+pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
+    let mut it = args.into_iter();
+    let mut bench = None;
+    let mut plan = Plan { bench: Bench::Latency, min: 0, max: 4 << 20, iters: None, warmup: None, json: false };
+    while let Some(a) = it.next() {
+        let (name, inline) = match a.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
+            _ => (a.clone(), None),
+        };
+        let mut value = || inline.clone().or_else(|| it.next()).ok_or_else(|| format!("{name} needs a value"));
+        match name.as_str() {
+            "-h" | "--help" => return Ok(Parsed::Help),
+            "--json" => plan.json = true,
+            "-m" | "--message-size" => {
+                let v = value()?;
+                let (lo, hi) = match v.split_once(':') {
+                    Some((lo, hi)) => (size(lo)?, size(hi)?),
+                    None => (0, size(&v)?),
+                };
+                if lo > hi {
+                    return Err(format!("-m {v}: the smallest size is above the largest"));
+                }
+                (plan.min, plan.max) = (lo, hi);
+            }
+            "-i" | "--iterations" => {
+                let n = count(&name, &value()?)?;
+                if n == 0 {
+                    return Err(format!("{name} must be at least 1"));
+                }
+                plan.iters = Some(n);
+            }
+            "-x" | "--warmup" => plan.warmup = Some(count(&name, &value()?)?),
+            s if s.starts_with('-') => return Err(format!("unknown option {s} (see --help)")),
+            s => match (bench, Bench::from_name(s)) {
+                (None, Some(b)) => bench = Some(b),
+                (None, None) => return Err(format!("unknown benchmark {s:?} (one of: latency)")),
+                (Some(_), _) => return Err(format!("unexpected argument {s:?}")),
+            },
+        }
+    }
+    plan.bench = bench.ok_or("name a benchmark: latency (see --help)")?;
+    Ok(Parsed::Run(plan))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(words: &[&str]) -> Result<Plan, String> {
+        match parse(words.iter().map(|s| s.to_string()))? {
+            Parsed::Run(p) => Ok(p),
+            Parsed::Help => Err("help".into()),
+        }
+    }
+
+    #[test]
+    fn sizes_are_zero_then_powers_of_two() {
+        let p = plan(&["latency", "-m", "0:16"]).unwrap();
+        assert_eq!(p.sizes(), [0, 1, 2, 4, 8, 16]);
+        let p = plan(&["latency", "-m", "3:1K"]).unwrap();
+        assert_eq!(p.sizes(), [4, 8, 16, 32, 64, 128, 256, 512, 1024]);
+        let p = plan(&["latency", "-m", "8:8"]).unwrap();
+        assert_eq!(p.sizes(), [8]);
+        let p = plan(&["latency", "--message-size=1M"]).unwrap();
+        assert_eq!((p.min, p.max), (0, 1 << 20));
+    }
+
+    #[test]
+    fn defaults_follow_osu() {
+        let p = plan(&["latency"]).unwrap();
+        assert_eq!((p.iters_for(8), p.iters_for(1 << 20)), (10_000, 1000));
+        assert_eq!((p.warmup_for(8), p.warmup_for(1 << 20)), (100, 10));
+        let p = plan(&["latency", "-i", "5", "-x", "0", "--json"]).unwrap();
+        assert_eq!((p.iters_for(1 << 20), p.warmup_for(8), p.json), (5, 0, true));
+    }
+
+    #[test]
+    fn bad_words_are_errors() {
+        for bad in [
+            &["latency", "-m", "9:3"][..],
+            &["latency", "-m", "x"],
+            &["latency", "-m", "2G"],
+            &["latency", "-i", "0"],
+            &["latency", "-i", "-1"],
+            &["latency", "-x"],
+            &["latency", "--frob"],
+            &["nonsense"],
+            &["latency", "latency"],
+            &[],
+        ] {
+            assert!(plan(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}
