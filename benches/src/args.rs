@@ -62,7 +62,8 @@ impl Plan {
 
     /// Timed iterations for `size`.
     pub fn iters_for(&self, size: usize) -> usize {
-        self.iters.unwrap_or(if size > LARGE { 1000 } else { 10_000 })
+        self.iters
+            .unwrap_or(if size > LARGE { 1000 } else { 10_000 })
     }
 
     /// Warm-up iterations for `size`.
@@ -100,7 +101,9 @@ fn size(s: &str) -> Result<usize, String> {
         Some((i, 'g' | 'G')) => (&s[..i], 1 << 30),
         _ => (s, 1),
     };
-    let n: usize = digits.parse().map_err(|_| format!("{s:?} is not a message size in bytes"))?;
+    let n: usize = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a message size in bytes"))?;
     n.checked_mul(mult)
         .filter(|&b| b <= MAX_SIZE)
         .ok_or_else(|| format!("message size {s} is above the limit of 1 GiB"))
@@ -109,7 +112,9 @@ fn size(s: &str) -> Result<usize, String> {
 fn count(opt: &str, s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(n) if n <= 100_000_000 => Ok(n),
-        _ => Err(format!("{opt} takes a count from 0 to 100000000, not {s:?}")),
+        _ => Err(format!(
+            "{opt} takes a count from 0 to 100000000, not {s:?}"
+        )),
     }
 }
 
@@ -117,13 +122,25 @@ fn count(opt: &str, s: &str) -> Result<usize, String> {
 pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
     let mut it = args.into_iter();
     let mut bench = None;
-    let mut plan = Plan { bench: Bench::Latency, min: 0, max: 4 << 20, iters: None, warmup: None, json: false };
+    let mut plan = Plan {
+        bench: Bench::Latency,
+        min: 0,
+        max: 4 << 20,
+        iters: None,
+        warmup: None,
+        json: false,
+    };
     while let Some(a) = it.next() {
         let (name, inline) = match a.split_once('=') {
             Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
             _ => (a.clone(), None),
         };
-        let mut value = || inline.clone().or_else(|| it.next()).ok_or_else(|| format!("{name} needs a value"));
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| it.next())
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
         match name.as_str() {
             "-h" | "--help" => return Ok(Parsed::Help),
             "--json" => plan.json = true,
@@ -187,7 +204,10 @@ mod tests {
         assert_eq!((p.iters_for(8), p.iters_for(1 << 20)), (10_000, 1000));
         assert_eq!((p.warmup_for(8), p.warmup_for(1 << 20)), (100, 10));
         let p = plan(&["latency", "-i", "5", "-x", "0", "--json"]).unwrap();
-        assert_eq!((p.iters_for(1 << 20), p.warmup_for(8), p.json), (5, 0, true));
+        assert_eq!(
+            (p.iters_for(1 << 20), p.warmup_for(8), p.json),
+            (5, 0, true)
+        );
     }
 
     #[test]

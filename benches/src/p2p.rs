@@ -15,7 +15,10 @@ const TAG: u32 = 1;
 /// One-way latency by ping-pong. Needs exactly two ranks, as `osu_latency` does.
 pub fn latency(world: &mpr::World, plan: &Plan) -> Result<(), Failure> {
     if world.size() != 2 {
-        return Err(Failure::Setup(format!("latency needs exactly 2 ranks, not {} (mprun -n 2)", world.size())));
+        return Err(Failure::Setup(format!(
+            "latency needs exactly 2 ranks, not {} (mprun -n 2)",
+            world.size()
+        )));
     }
     let rank = world.rank();
     let peer = 1 - rank;

@@ -9,8 +9,15 @@ pub fn header(plan: &Plan, ranks: usize) {
     if plan.json {
         return;
     }
-    println!("# mpr-bench {} (mpr {}), {ranks} ranks", plan.bench.name(), env!("CARGO_PKG_VERSION"));
-    println!("# {:<10} {:>14} {:>12} {:>12}", "Size", "Latency (us)", "p50 (us)", "p99 (us)");
+    println!(
+        "# mpr-bench {} (mpr {}), {ranks} ranks",
+        plan.bench.name(),
+        env!("CARGO_PKG_VERSION")
+    );
+    println!(
+        "# {:<10} {:>14} {:>12} {:>12}",
+        "Size", "Latency (us)", "p50 (us)", "p99 (us)"
+    );
 }
 
 /// Prints one row.
@@ -28,6 +35,9 @@ pub fn row(plan: &Plan, r: &Row) {
             r.max_us
         );
     } else {
-        println!("{:<12} {:>14.2} {:>12.2} {:>12.2}", r.size, r.avg_us, r.p50_us, r.p99_us);
+        println!(
+            "{:<12} {:>14.2} {:>12.2} {:>12.2}",
+            r.size, r.avg_us, r.p50_us, r.p99_us
+        );
     }
 }

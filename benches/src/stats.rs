@@ -26,8 +26,13 @@ pub struct Samples {
 impl Samples {
     pub fn new() -> Samples {
         // 1 ns to 1 hour at 3 significant digits: every value the tool can meet, ~200 KiB.
-        let hist = Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid histogram bounds");
-        Samples { hist, total_ns: 0, n: 0 }
+        let hist =
+            Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid histogram bounds");
+        Samples {
+            hist,
+            total_ns: 0,
+            n: 0,
+        }
     }
 
     /// Records one iteration of `ns` nanoseconds.
@@ -40,7 +45,11 @@ impl Samples {
     /// The row for `size`, every figure divided by `per` (2 for a round trip reported one way).
     pub fn row(&self, size: usize, per: f64) -> Row {
         let us = |ns: f64| ns / 1000.0 / per;
-        let avg = if self.n == 0 { 0.0 } else { self.total_ns as f64 / self.n as f64 };
+        let avg = if self.n == 0 {
+            0.0
+        } else {
+            self.total_ns as f64 / self.n as f64
+        };
         Row {
             size,
             iters: self.n,
@@ -68,6 +77,9 @@ mod tests {
         assert!((r.avg_us - 25.25).abs() < 1e-9, "{r:?}");
         assert!((r.p50_us - 25.0).abs() < 0.05, "{r:?}");
         assert!((r.p99_us - 49.5).abs() < 0.05, "{r:?}");
-        assert!((r.min_us - 0.5).abs() < 0.01 && (r.max_us - 50.0).abs() < 0.05, "{r:?}");
+        assert!(
+            (r.min_us - 0.5).abs() < 0.01 && (r.max_us - 50.0).abs() < 0.05,
+            "{r:?}"
+        );
     }
 }

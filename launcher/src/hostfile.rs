@@ -52,18 +52,19 @@ fn parse_entry(text: &str) -> Result<HostSlots, String> {
         let (k, v) = w
             .split_once('=')
             .ok_or_else(|| format!("unexpected {w:?} (expected slots=N or max_slots=N)"))?;
-        let n: usize = v
-            .parse()
-            .map_err(|_| format!("{k}={v:?}: not a whole number"))?;
-        match k {
-            "slots" | "cpu" => slots = Some(n),
-            "max_slots" | "max-slots" => max_slots = Some(n),
+        let field = match k {
+            "slots" | "cpu" => &mut slots,
+            "max_slots" | "max-slots" => &mut max_slots,
             _ => {
                 return Err(format!(
                     "unknown attribute {k:?} (expected slots or max_slots)"
                 ))
             }
-        }
+        };
+        *field = Some(
+            v.parse()
+                .map_err(|_| format!("{k}={v:?}: not a whole number"))?,
+        );
     }
     let slots = slots.unwrap_or_else(cores);
     if slots == 0 {
