@@ -55,53 +55,39 @@ fn assert_nothing_left(tok: &str) {
     panic!("processes left running: {:?}", processes_matching(tok));
 }
 
-#[test]
-fn a_rank_exiting_3_makes_mprun_exit_3_naming_it() {
-    let (out, tok) = job(4, "exit", &["1", "3"], &[], None);
-    assert_eq!(out.code, Some(3), "stderr: {}", out.stderr);
+/// The job ended with `code` within `within`, and mprun's own lines on stderr are exactly `says`
+/// (the one line naming the rank and how it ended); nothing of it is left running.
+fn assert_ended(out: &Outcome, tok: &str, code: i32, says: &str, within: Duration) {
+    assert_eq!(out.code, Some(code), "stderr: {}", out.stderr);
     let lines: Vec<&str> = out
         .stderr
         .lines()
         .filter(|l| l.starts_with("mprun:"))
         .collect();
-    assert_eq!(
-        lines,
-        ["mprun: rank 1 on localhost exited with code 3"],
-        "stderr: {}",
-        out.stderr
-    );
-    assert!(
-        out.elapsed < Duration::from_secs(5),
-        "took {:?}",
-        out.elapsed
-    );
-    assert_nothing_left(&tok);
+    assert_eq!(lines, [says], "stderr: {}", out.stderr);
+    assert!(out.elapsed < within, "took {:?}", out.elapsed);
+    assert_nothing_left(tok);
+}
+
+#[test]
+fn a_rank_exiting_3_makes_mprun_exit_3_naming_it() {
+    let (out, tok) = job(4, "exit", &["1", "3"], &[], None);
+    let says = "mprun: rank 1 on localhost exited with code 3";
+    assert_ended(&out, &tok, 3, says, Duration::from_secs(5));
 }
 
 #[test]
 fn a_rank_killed_by_a_signal_gives_128_plus_n() {
     let (out, tok) = job(3, "kill", &["2"], &[], None);
-    assert_eq!(out.code, Some(137), "stderr: {}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("mprun: rank 2 on localhost was killed by signal 9 (SIGKILL)"),
-        "stderr: {}",
-        out.stderr
-    );
-    assert_nothing_left(&tok);
+    let says = "mprun: rank 2 on localhost was killed by signal 9 (SIGKILL)";
+    assert_ended(&out, &tok, 137, says, Duration::from_secs(10));
 }
 
 #[test]
 fn abort_ends_the_job_with_its_code() {
     let (out, tok) = job(3, "abort", &["1", "7"], &[], None);
-    assert_eq!(out.code, Some(7), "stderr: {}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("mprun: rank 1 on localhost called abort(7)"),
-        "stderr: {}",
-        out.stderr
-    );
-    assert_nothing_left(&tok);
+    let says = "mprun: rank 1 on localhost called abort(7)";
+    assert_ended(&out, &tok, 7, says, Duration::from_secs(5));
 }
 
 #[test]
@@ -216,18 +202,8 @@ fn ranks_see_their_environment_and_x_variables() {
 #[test]
 fn timeout_ends_a_hung_job_with_124() {
     let (out, tok) = job_with(&["--timeout", "1"], 3, "hang", &[], &[], None);
-    assert_eq!(out.code, Some(124), "stderr: {}", out.stderr);
-    assert!(
-        out.stderr.contains("mprun: timed out after 1"),
-        "stderr: {}",
-        out.stderr
-    );
-    assert!(
-        out.elapsed < Duration::from_secs(4),
-        "took {:?}",
-        out.elapsed
-    );
-    assert_nothing_left(&tok);
+    let says = "mprun: timed out after 1.0 s; ended 3 running rank(s)";
+    assert_ended(&out, &tok, 124, says, Duration::from_secs(4));
 }
 
 #[test]
