@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+mod nonblocking;
 mod p2p;
 
 use std::cell::RefCell;
@@ -38,6 +39,17 @@ impl Comm {
             ctx: 0,
             rank,
             size,
+        }
+    }
+
+    /// Another handle on the same communicator (same engine, context and group), for requests
+    /// and scopes that must reach it later.
+    pub(crate) fn handle(&self) -> Comm {
+        Comm {
+            engine: self.engine.clone(),
+            ctx: self.ctx,
+            rank: self.rank,
+            size: self.size,
         }
     }
 

@@ -39,6 +39,16 @@ impl From<usize> for Source {
     }
 }
 
+impl TagMatch {
+    /// The one tag to match, or `None` for any.
+    pub(crate) fn as_option(self) -> Option<u32> {
+        match self {
+            TagMatch::Tag(t) => Some(t),
+            TagMatch::Any => None,
+        }
+    }
+}
+
 impl From<u32> for TagMatch {
     fn from(t: u32) -> TagMatch {
         TagMatch::Tag(t)
@@ -92,7 +102,7 @@ pub(crate) fn as_bytes_mut<T: Pod>(buf: &mut [T]) -> Result<&mut [u8]> {
 }
 
 impl Comm {
-    fn src(&self, s: Source) -> Result<Option<usize>> {
+    pub(crate) fn src(&self, s: Source) -> Result<Option<usize>> {
         match s {
             Source::Rank(r) => self.world_rank(r).map(Some),
             Source::Any => Ok(None),
@@ -108,7 +118,7 @@ impl Comm {
     }
 
     /// A receive's status, or `Truncated` if the message did not fit `cap` bytes.
-    fn received(&self, raw: RawStatus, cap: usize) -> Result<Status> {
+    pub(crate) fn received(&self, raw: RawStatus, cap: usize) -> Result<Status> {
         let st = self.status(raw);
         if st.bytes > cap {
             return Err(Error::Truncated {
@@ -162,10 +172,7 @@ impl Comm {
         tag: impl Into<TagMatch>,
     ) -> Result<Status> {
         let src = self.src(src.into())?;
-        let tag = match tag.into() {
-            TagMatch::Tag(t) => Some(t),
-            TagMatch::Any => None,
-        };
+        let tag = tag.into().as_option();
         let bytes = as_bytes_mut(buf)?;
         let cap = bytes.len();
         let raw = self.engine.borrow_mut().recv(self.ctx, src, tag, bytes)?;
@@ -202,10 +209,7 @@ impl Comm {
     /// Blocks until a matching message has arrived; returns its status without receiving it.
     pub fn probe(&self, src: impl Into<Source>, tag: impl Into<TagMatch>) -> Result<Status> {
         let src = self.src(src.into())?;
-        let tag = match tag.into() {
-            TagMatch::Tag(t) => Some(t),
-            TagMatch::Any => None,
-        };
+        let tag = tag.into().as_option();
         let raw = self.engine.borrow_mut().probe(self.ctx, src, tag)?;
         Ok(self.status(raw))
     }
@@ -217,10 +221,7 @@ impl Comm {
         tag: impl Into<TagMatch>,
     ) -> Result<Option<Status>> {
         let src = self.src(src.into())?;
-        let tag = match tag.into() {
-            TagMatch::Tag(t) => Some(t),
-            TagMatch::Any => None,
-        };
+        let tag = tag.into().as_option();
         let raw = self.engine.borrow_mut().iprobe(self.ctx, src, tag)?;
         Ok(raw.map(|r| self.status(r)))
     }
@@ -239,10 +240,7 @@ impl Comm {
     ) -> Result<Status> {
         let peer = self.world_rank(dest)?;
         let src = self.src(src.into())?;
-        let tag = match recv_tag.into() {
-            TagMatch::Tag(t) => Some(t),
-            TagMatch::Any => None,
-        };
+        let tag = recv_tag.into().as_option();
         let out = as_bytes(out)?;
         let inb = as_bytes_mut(inb)?;
         let cap = inb.len();

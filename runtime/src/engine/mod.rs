@@ -519,6 +519,36 @@ impl Engine {
         })?
     }
 
+    /// The result of `op` if it has completed (freeing it), after one progress step that does
+    /// not sleep. `Ok(None)`: still pending.
+    pub(crate) fn test(&mut self, op: OpId) -> Result<Option<Result<RawStatus>>> {
+        if !self.core.ops.is_done(op) {
+            self.progress(Some(Duration::ZERO))?;
+        }
+        Ok(self.core.ops.take(op))
+    }
+
+    /// Waits until one of `ops` has completed and returns its index (the op is not freed; take
+    /// it with [`Engine::test`]). Ops that are unknown (already freed) count as completed.
+    pub(crate) fn wait_any(&mut self, ops: &[OpId]) -> Result<usize> {
+        self.wait_until(|e| ops.iter().position(|&op| e.core.ops.is_done(op)))
+    }
+
+    /// Waits until every op of `ops` still in the engine has completed, and frees them, dropping
+    /// their results (the requests of a scope that nobody waited for). When this returns, none of
+    /// `ops` references a buffer any more, whatever happened: on a local failure the engine
+    /// drops every operation (see `progress`).
+    pub(crate) fn settle(&mut self, ops: &[OpId]) -> Result<()> {
+        let waited = self.wait_until(|e| ops.iter().all(|&op| e.core.ops.is_done(op)).then_some(()));
+        for &op in ops {
+            if waited.is_err() {
+                self.cancel(op);
+            }
+            let _ = self.core.ops.take(op);
+        }
+        waited
+    }
+
     /// Waits for `op` and frees it. Even on error, `op` is gone from the engine when this
     /// returns, so its buffer is no longer referenced.
     pub(crate) fn wait(&mut self, op: OpId) -> Result<RawStatus> {

@@ -1,0 +1,345 @@
+//! Nonblocking requests and the scope that makes them sound.
+//!
+//! [`scope`] works like `std::thread::scope`: requests started inside it ([`Comm::isend`],
+//! [`Comm::irecv`], [`Comm::issend`]) borrow their buffers for the scope's lifetime `'scope`, and
+//! `scope` does not return (nor unwind) until every one of them has completed.
+//!
+//! # Why this is sound
+//!
+//! A pending operation holds a raw view of its buffer (`buf.rs`), which the progress engine reads
+//! from or writes into whenever it makes progress, long after the call that started it returned.
+//! The view must therefore stay valid, and for receives unaliased, until the operation completes.
+//!
+//! - A request's buffer is borrowed for `'scope` (`&'scope [T]` or `&'scope mut [T]`). `'scope` is
+//!   chosen by [`scope`]'s caller side (higher-ranked), cannot be named outside the closure, and
+//!   outlives the closure's body: the borrow checker keeps every such buffer alive, and a receive
+//!   buffer untouched, until `scope` returns.
+//! - Every operation started in the scope is recorded in it. Before `scope` returns, normally or
+//!   by unwinding from a panic in the closure, it waits for each recorded operation that is still
+//!   in the engine ([`Engine::settle`]). So when the borrows end, the engine holds no view of them.
+//! - Dropping a [`Request`] or leaking it with `mem::forget` therefore changes nothing: the record
+//!   is in the scope, not in the request. The request handle is only a way to ask for the result.
+//! - If the engine cannot be reached at scope end (it is borrowed: only possible if a panic left
+//!   an engine call half-done, which the engine never does while holding user views) or waiting
+//!   fails, the engine drops every pending operation before reporting the failure. The one state
+//!   we cannot repair, an engine we cannot borrow, aborts the process rather than return.
+//!
+//! The unwaited requests' results are dropped: `scope` returns what the closure returned, and a
+//! request that failed without being waited for fails silently, as a freed MPI request does.
+//!
+//! # Progress
+//!
+//! There is one progress engine per rank and it moves every pending operation, whichever request a
+//! call waits on or tests: a rank that posts many receives and sends to many peers and waits for
+//! any one of them cannot deadlock on the others. Progress happens inside mpr calls only (see the
+//! engine's module docs for why there is no background thread).
+
+use std::cell::RefCell;
+use std::marker::PhantomData;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+
+use crate::buf::{RawMut, RawSlice};
+use crate::comm::Comm;
+use crate::engine::{OpId, RawStatus};
+use crate::error::{Error, Result};
+use crate::Status;
+
+/// The region in which nonblocking requests live; see [`scope`].
+pub struct Scope<'scope, 'env: 'scope> {
+    /// Every operation started in this scope (completed ones included; the engine's generation
+    /// check makes settling those a no-op).
+    ops: RefCell<Vec<OpId>>,
+    /// The engine the operations live in: one per process, set by the first request.
+    engine: RefCell<Option<Comm>>,
+    /// Invariant in `'scope` and `'env`, as `std::thread::Scope` is.
+    _scope: PhantomData<&'scope mut &'scope ()>,
+    _env: PhantomData<&'env mut &'env ()>,
+}
+
+/// Runs `f` with a [`Scope`] in which nonblocking requests can be started, and returns what `f`
+/// returns once every request started in it has completed.
+///
+/// ```no_run
+/// let world = mpr::init()?;
+/// let (rank, size) = (world.rank(), world.size());
+/// let (right, left) = ((rank + 1) % size, (rank + size - 1) % size);
+/// let out = [rank as f64; 4];
+/// let mut ghost = [0.0f64; 4];
+/// mpr::scope(|s| -> mpr::Result<()> {
+///     let recv = world.irecv(s, &mut ghost, left, 0)?;
+///     let send = world.isend(s, &out, right, 0)?;
+///     // ... compute while the messages move ...
+///     mpr::wait_all(vec![recv, send])?;
+///     Ok(())
+/// })?;
+/// assert_eq!(ghost[0], left as f64);
+/// # Ok::<(), mpr::Error>(())
+/// ```
+pub fn scope<'env, F, T>(f: F) -> T
+where
+    F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> T,
+{
+    let s = Scope {
+        ops: RefCell::new(Vec::new()),
+        engine: RefCell::new(None),
+        _scope: PhantomData,
+        _env: PhantomData,
+    };
+    let result = catch_unwind(AssertUnwindSafe(|| f(&s)));
+    s.settle();
+    match result {
+        Ok(v) => v,
+        Err(panic) => resume_unwind(panic),
+    }
+}
+
+impl<'scope> Scope<'scope, '_> {
+    /// Waits for every operation of this scope still pending. Must not return while one is.
+    fn settle(&self) {
+        let ops = std::mem::take(&mut *self.ops.borrow_mut());
+        let Some(comm) = self.engine.borrow_mut().take() else {
+            return;
+        };
+        let Ok(mut engine) = comm.engine.try_borrow_mut() else {
+            // Cannot happen (no engine call is in progress here: we are on the scope's thread,
+            // outside every mpr call); if it did, returning would free buffers the engine still
+            // points into.
+            eprintln!("mpr: rank {}: a scope ended while the engine was in use; aborting", comm.rank());
+            std::process::abort();
+        };
+        // Errors here belong to requests nobody waited for; see the module docs.
+        let _ = engine.settle(&ops);
+    }
+
+    fn record(&self, comm: &Comm, op: OpId) {
+        self.ops.borrow_mut().push(op);
+        let mut e = self.engine.borrow_mut();
+        if e.is_none() {
+            *e = Some(comm.handle());
+        }
+    }
+
+    /// Checks that `comm` runs on the engine this scope's requests live in (there is one per
+    /// process, so this fails only for a communicator of a finalized world).
+    fn same_engine(&self, comm: &Comm) -> Result<()> {
+        match &*self.engine.borrow() {
+            Some(c) if !std::rc::Rc::ptr_eq(&c.engine, &comm.engine) => Err(Error::InvalidArgument {
+                what: "scope",
+                detail: "requests of one scope must belong to the same world".into(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Starts a send of `bytes` (borrowed for the whole scope) to world rank `peer`.
+    pub(crate) fn start_send(
+        &'scope self,
+        comm: &Comm,
+        peer: usize,
+        tag: u32,
+        bytes: &'scope [u8],
+        synchronous: bool,
+    ) -> Result<Request<'scope>> {
+        self.same_engine(comm)?;
+        // SAFETY (RawSlice::new): `bytes` is borrowed for `'scope`, and the operation is recorded
+        // in this scope before anything else can happen; `scope` settles it before `'scope` ends.
+        let view = unsafe { RawSlice::new(bytes) };
+        let op = comm.engine.borrow_mut().isend(comm.ctx, peer, tag, view, synchronous)?;
+        self.record(comm, op);
+        Ok(Request::new(comm, op, None))
+    }
+
+    /// Starts a receive into `bytes` (borrowed mutably for the whole scope).
+    pub(crate) fn start_recv(
+        &'scope self,
+        comm: &Comm,
+        src: Option<usize>,
+        tag: Option<u32>,
+        bytes: &'scope mut [u8],
+    ) -> Result<Request<'scope>> {
+        self.same_engine(comm)?;
+        let cap = bytes.len();
+        // SAFETY (RawMut::new): `bytes` is borrowed mutably for `'scope`, so nothing else reads or
+        // writes it until `scope` returns, and `scope` settles the operation before that.
+        let view = unsafe { RawMut::new(bytes) };
+        let op = comm.engine.borrow_mut().irecv(comm.ctx, src, tag, view)?;
+        self.record(comm, op);
+        Ok(Request::new(comm, op, Some(cap)))
+    }
+}
+
+impl std::fmt::Debug for Scope<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scope").field("requests", &self.ops.borrow().len()).finish()
+    }
+}
+
+/// Where a request stands.
+enum State {
+    Pending(OpId),
+    Done(Status),
+    /// Completed with an error that was already reported.
+    Failed,
+}
+
+/// A nonblocking operation in flight: [`Request::wait`] for it or [`Request::test`] it.
+///
+/// Dropping a request without waiting is allowed: its scope still waits for it (and drops its
+/// result) before returning.
+#[must_use = "a request completes only by the end of its scope; wait or test it to see its result"]
+pub struct Request<'scope> {
+    comm: Comm,
+    state: State,
+    /// Receive buffer capacity in bytes (receives only), to report truncation.
+    cap: Option<usize>,
+    _scope: PhantomData<&'scope ()>,
+}
+
+impl<'scope> Request<'scope> {
+    fn new(comm: &Comm, op: OpId, cap: Option<usize>) -> Request<'scope> {
+        Request { comm: comm.handle(), state: State::Pending(op), cap, _scope: PhantomData }
+    }
+
+    /// The result of a completed operation, seen from the communicator.
+    fn finish(&mut self, raw: Result<RawStatus>) -> Result<Status> {
+        let st = raw.and_then(|raw| match self.cap {
+            Some(cap) => self.comm.received(raw, cap),
+            None => Ok(self.comm.status(raw)),
+        });
+        self.state = match &st {
+            Ok(s) => State::Done(*s),
+            Err(_) => State::Failed,
+        };
+        st
+    }
+
+    fn already(&self) -> Option<Result<Status>> {
+        match self.state {
+            State::Pending(_) => None,
+            State::Done(s) => Some(Ok(s)),
+            State::Failed => Some(Err(Error::InvalidArgument {
+                what: "request",
+                detail: "it completed with an error that was already returned".into(),
+            })),
+        }
+    }
+
+    /// Waits until the operation completes. For a receive, the status of the message (or
+    /// [`Error::Truncated`]); for a send, a status naming the destination.
+    pub fn wait(mut self) -> Result<Status> {
+        if let Some(r) = self.already() {
+            return r;
+        }
+        let State::Pending(op) = self.state else { unreachable!("checked above") };
+        let raw = self.comm.engine.borrow_mut().wait(op);
+        self.finish(raw)
+    }
+
+    /// Moves communication forward without blocking; `Some(status)` once the operation has
+    /// completed (and again on every later call).
+    pub fn test(&mut self) -> Result<Option<Status>> {
+        if let Some(r) = self.already() {
+            return r.map(Some);
+        }
+        let State::Pending(op) = self.state else { unreachable!("checked above") };
+        let polled = self.comm.engine.borrow_mut().test(op)?;
+        match polled {
+            None => Ok(None),
+            Some(raw) => self.finish(raw).map(Some),
+        }
+    }
+
+    /// Whether the operation has completed (as last seen; does not make progress).
+    pub fn is_complete(&self) -> bool {
+        !matches!(self.state, State::Pending(_))
+    }
+
+    fn op(&self) -> Option<OpId> {
+        match self.state {
+            State::Pending(op) => Some(op),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Request<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match self.state {
+            State::Pending(_) => "pending",
+            State::Done(_) => "done",
+            State::Failed => "failed",
+        };
+        f.debug_struct("Request").field("state", &state).field("receive", &self.cap.is_some()).finish()
+    }
+}
+
+/// Waits for every request; returns their statuses in order. All are waited for even when one
+/// fails; then the first error is returned.
+pub fn wait_all(reqs: Vec<Request<'_>>) -> Result<Vec<Status>> {
+    let mut first_err = None;
+    let mut out = Vec::with_capacity(reqs.len());
+    // Waiting for each in turn moves all of them: the engine progresses every operation.
+    for r in reqs {
+        match r.wait() {
+            Ok(st) => out.push(st),
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+/// Waits until one of `reqs` completes, removes it from the vector and returns its former index
+/// and status. A request that completed with an error is removed too, and its error returned.
+/// An empty vector is an error.
+pub fn wait_any(reqs: &mut Vec<Request<'_>>) -> Result<(usize, Status)> {
+    if reqs.is_empty() {
+        return Err(Error::InvalidArgument { what: "wait_any", detail: "no requests to wait for".into() });
+    }
+    let i = match reqs.iter().position(Request::is_complete) {
+        Some(i) => i,
+        None => {
+            let ops: Vec<OpId> = reqs.iter().filter_map(Request::op).collect();
+            let engine = reqs[0].comm.engine.clone();
+            let i = engine.borrow_mut().wait_any(&ops)?;
+            i
+        }
+    };
+    let r = reqs.remove(i);
+    r.wait().map(|st| (i, st))
+}
+
+/// Tests every request once (one progress step); `Some` with all statuses, in order, once all have
+/// completed. An error of any request is returned at once (the others stay valid).
+pub fn test_all(reqs: &mut [Request<'_>]) -> Result<Option<Vec<Status>>> {
+    let mut all = Vec::with_capacity(reqs.len());
+    for r in reqs.iter_mut() {
+        if let Some(st) = r.test()? {
+            all.push(st);
+        }
+    }
+    Ok((all.len() == reqs.len()).then_some(all))
+}
+
+/// Tests the requests (one progress step); if one has completed, removes it and returns its index
+/// and status, as [`wait_any`] does.
+pub fn test_any(reqs: &mut Vec<Request<'_>>) -> Result<Option<(usize, Status)>> {
+    for i in 0..reqs.len() {
+        match reqs[i].test() {
+            Ok(None) => {}
+            Ok(Some(st)) => {
+                drop(reqs.remove(i));
+                return Ok(Some((i, st)));
+            }
+            Err(e) => {
+                drop(reqs.remove(i));
+                return Err(e);
+            }
+        }
+    }
+    Ok(None)
+}
