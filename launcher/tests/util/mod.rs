@@ -133,20 +133,19 @@ pub fn run_cmd(
 
 /// `mprun -n N t_p2p CASE`, which must succeed and print `ok CASE`.
 pub fn p2p_case(n: usize, case: &str, env: &[(&str, &str)]) {
-    let prog = rank_program("t_p2p");
+    rank_case("t_p2p", n, case, &[], env);
+}
+
+/// `mprun -n N PROGRAM CASE ARGS...` for a rank program of the tests, which must succeed and
+/// print `ok CASE`.
+pub fn rank_case(program: &str, n: usize, case: &str, args: &[&str], env: &[(&str, &str)]) {
+    let prog = rank_program(program);
     let n = n.to_string();
-    let out = run(
-        &["-n", &n, prog.to_str().unwrap(), case],
-        env,
-        None,
-        Duration::from_secs(120),
-    );
+    let mut words = vec!["-n", &n, prog.to_str().unwrap(), case];
+    words.extend_from_slice(args);
+    let out = run(&words, env, None, Duration::from_secs(120));
     let stdout = out.ok();
-    assert!(
-        stdout.contains(&format!("ok {case}")),
-        "stdout: {stdout}\nstderr: {}",
-        out.stderr
-    );
+    assert!(stdout.contains(&format!("ok {case}")), "stdout: {stdout}\nstderr: {}", out.stderr);
 }
 
 /// Processes whose command line mentions `needle` (to check nothing of a job is left running).

@@ -1,0 +1,313 @@
+//! Rank program for the nonblocking tests: `t_nb CASE [ARGS]`. Each case checks its own results
+//! and exits non-zero with a message on any mismatch; rank 0 prints `ok CASE` on success.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use mpr::{Error, Request, ANY_SOURCE};
+
+type R<T> = Result<T, String>;
+
+fn e(err: Error) -> String {
+    err.to_string()
+}
+
+macro_rules! check {
+    ($cond:expr, $($fmt:tt)+) => {
+        if !$cond {
+            return Err(format!($($fmt)+));
+        }
+    };
+}
+
+/// The bytes rank `src` sends to rank `dst` in message `k` of `n` bytes.
+fn pattern(src: usize, dst: usize, k: usize, n: usize) -> Vec<u8> {
+    let seed = src * 131 + dst * 17 + k * 7;
+    (0..n).map(|i| ((i * 31 + seed) % 251) as u8).collect()
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let case = args.first().cloned().unwrap_or_default();
+    let world = match mpr::init() {
+        Ok(w) => w,
+        Err(err) => {
+            eprintln!("init: {err}");
+            return ExitCode::from(10);
+        }
+    };
+    let result = match case.as_str() {
+        "exchange" => exchange(&world, &args[1..]),
+        "waitany" => waitany(&world),
+        "testpoll" => testpoll(&world),
+        "unwaited" => unwaited(&world),
+        "forget" => forget(&world),
+        "issend" => issend(&world),
+        "truncate" => truncate(&world),
+        "panic" => panic_in_scope(&world),
+        other => Err(format!("unknown case {other:?}")),
+    };
+    match result {
+        Ok(()) => {
+            if world.rank() == 0 {
+                println!("ok {case}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(msg) => {
+            eprintln!("rank {}: {case}: {msg}", world.rank());
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Every rank sends a message of each size to every other rank with isend, *then* posts the
+/// receives, then drains everything with wait_any. Sizes from the command line (bytes).
+fn exchange(w: &mpr::World, sizes: &[String]) -> R<()> {
+    let sizes: Vec<usize> = sizes.iter().map(|s| s.parse().map_err(|_| format!("bad size {s}"))).collect::<R<_>>()?;
+    let (rank, size) = (w.rank(), w.size());
+    let peers: Vec<usize> = (0..size).filter(|&p| p != rank).collect();
+    let outs: Vec<Vec<Vec<u8>>> =
+        peers.iter().map(|&p| sizes.iter().enumerate().map(|(k, &n)| pattern(rank, p, k, n)).collect()).collect();
+    let mut ins: Vec<Vec<Vec<u8>>> = peers.iter().map(|_| sizes.iter().map(|&n| vec![0u8; n]).collect()).collect();
+    let mut received = 0usize;
+    mpr::scope(|s| -> R<()> {
+        let mut reqs: Vec<Request> = Vec::new();
+        let mut kinds = Vec::new();
+        for (i, &p) in peers.iter().enumerate() {
+            for (k, buf) in outs[i].iter().enumerate() {
+                reqs.push(w.isend(s, buf, p, k as u32).map_err(e)?);
+                kinds.push(None);
+            }
+        }
+        for (row, &p) in ins.iter_mut().zip(peers.iter()) {
+            for (k, buf) in row.iter_mut().enumerate() {
+                reqs.push(w.irecv(s, buf, p, k as u32).map_err(e)?);
+                kinds.push(Some((p, k)));
+            }
+        }
+        while !reqs.is_empty() {
+            let (i, st) = mpr::wait_any(&mut reqs).map_err(e)?;
+            if let Some((p, k)) = kinds.remove(i) {
+                check!(st.source() == p && st.tag() == k as u32 && st.bytes() == sizes[k], "status {st:?} for {p}/{k}");
+                received += 1;
+            }
+        }
+        Ok(())
+    })?;
+    check!(received == peers.len() * sizes.len(), "received {received}");
+    for (i, &p) in peers.iter().enumerate() {
+        for (k, &n) in sizes.iter().enumerate() {
+            check!(ins[i][k] == pattern(p, rank, k, n), "bytes from {p}, size {n} differ");
+        }
+    }
+    w.barrier().map_err(e)
+}
+
+/// Rank 0 posts a receive from every other rank; they send at staggered times; wait_any reports
+/// each exactly once, with the right index.
+fn waitany(w: &mpr::World) -> R<()> {
+    let (rank, size) = (w.rank(), w.size());
+    if rank == 0 {
+        let mut bufs = vec![[0u64; 2]; size - 1];
+        mpr::scope(|s| -> R<()> {
+            let mut reqs = Vec::new();
+            let mut from = Vec::new();
+            // Posted in reverse order of arrival, so completion order differs from posting order.
+            for (i, b) in bufs.iter_mut().enumerate() {
+                reqs.push(w.irecv(s, b, i + 1, 3).map_err(e)?);
+                from.push(i + 1);
+            }
+            let mut order = Vec::new();
+            while !reqs.is_empty() {
+                let (i, st) = mpr::wait_any(&mut reqs).map_err(e)?;
+                let src = from.remove(i);
+                check!(st.source() == src, "index {i} reported source {} but was posted for {src}", st.source());
+                order.push(src);
+            }
+            order.sort_unstable();
+            check!(order == (1..size).collect::<Vec<_>>(), "completions {order:?}");
+            let mut none: Vec<Request> = Vec::new();
+            check!(mpr::wait_any(&mut none).is_err(), "wait_any on nothing must be an error");
+            Ok(())
+        })?;
+        for (i, b) in bufs.iter().enumerate() {
+            check!(b[0] == (i + 1) as u64 && b[1] == 77, "payload {b:?}");
+        }
+    } else {
+        std::thread::sleep(Duration::from_millis(20 * (size - rank) as u64));
+        w.send(&[rank as u64, 77], 0, 3).map_err(e)?;
+    }
+    Ok(())
+}
+
+/// Rank 0 polls a receive with test while rank 1 is late; test never blocks, then reports the
+/// message, and keeps reporting it.
+fn testpoll(w: &mpr::World) -> R<()> {
+    const LATE: Duration = Duration::from_millis(300);
+    match w.rank() {
+        0 => {
+            let mut b = vec![0u32; 50_000];
+            let mut polls = 0u64;
+            let start = Instant::now();
+            mpr::scope(|s| -> R<()> {
+                let mut r = w.irecv(s, &mut b, 1, 9).map_err(e)?;
+                let st = loop {
+                    let t = Instant::now();
+                    let got = r.test().map_err(e)?;
+                    check!(t.elapsed() < Duration::from_millis(100), "test blocked for {:?}", t.elapsed());
+                    if let Some(st) = got {
+                        break st;
+                    }
+                    polls += 1;
+                    std::thread::sleep(Duration::from_millis(1)); // "computing"
+                };
+                check!(r.is_complete(), "complete after test");
+                check!(r.test().map_err(e)? == Some(st), "test after completion");
+                check!(r.wait().map_err(e)? == st, "wait after completion");
+                check!(st.count::<u32>() == 50_000, "{st:?}");
+                Ok(())
+            })?;
+            check!(start.elapsed() >= LATE - Duration::from_millis(50), "finished before the peer sent");
+            check!(polls > 10, "only {polls} polls while the peer was late");
+            check!(b.iter().enumerate().all(|(i, &v)| v == i as u32), "payload differs");
+        }
+        1 => {
+            std::thread::sleep(LATE);
+            let v: Vec<u32> = (0..50_000).collect();
+            w.send(&v, 0, 9).map_err(e)?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Requests dropped without waiting: the scope waits for them, so after it the data is there
+/// (small and large, sends and receives).
+fn unwaited(w: &mpr::World) -> R<()> {
+    let peer = 1 - w.rank().min(1);
+    if w.rank() > 1 {
+        return Ok(());
+    }
+    let sizes = [8usize, 100_000, 3 << 20];
+    let outs: Vec<Vec<u8>> = sizes.iter().enumerate().map(|(k, &n)| pattern(w.rank(), peer, k, n)).collect();
+    let mut ins: Vec<Vec<u8>> = sizes.iter().map(|&n| vec![0u8; n]).collect();
+    mpr::scope(|s| -> R<()> {
+        for (k, (o, i)) in outs.iter().zip(ins.iter_mut()).enumerate() {
+            let _dropped = w.irecv(s, i, peer, k as u32).map_err(e)?;
+            let _also = w.isend(s, o, peer, k as u32).map_err(e)?;
+        }
+        Ok(())
+    })?;
+    for (k, &n) in sizes.iter().enumerate() {
+        check!(ins[k] == pattern(peer, w.rank(), k, n), "size {n}: data missing after the scope");
+    }
+    Ok(())
+}
+
+/// Requests leaked with mem::forget: the scope still waits for them; the send buffer is freed
+/// only afterwards, and the receiver gets the right bytes.
+fn forget(w: &mpr::World) -> R<()> {
+    match w.rank() {
+        0 => {
+            let big = pattern(0, 1, 0, 5 << 20);
+            mpr::scope(|s| -> R<()> {
+                let r = w.isend(s, &big, 1, 1).map_err(e)?;
+                std::mem::forget(r);
+                Ok(())
+            })?;
+            drop(big); // Only now may the buffer go.
+            let mut small = [0u8; 4];
+            mpr::scope(|s| -> R<()> {
+                std::mem::forget(w.irecv(s, &mut small, 1, 2).map_err(e)?);
+                Ok(())
+            })?;
+            check!(small == [1, 2, 3, 4], "leaked receive did not complete: {small:?}");
+        }
+        1 => {
+            std::thread::sleep(Duration::from_millis(100)); // Let rank 0 reach the scope's end first.
+            let (v, _) = w.recv_vec::<u8>(0, 1).map_err(e)?;
+            check!(v == pattern(0, 1, 0, 5 << 20), "large payload differs");
+            w.send(&[1u8, 2, 3, 4], 0, 2).map_err(e)?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// issend completes only once the receiver matched it, even for a small message.
+fn issend(w: &mpr::World) -> R<()> {
+    const LATE: Duration = Duration::from_millis(300);
+    match w.rank() {
+        0 => {
+            let start = Instant::now();
+            mpr::scope(|s| -> R<()> {
+                let mut r = w.issend(s, &[5u8; 16], 1, 4).map_err(e)?;
+                std::thread::sleep(Duration::from_millis(50));
+                check!(r.test().map_err(e)?.is_none(), "issend completed before the receive was posted");
+                r.wait().map_err(e)?;
+                Ok(())
+            })?;
+            check!(start.elapsed() >= LATE - Duration::from_millis(50), "issend returned after {:?}", start.elapsed());
+        }
+        1 => {
+            std::thread::sleep(LATE);
+            let mut b = [0u8; 16];
+            w.recv(&mut b, 0, 4).map_err(e)?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// A nonblocking receive that is too small reports Truncated; the next works.
+fn truncate(w: &mpr::World) -> R<()> {
+    match w.rank() {
+        0 => {
+            w.send(&[1u8; 100], 1, 0).map_err(e)?;
+            w.send(&[2u8; 200_000], 1, 0).map_err(e)?;
+            w.send(&[3u8; 10], 1, 0).map_err(e)?;
+        }
+        1 => {
+            let mut small = [0u8; 10];
+            let mut big = vec![0u8; 1000];
+            let mut ok = [0u8; 10];
+            mpr::scope(|s| -> R<()> {
+                let a = w.irecv(s, &mut small, 0, 0).map_err(e)?;
+                let b = w.irecv(s, &mut big, ANY_SOURCE, 0).map_err(e)?;
+                let c = w.irecv(s, &mut ok, 0, 0).map_err(e)?;
+                check!(matches!(a.wait(), Err(Error::Truncated { message_bytes: 100, buffer_bytes: 10, .. })), "eager truncation");
+                check!(matches!(b.wait(), Err(Error::Truncated { message_bytes: 200_000, .. })), "rendezvous truncation");
+                check!(c.wait().map_err(e)?.bytes() == 10, "next receive");
+                Ok(())
+            })?;
+            check!(ok == [3u8; 10], "{ok:?}");
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// A panic inside a scope with a receive pending: the scope still waits for it before the panic
+/// goes on, so the buffer is never written after it is gone.
+fn panic_in_scope(w: &mpr::World) -> R<()> {
+    match w.rank() {
+        0 => {
+            let mut b = vec![0u8; 300_000];
+            let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                mpr::scope(|s| {
+                    let _r = w.irecv(s, &mut b, 1, 6).expect("post");
+                    panic!("boom");
+                })
+            }));
+            check!(caught.is_err(), "the panic went missing");
+            check!(b == pattern(1, 0, 6, 300_000), "payload after the panic");
+        }
+        1 => {
+            std::thread::sleep(Duration::from_millis(100));
+            w.send(&pattern(1, 0, 6, 300_000), 0, 6).map_err(e)?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
