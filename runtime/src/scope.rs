@@ -24,6 +24,49 @@
 //!   fails, the engine drops every pending operation before reporting the failure. The one state
 //!   we cannot repair, an engine we cannot borrow, aborts the process rather than return.
 //!
+//! The borrow checker enforces the first point; these do not compile:
+//!
+//! ```compile_fail,E0506
+//! // A receive buffer cannot be touched while its request may still write into it.
+//! let world = mpr::init().unwrap();
+//! let mut buf = [0u8; 4];
+//! mpr::scope(|s| {
+//!     let r = world.irecv(s, &mut buf, 0, 0).unwrap();
+//!     buf[0] = 1;
+//!     r.wait().unwrap();
+//! });
+//! ```
+//!
+//! ```compile_fail
+//! // A request cannot leave its scope.
+//! let world = mpr::init().unwrap();
+//! let buf = [0u8; 4];
+//! let r = mpr::scope(|s| world.isend(s, &buf, 0, 0).unwrap());
+//! ```
+//!
+//! ```compile_fail,E0597
+//! // A buffer must outlive the scope, not just the closure.
+//! let world = mpr::init().unwrap();
+//! mpr::scope(|s| {
+//!     let local = vec![0u8; 4];
+//!     let _r = world.isend(s, &local, 0, 0).unwrap();
+//! });
+//! ```
+//!
+//! while the same shapes with the borrows in order do:
+//!
+//! ```no_run
+//! let world = mpr::init().unwrap();
+//! let mut buf = [0u8; 4];
+//! let local = vec![0u8; 4];
+//! mpr::scope(|s| {
+//!     let r = world.irecv(s, &mut buf, 0, 0).unwrap();
+//!     let _q = world.isend(s, &local, 0, 0).unwrap();
+//!     r.wait().unwrap();
+//! });
+//! buf[0] = 1;
+//! ```
+//!
 //! The unwaited requests' results are dropped: `scope` returns what the closure returned, and a
 //! request that failed without being waited for fails silently, as a freed MPI request does.
 //!
@@ -37,6 +80,7 @@
 use std::cell::RefCell;
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::rc::Rc;
 
 use crate::buf::{RawMut, RawSlice};
 use crate::comm::Comm;
@@ -46,14 +90,20 @@ use crate::Status;
 
 /// The region in which nonblocking requests live; see [`scope`].
 pub struct Scope<'scope, 'env: 'scope> {
-    /// Every operation started in this scope (completed ones included; the engine's generation
-    /// check makes settling those a no-op).
-    ops: RefCell<Vec<OpId>>,
-    /// The engine the operations live in: one per process, set by the first request.
-    engine: RefCell<Option<Comm>>,
+    core: ScopeCore,
     /// Invariant in `'scope` and `'env`, as `std::thread::Scope` is.
     _scope: PhantomData<&'scope mut &'scope ()>,
     _env: PhantomData<&'env mut &'env ()>,
+}
+
+/// What a scope records, without its lifetimes, so that a [`Request`] can point to it.
+struct ScopeCore {
+    /// Every operation started in this scope (completed ones included; the engine's generation
+    /// check makes settling those a no-op).
+    ops: RefCell<Vec<OpId>>,
+    /// Handles on the communicators the requests belong to (all on the process's one engine);
+    /// requests refer to them by index, so a leaked request owns nothing.
+    comms: RefCell<Vec<Comm>>,
 }
 
 /// Runs `f` with a [`Scope`] in which nonblocking requests can be started, and returns what `f`
@@ -80,24 +130,24 @@ where
     F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> T,
 {
     let s = Scope {
-        ops: RefCell::new(Vec::new()),
-        engine: RefCell::new(None),
+        core: ScopeCore { ops: RefCell::new(Vec::new()), comms: RefCell::new(Vec::new()) },
         _scope: PhantomData,
         _env: PhantomData,
     };
     let result = catch_unwind(AssertUnwindSafe(|| f(&s)));
-    s.settle();
+    s.core.settle();
     match result {
         Ok(v) => v,
         Err(panic) => resume_unwind(panic),
     }
 }
 
-impl<'scope> Scope<'scope, '_> {
+impl ScopeCore {
     /// Waits for every operation of this scope still pending. Must not return while one is.
     fn settle(&self) {
         let ops = std::mem::take(&mut *self.ops.borrow_mut());
-        let Some(comm) = self.engine.borrow_mut().take() else {
+        let comms = std::mem::take(&mut *self.comms.borrow_mut());
+        let Some(comm) = comms.first() else {
             return;
         };
         let Ok(mut engine) = comm.engine.try_borrow_mut() else {
@@ -111,26 +161,33 @@ impl<'scope> Scope<'scope, '_> {
         let _ = engine.settle(&ops);
     }
 
-    fn record(&self, comm: &Comm, op: OpId) {
-        self.ops.borrow_mut().push(op);
-        let mut e = self.engine.borrow_mut();
-        if e.is_none() {
-            *e = Some(comm.handle());
+    /// The index of `comm` among this scope's communicators, adding it if new. Every
+    /// communicator of a scope must run on the same engine (there is one per process, so this
+    /// fails only for a communicator of a world that was finalized).
+    fn comm_index(&self, comm: &Comm) -> Result<usize> {
+        let mut comms = self.comms.borrow_mut();
+        if let Some(first) = comms.first() {
+            if !Rc::ptr_eq(&first.engine, &comm.engine) {
+                return Err(Error::InvalidArgument {
+                    what: "scope",
+                    detail: "requests of one scope must belong to the same world".into(),
+                });
+            }
         }
+        if let Some(i) = comms.iter().position(|c| c.ctx == comm.ctx) {
+            return Ok(i);
+        }
+        comms.push(comm.handle());
+        Ok(comms.len() - 1)
     }
 
-    /// Checks that `comm` runs on the engine this scope's requests live in (there is one per
-    /// process, so this fails only for a communicator of a finalized world).
-    fn same_engine(&self, comm: &Comm) -> Result<()> {
-        match &*self.engine.borrow() {
-            Some(c) if !std::rc::Rc::ptr_eq(&c.engine, &comm.engine) => Err(Error::InvalidArgument {
-                what: "scope",
-                detail: "requests of one scope must belong to the same world".into(),
-            }),
-            _ => Ok(()),
-        }
+    /// A handle on communicator `i` of this scope.
+    fn comm(&self, i: usize) -> Comm {
+        self.comms.borrow()[i].handle()
     }
+}
 
+impl<'scope> Scope<'scope, '_> {
     /// Starts a send of `bytes` (borrowed for the whole scope) to world rank `peer`.
     pub(crate) fn start_send(
         &'scope self,
@@ -140,13 +197,13 @@ impl<'scope> Scope<'scope, '_> {
         bytes: &'scope [u8],
         synchronous: bool,
     ) -> Result<Request<'scope>> {
-        self.same_engine(comm)?;
+        let c = self.core.comm_index(comm)?;
         // SAFETY (RawSlice::new): `bytes` is borrowed for `'scope`, and the operation is recorded
         // in this scope before anything else can happen; `scope` settles it before `'scope` ends.
         let view = unsafe { RawSlice::new(bytes) };
         let op = comm.engine.borrow_mut().isend(comm.ctx, peer, tag, view, synchronous)?;
-        self.record(comm, op);
-        Ok(Request::new(comm, op, None))
+        self.core.ops.borrow_mut().push(op);
+        Ok(Request::new(&self.core, c, op, None))
     }
 
     /// Starts a receive into `bytes` (borrowed mutably for the whole scope).
@@ -157,20 +214,20 @@ impl<'scope> Scope<'scope, '_> {
         tag: Option<u32>,
         bytes: &'scope mut [u8],
     ) -> Result<Request<'scope>> {
-        self.same_engine(comm)?;
+        let c = self.core.comm_index(comm)?;
         let cap = bytes.len();
         // SAFETY (RawMut::new): `bytes` is borrowed mutably for `'scope`, so nothing else reads or
         // writes it until `scope` returns, and `scope` settles the operation before that.
         let view = unsafe { RawMut::new(bytes) };
         let op = comm.engine.borrow_mut().irecv(comm.ctx, src, tag, view)?;
-        self.record(comm, op);
-        Ok(Request::new(comm, op, Some(cap)))
+        self.core.ops.borrow_mut().push(op);
+        Ok(Request::new(&self.core, c, op, Some(cap)))
     }
 }
 
 impl std::fmt::Debug for Scope<'_, '_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Scope").field("requests", &self.ops.borrow().len()).finish()
+        f.debug_struct("Scope").field("requests", &self.core.ops.borrow().len()).finish()
     }
 }
 
@@ -188,23 +245,25 @@ enum State {
 /// result) before returning.
 #[must_use = "a request completes only by the end of its scope; wait or test it to see its result"]
 pub struct Request<'scope> {
-    comm: Comm,
+    scope: &'scope ScopeCore,
+    /// Index of the request's communicator in its scope.
+    comm: usize,
     state: State,
     /// Receive buffer capacity in bytes (receives only), to report truncation.
     cap: Option<usize>,
-    _scope: PhantomData<&'scope ()>,
 }
 
 impl<'scope> Request<'scope> {
-    fn new(comm: &Comm, op: OpId, cap: Option<usize>) -> Request<'scope> {
-        Request { comm: comm.handle(), state: State::Pending(op), cap, _scope: PhantomData }
+    fn new(scope: &'scope ScopeCore, comm: usize, op: OpId, cap: Option<usize>) -> Request<'scope> {
+        Request { scope, comm, state: State::Pending(op), cap }
     }
 
     /// The result of a completed operation, seen from the communicator.
     fn finish(&mut self, raw: Result<RawStatus>) -> Result<Status> {
+        let comm = self.scope.comm(self.comm);
         let st = raw.and_then(|raw| match self.cap {
-            Some(cap) => self.comm.received(raw, cap),
-            None => Ok(self.comm.status(raw)),
+            Some(cap) => comm.received(raw, cap),
+            None => Ok(comm.status(raw)),
         });
         self.state = match &st {
             Ok(s) => State::Done(*s),
@@ -231,7 +290,7 @@ impl<'scope> Request<'scope> {
             return r;
         }
         let State::Pending(op) = self.state else { unreachable!("checked above") };
-        let raw = self.comm.engine.borrow_mut().wait(op);
+        let raw = self.scope.comm(self.comm).engine.borrow_mut().wait(op);
         self.finish(raw)
     }
 
@@ -242,7 +301,7 @@ impl<'scope> Request<'scope> {
             return r.map(Some);
         }
         let State::Pending(op) = self.state else { unreachable!("checked above") };
-        let polled = self.comm.engine.borrow_mut().test(op)?;
+        let polled = self.scope.comm(self.comm).engine.borrow_mut().test(op)?;
         match polled {
             None => Ok(None),
             Some(raw) => self.finish(raw).map(Some),
@@ -304,8 +363,8 @@ pub fn wait_any(reqs: &mut Vec<Request<'_>>) -> Result<(usize, Status)> {
         Some(i) => i,
         None => {
             let ops: Vec<OpId> = reqs.iter().filter_map(Request::op).collect();
-            let engine = reqs[0].comm.engine.clone();
-            let i = engine.borrow_mut().wait_any(&ops)?;
+            let comm = reqs[0].scope.comm(reqs[0].comm);
+            let i = comm.engine.borrow_mut().wait_any(&ops)?;
             i
         }
     };

@@ -1,0 +1,139 @@
+//! The request bookkeeping of `mpr::scope` in a world of one rank (no `mprun`, no sockets), so
+//! that it also runs under Miri: `cargo +nightly miri test -p mpr --test scope_singleton`.
+//! Messages to oneself go through the loopback transport, eager and rendezvous alike, and
+//! exercise the same scope, request and engine code as messages to other ranks.
+
+use mpr::Error;
+
+fn pattern(seed: u8, n: usize) -> Vec<u8> {
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+/// One `init` per process: every scenario runs in this one test, in order.
+#[test]
+fn scopes_in_a_world_of_one() {
+    let world = mpr::init().expect("singleton world");
+    assert_eq!((world.rank(), world.size()), (0, 1));
+    let eager = 1000;
+    let big = if cfg!(miri) { 100_000 } else { 3 << 20 }; // above the eager limit either way
+
+    // Send to self, then receive; wait and test.
+    for (k, &n) in [0, 1, eager, big].iter().enumerate() {
+        let out = pattern(k as u8, n);
+        let mut inb = vec![0u8; n];
+        mpr::scope(|s| {
+            let a = world.isend(s, &out, 0, k as u32).unwrap();
+            let mut b = world.irecv(s, &mut inb, 0, k as u32).unwrap();
+            let st = loop {
+                if let Some(st) = b.test().unwrap() {
+                    break st;
+                }
+            };
+            assert_eq!(st.bytes(), n);
+            assert_eq!(a.wait().unwrap().bytes(), n);
+            assert_eq!(b.wait().unwrap(), st, "wait after test returns the same status");
+        });
+        assert_eq!(inb, out, "size {n}");
+    }
+
+    // Receive posted first, requests dropped unwaited: the scope completes them.
+    let out = pattern(7, big);
+    let mut inb = vec![0u8; big];
+    mpr::scope(|s| {
+        let _r = world.irecv(s, &mut inb, 0, 40).unwrap();
+        let _q = world.isend(s, &out, 0, 40).unwrap();
+    });
+    assert_eq!(inb, out);
+
+    // Leaked with mem::forget: the same.
+    let mut small = [0u16; 8];
+    mpr::scope(|s| {
+        std::mem::forget(world.irecv(s, &mut small, 0, 41).unwrap());
+        std::mem::forget(world.isend(s, &[9u16; 8], 0, 41).unwrap());
+    });
+    assert_eq!(small, [9u16; 8]);
+
+    // wait_all and wait_any over several requests.
+    let outs: Vec<Vec<u8>> = (0..5).map(|k| pattern(k, 10 + 300 * k as usize)).collect();
+    let mut ins: Vec<Vec<u8>> = outs.iter().map(|o| vec![0u8; o.len()]).collect();
+    mpr::scope(|s| {
+        let sends: Vec<_> = outs
+            .iter()
+            .enumerate()
+            .map(|(k, o)| world.isend(s, o, 0, 50 + k as u32).unwrap())
+            .collect();
+        let mut recvs: Vec<_> = ins
+            .iter_mut()
+            .enumerate()
+            .map(|(k, i)| world.irecv(s, i, 0, 50 + k as u32).unwrap())
+            .collect();
+        let mut seen = Vec::new();
+        while !recvs.is_empty() {
+            let (_, st) = mpr::wait_any(&mut recvs).unwrap();
+            seen.push(st.tag());
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, [50, 51, 52, 53, 54]);
+        assert_eq!(mpr::wait_all(sends).unwrap().len(), 5);
+        assert!(mpr::wait_any(&mut recvs).is_err(), "wait_any of nothing");
+    });
+    assert_eq!(ins, outs);
+
+    // Truncation through a request, eager and rendezvous; the message is consumed.
+    let mut tiny = [0u8; 4];
+    let mut next = [0u8; 4];
+    mpr::scope(|s| {
+        let _a = world.isend(s, &[1u8; 10], 0, 60).unwrap();
+        let _b = world.isend(s, &out, 0, 60).unwrap();
+        let _c = world.isend(s, &[3u8; 4], 0, 60).unwrap();
+        let r = world.irecv(s, &mut tiny, 0, 60).unwrap();
+        assert!(matches!(
+            r.wait(),
+            Err(Error::Truncated { message_bytes: 10, buffer_bytes: 4, .. })
+        ));
+        let r = world.irecv(s, &mut next, 0, 60).unwrap();
+        assert!(matches!(r.wait(), Err(Error::Truncated { .. })));
+    });
+    let st = world.recv(&mut next, 0, 60).unwrap();
+    assert_eq!((st.bytes(), next), (4, [3u8; 4]));
+
+    // A panic inside a scope: the scope settles its requests before the panic goes on.
+    let mut caught_buf = vec![0u8; eager];
+    let payload = pattern(3, eager);
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        mpr::scope(|s| {
+            let _r = world.irecv(s, &mut caught_buf, 0, 70).unwrap();
+            let _q = world.isend(s, &payload, 0, 70).unwrap();
+            panic!("inside the scope");
+        })
+    }));
+    assert!(caught.is_err());
+    assert_eq!(caught_buf, payload);
+
+    // A receive that can never be matched (nobody else exists): the scope still ends, with the
+    // engine's "never complete" verdict, and the buffer is free again.
+    let mut lonely = [0u8; 4];
+    mpr::scope(|s| {
+        let r = world.irecv(s, &mut lonely, 0, 99).unwrap();
+        assert!(matches!(r.wait(), Err(Error::InvalidArgument { .. })));
+        let _unmatched = world.irecv(s, &mut next, 0, 98).unwrap();
+    });
+    lonely[0] = 1;
+    assert_eq!(lonely[0], 1);
+
+    // Invalid ranks are errors, not panics.
+    let mut b = [0u8; 1];
+    mpr::scope(|s| {
+        assert!(matches!(
+            world.isend(s, &[1u8], 1, 0),
+            Err(Error::InvalidRank { rank: 1, size: 1 })
+        ));
+        assert!(matches!(
+            world.irecv(s, &mut b, 5, 0),
+            Err(Error::InvalidRank { .. })
+        ));
+    });
+    world.finalize().unwrap();
+}
