@@ -6,21 +6,46 @@
 pub enum Bench {
     /// Ping-pong between ranks 0 and 1: one-way latency.
     Latency,
+    /// Rank 0 streams windows of messages to rank 1: bandwidth.
+    Bw,
+    /// Ranks 0 and 1 stream windows to each other at once: bidirectional bandwidth.
+    Bibw,
+    /// Ping-pong in n/2 pairs at once: latency under load.
+    MultiLat,
 }
+
+/// Every benchmark, by command-line name.
+const BENCHES: &[(&str, Bench)] = &[
+    ("latency", Bench::Latency),
+    ("bw", Bench::Bw),
+    ("bibw", Bench::Bibw),
+    ("multi_lat", Bench::MultiLat),
+];
 
 impl Bench {
     fn from_name(s: &str) -> Option<Bench> {
-        match s {
-            "latency" => Some(Bench::Latency),
-            _ => None,
-        }
+        BENCHES.iter().find(|(n, _)| *n == s).map(|&(_, b)| b)
     }
 
     /// The name on the command line.
     pub fn name(self) -> &'static str {
-        match self {
-            Bench::Latency => "latency",
-        }
+        BENCHES
+            .iter()
+            .find(|&&(_, b)| b == self)
+            .map_or("?", |(n, _)| n)
+    }
+
+    /// Whether it reports bandwidth (else latency).
+    pub fn is_bandwidth(self) -> bool {
+        matches!(self, Bench::Bw | Bench::Bibw)
+    }
+
+    fn names() -> String {
+        BENCHES
+            .iter()
+            .map(|(n, _)| *n)
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -36,8 +61,14 @@ pub struct Plan {
     pub iters: Option<usize>,
     /// Untimed warm-up iterations per size; `None`: the OSU defaults.
     pub warmup: Option<usize>,
+    /// Messages in flight per window (bandwidth benchmarks); `None`: 64, fewer for messages
+    /// so large that 64 receive buffers would exceed [`WINDOW_BYTES`].
+    pub window: Option<usize>,
     pub json: bool,
 }
+
+/// The most receive-buffer memory the default window uses.
+pub const WINDOW_BYTES: usize = 256 << 20;
 
 /// Messages above this many bytes get the "large" iteration defaults, as in OSU.
 const LARGE: usize = 8192;
@@ -60,15 +91,32 @@ impl Plan {
         v
     }
 
-    /// Timed iterations for `size`.
+    /// Timed iterations for `size` (windows, for the bandwidth benchmarks).
     pub fn iters_for(&self, size: usize) -> usize {
+        let (small, large) = if self.bench.is_bandwidth() {
+            (100, 20)
+        } else {
+            (10_000, 1000)
+        };
         self.iters
-            .unwrap_or(if size > LARGE { 1000 } else { 10_000 })
+            .unwrap_or(if size > LARGE { large } else { small })
     }
 
     /// Warm-up iterations for `size`.
     pub fn warmup_for(&self, size: usize) -> usize {
-        self.warmup.unwrap_or(if size > LARGE { 10 } else { 100 })
+        let (small, large) = if self.bench.is_bandwidth() {
+            (10, 2)
+        } else {
+            (100, 10)
+        };
+        self.warmup
+            .unwrap_or(if size > LARGE { large } else { small })
+    }
+
+    /// Messages per window for `size`.
+    pub fn window_for(&self, size: usize) -> usize {
+        self.window
+            .unwrap_or_else(|| (WINDOW_BYTES / size.max(1)).clamp(1, 64))
     }
 }
 
@@ -80,12 +128,17 @@ pub enum Parsed {
 }
 
 pub const USAGE: &str = "\
-usage: mprun -n 2 mpr-bench latency [OPTIONS]
+usage: mprun -n 2 mpr-bench latency|bw|bibw [OPTIONS]
+       mprun -n 2K mpr-bench multi_lat [OPTIONS]      (K pairs: rank r with r + K)
 
   -m, --message-size MIN:MAX  message sizes in bytes, powers of two between (default 0:4194304);
                               MAX alone means 0:MAX; K, M, G suffixes allowed
-  -i, --iterations N          timed iterations per size (default 10000, 1000 above 8 KiB)
-  -x, --warmup N              untimed iterations per size (default 100, 10 above 8 KiB)
+  -i, --iterations N          timed iterations per size (latency: 10000, 1000 above 8 KiB;
+                              bw, bibw: 100 windows, 20 above 8 KiB)
+  -x, --warmup N              untimed iterations per size (latency: 100, 10 above 8 KiB;
+                              bw, bibw: 10, 2 above 8 KiB)
+  -W, --window N              messages in flight per window, bw and bibw (default 64, fewer
+                              when 64 messages would exceed 256 MiB)
   --json                      one JSON object per size instead of the table
   -h, --help                  this text
 ";
@@ -128,6 +181,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
         max: 4 << 20,
         iters: None,
         warmup: None,
+        window: None,
         json: false,
     };
     while let Some(a) = it.next() {
@@ -163,15 +217,28 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
                 plan.iters = Some(n);
             }
             "-x" | "--warmup" => plan.warmup = Some(count(&name, &value()?)?),
+            "-W" | "--window" => {
+                let n = count(&name, &value()?)?;
+                if !(1..=4096).contains(&n) {
+                    return Err(format!("{name} takes 1 to 4096 messages, not {n}"));
+                }
+                plan.window = Some(n);
+            }
             s if s.starts_with('-') => return Err(format!("unknown option {s} (see --help)")),
             s => match (bench, Bench::from_name(s)) {
                 (None, Some(b)) => bench = Some(b),
-                (None, None) => return Err(format!("unknown benchmark {s:?} (one of: latency)")),
+                (None, None) => {
+                    return Err(format!(
+                        "unknown benchmark {s:?} (one of: {})",
+                        Bench::names()
+                    ))
+                }
                 (Some(_), _) => return Err(format!("unexpected argument {s:?}")),
             },
         }
     }
-    plan.bench = bench.ok_or("name a benchmark: latency (see --help)")?;
+    plan.bench =
+        bench.ok_or_else(|| format!("name a benchmark: {} (see --help)", Bench::names()))?;
     Ok(Parsed::Run(plan))
 }
 
@@ -203,6 +270,22 @@ mod tests {
         let p = plan(&["latency"]).unwrap();
         assert_eq!((p.iters_for(8), p.iters_for(1 << 20)), (10_000, 1000));
         assert_eq!((p.warmup_for(8), p.warmup_for(1 << 20)), (100, 10));
+        let p = plan(&["bw"]).unwrap();
+        assert_eq!(
+            (p.iters_for(8), p.iters_for(1 << 20), p.warmup_for(8)),
+            (100, 20, 10)
+        );
+        assert_eq!(
+            (
+                p.window_for(8),
+                p.window_for(1 << 20),
+                p.window_for(16 << 20),
+                p.window_for(1 << 30)
+            ),
+            (64, 64, 16, 1)
+        );
+        let p = plan(&["bibw", "-W", "8"]).unwrap();
+        assert_eq!((p.bench, p.window_for(1 << 20)), (Bench::Bibw, 8));
         let p = plan(&["latency", "-i", "5", "-x", "0", "--json"]).unwrap();
         assert_eq!(
             (p.iters_for(1 << 20), p.warmup_for(8), p.json),
@@ -222,6 +305,7 @@ mod tests {
             &["latency", "--frob"],
             &["nonsense"],
             &["latency", "latency"],
+            &["bw", "-W", "0"],
             &[],
         ] {
             assert!(plan(bad).is_err(), "{bad:?} accepted");

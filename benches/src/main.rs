@@ -1,7 +1,7 @@
 //! `mpr-bench`: OSU-style micro-benchmarks for mpr.
 //!
 //! ```text
-//! mprun -n 2 mpr-bench latency [-m MIN:MAX] [-i ITERS] [-x WARMUP] [--json]
+//! mprun -n 2 mpr-bench latency|bw|bibw [-m MIN:MAX] [-i ITERS] [-x WARMUP] [-W WINDOW] [--json]
 //! ```
 //!
 //! The output reads like the OSU Micro-Benchmarks (`#` header lines, then one row per message
@@ -76,6 +76,9 @@ fn main() -> ExitCode {
 fn run(world: &mpr::World, plan: &Plan) -> Result<(), Failure> {
     match plan.bench {
         Bench::Latency => p2p::latency(world, plan),
+        Bench::Bw => p2p::bandwidth(world, plan, false),
+        Bench::Bibw => p2p::bandwidth(world, plan, true),
+        Bench::MultiLat => p2p::latency(world, plan),
     }
 }
 

@@ -3,27 +3,57 @@
 //! `latency`: ping-pong, as `osu_latency`. Rank 0 sends and waits for the echo; rank 1 echoes.
 //! Each round trip is timed on its own and halved (one-way latency), so the percentiles are those
 //! of single messages, not of batches.
+//!
+//! `bw`: as `osu_bw`. Rank 0 starts a window of `isend`s, waits for them, and waits for a short
+//! acknowledgement from rank 1, which had posted a window of `irecv`s. Bandwidth is the window's
+//! bytes over its time; each window is one sample.
+//!
+//! `bibw`: as `osu_bibw`: both ranks post a window of receives and a window of sends to each other
+//! at once; bandwidth counts both directions.
 
 use std::time::Instant;
 
-use crate::args::Plan;
-use crate::stats::Samples;
+use crate::args::{Bench, Plan};
+use crate::stats::{self, Row, Samples};
 use crate::{report, Failure};
 
 const TAG: u32 = 1;
+const ACK_TAG: u32 = 2;
 
-/// One-way latency by ping-pong. Needs exactly two ranks, as `osu_latency` does.
-pub fn latency(world: &mpr::World, plan: &Plan) -> Result<(), Failure> {
+/// The point-to-point benchmarks need exactly two ranks, as OSU's do.
+fn two_ranks(world: &mpr::World, plan: &Plan) -> Result<(), Failure> {
     if world.size() != 2 {
         return Err(Failure::Setup(format!(
-            "latency needs exactly 2 ranks, not {} (mprun -n 2)",
+            "{} needs exactly 2 ranks, not {} (mprun -n 2)",
+            plan.bench.name(),
             world.size()
         )));
     }
+    Ok(())
+}
+
+/// One-way latency by ping-pong. `latency`: ranks 0 and 1. `multi_lat`: every rank `r` of the
+/// first half with `r + n/2` at once (as `osu_multi_lat`), which shows how a runtime holds up
+/// when several pairs share the cores; rank 0 reports the mean of the pairs' means, the median of
+/// their p50s and the worst of their p99s.
+pub fn latency(world: &mpr::World, plan: &Plan) -> Result<(), Failure> {
+    let n = world.size();
+    if plan.bench == Bench::Latency {
+        two_ranks(world, plan)?;
+    } else if n < 2 || n % 2 != 0 {
+        return Err(Failure::Setup(format!(
+            "multi_lat needs an even number of ranks, not {n}"
+        )));
+    }
     let rank = world.rank();
-    let peer = 1 - rank;
+    let half = n / 2;
+    let (peer, pinger) = if rank < half {
+        (rank + half, true)
+    } else {
+        (rank - half, false)
+    };
     if rank == 0 {
-        report::header(plan, world.size());
+        report::header(plan, n);
     }
     for size in plan.sizes() {
         let mut buf = vec![b'a'; size];
@@ -31,7 +61,7 @@ pub fn latency(world: &mpr::World, plan: &Plan) -> Result<(), Failure> {
         let mut samples = Samples::new();
         world.barrier()?;
         for i in 0..warmup + iters {
-            if rank == 0 {
+            if pinger {
                 let t = Instant::now();
                 world.send(&buf, peer, TAG)?;
                 world.recv(&mut buf, peer, TAG)?;
@@ -43,8 +73,77 @@ pub fn latency(world: &mpr::World, plan: &Plan) -> Result<(), Failure> {
                 world.send(&buf, peer, TAG)?;
             }
         }
+        let row = samples.row(size, 2.0);
         if rank == 0 {
-            report::row(plan, &samples.row(size, 2.0));
+            let mut rows = vec![row];
+            for r in 1..half {
+                let mut f = [0f64; 3];
+                world.recv(&mut f, r, ACK_TAG)?;
+                rows.push(Row {
+                    avg_us: f[0],
+                    p50_us: f[1],
+                    p99_us: f[2],
+                    ..row
+                });
+            }
+            report::row(plan, &stats::combine(&rows));
+        } else if pinger {
+            world.send(&[row.avg_us, row.p50_us, row.p99_us], 0, ACK_TAG)?;
+        }
+    }
+    Ok(())
+}
+
+/// Streaming bandwidth, one way (`bidirectional`: both ways at once).
+pub fn bandwidth(world: &mpr::World, plan: &Plan, bidirectional: bool) -> Result<(), Failure> {
+    two_ranks(world, plan)?;
+    let rank = world.rank();
+    let peer = 1 - rank;
+    if rank == 0 {
+        report::header(plan, world.size());
+    }
+    for size in plan.sizes() {
+        let window = plan.window_for(size);
+        let out = vec![b'a'; size];
+        // One buffer per message in flight: a receive owns its buffer until it completes.
+        let mut ins: Vec<Vec<u8>> = (0..window).map(|_| vec![0u8; size]).collect();
+        let (iters, warmup) = (plan.iters_for(size), plan.warmup_for(size));
+        let mut samples = Samples::new();
+        world.barrier()?;
+        for i in 0..warmup + iters {
+            let t = Instant::now();
+            let sending = bidirectional || rank == 0;
+            let receiving = bidirectional || rank == 1;
+            mpr::scope(|s| -> mpr::Result<()> {
+                let mut reqs = Vec::with_capacity(2 * window);
+                if receiving {
+                    for b in ins.iter_mut() {
+                        reqs.push(world.irecv(s, b, peer, TAG)?);
+                    }
+                }
+                if sending {
+                    for _ in 0..window {
+                        reqs.push(world.isend(s, &out, peer, TAG)?);
+                    }
+                }
+                mpr::wait_all(reqs).map(|_| ())
+            })?;
+            if !bidirectional {
+                // The window counts as delivered when the receiver says so.
+                let mut ack = [0u8; 4];
+                if rank == 0 {
+                    world.recv(&mut ack, peer, ACK_TAG)?;
+                } else {
+                    world.send(&ack, peer, ACK_TAG)?;
+                }
+            }
+            if i >= warmup {
+                samples.record(t.elapsed().as_nanos() as u64);
+            }
+        }
+        if rank == 0 {
+            let directions = if bidirectional { 2 } else { 1 };
+            report::bandwidth_row(plan, &samples.row(size, 1.0), size * window * directions);
         }
     }
     Ok(())

@@ -14,10 +14,43 @@ pub fn header(plan: &Plan, ranks: usize) {
         plan.bench.name(),
         env!("CARGO_PKG_VERSION")
     );
-    println!(
-        "# {:<10} {:>14} {:>12} {:>12}",
-        "Size", "Latency (us)", "p50 (us)", "p99 (us)"
-    );
+    if plan.bench.is_bandwidth() {
+        println!(
+            "# {:<10} {:>18} {:>12} {:>12}",
+            "Size", "Bandwidth (MB/s)", "p50 (MB/s)", "p99 (MB/s)"
+        );
+    } else {
+        println!(
+            "# {:<10} {:>14} {:>12} {:>12}",
+            "Size", "Latency (us)", "p50 (us)", "p99 (us)"
+        );
+    }
+}
+
+/// Prints a bandwidth row: `bytes` moved per timed unit (window) of `r`. The p50 and p99
+/// columns are the bandwidth of the median and of the 99th-percentile (slow) window.
+pub fn bandwidth_row(plan: &Plan, r: &Row, bytes: usize) {
+    let mbps = |us: f64| if us > 0.0 { bytes as f64 / us } else { 0.0 }; // bytes/us = MB/s
+    if plan.json {
+        println!(
+            "{{\"bench\":\"{}\",\"size\":{},\"iterations\":{},\"window\":{},\"mb_per_s\":{:.2},\"p50_mb_per_s\":{:.2},\"p99_mb_per_s\":{:.2}}}",
+            plan.bench.name(),
+            r.size,
+            r.iters,
+            plan.window_for(r.size),
+            mbps(r.avg_us),
+            mbps(r.p50_us),
+            mbps(r.p99_us)
+        );
+    } else {
+        println!(
+            "{:<12} {:>18.2} {:>12.2} {:>12.2}",
+            r.size,
+            mbps(r.avg_us),
+            mbps(r.p50_us),
+            mbps(r.p99_us)
+        );
+    }
 }
 
 /// Prints one row.

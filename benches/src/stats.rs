@@ -62,6 +62,23 @@ impl Samples {
     }
 }
 
+/// The rows of several pairs measured at once, as one: mean of the means, median of the p50s,
+/// worst p99, extremes of min and max.
+pub fn combine(rows: &[Row]) -> Row {
+    let mut p50: Vec<f64> = rows.iter().map(|r| r.p50_us).collect();
+    p50.sort_by(f64::total_cmp);
+    let n = rows.len().max(1) as f64;
+    Row {
+        size: rows.first().map_or(0, |r| r.size),
+        iters: rows.iter().map(|r| r.iters).sum(),
+        avg_us: rows.iter().map(|r| r.avg_us).sum::<f64>() / n,
+        min_us: rows.iter().map(|r| r.min_us).fold(f64::INFINITY, f64::min),
+        p50_us: p50.get(p50.len() / 2).copied().unwrap_or(0.0),
+        p99_us: rows.iter().map(|r| r.p99_us).fold(0.0, f64::max),
+        max_us: rows.iter().map(|r| r.max_us).fold(0.0, f64::max),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,7 +23,13 @@ fn exchange_among_8_ranks_every_size_receives_posted_late() {
 
 #[test]
 fn exchange_of_16_mib_messages_with_everything_rendezvous() {
-    rank_case("t_nb", 4, "exchange", &["0", "1", "16777216", "16777216"], &[("MPR_EAGER_LIMIT", "0")]);
+    rank_case(
+        "t_nb",
+        4,
+        "exchange",
+        &["0", "1", "16777216", "16777216"],
+        &[("MPR_EAGER_LIMIT", "0")],
+    );
 }
 
 #[test]

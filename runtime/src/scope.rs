@@ -130,7 +130,10 @@ where
     F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> T,
 {
     let s = Scope {
-        core: ScopeCore { ops: RefCell::new(Vec::new()), comms: RefCell::new(Vec::new()) },
+        core: ScopeCore {
+            ops: RefCell::new(Vec::new()),
+            comms: RefCell::new(Vec::new()),
+        },
         _scope: PhantomData,
         _env: PhantomData,
     };
@@ -154,7 +157,10 @@ impl ScopeCore {
             // Cannot happen (no engine call is in progress here: we are on the scope's thread,
             // outside every mpr call); if it did, returning would free buffers the engine still
             // points into.
-            eprintln!("mpr: rank {}: a scope ended while the engine was in use; aborting", comm.rank());
+            eprintln!(
+                "mpr: rank {}: a scope ended while the engine was in use; aborting",
+                comm.rank()
+            );
             std::process::abort();
         };
         // Errors here belong to requests nobody waited for; see the module docs.
@@ -201,7 +207,10 @@ impl<'scope> Scope<'scope, '_> {
         // SAFETY (RawSlice::new): `bytes` is borrowed for `'scope`, and the operation is recorded
         // in this scope before anything else can happen; `scope` settles it before `'scope` ends.
         let view = unsafe { RawSlice::new(bytes) };
-        let op = comm.engine.borrow_mut().isend(comm.ctx, peer, tag, view, synchronous)?;
+        let op = comm
+            .engine
+            .borrow_mut()
+            .isend(comm.ctx, peer, tag, view, synchronous)?;
         self.core.ops.borrow_mut().push(op);
         Ok(Request::new(&self.core, c, op, None))
     }
@@ -227,7 +236,9 @@ impl<'scope> Scope<'scope, '_> {
 
 impl std::fmt::Debug for Scope<'_, '_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Scope").field("requests", &self.core.ops.borrow().len()).finish()
+        f.debug_struct("Scope")
+            .field("requests", &self.core.ops.borrow().len())
+            .finish()
     }
 }
 
@@ -255,7 +266,12 @@ pub struct Request<'scope> {
 
 impl<'scope> Request<'scope> {
     fn new(scope: &'scope ScopeCore, comm: usize, op: OpId, cap: Option<usize>) -> Request<'scope> {
-        Request { scope, comm, state: State::Pending(op), cap }
+        Request {
+            scope,
+            comm,
+            state: State::Pending(op),
+            cap,
+        }
     }
 
     /// The result of a completed operation, seen from the communicator.
@@ -289,7 +305,9 @@ impl<'scope> Request<'scope> {
         if let Some(r) = self.already() {
             return r;
         }
-        let State::Pending(op) = self.state else { unreachable!("checked above") };
+        let State::Pending(op) = self.state else {
+            unreachable!("checked above")
+        };
         let raw = self.scope.comm(self.comm).engine.borrow_mut().wait(op);
         self.finish(raw)
     }
@@ -300,7 +318,9 @@ impl<'scope> Request<'scope> {
         if let Some(r) = self.already() {
             return r.map(Some);
         }
-        let State::Pending(op) = self.state else { unreachable!("checked above") };
+        let State::Pending(op) = self.state else {
+            unreachable!("checked above")
+        };
         let polled = self.scope.comm(self.comm).engine.borrow_mut().test(op)?;
         match polled {
             None => Ok(None),
@@ -328,7 +348,10 @@ impl std::fmt::Debug for Request<'_> {
             State::Done(_) => "done",
             State::Failed => "failed",
         };
-        f.debug_struct("Request").field("state", &state).field("receive", &self.cap.is_some()).finish()
+        f.debug_struct("Request")
+            .field("state", &state)
+            .field("receive", &self.cap.is_some())
+            .finish()
     }
 }
 
@@ -357,7 +380,10 @@ pub fn wait_all(reqs: Vec<Request<'_>>) -> Result<Vec<Status>> {
 /// An empty vector is an error.
 pub fn wait_any(reqs: &mut Vec<Request<'_>>) -> Result<(usize, Status)> {
     if reqs.is_empty() {
-        return Err(Error::InvalidArgument { what: "wait_any", detail: "no requests to wait for".into() });
+        return Err(Error::InvalidArgument {
+            what: "wait_any",
+            detail: "no requests to wait for".into(),
+        });
     }
     let i = match reqs.iter().position(Request::is_complete) {
         Some(i) => i,

@@ -28,6 +28,7 @@ pub(crate) fn die_with_parent(expected_parent: Option<u32>) -> bool {
 #[cfg(test)]
 mod tests {
     #[test]
+    #[cfg_attr(miri, ignore = "Miri cannot call prctl")]
     fn parent_check() {
         assert!(super::die_with_parent(None));
         assert!(super::die_with_parent(Some(

@@ -33,7 +33,11 @@ fn scopes_in_a_world_of_one() {
             };
             assert_eq!(st.bytes(), n);
             assert_eq!(a.wait().unwrap().bytes(), n);
-            assert_eq!(b.wait().unwrap(), st, "wait after test returns the same status");
+            assert_eq!(
+                b.wait().unwrap(),
+                st,
+                "wait after test returns the same status"
+            );
         });
         assert_eq!(inb, out, "size {n}");
     }
@@ -91,7 +95,11 @@ fn scopes_in_a_world_of_one() {
         let r = world.irecv(s, &mut tiny, 0, 60).unwrap();
         assert!(matches!(
             r.wait(),
-            Err(Error::Truncated { message_bytes: 10, buffer_bytes: 4, .. })
+            Err(Error::Truncated {
+                message_bytes: 10,
+                buffer_bytes: 4,
+                ..
+            })
         ));
         let r = world.irecv(s, &mut next, 0, 60).unwrap();
         assert!(matches!(r.wait(), Err(Error::Truncated { .. })));

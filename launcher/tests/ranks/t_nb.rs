@@ -64,12 +64,26 @@ fn main() -> ExitCode {
 /// Every rank sends a message of each size to every other rank with isend, *then* posts the
 /// receives, then drains everything with wait_any. Sizes from the command line (bytes).
 fn exchange(w: &mpr::World, sizes: &[String]) -> R<()> {
-    let sizes: Vec<usize> = sizes.iter().map(|s| s.parse().map_err(|_| format!("bad size {s}"))).collect::<R<_>>()?;
+    let sizes: Vec<usize> = sizes
+        .iter()
+        .map(|s| s.parse().map_err(|_| format!("bad size {s}")))
+        .collect::<R<_>>()?;
     let (rank, size) = (w.rank(), w.size());
     let peers: Vec<usize> = (0..size).filter(|&p| p != rank).collect();
-    let outs: Vec<Vec<Vec<u8>>> =
-        peers.iter().map(|&p| sizes.iter().enumerate().map(|(k, &n)| pattern(rank, p, k, n)).collect()).collect();
-    let mut ins: Vec<Vec<Vec<u8>>> = peers.iter().map(|_| sizes.iter().map(|&n| vec![0u8; n]).collect()).collect();
+    let outs: Vec<Vec<Vec<u8>>> = peers
+        .iter()
+        .map(|&p| {
+            sizes
+                .iter()
+                .enumerate()
+                .map(|(k, &n)| pattern(rank, p, k, n))
+                .collect()
+        })
+        .collect();
+    let mut ins: Vec<Vec<Vec<u8>>> = peers
+        .iter()
+        .map(|_| sizes.iter().map(|&n| vec![0u8; n]).collect())
+        .collect();
     let mut received = 0usize;
     mpr::scope(|s| -> R<()> {
         let mut reqs: Vec<Request> = Vec::new();
@@ -89,7 +103,10 @@ fn exchange(w: &mpr::World, sizes: &[String]) -> R<()> {
         while !reqs.is_empty() {
             let (i, st) = mpr::wait_any(&mut reqs).map_err(e)?;
             if let Some((p, k)) = kinds.remove(i) {
-                check!(st.source() == p && st.tag() == k as u32 && st.bytes() == sizes[k], "status {st:?} for {p}/{k}");
+                check!(
+                    st.source() == p && st.tag() == k as u32 && st.bytes() == sizes[k],
+                    "status {st:?} for {p}/{k}"
+                );
                 received += 1;
             }
         }
@@ -98,7 +115,10 @@ fn exchange(w: &mpr::World, sizes: &[String]) -> R<()> {
     check!(received == peers.len() * sizes.len(), "received {received}");
     for (i, &p) in peers.iter().enumerate() {
         for (k, &n) in sizes.iter().enumerate() {
-            check!(ins[i][k] == pattern(p, rank, k, n), "bytes from {p}, size {n} differ");
+            check!(
+                ins[i][k] == pattern(p, rank, k, n),
+                "bytes from {p}, size {n} differ"
+            );
         }
     }
     w.barrier().map_err(e)
@@ -122,13 +142,23 @@ fn waitany(w: &mpr::World) -> R<()> {
             while !reqs.is_empty() {
                 let (i, st) = mpr::wait_any(&mut reqs).map_err(e)?;
                 let src = from.remove(i);
-                check!(st.source() == src, "index {i} reported source {} but was posted for {src}", st.source());
+                check!(
+                    st.source() == src,
+                    "index {i} reported source {} but was posted for {src}",
+                    st.source()
+                );
                 order.push(src);
             }
             order.sort_unstable();
-            check!(order == (1..size).collect::<Vec<_>>(), "completions {order:?}");
+            check!(
+                order == (1..size).collect::<Vec<_>>(),
+                "completions {order:?}"
+            );
             let mut none: Vec<Request> = Vec::new();
-            check!(mpr::wait_any(&mut none).is_err(), "wait_any on nothing must be an error");
+            check!(
+                mpr::wait_any(&mut none).is_err(),
+                "wait_any on nothing must be an error"
+            );
             Ok(())
         })?;
         for (i, b) in bufs.iter().enumerate() {
@@ -155,7 +185,11 @@ fn testpoll(w: &mpr::World) -> R<()> {
                 let st = loop {
                     let t = Instant::now();
                     let got = r.test().map_err(e)?;
-                    check!(t.elapsed() < Duration::from_millis(100), "test blocked for {:?}", t.elapsed());
+                    check!(
+                        t.elapsed() < Duration::from_millis(100),
+                        "test blocked for {:?}",
+                        t.elapsed()
+                    );
                     if let Some(st) = got {
                         break st;
                     }
@@ -168,9 +202,15 @@ fn testpoll(w: &mpr::World) -> R<()> {
                 check!(st.count::<u32>() == 50_000, "{st:?}");
                 Ok(())
             })?;
-            check!(start.elapsed() >= LATE - Duration::from_millis(50), "finished before the peer sent");
+            check!(
+                start.elapsed() >= LATE - Duration::from_millis(50),
+                "finished before the peer sent"
+            );
             check!(polls > 10, "only {polls} polls while the peer was late");
-            check!(b.iter().enumerate().all(|(i, &v)| v == i as u32), "payload differs");
+            check!(
+                b.iter().enumerate().all(|(i, &v)| v == i as u32),
+                "payload differs"
+            );
         }
         1 => {
             std::thread::sleep(LATE);
@@ -190,7 +230,11 @@ fn unwaited(w: &mpr::World) -> R<()> {
         return Ok(());
     }
     let sizes = [8usize, 100_000, 3 << 20];
-    let outs: Vec<Vec<u8>> = sizes.iter().enumerate().map(|(k, &n)| pattern(w.rank(), peer, k, n)).collect();
+    let outs: Vec<Vec<u8>> = sizes
+        .iter()
+        .enumerate()
+        .map(|(k, &n)| pattern(w.rank(), peer, k, n))
+        .collect();
     let mut ins: Vec<Vec<u8>> = sizes.iter().map(|&n| vec![0u8; n]).collect();
     mpr::scope(|s| -> R<()> {
         for (k, (o, i)) in outs.iter().zip(ins.iter_mut()).enumerate() {
@@ -200,7 +244,10 @@ fn unwaited(w: &mpr::World) -> R<()> {
         Ok(())
     })?;
     for (k, &n) in sizes.iter().enumerate() {
-        check!(ins[k] == pattern(peer, w.rank(), k, n), "size {n}: data missing after the scope");
+        check!(
+            ins[k] == pattern(peer, w.rank(), k, n),
+            "size {n}: data missing after the scope"
+        );
     }
     Ok(())
 }
@@ -222,7 +269,10 @@ fn forget(w: &mpr::World) -> R<()> {
                 std::mem::forget(w.irecv(s, &mut small, 1, 2).map_err(e)?);
                 Ok(())
             })?;
-            check!(small == [1, 2, 3, 4], "leaked receive did not complete: {small:?}");
+            check!(
+                small == [1, 2, 3, 4],
+                "leaked receive did not complete: {small:?}"
+            );
         }
         1 => {
             std::thread::sleep(Duration::from_millis(100)); // Let rank 0 reach the scope's end first.
@@ -244,11 +294,18 @@ fn issend(w: &mpr::World) -> R<()> {
             mpr::scope(|s| -> R<()> {
                 let mut r = w.issend(s, &[5u8; 16], 1, 4).map_err(e)?;
                 std::thread::sleep(Duration::from_millis(50));
-                check!(r.test().map_err(e)?.is_none(), "issend completed before the receive was posted");
+                check!(
+                    r.test().map_err(e)?.is_none(),
+                    "issend completed before the receive was posted"
+                );
                 r.wait().map_err(e)?;
                 Ok(())
             })?;
-            check!(start.elapsed() >= LATE - Duration::from_millis(50), "issend returned after {:?}", start.elapsed());
+            check!(
+                start.elapsed() >= LATE - Duration::from_millis(50),
+                "issend returned after {:?}",
+                start.elapsed()
+            );
         }
         1 => {
             std::thread::sleep(LATE);
@@ -276,8 +333,27 @@ fn truncate(w: &mpr::World) -> R<()> {
                 let a = w.irecv(s, &mut small, 0, 0).map_err(e)?;
                 let b = w.irecv(s, &mut big, ANY_SOURCE, 0).map_err(e)?;
                 let c = w.irecv(s, &mut ok, 0, 0).map_err(e)?;
-                check!(matches!(a.wait(), Err(Error::Truncated { message_bytes: 100, buffer_bytes: 10, .. })), "eager truncation");
-                check!(matches!(b.wait(), Err(Error::Truncated { message_bytes: 200_000, .. })), "rendezvous truncation");
+                check!(
+                    matches!(
+                        a.wait(),
+                        Err(Error::Truncated {
+                            message_bytes: 100,
+                            buffer_bytes: 10,
+                            ..
+                        })
+                    ),
+                    "eager truncation"
+                );
+                check!(
+                    matches!(
+                        b.wait(),
+                        Err(Error::Truncated {
+                            message_bytes: 200_000,
+                            ..
+                        })
+                    ),
+                    "rendezvous truncation"
+                );
                 check!(c.wait().map_err(e)?.bytes() == 10, "next receive");
                 Ok(())
             })?;

@@ -145,7 +145,11 @@ pub fn rank_case(program: &str, n: usize, case: &str, args: &[&str], env: &[(&st
     words.extend_from_slice(args);
     let out = run(&words, env, None, Duration::from_secs(120));
     let stdout = out.ok();
-    assert!(stdout.contains(&format!("ok {case}")), "stdout: {stdout}\nstderr: {}", out.stderr);
+    assert!(
+        stdout.contains(&format!("ok {case}")),
+        "stdout: {stdout}\nstderr: {}",
+        out.stderr
+    );
 }
 
 /// Processes whose command line mentions `needle` (to check nothing of a job is left running).

@@ -96,6 +96,16 @@ pub(crate) trait Sink {
 }
 
 /// Every reach of this rank, dispatched per peer.
+/// What one poll saw.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Polled {
+    /// Something can still arrive (false only for a singleton with nothing queued).
+    pub live: bool,
+    /// Something happened: a socket event or a local delivery. Waits use it to tell a busy
+    /// stream (keep spinning) from an idle one (sleep soon).
+    pub active: bool,
+}
+
 pub(crate) struct Transport {
     me: usize,
     loopback: loopback::Loopback,
@@ -134,7 +144,11 @@ impl Transport {
 
     /// Moves bytes, sleeping at most `timeout` (`None`: until something happens) when nothing
     /// is ready. Returns false if nothing can ever arrive (no network, nothing queued).
-    pub(crate) fn poll(&mut self, sink: &mut impl Sink, timeout: Option<Duration>) -> Result<bool> {
+    pub(crate) fn poll(
+        &mut self,
+        sink: &mut impl Sink,
+        timeout: Option<Duration>,
+    ) -> Result<Polled> {
         let had_local = self.loopback.deliver(self.me, sink);
         match &mut self.tcp {
             Some(tcp) => {
@@ -143,10 +157,19 @@ impl Transport {
                 } else {
                     timeout
                 };
-                tcp.poll(sink, t)?;
-                Ok(true)
+                let active = tcp.poll(sink, t)?;
+                Ok(Polled {
+                    live: true,
+                    active: active || had_local,
+                })
             }
-            None => Ok(had_local || self.loopback.pending()),
+            None => {
+                let live = had_local || self.loopback.pending();
+                Ok(Polled {
+                    live,
+                    active: had_local,
+                })
+            }
         }
     }
 

@@ -151,10 +151,11 @@ impl Tcp {
         }
     }
 
-    pub(crate) fn poll(&mut self, sink: &mut impl Sink, timeout: Option<Duration>) -> Result<()> {
+    /// Waits up to `timeout` for socket events and handles them; true if there were any.
+    pub(crate) fn poll(&mut self, sink: &mut impl Sink, timeout: Option<Duration>) -> Result<bool> {
         match self.poll.poll(&mut self.events, timeout) {
             Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return Ok(false),
             Err(e) => return Err(Error::os("epoll_wait", e)),
         }
         let mut ready = std::mem::take(&mut self.ready);
@@ -178,8 +179,9 @@ impl Tcp {
                 self.on_writable(token.0, sink);
             }
         }
+        let active = !ready.is_empty();
         self.ready = ready;
-        Ok(())
+        Ok(active)
     }
 
     fn insert(&mut self, mut conn: Conn) -> Option<usize> {
