@@ -40,7 +40,7 @@ pub fn latency(world: &mpr::World, plan: &Plan) -> Result<(), Failure> {
     let n = world.size();
     if plan.bench == Bench::Latency {
         two_ranks(world, plan)?;
-    } else if n < 2 || n % 2 != 0 {
+    } else if n < 2 || n & 1 == 1 {
         return Err(Failure::Setup(format!(
             "multi_lat needs an even number of ranks, not {n}"
         )));
