@@ -254,6 +254,9 @@ fn unwaited(w: &mpr::World) -> R<()> {
 
 /// Requests leaked with mem::forget: the scope still waits for them; the send buffer is freed
 /// only afterwards, and the receiver gets the right bytes.
+// The scope's promise holds whatever a Request's Drop does (today it has none, so forget is a
+// drop); this keeps the promise tested should Request ever gain one.
+#[allow(clippy::forget_non_drop)]
 fn forget(w: &mpr::World) -> R<()> {
     match w.rank() {
         0 => {
