@@ -150,6 +150,14 @@ pub(crate) struct Reader {
     start: usize,
     end: usize,
     state: ReadState,
+    /// The last read returned fewer bytes than it asked for: the socket had nothing more at that
+    /// moment, so the next read would only say "would block". Skipping it saves a system call
+    /// on every message's critical path. This is safe with edge-triggered epoll on Linux because
+    /// every arrival of new data on a TCP socket raises a new readiness event, even when earlier
+    /// data was not read to exhaustion.
+    short: bool,
+    /// Bytes read from the socket so far (to tell whether a read attempt found anything).
+    pub bytes_in: u64,
 }
 
 impl Reader {
@@ -159,8 +167,11 @@ impl Reader {
             start: 0,
             end: 0,
             state: ReadState::Header,
+            short: false,
+            bytes_in: 0,
         }
     }
+
 
     /// Reads and dispatches frames until the socket is drained. `peer` is `None` until the
     /// handshake is done; then frames go to `sink`. Sets `*fin` when a Fin frame passes.
@@ -217,7 +228,7 @@ impl Reader {
                         self.end -= self.start;
                         self.start = 0;
                     }
-                    match read_some(stream, &mut self.stage[self.end..]) {
+                    match read_tracked(&mut self.short, &mut self.bytes_in, stream, &mut self.stage[self.end..]) {
                         Ok(Some(n)) => self.end += n,
                         Ok(None) => return ReadOutcome::Drained,
                         Err(outcome) => return outcome,
@@ -245,9 +256,10 @@ impl Reader {
                             let slot = dest.slot(got, len);
                             let r = if !slot.is_empty() && remaining >= self.stage.len() / 2 {
                                 // Much left: straight into the destination, no copy.
-                                read_some(stream, slot).map(|o| o.map(|n| (n, true)))
+                                read_tracked(&mut self.short, &mut self.bytes_in, stream, slot)
+                                    .map(|o| o.map(|n| (n, true)))
                             } else {
-                                read_some(stream, &mut self.stage[..])
+                                read_tracked(&mut self.short, &mut self.bytes_in, stream, &mut self.stage[..])
                                     .map(|o| o.map(|n| (n, false)))
                             };
                             match r {
@@ -272,6 +284,25 @@ impl Reader {
             }
         }
     }
+}
+
+/// [`read_some`], skipping the read when the previous one came back short (see
+/// `Reader::short`) and recording whether this one does.
+fn read_tracked(
+    short: &mut bool,
+    bytes_in: &mut u64,
+    stream: &mut TcpStream,
+    buf: &mut [u8],
+) -> Result<Option<usize>, ReadOutcome> {
+    if std::mem::take(short) {
+        return Ok(None);
+    }
+    let r = read_some(stream, buf)?;
+    if let Some(n) = r {
+        *short = n < buf.len();
+        *bytes_in += n as u64;
+    }
+    Ok(r)
 }
 
 /// One read: Ok(Some(n)) bytes, Ok(None) would block, Err(outcome) end of stream or failure.
