@@ -44,6 +44,33 @@
 //! `ssend` returns only once the receiver has matched the message; `sendrecv` exchanges without
 //! deadlock; `probe`/`iprobe` look at a message without receiving it.
 //!
+//! ## Nonblocking
+//!
+//! Start operations, keep computing, then `wait` or `test`. Requests live in an [`mpr::scope`](scope),
+//! which does not return before they have all completed, so buffers can be borrowed safely (even
+//! a request leaked with `mem::forget` cannot outlive its buffer).
+//!
+//! ```no_run
+//! let world = mpr::init()?;
+//! let (rank, size) = (world.rank(), world.size());
+//! let (left, right) = ((rank + size - 1) % size, (rank + 1) % size);
+//! let edge = vec![rank as f64; 1024];
+//! let mut ghost = vec![0.0f64; 1024];
+//! mpr::scope(|s| -> mpr::Result<()> {
+//!     let mut recv = world.irecv(s, &mut ghost, left, 0)?;
+//!     let send = world.isend(s, &edge, right, 0)?;
+//!     while recv.test()?.is_none() {
+//!         // ... compute on the interior ...
+//!     }
+//!     send.wait()?;
+//!     Ok(())
+//! })?;
+//! # Ok::<(), mpr::Error>(())
+//! ```
+//!
+//! `issend` is the synchronous-mode variant; [`wait_all`], [`wait_any`], [`test_all`] and
+//! [`test_any`] work on many requests.
+//!
 //! ## Collectives
 //!
 //! `barrier` (dissemination). Every rank calls collectives in the same order; their traffic never

@@ -1,11 +1,41 @@
 //! The progress engine: one per rank. It owns the transport, every pending operation, and the
 //! matching queues; operations are small state machines it advances.
 //!
-//! Who drives it: the calling thread, inside every mpr call (MPI's "weak progress"). A blocking
-//! call is the nonblocking operation plus [`Engine::wait`], and any wait moves *every* pending
-//! operation forward, whichever one it waits for. There is no background progress thread: on
-//! 2 cores one would cost latency to every message (see DESIGN.md); overlap comes from the
-//! kernel's socket buffers and from calling `test`.
+//! # When progress happens
+//!
+//! Inside mpr calls only, on the calling thread (MPI's "weak progress"): every call that starts,
+//! tests or waits for an operation polls the sockets and moves *every* pending operation forward,
+//! whichever one it is about. A blocking call is the nonblocking operation plus [`Engine::wait`].
+//! So a rank that posts many sends and receives to many peers and waits for any one of them
+//! cannot deadlock on the others, and `Request::test` in a compute loop is how a program gets
+//! overlap.
+//!
+//! There is no background progress thread, because of what we measured on the 2-core machines:
+//! a thread that sleeps in `epoll_wait` pays ~20 µs to wake (BASELINE.md: 28.9 µs blocking vs
+//! 5.9 µs spinning for an 8-byte TCP ping-pong), three times the whole one-way latency we reach by
+//! polling in the caller (BENCHMARKS.md), and a thread that spins instead takes a core from the
+//! computation and from the other ranks: with 8 ranks on 2 cores, 4 ping-pong pairs at once cost
+//! mpr 25 to 29 µs per message and Open MPI over TCP 43 to 55 µs, and every extra runnable thread
+//! per rank would stretch both. The kernel's socket buffers provide the overlap a thread would
+//! buy for eager messages (they are written at `isend` time and wait in the kernel); rendezvous
+//! messages advance whenever the program calls into mpr.
+//!
+//! # Where bytes are copied
+//!
+//! - Sends: never in user space. Header and payload go to the kernel in one `writev` from the
+//!   caller's slice; a partial write keeps a view of the slice and continues later.
+//! - Receives posted before the message arrives: payload bytes that arrive with their header in
+//!   one read (small messages, up to the 16 KiB read-ahead) are copied once from the read-ahead
+//!   buffer; the rest of a payload is read straight into the caller's buffer.
+//! - Unexpected eager messages (at most `MPR_EAGER_LIMIT` bytes): read into a buffer of their own
+//!   and copied once when a receive matches. Unexpected large messages are only announced
+//!   (request-to-send) and read straight into the buffer of the receive that matches them.
+//! - A rank sending to itself: the loopback transport copies the payload once.
+//!
+//! # Waiting
+//!
+//! [`Engine::wait_until`] spins (non-blocking polls) from the last time anything happened, for an
+//! adaptive budget, then sleeps in `epoll_wait`; see `wait.rs`.
 //!
 //! The [`Core`] is the part the transport calls back into (the [`Sink`]): it decides where each
 //! arriving payload goes and queues the control frames (clear-to-send, acknowledgements, data) the
