@@ -62,7 +62,7 @@ pub(crate) struct Tcp {
 
 /// While spinning, one poll in this many asks epoll about every connection; the others read the
 /// hot connection directly.
-const EPOLL_EVERY: u32 = 4;
+const EPOLL_EVERY: u32 = 16;
 
 impl Tcp {
     pub(crate) fn new(
@@ -175,12 +175,7 @@ impl Tcp {
             self.spins += 1;
             if self.spins < EPOLL_EVERY {
                 if let Some(idx) = self.hot {
-                    let before = self.bytes_in(idx);
-                    self.on_readable(idx, sink);
-                    if self.bytes_in(idx) != before {
-                        return Ok(true);
-                    }
-                    return Ok(false);
+                    return Ok(self.spin_hot(idx, sink));
                 }
             }
         }
@@ -337,6 +332,23 @@ impl Tcp {
             Ok(_) => {}
             Err(e) => self.conn_failed(idx, PeerCause::io("write", &e), sink),
         }
+    }
+
+    /// One spin on the hot connection: read what has arrived, and write what its queue holds
+    /// (a transfer waiting for room in the socket must not wait for the next `epoll_wait`).
+    /// True if any byte moved.
+    fn spin_hot(&mut self, idx: usize, sink: &mut impl Sink) -> bool {
+        let before = self.bytes_in(idx);
+        self.on_readable(idx, sink);
+        let mut active = self.bytes_in(idx) != before;
+        let peer = self.conns.get(idx).and_then(Option::as_ref).and_then(|c| c.peer);
+        if let Some(p) = peer.filter(|&p| self.links[p].up == Some(idx) && !self.links[p].q.is_empty()) {
+            let mark = |q: &SendQueue| (q.len(), q.front().map(|f| f.written));
+            let before = mark(&self.links[p].q);
+            self.flush(p, sink);
+            active |= mark(&self.links[p].q) != before;
+        }
+        active
     }
 
     fn bytes_in(&self, idx: usize) -> Option<u64> {
