@@ -659,13 +659,15 @@ impl Engine {
         })
     }
 
+    /// Hands the protocol's answers to the transport, one `writev` per peer for a burst.
     fn flush_outbox(&mut self) {
         while !self.core.outbox.is_empty() {
             let out = std::mem::take(&mut self.core.outbox);
             for (peer, h, payload, token) in out {
                 self.transport
-                    .send(peer, &h, payload, token, &mut self.core);
+                    .send_deferred(peer, &h, payload, token, &mut self.core);
             }
+            self.transport.flush_deferred(&mut self.core);
         }
     }
 

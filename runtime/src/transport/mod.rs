@@ -142,6 +142,31 @@ impl Transport {
         }
     }
 
+    /// Like [`Transport::send`], but the frame may wait in its queue until
+    /// [`Transport::flush_deferred`], so that frames to one peer go out in one `writev`.
+    pub(crate) fn send_deferred(
+        &mut self,
+        peer: usize,
+        header: &Header,
+        payload: RawSlice,
+        token: Option<u64>,
+        sink: &mut impl Sink,
+    ) {
+        match &mut self.tcp {
+            Some(tcp) if peer != self.me => {
+                tcp.send_deferred(peer, OutFrame::new(header, payload, token), sink)
+            }
+            _ => self.send(peer, header, payload, token, sink),
+        }
+    }
+
+    /// Writes what [`Transport::send_deferred`] queued.
+    pub(crate) fn flush_deferred(&mut self, sink: &mut impl Sink) {
+        if let Some(tcp) = &mut self.tcp {
+            tcp.flush_deferred(sink);
+        }
+    }
+
     /// Moves bytes, sleeping at most `timeout` (`None`: until something happens) when nothing
     /// is ready. Returns false if nothing can ever arrive (no network, nothing queued).
     pub(crate) fn poll(

@@ -58,6 +58,8 @@ pub(crate) struct Tcp {
     hot: Option<usize>,
     /// Spin polls since the last full `epoll_wait`.
     spins: u32,
+    /// Links with deferred frames to write (see [`Tcp::send_deferred`]).
+    deferred: Vec<usize>,
 }
 
 /// While spinning, one poll in this many asks epoll about every connection; the others read the
@@ -97,6 +99,7 @@ impl Tcp {
             tuning,
             hot: None,
             spins: 0,
+            deferred: Vec::new(),
         })
     }
 
@@ -113,18 +116,47 @@ impl Tcp {
     }
 
     pub(crate) fn send(&mut self, peer: usize, frame: OutFrame, sink: &mut impl Sink) {
+        if self.enqueue(peer, frame, sink) {
+            self.flush(peer, sink);
+        }
+    }
+
+    /// Queues a frame without writing it yet; [`Tcp::flush_deferred`] writes every link queued
+    /// to this way at once, so a burst of control frames (say, clear-to-send answers to many
+    /// requests read in one go) costs one `writev` per peer instead of one per frame.
+    pub(crate) fn send_deferred(&mut self, peer: usize, frame: OutFrame, sink: &mut impl Sink) {
+        if self.enqueue(peer, frame, sink) {
+            self.deferred.push(peer);
+        }
+    }
+
+    /// Writes the links that [`Tcp::send_deferred`] queued to.
+    pub(crate) fn flush_deferred(&mut self, sink: &mut impl Sink) {
+        let mut peers = std::mem::take(&mut self.deferred);
+        for &p in &peers {
+            self.flush(p, sink);
+        }
+        peers.clear();
+        if self.deferred.is_empty() {
+            self.deferred = peers; // keep the allocation
+        }
+    }
+
+    /// Appends to the peer's queue, dialling if there is no connection yet. True when the
+    /// queue was empty on an established link, so a write should follow.
+    fn enqueue(&mut self, peer: usize, frame: OutFrame, sink: &mut impl Sink) -> bool {
         let link = &mut self.links[peer];
         if link.failed {
-            return;
+            return false;
         }
         link.q.push_back(frame);
         if link.up.is_some() {
-            if link.q.len() == 1 {
-                self.flush(peer, sink);
-            }
-        } else if link.dial.is_none() && !link.awaiting_peer {
+            return link.q.len() == 1;
+        }
+        if link.dial.is_none() && !link.awaiting_peer {
             self.dial(peer, sink);
         }
+        false
     }
 
     /// True when no frame waits to be written.
@@ -341,8 +373,14 @@ impl Tcp {
         let before = self.bytes_in(idx);
         self.on_readable(idx, sink);
         let mut active = self.bytes_in(idx) != before;
-        let peer = self.conns.get(idx).and_then(Option::as_ref).and_then(|c| c.peer);
-        if let Some(p) = peer.filter(|&p| self.links[p].up == Some(idx) && !self.links[p].q.is_empty()) {
+        let peer = self
+            .conns
+            .get(idx)
+            .and_then(Option::as_ref)
+            .and_then(|c| c.peer);
+        if let Some(p) =
+            peer.filter(|&p| self.links[p].up == Some(idx) && !self.links[p].q.is_empty())
+        {
             let mark = |q: &SendQueue| (q.len(), q.front().map(|f| f.written));
             let before = mark(&self.links[p].q);
             self.flush(p, sink);
@@ -360,7 +398,11 @@ impl Tcp {
         self.read_conn(idx, sink);
         // Only an established connection may become hot (a handshake in progress or a closed
         // one is never read outside an event).
-        let up = self.conns.get(idx).and_then(Option::as_ref).is_some_and(|c| c.up);
+        let up = self
+            .conns
+            .get(idx)
+            .and_then(Option::as_ref)
+            .is_some_and(|c| c.up);
         if up && self.bytes_in(idx) != before {
             self.hot = Some(idx);
         } else if !up && self.hot == Some(idx) {

@@ -172,7 +172,6 @@ impl Reader {
         }
     }
 
-
     /// Reads and dispatches frames until the socket is drained. `peer` is `None` until the
     /// handshake is done; then frames go to `sink`. Sets `*fin` when a Fin frame passes.
     pub(crate) fn read(
@@ -228,7 +227,12 @@ impl Reader {
                         self.end -= self.start;
                         self.start = 0;
                     }
-                    match read_tracked(&mut self.short, &mut self.bytes_in, stream, &mut self.stage[self.end..]) {
+                    match read_tracked(
+                        &mut self.short,
+                        &mut self.bytes_in,
+                        stream,
+                        &mut self.stage[self.end..],
+                    ) {
                         Ok(Some(n)) => self.end += n,
                         Ok(None) => return ReadOutcome::Drained,
                         Err(outcome) => return outcome,
@@ -259,8 +263,13 @@ impl Reader {
                                 read_tracked(&mut self.short, &mut self.bytes_in, stream, slot)
                                     .map(|o| o.map(|n| (n, true)))
                             } else {
-                                read_tracked(&mut self.short, &mut self.bytes_in, stream, &mut self.stage[..])
-                                    .map(|o| o.map(|n| (n, false)))
+                                read_tracked(
+                                    &mut self.short,
+                                    &mut self.bytes_in,
+                                    stream,
+                                    &mut self.stage[..],
+                                )
+                                .map(|o| o.map(|n| (n, false)))
                             };
                             match r {
                                 Ok(Some((n, true))) => got += n,
