@@ -104,6 +104,7 @@ pub mod tuning;
 mod wire;
 
 pub use bytemuck::Pod;
+pub use coll::op::{Op, Reduce};
 pub use comm::{Comm, Source, Status, TagMatch, ANY_SOURCE, ANY_TAG};
 pub use error::{Error, PeerCause, Result};
 pub use init::{init, wtime, World};

@@ -14,26 +14,26 @@ pub fn mprun() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_mprun"))
 }
 
-/// A rank program built as an example of this package. A plain `cargo test` builds examples;
-/// when only some test targets were selected, they are built here, once.
+/// A rank program built as an example of this package. Cargo builds the examples on a plain
+/// `cargo test`, but not when only some test targets are selected, and then a stale build would
+/// test old code: so the examples are (re)built here, once per test process (a no-op when they
+/// are up to date).
 pub fn rank_program(name: &str) -> PathBuf {
     static BUILD: std::sync::Once = std::sync::Once::new();
     let exe = std::env::current_exe().expect("test binary path");
     // target/<profile>/deps/<test> -> target/<profile>/examples/<name>
     let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    BUILD.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet", "-p", "mprun", "--examples"]);
+        if dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        let st = cmd.status().expect("run cargo to build the rank programs");
+        assert!(st.success(), "building the rank programs failed");
+    });
     let p = dir.join("examples").join(name);
-    if !p.exists() {
-        BUILD.call_once(|| {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let mut cmd = Command::new(cargo);
-            cmd.args(["build", "-p", "mprun", "--examples"]);
-            if dir.file_name().is_some_and(|n| n == "release") {
-                cmd.arg("--release");
-            }
-            let st = cmd.status().expect("run cargo to build the rank programs");
-            assert!(st.success(), "building the rank programs failed");
-        });
-    }
     assert!(p.exists(), "{} was not built", p.display());
     p
 }

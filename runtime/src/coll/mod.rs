@@ -1,6 +1,126 @@
 //! Collective operations, written against the point-to-point engine on the communicator's
-//! collective context (`ctx + 1`), which user traffic can never match. One file per family.
+//! collective context (`ctx + 1`), which user traffic can never match. One file per family;
+//! each algorithm is a sequence of rounds, each round one [`Comm::coll_xchg`] (all of the
+//! round's sends and receives at once, then a wait), so no round can deadlock on its own order.
+//!
+//! Messages of one collective between a pair are matched by tag and arrive in the order sent;
+//! all ranks call collectives in the same order, so successive collectives never mix.
 
 #![forbid(unsafe_code)]
 
+mod alltoall;
 mod barrier;
+mod bcast;
+mod gather;
+pub(crate) mod op;
+mod reduce;
+
+use bytemuck::Pod;
+
+use crate::comm::Comm;
+use crate::engine::{RecvSpec, SendSpec};
+use crate::error::{Error, Result};
+
+/// Tags of the collective families (on the collective context).
+pub(crate) mod tag {
+    pub const BCAST: u32 = 1 << 16;
+    pub const REDUCE: u32 = 2 << 16;
+    pub const ALLREDUCE: u32 = 3 << 16;
+    pub const GATHER: u32 = 4 << 16;
+    pub const SCATTER: u32 = 5 << 16;
+    pub const ALLGATHER: u32 = 6 << 16;
+    pub const ALLTOALL: u32 = 7 << 16;
+}
+
+impl Comm {
+    /// One round of a collective: every send and receive (communicator ranks) at once, then a
+    /// wait for all. Each receive must be filled exactly: a message of another length means the
+    /// ranks passed mismatched lengths, which is an error, not a silent partial result.
+    pub(crate) fn coll_xchg(
+        &self,
+        tag: u32,
+        sends: &[(usize, &[u8])],
+        recvs: &mut [(usize, &mut [u8])],
+    ) -> Result<()> {
+        let sends: Vec<SendSpec> = sends
+            .iter()
+            .map(|&(r, buf)| {
+                Ok(SendSpec {
+                    peer: self.world_rank(r)?,
+                    tag,
+                    buf,
+                })
+            })
+            .collect::<Result<_>>()?;
+        let mut specs: Vec<RecvSpec> = Vec::with_capacity(recvs.len());
+        for (r, buf) in recvs.iter_mut() {
+            specs.push(RecvSpec {
+                src: Some(self.world_rank(*r)?),
+                tag: Some(tag),
+                buf,
+            });
+        }
+        let got = self
+            .engine
+            .borrow_mut()
+            .exchange(self.coll_ctx(), &sends, &mut specs)?;
+        for (st, spec) in got.iter().zip(&specs) {
+            if st.bytes != spec.buf.len() {
+                return Err(Error::InvalidArgument {
+                    what: "collective",
+                    detail: format!(
+                        "rank {} sent {} bytes where {} were expected: the ranks passed mismatched lengths",
+                        self.comm_rank(st.source),
+                        st.bytes,
+                        spec.buf.len()
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// A root argument, checked.
+    pub(crate) fn check_root(&self, root: usize) -> Result<()> {
+        if root >= self.size() {
+            return Err(Error::InvalidRank {
+                rank: root,
+                size: self.size(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A length check of a collective's arguments.
+pub(crate) fn expect_len(what: &'static str, got: usize, want: usize) -> Result<()> {
+    if got != want {
+        return Err(Error::InvalidArgument {
+            what,
+            detail: format!("buffer has {got} elements, {want} expected"),
+        });
+    }
+    Ok(())
+}
+
+/// The bytes of a slice of `T`.
+pub(crate) fn bytes<T: Pod>(s: &[T]) -> &[u8] {
+    bytemuck::cast_slice(s)
+}
+
+/// The bytes of a mutable slice of `T`.
+pub(crate) fn bytes_mut<T: Pod>(s: &mut [T]) -> &mut [u8] {
+    bytemuck::cast_slice_mut(s)
+}
+
+/// Block `s` for reading and block `r` (≠ `s`) for writing, of one buffer cut in blocks of `bs`.
+pub(crate) fn two_blocks<T>(buf: &mut [T], s: usize, r: usize, bs: usize) -> (&[T], &mut [T]) {
+    debug_assert_ne!(s, r);
+    if s < r {
+        let (a, b) = buf.split_at_mut(r * bs);
+        (&a[s * bs..(s + 1) * bs], &mut b[..bs])
+    } else {
+        let (a, b) = buf.split_at_mut(s * bs);
+        (&b[..bs], &mut a[r * bs..(r + 1) * bs])
+    }
+}

@@ -1,0 +1,55 @@
+//! Collectives through real jobs: every collective against a serial reference, for 1 to 9 ranks
+//! (powers of two and not), every root at small sizes, 0 B to 4 MiB.
+
+mod util;
+
+use util::rank_case;
+
+fn coll(n: usize) {
+    rank_case("t_coll", n, "coll", &[], &[]);
+}
+
+#[test]
+fn collectives_on_1_rank() {
+    coll(1);
+}
+
+#[test]
+fn collectives_on_2_ranks() {
+    coll(2);
+}
+
+#[test]
+fn collectives_on_3_ranks() {
+    coll(3);
+}
+
+#[test]
+fn collectives_on_4_ranks_with_4_mib_vectors() {
+    rank_case("t_coll", 4, "coll", &["big"], &[]);
+}
+
+#[test]
+fn collectives_on_5_ranks() {
+    coll(5);
+}
+
+#[test]
+fn collectives_on_6_ranks() {
+    coll(6);
+}
+
+#[test]
+fn collectives_on_7_ranks_with_4_mib_vectors() {
+    rank_case("t_coll", 7, "coll", &["big"], &[]);
+}
+
+#[test]
+fn collectives_on_8_ranks() {
+    coll(8);
+}
+
+#[test]
+fn collectives_on_9_ranks() {
+    coll(9);
+}

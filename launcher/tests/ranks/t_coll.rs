@@ -1,0 +1,204 @@
+//! Rank program for the collective tests: `t_coll`. Checks every collective against a serial
+//! reference computed locally from the same deterministic inputs, for every root, at several
+//! sizes; rank 0 prints `ok coll` on success.
+
+use std::process::ExitCode;
+
+use mpr::{Error, Op};
+
+type R<T> = Result<T, String>;
+
+macro_rules! check {
+    ($cond:expr, $($fmt:tt)+) => {
+        if !$cond {
+            return Err(format!($($fmt)+));
+        }
+    };
+}
+
+fn e(err: Error) -> String {
+    err.to_string()
+}
+
+/// Rank `r`'s input of `len` elements for case `k`: small integers, so sums are exact in f64.
+fn input(r: usize, k: usize, len: usize) -> Vec<i64> {
+    (0..len)
+        .map(|i| ((i * 7 + r * 13 + k * 3) % 101) as i64 - 50)
+        .collect()
+}
+
+fn main() -> ExitCode {
+    let world = match mpr::init() {
+        Ok(w) => w,
+        Err(err) => {
+            eprintln!("init: {err}");
+            return ExitCode::from(10);
+        }
+    };
+    match run(&world) {
+        Ok(()) => {
+            if world.rank() == 0 {
+                println!("ok coll");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(msg) => {
+            eprintln!("rank {}: {msg}", world.rank());
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(w: &mpr::World) -> R<()> {
+    let (n, me) = (w.size(), w.rank());
+    let big = std::env::args().any(|a| a == "big");
+    let mut sizes = vec![0usize, 1, 7, 1000, 70_000];
+    if big {
+        sizes.push(512 * 1024); // 4 MiB of i64
+    }
+    for (k, &len) in sizes.iter().enumerate() {
+        let roots: Vec<usize> = if len <= 1000 {
+            (0..n).collect()
+        } else {
+            vec![0, n - 1]
+        };
+        let all: Vec<Vec<i64>> = (0..n).map(|r| input(r, k, len)).collect();
+        let mine = &all[me];
+        let sum: Vec<i64> = (0..len).map(|i| all.iter().map(|v| v[i]).sum()).collect();
+        let max: Vec<i64> = (0..len)
+            .map(|i| all.iter().map(|v| v[i]).max().unwrap())
+            .collect();
+
+        // broadcast
+        for &root in &roots {
+            let mut b = if me == root {
+                all[root].clone()
+            } else {
+                vec![0; len]
+            };
+            w.broadcast(&mut b, root).map_err(e)?;
+            check!(b == all[root], "broadcast len {len} root {root}");
+        }
+        // reduce
+        for &root in &roots {
+            let mut out = if me == root { vec![0; len] } else { Vec::new() };
+            w.reduce(mine, &mut out, Op::Sum, root).map_err(e)?;
+            if me == root {
+                check!(out == sum, "reduce sum len {len} root {root}");
+            }
+        }
+        // allreduce, built-in and closure, integers and floats
+        let mut out = vec![0i64; len];
+        w.allreduce(mine, &mut out, Op::Sum).map_err(e)?;
+        check!(out == sum, "allreduce sum len {len}");
+        w.allreduce_with(mine, &mut out, |a, b| *a.max(b))
+            .map_err(e)?;
+        check!(out == max, "allreduce_with max len {len}");
+        let fl: Vec<f64> = mine.iter().map(|&x| x as f64 * 0.5).collect();
+        let mut fo = vec![0f64; len];
+        w.allreduce(&fl, &mut fo, Op::Sum).map_err(e)?;
+        check!(
+            fo.iter().zip(&sum).all(|(a, &b)| *a == b as f64 * 0.5),
+            "allreduce f64 len {len}"
+        );
+        let bits: Vec<u32> = mine
+            .iter()
+            .map(|&x| 1u32 << (x.unsigned_abs() % 32))
+            .collect();
+        let mut bo = vec![0u32; len];
+        w.allreduce(&bits, &mut bo, Op::BitOr).map_err(e)?;
+        let want: Vec<u32> = (0..len)
+            .map(|i| {
+                all.iter()
+                    .fold(0, |acc, v| acc | 1u32 << (v[i].unsigned_abs() % 32))
+            })
+            .collect();
+        check!(bo == want, "allreduce bitor len {len}");
+
+        if len > 70_000 {
+            continue; // gather-style collectives at the big size would need n x 4 MiB per rank
+        }
+        // gather
+        for &root in &roots {
+            let mut out = if me == root {
+                vec![0; n * len]
+            } else {
+                Vec::new()
+            };
+            w.gather(mine, &mut out, root).map_err(e)?;
+            if me == root {
+                check!(out == all.concat(), "gather len {len} root {root}");
+            }
+        }
+        // scatter
+        for &root in &roots {
+            let src = if me == root { all.concat() } else { Vec::new() };
+            let mut out = vec![0; len];
+            w.scatter(&src, &mut out, root).map_err(e)?;
+            check!(out == all[me], "scatter len {len} root {root}");
+        }
+        // allgather
+        let mut out = vec![0; n * len];
+        w.allgather(mine, &mut out).map_err(e)?;
+        check!(out == all.concat(), "allgather len {len}");
+        // alltoall: block j of rank r's send is input(r * n + j, k, len)
+        let send: Vec<i64> = (0..n).flat_map(|j| input(me * n + j, k, len)).collect();
+        let mut out = vec![0; n * len];
+        w.alltoall(&send, &mut out).map_err(e)?;
+        let want: Vec<i64> = (0..n).flat_map(|r| input(r * n + me, k, len)).collect();
+        check!(out == want, "alltoall len {len}");
+    }
+
+    // Bad arguments: errors found locally, before any message, on every rank alike.
+    let mut small = vec![0i64; 2];
+    check!(
+        matches!(
+            w.allreduce(&[1i64, 2, 3], &mut small, Op::Sum),
+            Err(Error::InvalidArgument { .. })
+        ),
+        "allreduce length mismatch"
+    );
+    check!(
+        matches!(
+            w.allreduce(&[1.0f64], &mut [0.0], Op::BitAnd),
+            Err(Error::InvalidArgument { .. })
+        ),
+        "bit op on floats"
+    );
+    check!(
+        matches!(w.broadcast(&mut small, n), Err(Error::InvalidRank { .. })),
+        "broadcast root out of range"
+    );
+    check!(
+        matches!(
+            w.allgather(&[1i64], &mut small[..0]),
+            Err(Error::InvalidArgument { .. })
+        ) || n == 0,
+        "allgather length"
+    );
+    if n > 1 {
+        check!(
+            matches!(
+                w.alltoall(&[1i64; 1], &mut [0i64; 1]),
+                Err(Error::InvalidArgument { .. })
+            ),
+            "alltoall blocks"
+        );
+    }
+    // Collective traffic never matches user point-to-point traffic, whatever the tags.
+    if n > 1 {
+        let tag = 1u32 << 16; // a tag the collectives use on their own context
+        if me == 0 {
+            w.send(&[99i64], 1, tag).map_err(e)?;
+        }
+        let mut b = [me as i64];
+        w.broadcast(&mut b, 0).map_err(e)?;
+        check!(b[0] == 0, "broadcast got user data: {}", b[0]);
+        if me == 1 {
+            let mut u = [0i64];
+            w.recv(&mut u, 0, tag).map_err(e)?;
+            check!(u[0] == 99, "user message changed: {}", u[0]);
+        }
+    }
+    w.barrier().map_err(e)
+}

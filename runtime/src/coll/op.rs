@@ -1,0 +1,151 @@
+//! Reduction operators: the built-in [`Op`]s on the primitive numeric types, and user closures.
+//!
+//! Reductions are applied element-wise, `acc[i] = op(acc[i], x[i])`. Every operator here is
+//! associative and commutative (floating-point sums only up to rounding): the algorithms combine
+//! partial results in an order that depends on the communicator size, but every rank of one call
+//! combines them in the same order, so all ranks get bit-identical results.
+
+use bytemuck::Pod;
+
+use crate::error::{Error, Result};
+
+/// A built-in reduction operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Sum.
+    Sum,
+    /// Product.
+    Prod,
+    /// Minimum.
+    Min,
+    /// Maximum.
+    Max,
+    /// Bitwise and (integers only).
+    BitAnd,
+    /// Bitwise or (integers only).
+    BitOr,
+    /// Bitwise exclusive or (integers only).
+    BitXor,
+}
+
+/// Element types the built-in [`Op`]s apply to: the primitive integers and floats.
+pub trait Reduce: Pod {
+    /// `acc[i] = op(acc[i], x[i])` for every `i`; an error if `op` does not apply to the type.
+    fn reduce(op: Op, acc: &mut [Self], x: &[Self]) -> Result<()>;
+}
+
+fn not_for(op: Op, ty: &str) -> Error {
+    Error::InvalidArgument {
+        what: "reduction",
+        detail: format!("{op:?} does not apply to {ty}"),
+    }
+}
+
+macro_rules! integers {
+    ($($t:ty),*) => {$(
+        impl Reduce for $t {
+            fn reduce(op: Op, acc: &mut [Self], x: &[Self]) -> Result<()> {
+                let f: fn($t, $t) -> $t = match op {
+                    Op::Sum => <$t>::wrapping_add,
+                    Op::Prod => <$t>::wrapping_mul,
+                    Op::Min => |a, b| a.min(b),
+                    Op::Max => |a, b| a.max(b),
+                    Op::BitAnd => |a, b| a & b,
+                    Op::BitOr => |a, b| a | b,
+                    Op::BitXor => |a, b| a ^ b,
+                };
+                for (a, &b) in acc.iter_mut().zip(x) {
+                    *a = f(*a, b);
+                }
+                Ok(())
+            }
+        }
+    )*};
+}
+integers!(i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize);
+
+macro_rules! floats {
+    ($($t:ty),*) => {$(
+        impl Reduce for $t {
+            fn reduce(op: Op, acc: &mut [Self], x: &[Self]) -> Result<()> {
+                let f: fn($t, $t) -> $t = match op {
+                    Op::Sum => |a, b| a + b,
+                    Op::Prod => |a, b| a * b,
+                    Op::Min => <$t>::min,
+                    Op::Max => <$t>::max,
+                    Op::BitAnd | Op::BitOr | Op::BitXor => return Err(not_for(op, stringify!($t))),
+                };
+                for (a, &b) in acc.iter_mut().zip(x) {
+                    *a = f(*a, b);
+                }
+                Ok(())
+            }
+        }
+    )*};
+}
+floats!(f32, f64);
+
+/// How a reduction combines two partial results, element-wise: `f(lower, higher, out)` sets
+/// `out[i] = op(lower[i], higher[i])`, where `lower` holds the contribution of the lower ranks.
+/// Keeping that order is what makes every rank's result bit-identical (and a user closure that
+/// is associative but not commutative still correct where the algorithm allows).
+pub(crate) type Combiner<'a, T> = &'a CombineFn<'a, T>;
+
+/// The function behind a [`Combiner`].
+pub(crate) type CombineFn<'f, T> = dyn Fn(&[T], &[T], &mut [T]) -> Result<()> + 'f;
+
+/// The combiner of a built-in operator, after checking up front that it applies to `T` (so that
+/// no rank fails midway through a collective).
+pub(crate) fn builtin<T: Reduce>(op: Op) -> Result<Box<CombineFn<'static, T>>> {
+    let mut one = [T::zeroed()];
+    T::reduce(op, &mut one, &[T::zeroed()])?;
+    Ok(Box::new(move |lower: &[T], higher: &[T], out: &mut [T]| {
+        out.copy_from_slice(lower);
+        T::reduce(op, out, higher)
+    }))
+}
+
+/// The combiner of a user closure.
+pub(crate) fn user<T: Pod>(f: impl Fn(&T, &T) -> T) -> impl Fn(&[T], &[T], &mut [T]) -> Result<()> {
+    move |lower: &[T], higher: &[T], out: &mut [T]| {
+        for ((o, a), b) in out.iter_mut().zip(lower).zip(higher) {
+            *o = f(a, b);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtins() {
+        let mut a = [1i32, 5, -3];
+        i32::reduce(Op::Sum, &mut a, &[2, 2, 2]).unwrap();
+        assert_eq!(a, [3, 7, -1]);
+        i32::reduce(Op::Max, &mut a, &[4, 4, 4]).unwrap();
+        assert_eq!(a, [4, 7, 4]);
+        let mut b = [0b1100u8];
+        u8::reduce(Op::BitXor, &mut b, &[0b1010]).unwrap();
+        assert_eq!(b, [0b0110]);
+        let mut f = [1.5f64, -2.0];
+        f64::reduce(Op::Prod, &mut f, &[2.0, 3.0]).unwrap();
+        assert_eq!(f, [3.0, -6.0]);
+        assert!(f64::reduce(Op::BitAnd, &mut f, &[1.0, 1.0]).is_err());
+        assert!(builtin::<f32>(Op::BitOr).is_err());
+        let c = builtin::<u16>(Op::BitOr).unwrap();
+        let mut out = [0u16; 2];
+        c(&[1, 2], &[4, 8], &mut out).unwrap();
+        assert_eq!(out, [5, 10]);
+        let cat = user(|a: &u32, b: &u32| a * 10 + b);
+        cat(&[1], &[2], &mut out32()).unwrap();
+        let mut w = [u64::MAX];
+        u64::reduce(Op::Sum, &mut w, &[2]).unwrap();
+        assert_eq!(w, [1], "integer sums wrap");
+    }
+
+    fn out32() -> [u32; 1] {
+        [0]
+    }
+}
