@@ -149,6 +149,88 @@ fn run(w: &mpr::World) -> R<()> {
         check!(out == want, "alltoall len {len}");
     }
 
+    // v-variants, scans and reduce-scatter, with uneven counts (zeros included).
+    for k in 0..3usize {
+        let counts: Vec<usize> = (0..n)
+            .map(|i| (i * 3 + k * 5) % 7 * (1 + 400 * k))
+            .collect();
+        let total: usize = counts.iter().sum();
+        let all: Vec<Vec<i64>> = (0..n).map(|r| input(r, 10 + k, counts[r])).collect();
+        let packed = all.concat();
+        for root in 0..n {
+            let mut out = if me == root {
+                vec![0; total]
+            } else {
+                Vec::new()
+            };
+            w.gatherv(&all[me], &mut out, &counts, root).map_err(e)?;
+            if me == root {
+                check!(out == packed, "gatherv k {k} root {root}");
+            }
+            let src = if me == root {
+                packed.clone()
+            } else {
+                Vec::new()
+            };
+            let mut got = vec![0; counts[me]];
+            w.scatterv(&src, &counts, &mut got, root).map_err(e)?;
+            check!(got == all[me], "scatterv k {k} root {root}");
+        }
+        let mut out = vec![0; total];
+        w.allgatherv(&all[me], &mut out, &counts).map_err(e)?;
+        check!(out == packed, "allgatherv k {k}");
+        // alltoallv: rank r sends c(r, j) = (r + 2j + k) % 4 * (1 + 300k) elements to j.
+        let c = |r: usize, j: usize| (r + 2 * j + k) % 4 * (1 + 300 * k);
+        let send_counts: Vec<usize> = (0..n).map(|j| c(me, j)).collect();
+        let recv_counts: Vec<usize> = (0..n).map(|r| c(r, me)).collect();
+        let send: Vec<i64> = (0..n)
+            .flat_map(|j| input(me * 31 + j, k, c(me, j)))
+            .collect();
+        let mut out = vec![0; recv_counts.iter().sum()];
+        w.alltoallv(&send, &send_counts, &mut out, &recv_counts)
+            .map_err(e)?;
+        let want: Vec<i64> = (0..n)
+            .flat_map(|r| input(r * 31 + me, k, c(r, me)))
+            .collect();
+        check!(out == want, "alltoallv k {k}");
+        // scan / exscan / reduce_scatter_block on blocks of len elements.
+        let len = [0usize, 5, 3000][k];
+        let all: Vec<Vec<i64>> = (0..n).map(|r| input(r, 20 + k, len)).collect();
+        let prefix = |upto: usize| -> Vec<i64> {
+            (0..len)
+                .map(|i| all[..upto].iter().map(|v| v[i]).sum())
+                .collect()
+        };
+        let mut out = vec![0; len];
+        w.scan(&all[me], &mut out, Op::Sum).map_err(e)?;
+        check!(out == prefix(me + 1), "scan k {k}");
+        let mut out = vec![7; len];
+        w.exscan(&all[me], &mut out, Op::Sum).map_err(e)?;
+        check!(
+            if me == 0 {
+                out == vec![7; len]
+            } else {
+                out == prefix(me)
+            },
+            "exscan k {k}"
+        );
+        let blocks: Vec<Vec<i64>> = (0..n).map(|r| input(r, 30 + k, n * len)).collect();
+        let mut out = vec![0; len];
+        w.reduce_scatter_block(&blocks[me], &mut out, Op::Sum)
+            .map_err(e)?;
+        let want: Vec<i64> = (0..len)
+            .map(|i| blocks.iter().map(|b| b[me * len + i]).sum())
+            .collect();
+        check!(out == want, "reduce_scatter_block k {k}");
+    }
+    check!(
+        matches!(
+            w.allgatherv(&[1i64], &mut [0i64; 1], &[1]),
+            Err(Error::InvalidArgument { .. })
+        ) || n == 1,
+        "allgatherv counts"
+    );
+
     // Bad arguments: errors found locally, before any message, on every rank alike.
     let mut small = vec![0i64; 2];
     check!(

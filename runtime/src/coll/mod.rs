@@ -14,6 +14,8 @@ mod bcast;
 mod gather;
 pub(crate) mod op;
 mod reduce;
+mod scan;
+mod vector;
 
 use bytemuck::Pod;
 

@@ -1,0 +1,161 @@
+//! The v-variants: gather, scatter, allgather and all-to-all with a count per rank.
+//!
+//! Same algorithms as their fixed-size versions (direct at the root for gatherv/scatterv, ring
+//! for allgatherv, pairwise exchange for alltoallv), with each block placed at the prefix sum of
+//! the counts before it (blocks packed in rank order, as `MPI_*v` with displacements equal to
+//! those prefix sums).
+
+use bytemuck::Pod;
+
+use super::{bytes, bytes_mut, expect_len, tag};
+use crate::comm::Comm;
+use crate::error::{Error, Result};
+
+/// Offsets of packed blocks: `offs[i]` is where block `i` starts; `offs[n]` is the total.
+fn offsets(counts: &[usize]) -> Result<Vec<usize>> {
+    let mut offs = Vec::with_capacity(counts.len() + 1);
+    let mut total = 0usize;
+    offs.push(0);
+    for &c in counts {
+        total = total.checked_add(c).ok_or_else(|| Error::InvalidArgument {
+            what: "counts",
+            detail: "the counts add up to more than memory can hold".into(),
+        })?;
+        offs.push(total);
+    }
+    Ok(offs)
+}
+
+fn counts_for(what: &'static str, counts: &[usize], n: usize) -> Result<Vec<usize>> {
+    if counts.len() != n {
+        return Err(Error::InvalidArgument {
+            what,
+            detail: format!("{} counts given for {n} ranks", counts.len()),
+        });
+    }
+    offsets(counts)
+}
+
+impl Comm {
+    /// Collects `counts[i]` elements from each rank `i` at `root`, packed in rank order into
+    /// `recv` (`recv.len()` = the sum of `counts`). `counts` is read at the root; elsewhere it
+    /// may be empty, or if given, `counts[rank]` must equal `send.len()`.
+    pub fn gatherv<T: Pod>(
+        &self,
+        send: &[T],
+        recv: &mut [T],
+        counts: &[usize],
+        root: usize,
+    ) -> Result<()> {
+        self.check_root(root)?;
+        let (n, me) = (self.size(), self.rank());
+        if me != root {
+            if !counts.is_empty() {
+                counts_for("gatherv", counts, n)?;
+                expect_len("gatherv send", send.len(), counts[me])?;
+            }
+            return self.coll_xchg(tag::GATHER, &[(root, bytes(send))], &mut []);
+        }
+        let offs = counts_for("gatherv", counts, n)?;
+        expect_len("gatherv recv", recv.len(), offs[n])?;
+        expect_len("gatherv send", send.len(), counts[me])?;
+        recv[offs[me]..offs[me + 1]].copy_from_slice(send);
+        let mut blocks: Vec<(usize, &mut [u8])> = Vec::with_capacity(n);
+        let mut rest = recv;
+        for r in 0..n {
+            let (block, tail) = std::mem::take(&mut rest).split_at_mut(counts[r]);
+            rest = tail;
+            if r != me {
+                blocks.push((r, bytes_mut(block)));
+            }
+        }
+        self.coll_xchg(tag::GATHER, &[], &mut blocks)
+    }
+
+    /// Hands `counts[i]` elements of `send` (packed in rank order) at `root` to each rank `i`,
+    /// into its `recv`. `counts` is read at the root; elsewhere it may be empty, or if given,
+    /// `counts[rank]` must equal `recv.len()`.
+    pub fn scatterv<T: Pod>(
+        &self,
+        send: &[T],
+        counts: &[usize],
+        recv: &mut [T],
+        root: usize,
+    ) -> Result<()> {
+        self.check_root(root)?;
+        let (n, me) = (self.size(), self.rank());
+        if me != root {
+            if !counts.is_empty() {
+                counts_for("scatterv", counts, n)?;
+                expect_len("scatterv recv", recv.len(), counts[me])?;
+            }
+            return self.coll_xchg(tag::SCATTER, &[], &mut [(root, bytes_mut(recv))]);
+        }
+        let offs = counts_for("scatterv", counts, n)?;
+        expect_len("scatterv send", send.len(), offs[n])?;
+        expect_len("scatterv recv", recv.len(), counts[me])?;
+        recv.copy_from_slice(&send[offs[me]..offs[me + 1]]);
+        let sends: Vec<(usize, &[u8])> = (0..n)
+            .filter(|&r| r != me)
+            .map(|r| (r, bytes(&send[offs[r]..offs[r + 1]])))
+            .collect();
+        self.coll_xchg(tag::SCATTER, &sends, &mut [])
+    }
+
+    /// Every rank gets `counts[i]` elements from each rank `i`, packed in rank order (every rank
+    /// passes the same `counts`; `send.len()` = `counts[rank]`).
+    pub fn allgatherv<T: Pod>(&self, send: &[T], recv: &mut [T], counts: &[usize]) -> Result<()> {
+        let (n, me) = (self.size(), self.rank());
+        let offs = counts_for("allgatherv", counts, n)?;
+        expect_len("allgatherv recv", recv.len(), offs[n])?;
+        expect_len("allgatherv send", send.len(), counts[me])?;
+        recv[offs[me]..offs[me + 1]].copy_from_slice(send);
+        let (right, left) = ((me + 1) % n, (me + n - 1) % n);
+        for step in 0..n.saturating_sub(1) {
+            let s = (me + n - step) % n;
+            let r = (me + n - step - 1) % n;
+            // Blocks s and r are distinct ranges of `recv`, in rank order (either may be empty).
+            let (out, inb) = if s < r {
+                let (a, b) = recv.split_at_mut(offs[r]);
+                (&a[offs[s]..offs[s + 1]], &mut b[..counts[r]])
+            } else {
+                let (a, b) = recv.split_at_mut(offs[s]);
+                (&b[..counts[s]], &mut a[offs[r]..offs[r + 1]])
+            };
+            self.coll_xchg(
+                tag::ALLGATHER,
+                &[(right, bytes(out))],
+                &mut [(left, bytes_mut(inb))],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// `send_counts[i]` elements of `send` (packed in rank order) go to rank `i`;
+    /// `recv_counts[j]` elements from rank `j` land packed in rank order in `recv`.
+    pub fn alltoallv<T: Pod>(
+        &self,
+        send: &[T],
+        send_counts: &[usize],
+        recv: &mut [T],
+        recv_counts: &[usize],
+    ) -> Result<()> {
+        let (n, me) = (self.size(), self.rank());
+        let so = counts_for("alltoallv send", send_counts, n)?;
+        let ro = counts_for("alltoallv recv", recv_counts, n)?;
+        expect_len("alltoallv send", send.len(), so[n])?;
+        expect_len("alltoallv recv", recv.len(), ro[n])?;
+        expect_len("alltoallv own block", recv_counts[me], send_counts[me])?;
+        recv[ro[me]..ro[me + 1]].copy_from_slice(&send[so[me]..so[me + 1]]);
+        for step in 1..n {
+            let to = (me + step) % n;
+            let from = (me + n - step) % n;
+            self.coll_xchg(
+                tag::ALLTOALL,
+                &[(to, bytes(&send[so[to]..so[to + 1]]))],
+                &mut [(from, bytes_mut(&mut recv[ro[from]..ro[from + 1]]))],
+            )?;
+        }
+        Ok(())
+    }
+}
