@@ -62,8 +62,8 @@ impl Comm {
         recv[offs[me]..offs[me + 1]].copy_from_slice(send);
         let mut blocks: Vec<(usize, &mut [u8])> = Vec::with_capacity(n);
         let mut rest = recv;
-        for r in 0..n {
-            let (block, tail) = std::mem::take(&mut rest).split_at_mut(counts[r]);
+        for (r, &count) in counts.iter().enumerate() {
+            let (block, tail) = std::mem::take(&mut rest).split_at_mut(count);
             rest = tail;
             if r != me {
                 blocks.push((r, bytes_mut(block)));
