@@ -231,6 +231,88 @@ fn run(w: &mpr::World) -> R<()> {
         "allgatherv counts"
     );
 
+    // split and dup: groups, order by key, nesting, isolation, and context ids given back.
+    let sub = w
+        .split(Some((me % 2) as u32), -(me as i64))
+        .map_err(e)?
+        .ok_or("no sub-communicator")?;
+    let mates: Vec<usize> = (0..n).filter(|r| r % 2 == me % 2).rev().collect(); // key = -rank
+    check!(
+        sub.size() == mates.len() && mates[sub.rank()] == me,
+        "split order: rank {} of {}",
+        sub.rank(),
+        sub.size()
+    );
+    let mut total = [0i64];
+    sub.allreduce(&[me as i64], &mut total, Op::Sum)
+        .map_err(e)?;
+    check!(
+        total[0] == mates.iter().sum::<usize>() as i64,
+        "allreduce on the split: {}",
+        total[0]
+    );
+    let mut b = [me as i64];
+    sub.broadcast(&mut b, 0).map_err(e)?;
+    check!(
+        b[0] == mates[0] as i64,
+        "broadcast on the split got {}",
+        b[0]
+    );
+    if sub.size() > 1 {
+        // Point to point inside the split uses its ranks; ANY_SOURCE stays inside it.
+        let next = (sub.rank() + 1) % sub.size();
+        let prev = (sub.rank() + sub.size() - 1) % sub.size();
+        let mut got = [0i64];
+        let st = sub
+            .sendrecv(&[me as i64], next, 3, &mut got, mpr::ANY_SOURCE, 3)
+            .map_err(e)?;
+        check!(
+            st.source() == prev && got[0] == mates[prev] as i64,
+            "sendrecv on the split: {st:?} {got:?}"
+        );
+    }
+    let none = w
+        .split(if me == 0 { None } else { Some(1) }, 0)
+        .map_err(e)?;
+    check!(none.is_none() == (me == 0), "a None color joins nothing");
+    if let Some(c) = &none {
+        check!(
+            c.size() == n - 1 && c.rank() == me - 1,
+            "split without rank 0"
+        );
+        let inner = c
+            .split(Some((c.rank() % 2) as u32), 0)
+            .map_err(e)?
+            .ok_or("nested split")?;
+        let mut t = [0i64];
+        inner.allreduce(&[1i64], &mut t, Op::Sum).map_err(e)?;
+        check!(t[0] as usize == inner.size(), "nested split allreduce");
+    }
+    let twin = w.dup().map_err(e)?;
+    check!(twin.rank() == me && twin.size() == n, "dup keeps ranks");
+    if n > 1 {
+        if me == 0 {
+            w.send(&[1i64], 1, 5).map_err(e)?;
+            twin.send(&[2i64], 1, 5).map_err(e)?;
+        } else if me == 1 {
+            let mut x = [0i64];
+            twin.recv(&mut x, mpr::ANY_SOURCE, mpr::ANY_TAG)
+                .map_err(e)?;
+            check!(x[0] == 2, "dup received the world's message: {}", x[0]);
+            w.recv(&mut x, 0, 5).map_err(e)?;
+            check!(x[0] == 1, "world received the twin's message: {}", x[0]);
+        }
+    }
+    drop((sub, none, twin));
+    // (On up to 4 ranks: the loop is thousands of collectives.)
+    for i in 0..if n <= 4 { 4200 } else { 0 } {
+        // More communicators than there are context ids: each one's ids come back when dropped.
+        let c = w.dup().map_err(|err| format!("dup #{i}: {err}"))?;
+        if i % 1000 == 0 {
+            c.barrier().map_err(e)?;
+        }
+    }
+
     // Bad arguments: errors found locally, before any message, on every rank alike.
     let mut small = vec![0i64; 2];
     check!(

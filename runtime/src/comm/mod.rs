@@ -10,6 +10,7 @@
 
 mod nonblocking;
 mod p2p;
+mod split;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -26,6 +27,29 @@ pub struct Comm {
     pub(crate) ctx: u32,
     rank: usize,
     size: usize,
+    /// The members' world ranks, for a communicator other than the world (where the mapping is
+    /// the identity); shared by every handle on it, and its drop frees the context ids.
+    group: Option<Rc<Group>>,
+}
+
+/// The members of a communicator made by `split` or `dup`, and the lease on its context ids.
+pub(crate) struct Group {
+    /// World rank of each communicator rank.
+    world_of: Vec<usize>,
+    /// Communicator rank of each world rank that is a member.
+    comm_of: std::collections::HashMap<usize, usize>,
+    engine: Rc<RefCell<Engine>>,
+    pair: usize,
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        // The last handle is gone: the pair may be agreed on again. (If the engine is busy,
+        // which cannot happen outside an mpr call, the pair simply stays taken.)
+        if let Ok(mut e) = self.engine.try_borrow_mut() {
+            e.contexts.release(self.pair);
+        }
+    }
 }
 
 impl Comm {
@@ -39,6 +63,7 @@ impl Comm {
             ctx: 0,
             rank,
             size,
+            group: None,
         }
     }
 
@@ -50,6 +75,7 @@ impl Comm {
             ctx: self.ctx,
             rank: self.rank,
             size: self.size,
+            group: self.group.clone(),
         }
     }
 
@@ -76,12 +102,14 @@ impl Comm {
                 size: self.size,
             });
         }
-        Ok(r)
+        Ok(self.group.as_ref().map_or(r, |g| g.world_of[r]))
     }
 
-    /// The communicator rank of world rank `w`.
+    /// The communicator rank of world rank `w` (a member: only members send on this context).
     pub(crate) fn comm_rank(&self, w: usize) -> usize {
-        w
+        self.group
+            .as_ref()
+            .map_or(w, |g| g.comm_of.get(&w).copied().unwrap_or(usize::MAX))
     }
 
     /// Ends the whole job: every rank is stopped and `mprun` exits with `code`.

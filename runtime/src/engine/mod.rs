@@ -42,6 +42,7 @@
 //! protocol answers with in an outbox, which the engine hands to the transport after each poll.
 
 mod blocking;
+pub(crate) mod contexts;
 pub(crate) mod matching;
 pub(crate) mod ops;
 pub(crate) mod protocol;
@@ -392,6 +393,8 @@ pub(crate) struct Engine {
     waiter: Waiter,
     /// Set after a fatal local error; every later call fails with it.
     broken: Option<String>,
+    /// Context ids in use by this process's communicators.
+    pub(crate) contexts: contexts::ContextIds,
 }
 
 impl Engine {
@@ -420,6 +423,7 @@ impl Engine {
             core,
             waiter,
             broken: None,
+            contexts: contexts::ContextIds::new(),
         }
     }
 
