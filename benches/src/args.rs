@@ -12,6 +12,21 @@ pub enum Bench {
     Bibw,
     /// Ping-pong in n/2 pairs at once: latency under load.
     MultiLat,
+    /// A collective, timed per call (max over ranks).
+    Coll(Coll),
+}
+
+/// The collectives `mpr-bench` times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coll {
+    Barrier,
+    Bcast,
+    Reduce,
+    Allreduce,
+    Gather,
+    Scatter,
+    Allgather,
+    Alltoall,
 }
 
 /// Every benchmark, by command-line name.
@@ -20,6 +35,14 @@ const BENCHES: &[(&str, Bench)] = &[
     ("bw", Bench::Bw),
     ("bibw", Bench::Bibw),
     ("multi_lat", Bench::MultiLat),
+    ("barrier", Bench::Coll(Coll::Barrier)),
+    ("bcast", Bench::Coll(Coll::Bcast)),
+    ("reduce", Bench::Coll(Coll::Reduce)),
+    ("allreduce", Bench::Coll(Coll::Allreduce)),
+    ("gather", Bench::Coll(Coll::Gather)),
+    ("scatter", Bench::Coll(Coll::Scatter)),
+    ("allgather", Bench::Coll(Coll::Allgather)),
+    ("alltoall", Bench::Coll(Coll::Alltoall)),
 ];
 
 impl Bench {
@@ -93,10 +116,10 @@ impl Plan {
 
     /// Timed iterations for `size` (windows, for the bandwidth benchmarks).
     pub fn iters_for(&self, size: usize) -> usize {
-        let (small, large) = if self.bench.is_bandwidth() {
-            (100, 20)
-        } else {
-            (10_000, 1000)
+        let (small, large) = match self.bench {
+            Bench::Bw | Bench::Bibw => (100, 20),
+            Bench::Coll(_) => (1000, 100),
+            _ => (10_000, 1000),
         };
         self.iters
             .unwrap_or(if size > LARGE { large } else { small })
@@ -104,10 +127,10 @@ impl Plan {
 
     /// Warm-up iterations for `size`.
     pub fn warmup_for(&self, size: usize) -> usize {
-        let (small, large) = if self.bench.is_bandwidth() {
-            (10, 2)
-        } else {
-            (100, 10)
+        let (small, large) = match self.bench {
+            Bench::Bw | Bench::Bibw => (10, 2),
+            Bench::Coll(_) => (200, 10),
+            _ => (100, 10),
         };
         self.warmup
             .unwrap_or(if size > LARGE { large } else { small })
@@ -130,13 +153,15 @@ pub enum Parsed {
 pub const USAGE: &str = "\
 usage: mprun -n 2 mpr-bench latency|bw|bibw [OPTIONS]
        mprun -n 2K mpr-bench multi_lat [OPTIONS]      (K pairs: rank r with r + K)
+       mprun -n N mpr-bench barrier|bcast|reduce|allreduce|gather|scatter|allgather|alltoall
+                                     (time per call, max over ranks; reductions on f32 elements)
 
   -m, --message-size MIN:MAX  message sizes in bytes, powers of two between (default 0:4194304);
                               MAX alone means 0:MAX; K, M, G suffixes allowed
   -i, --iterations N          timed iterations per size (latency: 10000, 1000 above 8 KiB;
-                              bw, bibw: 100 windows, 20 above 8 KiB)
+                              bw, bibw: 100 windows, 20 above 8 KiB; collectives: 1000, 100)
   -x, --warmup N              untimed iterations per size (latency: 100, 10 above 8 KiB;
-                              bw, bibw: 10, 2 above 8 KiB)
+                              bw, bibw: 10, 2 above 8 KiB; collectives: 200, 10)
   -W, --window N              messages in flight per window, bw and bibw (default 64, fewer
                               when 64 messages would exceed 256 MiB)
   --json                      one JSON object per size instead of the table
