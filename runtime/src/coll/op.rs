@@ -34,6 +34,14 @@ pub trait Reduce: Pod {
     fn reduce(op: Op, acc: &mut [Self], x: &[Self]) -> Result<()>;
 }
 
+/// `acc[i] = f(acc[i], x[i])`, monomorphized per operator so the loop vectorizes.
+#[inline(always)]
+fn zip_apply<T: Copy>(acc: &mut [T], x: &[T], f: impl Fn(T, T) -> T) {
+    for (a, &b) in acc.iter_mut().zip(x) {
+        *a = f(*a, b);
+    }
+}
+
 fn not_for(op: Op, ty: &str) -> Error {
     Error::InvalidArgument {
         what: "reduction",
@@ -45,17 +53,14 @@ macro_rules! integers {
     ($($t:ty),*) => {$(
         impl Reduce for $t {
             fn reduce(op: Op, acc: &mut [Self], x: &[Self]) -> Result<()> {
-                let f: fn($t, $t) -> $t = match op {
-                    Op::Sum => <$t>::wrapping_add,
-                    Op::Prod => <$t>::wrapping_mul,
-                    Op::Min => |a, b| a.min(b),
-                    Op::Max => |a, b| a.max(b),
-                    Op::BitAnd => |a, b| a & b,
-                    Op::BitOr => |a, b| a | b,
-                    Op::BitXor => |a, b| a ^ b,
-                };
-                for (a, &b) in acc.iter_mut().zip(x) {
-                    *a = f(*a, b);
+                match op {
+                    Op::Sum => zip_apply(acc, x, <$t>::wrapping_add),
+                    Op::Prod => zip_apply(acc, x, <$t>::wrapping_mul),
+                    Op::Min => zip_apply(acc, x, |a: $t, b| a.min(b)),
+                    Op::Max => zip_apply(acc, x, |a: $t, b| a.max(b)),
+                    Op::BitAnd => zip_apply(acc, x, |a, b| a & b),
+                    Op::BitOr => zip_apply(acc, x, |a, b| a | b),
+                    Op::BitXor => zip_apply(acc, x, |a, b| a ^ b),
                 }
                 Ok(())
             }
@@ -68,15 +73,12 @@ macro_rules! floats {
     ($($t:ty),*) => {$(
         impl Reduce for $t {
             fn reduce(op: Op, acc: &mut [Self], x: &[Self]) -> Result<()> {
-                let f: fn($t, $t) -> $t = match op {
-                    Op::Sum => |a, b| a + b,
-                    Op::Prod => |a, b| a * b,
-                    Op::Min => <$t>::min,
-                    Op::Max => <$t>::max,
+                match op {
+                    Op::Sum => zip_apply(acc, x, |a, b| a + b),
+                    Op::Prod => zip_apply(acc, x, |a, b| a * b),
+                    Op::Min => zip_apply(acc, x, <$t>::min),
+                    Op::Max => zip_apply(acc, x, <$t>::max),
                     Op::BitAnd | Op::BitOr | Op::BitXor => return Err(not_for(op, stringify!($t))),
-                };
-                for (a, &b) in acc.iter_mut().zip(x) {
-                    *a = f(*a, b);
                 }
                 Ok(())
             }
@@ -85,31 +87,28 @@ macro_rules! floats {
 }
 floats!(f32, f64);
 
-/// How a reduction combines two partial results, element-wise: `f(lower, higher, out)` sets
-/// `out[i] = op(lower[i], higher[i])`, where `lower` holds the contribution of the lower ranks.
-/// Keeping that order is what makes every rank's result bit-identical (and a user closure that
-/// is associative but not commutative still correct where the algorithm allows).
+/// How a reduction folds a partial result into another, element-wise and in place:
+/// `f(acc, x, x_lower)` sets `acc[i] = op(x[i], acc[i])` when `x` holds the contribution of lower
+/// ranks than `acc` (`x_lower`), else `op(acc[i], x[i])`. Keeping that order is what makes every
+/// rank's result bit-identical; the built-in operators are commutative and ignore it.
 pub(crate) type Combiner<'a, T> = &'a CombineFn<'a, T>;
 
 /// The function behind a [`Combiner`].
-pub(crate) type CombineFn<'f, T> = dyn Fn(&[T], &[T], &mut [T]) -> Result<()> + 'f;
+pub(crate) type CombineFn<'f, T> = dyn Fn(&mut [T], &[T], bool) -> Result<()> + 'f;
 
 /// The combiner of a built-in operator, after checking up front that it applies to `T` (so that
 /// no rank fails midway through a collective).
 pub(crate) fn builtin<T: Reduce>(op: Op) -> Result<Box<CombineFn<'static, T>>> {
     let mut one = [T::zeroed()];
     T::reduce(op, &mut one, &[T::zeroed()])?;
-    Ok(Box::new(move |lower: &[T], higher: &[T], out: &mut [T]| {
-        out.copy_from_slice(lower);
-        T::reduce(op, out, higher)
-    }))
+    Ok(Box::new(move |acc: &mut [T], x: &[T], _x_lower: bool| T::reduce(op, acc, x)))
 }
 
 /// The combiner of a user closure.
-pub(crate) fn user<T: Pod>(f: impl Fn(&T, &T) -> T) -> impl Fn(&[T], &[T], &mut [T]) -> Result<()> {
-    move |lower: &[T], higher: &[T], out: &mut [T]| {
-        for ((o, a), b) in out.iter_mut().zip(lower).zip(higher) {
-            *o = f(a, b);
+pub(crate) fn user<T: Pod>(f: impl Fn(&T, &T) -> T) -> impl Fn(&mut [T], &[T], bool) -> Result<()> {
+    move |acc: &mut [T], x: &[T], x_lower: bool| {
+        for (a, b) in acc.iter_mut().zip(x) {
+            *a = if x_lower { f(b, a) } else { f(a, b) };
         }
         Ok(())
     }
@@ -135,17 +134,18 @@ mod tests {
         assert!(f64::reduce(Op::BitAnd, &mut f, &[1.0, 1.0]).is_err());
         assert!(builtin::<f32>(Op::BitOr).is_err());
         let c = builtin::<u16>(Op::BitOr).unwrap();
-        let mut out = [0u16; 2];
-        c(&[1, 2], &[4, 8], &mut out).unwrap();
-        assert_eq!(out, [5, 10]);
+        let mut acc = [1u16, 2];
+        c(&mut acc, &[4, 8], true).unwrap();
+        assert_eq!(acc, [5, 10]);
         let cat = user(|a: &u32, b: &u32| a * 10 + b);
-        cat(&[1], &[2], &mut out32()).unwrap();
+        let mut acc = [2u32];
+        cat(&mut acc, &[1], true).unwrap();
+        assert_eq!(acc, [12], "lower ranks' data first");
+        cat(&mut acc, &[3], false).unwrap();
+        assert_eq!(acc, [123]);
         let mut w = [u64::MAX];
         u64::reduce(Op::Sum, &mut w, &[2]).unwrap();
         assert_eq!(w, [1], "integer sums wrap");
     }
 
-    fn out32() -> [u32; 1] {
-        [0]
-    }
 }

@@ -72,7 +72,6 @@ impl Comm {
         let abs = |rel: usize| (rel + root) % n;
         let mut acc = send.to_vec();
         let mut tmp = vec![T::zeroed(); send.len()];
-        let mut out = vec![T::zeroed(); send.len()];
         let mut mask = 1;
         while mask < n {
             if r & mask != 0 {
@@ -87,8 +86,7 @@ impl Comm {
                 )?;
                 // The partner's subtree holds higher relative ranks. Relative order is the
                 // rank order rotated by the root; every caller sees the same rotation.
-                f(&acc, &tmp, &mut out)?;
-                std::mem::swap(&mut acc, &mut out);
+                f(&mut acc, &tmp, false)?;
             }
             mask <<= 1;
         }
@@ -109,7 +107,6 @@ impl Comm {
         let p = 1usize << (usize::BITS - 1 - n.leading_zeros());
         let rem = n - p;
         let mut tmp = vec![T::zeroed(); send.len()];
-        let mut out = vec![T::zeroed(); send.len()];
         // Fold the first 2*rem ranks in pairs: even -> odd.
         let newrank = if me < 2 * rem {
             if me % 2 == 0 {
@@ -117,8 +114,7 @@ impl Comm {
                 None
             } else {
                 self.coll_xchg(tag::ALLREDUCE, &[], &mut [(me - 1, bytes_mut(&mut tmp))])?;
-                f(&tmp, recv, &mut out)?;
-                recv.copy_from_slice(&out);
+                f(recv, &tmp, true)?;
                 Some(me / 2)
             }
         } else {
@@ -134,12 +130,7 @@ impl Comm {
                     &[(partner, bytes(recv))],
                     &mut [(partner, bytes_mut(&mut tmp))],
                 )?;
-                if partner < me {
-                    f(&tmp, recv, &mut out)?;
-                } else {
-                    f(recv, &tmp, &mut out)?;
-                }
-                recv.copy_from_slice(&out);
+                f(recv, &tmp, partner < me)?;
                 mask <<= 1;
             }
         }

@@ -46,7 +46,6 @@ impl Comm {
         let (n, me) = (self.size(), self.rank());
         let mut partial = send.to_vec();
         let mut tmp = vec![T::zeroed(); send.len()];
-        let mut out = vec![T::zeroed(); send.len()];
         let mut have = inclusive;
         if inclusive {
             recv.copy_from_slice(send);
@@ -61,18 +60,15 @@ impl Comm {
                     &mut [(partner, bytes_mut(&mut tmp))],
                 )?;
                 if partner < me {
-                    f(&tmp, &partial, &mut out)?;
-                    partial.copy_from_slice(&out);
+                    f(&mut partial, &tmp, true)?;
                     if have {
-                        f(&tmp, recv, &mut out)?;
-                        recv.copy_from_slice(&out);
+                        f(recv, &tmp, true)?;
                     } else {
                         recv.copy_from_slice(&tmp);
                         have = true;
                     }
                 } else {
-                    f(&partial, &tmp, &mut out)?;
-                    partial.copy_from_slice(&out);
+                    f(&mut partial, &tmp, false)?;
                 }
             }
             mask <<= 1;
@@ -102,7 +98,6 @@ impl Comm {
         }
         recv.copy_from_slice(&send[me * bs..(me + 1) * bs]);
         let mut tmp = vec![T::zeroed(); bs];
-        let mut out = vec![T::zeroed(); bs];
         for step in 1..n {
             let to = (me + step) % n;
             let from = (me + n - step) % n;
@@ -111,8 +106,7 @@ impl Comm {
                 &[(to, bytes(&send[to * bs..(to + 1) * bs]))],
                 &mut [(from, bytes_mut(&mut tmp))],
             )?;
-            f(recv, &tmp, &mut out)?;
-            recv.copy_from_slice(&out);
+            f(recv, &tmp, false)?;
         }
         Ok(())
     }
