@@ -53,3 +53,21 @@ fn collectives_on_8_ranks() {
 fn collectives_on_9_ranks() {
     coll(9);
 }
+
+#[test]
+fn rabenseifner_allreduce_at_every_size_on_3_5_6_8_ranks() {
+    for n in [3, 5, 6, 8] {
+        rank_case("t_coll", n, "coll", &[], &[("MPR_ALLREDUCE_LARGE", "0")]);
+    }
+}
+
+#[test]
+fn recursive_doubling_allreduce_at_every_size() {
+    rank_case(
+        "t_coll",
+        6,
+        "coll",
+        &["big"],
+        &[("MPR_ALLREDUCE_LARGE", "18446744073709551615")],
+    );
+}

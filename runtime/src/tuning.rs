@@ -13,6 +13,9 @@ pub const ENV_EAGER_LIMIT: &str = "MPR_EAGER_LIMIT";
 pub const ENV_SPIN_US: &str = "MPR_SPIN_US";
 /// Environment variable: SO_SNDBUF/SO_RCVBUF in bytes for rank-to-rank sockets (0: kernel autotuning).
 pub const ENV_SOCKET_BUFFER: &str = "MPR_SOCKET_BUFFER";
+/// Environment variable: allreduce vectors of at least this many bytes use Rabenseifner's
+/// algorithm instead of recursive doubling.
+pub const ENV_ALLREDUCE_LARGE: &str = "MPR_ALLREDUCE_LARGE";
 
 /// The knobs of one rank.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +32,8 @@ pub struct Tuning {
     /// with their header in one system call (and are copied once from this read-ahead); larger
     /// payloads are read straight into their destination.
     pub read_ahead: usize,
+    /// Allreduce vectors of at least this many bytes use reduce-scatter + allgather.
+    pub allreduce_large: usize,
 }
 
 impl Default for Tuning {
@@ -38,6 +43,7 @@ impl Default for Tuning {
             max_spin_us: 200,
             socket_buffer: 0,
             read_ahead: 16 << 10,
+            allreduce_large: 64 << 10,
         }
     }
 }
@@ -54,6 +60,9 @@ impl Tuning {
         }
         if let Some(v) = env_number(ENV_SOCKET_BUFFER, 1 << 30)? {
             t.socket_buffer = v as usize;
+        }
+        if let Some(v) = env_number(ENV_ALLREDUCE_LARGE, u64::MAX)? {
+            t.allreduce_large = v as usize;
         }
         Ok(t)
     }

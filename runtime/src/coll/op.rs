@@ -101,7 +101,9 @@ pub(crate) type CombineFn<'f, T> = dyn Fn(&mut [T], &[T], bool) -> Result<()> + 
 pub(crate) fn builtin<T: Reduce>(op: Op) -> Result<Box<CombineFn<'static, T>>> {
     let mut one = [T::zeroed()];
     T::reduce(op, &mut one, &[T::zeroed()])?;
-    Ok(Box::new(move |acc: &mut [T], x: &[T], _x_lower: bool| T::reduce(op, acc, x)))
+    Ok(Box::new(move |acc: &mut [T], x: &[T], _x_lower: bool| {
+        T::reduce(op, acc, x)
+    }))
 }
 
 /// The combiner of a user closure.
@@ -147,5 +149,4 @@ mod tests {
         u64::reduce(Op::Sum, &mut w, &[2]).unwrap();
         assert_eq!(w, [1], "integer sums wrap");
     }
-
 }

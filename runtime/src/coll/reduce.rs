@@ -9,7 +9,13 @@
 //! even one hands its data to the odd one, leaving `p` participants; they exchange with the
 //! partner `2^k` apart in round `k` and combine (lower rank first, so every rank computes the
 //! same expression, bit for bit); finally the odd ranks hand the result back. log2 p + 2 rounds.
-//! Large vectors will get Rabenseifner's reduce-scatter + allgather (issue 4's list).
+//!
+//! **Allreduce, large vectors: Rabenseifner** (reduce-scatter by recursive halving, then
+//! allgather by recursive doubling, among the same `p` participants after the same fold): each
+//! rank sends and reduces 2 (p-1)/p of the vector instead of log2 p whole vectors. Used from
+//! [`Tuning::allreduce_large`](crate::Tuning) bytes (`MPR_ALLREDUCE_LARGE`) when the vector has
+//! at least `p` elements. Each block's result is computed on exactly one rank and then copied to
+//! all, so results stay bit-identical.
 
 use bytemuck::Pod;
 
@@ -120,7 +126,11 @@ impl Comm {
         } else {
             Some(me - rem)
         };
-        if let Some(nr) = newrank {
+        let large = std::mem::size_of_val(send) >= self.engine.borrow().tuning.allreduce_large
+            && send.len() >= p;
+        if let (Some(nr), true) = (newrank, large) {
+            self.rabenseifner(recv, &mut tmp, f, nr, p, rem)?;
+        } else if let Some(nr) = newrank {
             let real = |q: usize| if q < rem { 2 * q + 1 } else { q + rem };
             let mut mask = 1;
             while mask < p {
@@ -141,6 +151,88 @@ impl Comm {
             } else {
                 self.coll_xchg(tag::ALLREDUCE, &[], &mut [(me + 1, bytes_mut(recv))])?;
             }
+        }
+        Ok(())
+    }
+
+    /// Reduce-scatter by recursive halving, then allgather by recursive doubling, among the `p`
+    /// participants (`nr`: this rank's number among them; participant `q` is rank `2q + 1` for
+    /// `q < rem`, else `q + rem`). `acc` holds this rank's partial vector and ends with the result.
+    fn rabenseifner<T: Pod>(
+        &self,
+        acc: &mut [T],
+        tmp: &mut [T],
+        f: Combiner<T>,
+        nr: usize,
+        p: usize,
+        rem: usize,
+    ) -> Result<()> {
+        let real = |q: usize| if q < rem { 2 * q + 1 } else { q + rem };
+        let me = self.rank();
+        let len = acc.len();
+        // Block i of p: [disp[i], disp[i + 1]).
+        let disp: Vec<usize> = (0..=p).map(|i| len * i / p).collect();
+        let (mut send_idx, mut recv_idx, mut last_idx) = (0, 0, p);
+        let mut mask = 1;
+        while mask < p {
+            let partner_nr = nr ^ mask;
+            let partner = real(partner_nr);
+            let half = p / (mask * 2);
+            let (s_range, r_range) = if nr < partner_nr {
+                send_idx = recv_idx + half;
+                ((send_idx, last_idx), (recv_idx, send_idx))
+            } else {
+                recv_idx = send_idx + half;
+                ((send_idx, recv_idx), (recv_idx, last_idx))
+            };
+            let (s0, s1) = (disp[s_range.0], disp[s_range.1]);
+            let (r0, r1) = (disp[r_range.0], disp[r_range.1]);
+            self.coll_xchg(
+                tag::ALLREDUCE,
+                &[(partner, bytes(&acc[s0..s1]))],
+                &mut [(partner, bytes_mut(&mut tmp[..r1 - r0]))],
+            )?;
+            f(&mut acc[r0..r1], &tmp[..r1 - r0], partner < me)?;
+            send_idx = recv_idx;
+            mask <<= 1;
+            if mask < p {
+                last_idx = recv_idx + p / mask;
+            }
+        }
+        mask >>= 1;
+        while mask > 0 {
+            let partner_nr = nr ^ mask;
+            let partner = real(partner_nr);
+            let half = p / (mask * 2);
+            let (s_range, r_range) = if nr < partner_nr {
+                if mask != p / 2 {
+                    last_idx += half;
+                }
+                recv_idx = send_idx + half;
+                ((send_idx, recv_idx), (recv_idx, last_idx))
+            } else {
+                recv_idx = send_idx - half;
+                ((send_idx, last_idx), (recv_idx, send_idx))
+            };
+            let (s0, s1) = (disp[s_range.0], disp[s_range.1]);
+            let (r0, r1) = (disp[r_range.0], disp[r_range.1]);
+            // The two ranges are disjoint parts of `acc`.
+            let (out, inb): (&[T], &mut [T]) = if s0 < r0 {
+                let (a, b) = acc.split_at_mut(r0);
+                (&a[s0..s1], &mut b[..r1 - r0])
+            } else {
+                let (a, b) = acc.split_at_mut(s0);
+                (&b[..s1 - s0], &mut a[r0..r1])
+            };
+            self.coll_xchg(
+                tag::ALLREDUCE,
+                &[(partner, bytes(out))],
+                &mut [(partner, bytes_mut(inb))],
+            )?;
+            if nr > partner_nr {
+                send_idx = recv_idx;
+            }
+            mask >>= 1;
         }
         Ok(())
     }
