@@ -73,3 +73,10 @@ fn nonblocking_truncation() {
 fn a_panic_in_a_scope_waits_for_its_requests() {
     nb(2, "panic");
 }
+
+#[test]
+fn nonblocking_collectives_on_1_to_8_ranks() {
+    for n in [1, 2, 3, 5, 8] {
+        nb(n, "icoll");
+    }
+}

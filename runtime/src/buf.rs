@@ -74,6 +74,20 @@ impl RawMut {
         self.len
     }
 
+    /// A view of the bytes `start..end` (clamped), for an operation of its own.
+    ///
+    /// # Safety
+    /// While the returned view's operation is pending, the same bytes must not be accessed
+    /// through `self` (the parent keeps the memory valid; the child must be the only one using
+    /// those bytes).
+    pub(crate) unsafe fn sub(&mut self, start: usize, end: usize) -> RawMut {
+        let part = self.range_mut(start, end);
+        RawMut {
+            ptr: part.as_mut_ptr(),
+            len: part.len(),
+        }
+    }
+
     /// The bytes `start..end`, clamped to the buffer.
     pub(crate) fn range_mut(&mut self, start: usize, end: usize) -> &mut [u8] {
         let end = end.min(self.len);
@@ -106,5 +120,10 @@ mod tests {
         assert!(m.range_mut(3, 99).len() == 1);
         assert!(m.range_mut(5, 6).is_empty());
         assert_eq!(out, [0, 7, 8, 0]);
+        // SAFETY: the parent `m` is not used for bytes 2..4 while `child` lives.
+        let mut child = unsafe { m.sub(2, 4) };
+        child.range_mut(0, 2).copy_from_slice(&[5, 6]);
+        assert_eq!(child.len(), 2);
+        assert_eq!(m.range_mut(0, 4), &[0, 7, 5, 6]);
     }
 }

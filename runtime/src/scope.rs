@@ -84,6 +84,7 @@ use std::rc::Rc;
 
 use crate::buf::{RawMut, RawSlice};
 use crate::comm::Comm;
+use crate::engine::schedule::Schedule;
 use crate::engine::{OpId, RawStatus};
 use crate::error::{Error, Result};
 use crate::Status;
@@ -231,6 +232,27 @@ impl<'scope> Scope<'scope, '_> {
         let op = comm.engine.borrow_mut().irecv(comm.ctx, src, tag, view)?;
         self.core.ops.borrow_mut().push(op);
         Ok(Request::new(&self.core, c, op, Some(cap)))
+    }
+}
+
+impl<'scope> Scope<'scope, '_> {
+    /// Starts a nonblocking collective over `input` and `output` (borrowed for the whole scope):
+    /// `build` makes its schedule from views of them.
+    pub(crate) fn start_coll(
+        &'scope self,
+        comm: &Comm,
+        input: &'scope [u8],
+        output: &'scope mut [u8],
+        build: impl FnOnce(RawSlice, RawMut) -> Schedule,
+    ) -> Result<Request<'scope>> {
+        let c = self.core.comm_index(comm)?;
+        // SAFETY (RawSlice::new, RawMut::new): both are borrowed for `'scope` (the output
+        // mutably, so nothing else touches it), and the collective's op is recorded in this
+        // scope, which settles it (its schedule included) before `'scope` ends.
+        let (i, o) = unsafe { (RawSlice::new(input), RawMut::new(output)) };
+        let op = comm.engine.borrow_mut().start_schedule(build(i, o))?;
+        self.core.ops.borrow_mut().push(op);
+        Ok(Request::new(&self.core, c, op, None))
     }
 }
 

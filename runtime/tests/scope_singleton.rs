@@ -146,5 +146,17 @@ fn scopes_in_a_world_of_one() {
             Err(Error::InvalidRank { .. })
         ));
     });
+    // Nonblocking collectives on one rank: the copy-only schedules complete at once.
+    let send = [1.5f64, -2.0, 4.0];
+    let mut sum = [0.0f64; 3];
+    let mut data = [7u32; 5];
+    mpr::scope(|s| {
+        let a = world.iallreduce(s, &send, &mut sum, mpr::Op::Sum).unwrap();
+        let b = world.ibroadcast(s, &mut data, 0).unwrap();
+        let c = world.ibarrier(s).unwrap();
+        mpr::wait_all(vec![a, b, c]).unwrap();
+    });
+    assert_eq!(sum, send);
+    assert_eq!(data, [7u32; 5]);
     world.finalize().unwrap();
 }

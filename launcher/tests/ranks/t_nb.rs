@@ -45,6 +45,7 @@ fn main() -> ExitCode {
         "issend" => issend(&world),
         "truncate" => truncate(&world),
         "panic" => panic_in_scope(&world),
+        "icoll" => icoll(&world),
         other => Err(format!("unknown case {other:?}")),
     };
     match result {
@@ -389,4 +390,83 @@ fn panic_in_scope(w: &mpr::World) -> R<()> {
         _ => {}
     }
     Ok(())
+}
+
+/// Nonblocking collectives: results match the blocking ones, they progress while the rank waits
+/// on something else, and they interleave with blocking collectives without mixing messages.
+fn icoll(w: &mpr::World) -> R<()> {
+    let (n, me) = (w.size(), w.rank());
+    for len in [0usize, 1, 5, 1000, 100_000] {
+        let send: Vec<i64> = (0..len).map(|i| (i * 7 + me * 13) as i64 % 101).collect();
+        let want: Vec<i64> = (0..len)
+            .map(|i| (0..n).map(|r| (i * 7 + r * 13) as i64 % 101).sum())
+            .collect();
+        let mut got = vec![0i64; len];
+        let mut blocking = vec![0i64; len];
+        let mut b = vec![0u8; len];
+        let root = len % n;
+        if me == root {
+            b.iter_mut()
+                .enumerate()
+                .for_each(|(i, x)| *x = (i % 251) as u8);
+        }
+        mpr::scope(|s| -> R<()> {
+            let r1 = w.iallreduce(s, &send, &mut got, mpr::Op::Sum).map_err(e)?;
+            let r2 = w.ibroadcast(s, &mut b, root).map_err(e)?;
+            let r3 = w.ibarrier(s).map_err(e)?;
+            // A blocking collective while three nonblocking ones are in flight.
+            w.allreduce(&send, &mut blocking, mpr::Op::Sum).map_err(e)?;
+            mpr::wait_all(vec![r3, r2, r1]).map_err(e)?;
+            Ok(())
+        })?;
+        check!(got == want, "iallreduce len {len}");
+        check!(blocking == want, "allreduce beside iallreduce, len {len}");
+        check!(
+            b.iter().enumerate().all(|(i, &x)| x == (i % 251) as u8),
+            "ibroadcast len {len} root {root}"
+        );
+    }
+    // Progress without waiting on the collective: rank 0 enters ibarrier and then blocks in a
+    // receive from rank 1, which sends only after its own ibarrier completed. Rank 0's part of
+    // the barrier must move while it waits on the receive, or this deadlocks.
+    if n > 1 {
+        mpr::scope(|s| -> R<()> {
+            let bar = w.ibarrier(s).map_err(e)?;
+            if me == 0 {
+                let mut x = [0u32];
+                w.recv(&mut x, 1, 77).map_err(e)?;
+                check!(x[0] == 42, "message after the barrier");
+                bar.wait().map_err(e)?;
+            } else {
+                bar.wait().map_err(e)?;
+                if me == 1 {
+                    w.send(&[42u32], 0, 77).map_err(e)?;
+                }
+            }
+            Ok(())
+        })?;
+    }
+    // Test-polling a nonblocking allreduce to completion.
+    let mut total = [0u64];
+    let mine = [me as u64 + 1];
+    mpr::scope(|s| -> R<()> {
+        let mut r = w
+            .iallreduce(s, &mine, &mut total, mpr::Op::Sum)
+            .map_err(e)?;
+        while r.test().map_err(e)?.is_none() {
+            std::thread::yield_now();
+        }
+        Ok(())
+    })?;
+    check!(
+        total[0] == (n * (n + 1) / 2) as u64,
+        "test-polled iallreduce: {}",
+        total[0]
+    );
+    let (one, mut out) = ([1.0f64], [0.0f64]);
+    check!(
+        mpr::scope(|s| w.iallreduce(s, &one, &mut out, mpr::Op::BitAnd).is_err()),
+        "bit op on floats"
+    );
+    w.barrier().map_err(e)
 }

@@ -14,6 +14,7 @@ impl Comm {
     /// Block `i` of `send` goes to rank `i`; block `j` of `recv` comes from rank `j`. Both hold
     /// `size()` blocks of equal length.
     pub fn alltoall<T: Pod>(&self, send: &[T], recv: &mut [T]) -> Result<()> {
+        self.begin_coll();
         let (n, me) = (self.size(), self.rank());
         if send.len() % n != 0 {
             return Err(Error::InvalidArgument {

@@ -7,35 +7,20 @@
 //! is the tag; within one barrier each round's partner is distinct, and successive barriers' messages
 //! between a pair arrive in order, so rounds never mix.
 
+use super::tag;
 use crate::comm::Comm;
-use crate::engine::{RecvSpec, SendSpec};
 use crate::error::Result;
 
 impl Comm {
     /// Blocks until every rank of the communicator has called `barrier`.
     pub fn barrier(&self) -> Result<()> {
+        self.begin_coll();
         let (n, me) = (self.size(), self.rank());
-        let ctx = self.coll_ctx();
-        let mut e = self.engine.borrow_mut();
         let mut dist = 1;
         let mut round = 0u32;
         while dist < n {
-            let to = self.world_rank((me + dist) % n)?;
-            let from = self.world_rank((me + n - dist) % n)?;
-            let mut recv = [RecvSpec {
-                src: Some(from),
-                tag: Some(round),
-                buf: &mut [],
-            }];
-            e.exchange(
-                ctx,
-                &[SendSpec {
-                    peer: to,
-                    tag: round,
-                    buf: &[],
-                }],
-                &mut recv,
-            )?;
+            let (to, from) = ((me + dist) % n, (me + n - dist) % n);
+            self.coll_xchg(tag::BARRIER + round, &[(to, &[])], &mut [(from, &mut [])])?;
             dist *= 2;
             round += 1;
         }

@@ -19,6 +19,7 @@ impl Comm {
     /// Collects every rank's `send` at `root`, in rank order: there `recv.len()` must be
     /// `size() * send.len()` (elsewhere `recv` is not used and may be empty).
     pub fn gather<T: Pod>(&self, send: &[T], recv: &mut [T], root: usize) -> Result<()> {
+        self.begin_coll();
         self.check_root(root)?;
         let (n, me, bs) = (self.size(), self.rank(), send.len());
         if me != root {
@@ -50,6 +51,7 @@ impl Comm {
     /// Hands block `i` of `send` at `root` to rank `i`, into its `recv`: at the root
     /// `send.len()` must be `size() * recv.len()` (elsewhere `send` is not used).
     pub fn scatter<T: Pod>(&self, send: &[T], recv: &mut [T], root: usize) -> Result<()> {
+        self.begin_coll();
         self.check_root(root)?;
         let (n, me, bs) = (self.size(), self.rank(), recv.len());
         if me != root {
@@ -67,6 +69,7 @@ impl Comm {
     /// Every rank gets every rank's `send`, in rank order: `recv.len()` must be
     /// `size() * send.len()`.
     pub fn allgather<T: Pod>(&self, send: &[T], recv: &mut [T]) -> Result<()> {
+        self.begin_coll();
         let (n, me, bs) = (self.size(), self.rank(), send.len());
         expect_len("allgather", recv.len(), n * bs)?;
         recv[me * bs..(me + 1) * bs].copy_from_slice(send);

@@ -12,6 +12,7 @@ mod alltoall;
 mod barrier;
 mod bcast;
 mod gather;
+mod nonblocking;
 pub(crate) mod op;
 mod reduce;
 mod scan;
@@ -23,8 +24,13 @@ use crate::comm::Comm;
 use crate::engine::{RecvSpec, SendSpec};
 use crate::error::{Error, Result};
 
-/// Tags of the collective families (on the collective context).
+/// Collective calls of one communicator that may be in flight at once (see `Comm::begin_coll`).
+pub(crate) const SEQ_SPAN: u32 = 1 << 12;
+
+/// Tags of the collective families (on the collective context), below bit 20; the call's
+/// sequence number goes above.
 pub(crate) mod tag {
+    pub const BARRIER: u32 = 0;
     pub const BCAST: u32 = 1 << 16;
     pub const REDUCE: u32 = 2 << 16;
     pub const ALLREDUCE: u32 = 3 << 16;
@@ -35,15 +41,30 @@ pub(crate) mod tag {
 }
 
 impl Comm {
+    /// Marks the start of a collective call: every rank calls collectives in the same order, so
+    /// a per-communicator count of them names each call alike on every rank, and its messages
+    /// carry that number in their tag. Two collectives in flight at once (a nonblocking one and
+    /// the next, say) can therefore never take each other's messages. The count wraps at
+    /// [`SEQ_SPAN`]: that many collectives of one communicator may be in flight at once.
+    pub(crate) fn begin_coll(&self) {
+        self.coll_seq.set(self.coll_seq.get().wrapping_add(1));
+    }
+
+    /// The tag of `family` in the current collective call.
+    pub(crate) fn coll_tag(&self, family: u32) -> u32 {
+        ((self.coll_seq.get() % SEQ_SPAN) << 20) | family
+    }
+
     /// One round of a collective: every send and receive (communicator ranks) at once, then a
     /// wait for all. Each receive must be filled exactly: a message of another length means the
     /// ranks passed mismatched lengths, which is an error, not a silent partial result.
     pub(crate) fn coll_xchg(
         &self,
-        tag: u32,
+        family: u32,
         sends: &[(usize, &[u8])],
         recvs: &mut [(usize, &mut [u8])],
     ) -> Result<()> {
+        let tag = self.coll_tag(family);
         let sends: Vec<SendSpec> = sends
             .iter()
             .map(|&(r, buf)| {

@@ -68,6 +68,7 @@ impl Comm {
         f: Combiner<T>,
         root: usize,
     ) -> Result<()> {
+        self.begin_coll();
         self.check_root(root)?;
         let n = self.size();
         let me = self.rank();
@@ -103,6 +104,7 @@ impl Comm {
     }
 
     fn allreduce_impl<T: Pod>(&self, send: &[T], recv: &mut [T], f: Combiner<T>) -> Result<()> {
+        self.begin_coll();
         expect_len("allreduce", recv.len(), send.len())?;
         let n = self.size();
         let me = self.rank();

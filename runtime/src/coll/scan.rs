@@ -43,6 +43,7 @@ impl Comm {
         f: Combiner<T>,
         inclusive: bool,
     ) -> Result<()> {
+        self.begin_coll();
         let (n, me) = (self.size(), self.rank());
         let mut partial = send.to_vec();
         let mut tmp = vec![T::zeroed(); send.len()];
@@ -84,6 +85,7 @@ impl Comm {
         recv: &mut [T],
         op: Op,
     ) -> Result<()> {
+        self.begin_coll();
         let f = builtin::<T>(op)?;
         let (n, me, bs) = (self.size(), self.rank(), recv.len());
         if send.len() != n * bs {

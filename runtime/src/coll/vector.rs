@@ -47,6 +47,7 @@ impl Comm {
         counts: &[usize],
         root: usize,
     ) -> Result<()> {
+        self.begin_coll();
         self.check_root(root)?;
         let (n, me) = (self.size(), self.rank());
         if me != root {
@@ -82,6 +83,7 @@ impl Comm {
         recv: &mut [T],
         root: usize,
     ) -> Result<()> {
+        self.begin_coll();
         self.check_root(root)?;
         let (n, me) = (self.size(), self.rank());
         if me != root {
@@ -105,6 +107,7 @@ impl Comm {
     /// Every rank gets `counts[i]` elements from each rank `i`, packed in rank order (every rank
     /// passes the same `counts`; `send.len()` = `counts[rank]`).
     pub fn allgatherv<T: Pod>(&self, send: &[T], recv: &mut [T], counts: &[usize]) -> Result<()> {
+        self.begin_coll();
         let (n, me) = (self.size(), self.rank());
         let offs = counts_for("allgatherv", counts, n)?;
         expect_len("allgatherv recv", recv.len(), offs[n])?;
@@ -140,6 +143,7 @@ impl Comm {
         recv: &mut [T],
         recv_counts: &[usize],
     ) -> Result<()> {
+        self.begin_coll();
         let (n, me) = (self.size(), self.rank());
         let so = counts_for("alltoallv send", send_counts, n)?;
         let ro = counts_for("alltoallv recv", recv_counts, n)?;

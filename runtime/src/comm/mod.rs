@@ -30,6 +30,8 @@ pub struct Comm {
     /// The members' world ranks, for a communicator other than the world (where the mapping is
     /// the identity); shared by every handle on it, and its drop frees the context ids.
     group: Option<Rc<Group>>,
+    /// Collective calls made on this communicator so far (shared by its handles).
+    pub(crate) coll_seq: Rc<std::cell::Cell<u32>>,
 }
 
 /// The members of a communicator made by `split` or `dup`, and the lease on its context ids.
@@ -64,6 +66,7 @@ impl Comm {
             rank,
             size,
             group: None,
+            coll_seq: Rc::default(),
         }
     }
 
@@ -76,6 +79,7 @@ impl Comm {
             rank: self.rank,
             size: self.size,
             group: self.group.clone(),
+            coll_seq: self.coll_seq.clone(),
         }
     }
 

@@ -64,6 +64,7 @@ impl Comm {
             rank: me,
             size,
             group: Some(Rc::new(group)),
+            coll_seq: Rc::default(),
         }))
     }
 

@@ -46,6 +46,7 @@ pub(crate) mod contexts;
 pub(crate) mod matching;
 pub(crate) mod ops;
 pub(crate) mod protocol;
+pub(crate) mod schedule;
 pub(crate) mod wait;
 
 use std::time::{Duration, Instant};
@@ -367,7 +368,7 @@ impl Sink for Core {
                     RecvState::AwaitData { peer: p, .. } => p == peer,
                     RecvState::Receiving => false,
                 },
-                None => false,
+                Some(Op::Coll) | None => false,
             };
             if involved {
                 self.matching.unpost(id);
@@ -395,6 +396,8 @@ pub(crate) struct Engine {
     broken: Option<String>,
     /// Context ids in use by this process's communicators.
     pub(crate) contexts: contexts::ContextIds,
+    /// Running nonblocking collectives, with the op each completes.
+    schedules: Vec<(OpId, Box<schedule::Schedule>)>,
 }
 
 impl Engine {
@@ -424,6 +427,7 @@ impl Engine {
             waiter,
             broken: None,
             contexts: contexts::ContextIds::new(),
+            schedules: Vec::new(),
         }
     }
 
@@ -599,6 +603,12 @@ impl Engine {
     /// Removes a pending operation (its wait failed locally, or its call gave up before waiting).
     /// Only for operations that no transport queue references: receives, and sends whose wait failed.
     pub(crate) fn cancel(&mut self, op: OpId) {
+        if let Some(i) = self.schedules.iter().position(|(id, _)| *id == op) {
+            let (_, sched) = self.schedules.swap_remove(i);
+            for sub in sched.inflight_ops() {
+                self.cancel(sub);
+            }
+        }
         self.core.matching.unpost(op);
         self.core.ops.complete(
             op,
@@ -651,12 +661,14 @@ impl Engine {
                 let why = e.to_string();
                 self.transport.abandon();
                 self.core.fail_everything(&why);
+                self.schedules.clear();
                 self.broken = Some(why);
                 return Err(e);
             }
         };
         let queued = !self.core.outbox.is_empty();
         self.flush_outbox();
+        self.advance_schedules();
         Ok(Polled {
             live: polled.live || queued,
             active: polled.active,

@@ -49,6 +49,9 @@ pub(crate) struct RecvOp {
 pub(crate) enum Op {
     Send(SendOp),
     Recv(RecvOp),
+    /// A nonblocking collective: its schedule lives in the engine's schedule list and completes
+    /// this op when its last round is done.
+    Coll,
 }
 
 enum Slot {
