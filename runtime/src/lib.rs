@@ -73,8 +73,39 @@
 //!
 //! ## Collectives
 //!
-//! `barrier` (dissemination). Every rank calls collectives in the same order; their traffic never
-//! mixes with point-to-point traffic.
+//! Every rank of a communicator calls its collectives in the same order; their traffic never
+//! mixes with point-to-point traffic or with another communicator's.
+//!
+//! ```no_run
+//! use mpr::Op;
+//! let world = mpr::init()?;
+//! let (rank, size) = (world.rank(), world.size());
+//! let mut sum = [0.0f64];
+//! world.allreduce(&[rank as f64], &mut sum, Op::Sum)?;
+//! let mut all = vec![0u32; size];
+//! world.allgather(&[rank as u32], &mut all)?;
+//! let mut params = [0.0f32; 16];
+//! world.broadcast(&mut params, 0)?;
+//! // Communicators: rows of a process grid, with traffic of their own.
+//! let row = world.split(Some((rank / 2) as u32), rank as i64)?.expect("every rank has a row");
+//! row.barrier()?;
+//! // Nonblocking: start, compute, wait.
+//! let mut total = [0u64];
+//! let mine = [rank as u64];
+//! mpr::scope(|s| -> mpr::Result<()> {
+//!     let r = world.iallreduce(s, &mine, &mut total, Op::Sum)?;
+//!     // ... compute ...
+//!     r.wait()?;
+//!     Ok(())
+//! })?;
+//! # Ok::<(), mpr::Error>(())
+//! ```
+//!
+//! Algorithms (each family in `coll/`, documented there): dissemination barrier; binomial
+//! broadcast, reduce; recursive-doubling allreduce and, from `MPR_ALLREDUCE_LARGE` bytes,
+//! Rabenseifner's reduce-scatter + allgather; ring allgather; pairwise all-to-all and
+//! reduce-scatter; recursive-doubling scans; direct gather/scatter. `ibarrier`, `ibroadcast` and
+//! `iallreduce` run the same algorithms as schedules the progress engine advances.
 //!
 //! ## Errors
 //!
