@@ -55,6 +55,12 @@ impl Comm {
         ((self.coll_seq.get() % SEQ_SPAN) << 20) | family
     }
 
+    /// The element count from which reductions run on rayon, if they may here (see
+    /// [`crate::Tuning::par_reduce`]).
+    pub(crate) fn par_reduce(&self) -> Option<usize> {
+        self.engine.borrow().par_reduce
+    }
+
     /// One round of a collective: every send and receive (communicator ranks) at once, then a
     /// wait for all. Each receive must be filled exactly: a message of another length means the
     /// ranks passed mismatched lengths, which is an error, not a silent partial result.

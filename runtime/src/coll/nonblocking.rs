@@ -96,7 +96,7 @@ impl Comm {
         recv: &'scope mut [T],
         op: Op,
     ) -> Result<Request<'scope>> {
-        let f = builtin::<T>(op)?;
+        let f = builtin::<T>(op, self.par_reduce())?;
         if recv.len() != send.len() {
             return Err(Error::InvalidArgument {
                 what: "iallreduce",

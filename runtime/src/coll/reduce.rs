@@ -28,7 +28,7 @@ impl Comm {
     /// Combines every rank's `send` element-wise with `op` into `recv` at `root` (`recv` is only
     /// used at the root, where it must have `send.len()` elements; elsewhere it may be empty).
     pub fn reduce<T: Reduce>(&self, send: &[T], recv: &mut [T], op: Op, root: usize) -> Result<()> {
-        let f = builtin::<T>(op)?;
+        let f = builtin::<T>(op, self.par_reduce())?;
         self.reduce_impl(send, recv, &*f, root)
     }
 
@@ -46,7 +46,7 @@ impl Comm {
     /// Combines every rank's `send` element-wise with `op`; every rank gets the result in `recv`
     /// (`send.len()` elements).
     pub fn allreduce<T: Reduce>(&self, send: &[T], recv: &mut [T], op: Op) -> Result<()> {
-        let f = builtin::<T>(op)?;
+        let f = builtin::<T>(op, self.par_reduce())?;
         self.allreduce_impl(send, recv, &*f)
     }
 

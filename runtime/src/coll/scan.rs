@@ -23,7 +23,7 @@ const REDUCE_SCATTER: u32 = tag::ALLREDUCE + 0x200;
 impl Comm {
     /// Inclusive prefix reduction: rank `r` gets `send` of ranks `0..=r` combined with `op`.
     pub fn scan<T: Reduce>(&self, send: &[T], recv: &mut [T], op: Op) -> Result<()> {
-        let f = builtin::<T>(op)?;
+        let f = builtin::<T>(op, self.par_reduce())?;
         expect_len("scan", recv.len(), send.len())?;
         self.prefix(send, recv, &*f, true)
     }
@@ -31,7 +31,7 @@ impl Comm {
     /// Exclusive prefix reduction: rank `r` gets `send` of ranks `0..r` combined with `op`;
     /// rank 0's `recv` is left as it was (there is nothing before it).
     pub fn exscan<T: Reduce>(&self, send: &[T], recv: &mut [T], op: Op) -> Result<()> {
-        let f = builtin::<T>(op)?;
+        let f = builtin::<T>(op, self.par_reduce())?;
         expect_len("exscan", recv.len(), send.len())?;
         self.prefix(send, recv, &*f, false)
     }
@@ -86,7 +86,7 @@ impl Comm {
         op: Op,
     ) -> Result<()> {
         self.begin_coll();
-        let f = builtin::<T>(op)?;
+        let f = builtin::<T>(op, self.par_reduce())?;
         let (n, me, bs) = (self.size(), self.rank(), recv.len());
         if send.len() != n * bs {
             return Err(Error::InvalidArgument {

@@ -398,6 +398,8 @@ pub(crate) struct Engine {
     pub(crate) contexts: contexts::ContextIds,
     /// Running nonblocking collectives, with the op each completes.
     schedules: Vec<(OpId, Box<schedule::Schedule>)>,
+    /// From how many elements reductions run on rayon (None: not on this host).
+    pub(crate) par_reduce: Option<usize>,
 }
 
 impl Engine {
@@ -410,6 +412,7 @@ impl Engine {
     ) -> Engine {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let waiter = Waiter::new(tuning.max_spin_us, local_size, cores);
+        let par_reduce = (local_size < cores && tuning.par_reduce > 0).then_some(tuning.par_reduce);
         let core = Core {
             me: rank,
             ops: Ops::new(),
@@ -428,6 +431,7 @@ impl Engine {
             broken: None,
             contexts: contexts::ContextIds::new(),
             schedules: Vec::new(),
+            par_reduce,
         }
     }
 
