@@ -141,15 +141,3 @@ pub(crate) fn bytes<T: Pod>(s: &[T]) -> &[u8] {
 pub(crate) fn bytes_mut<T: Pod>(s: &mut [T]) -> &mut [u8] {
     bytemuck::cast_slice_mut(s)
 }
-
-/// Block `s` for reading and block `r` (≠ `s`) for writing, of one buffer cut in blocks of `bs`.
-pub(crate) fn two_blocks<T>(buf: &mut [T], s: usize, r: usize, bs: usize) -> (&[T], &mut [T]) {
-    debug_assert_ne!(s, r);
-    if s < r {
-        let (a, b) = buf.split_at_mut(r * bs);
-        (&a[s * bs..(s + 1) * bs], &mut b[..bs])
-    } else {
-        let (a, b) = buf.split_at_mut(s * bs);
-        (&b[..bs], &mut a[r * bs..(r + 1) * bs])
-    }
-}
