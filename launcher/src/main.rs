@@ -127,6 +127,9 @@ fn run() -> Result<i32, LaunchError> {
     let ip = IpAddr::from([127, 0, 0, 1]);
     let service = rendezvous::Service::start(ip, job_id, np, tx.clone())?;
     let launcher_pid = std::process::id();
+    // Every host here is this machine: the job is crowded when it runs more ranks than cores.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let crowded = plan.ranks.iter().any(|r| r.local_size > cores);
     let contract = |rank: usize| {
         let p = &plan.ranks[rank];
         Bootstrap {
@@ -138,6 +141,7 @@ fn run() -> Result<i32, LaunchError> {
             job_id,
             bind: ip,
             launcher_pid: Some(launcher_pid),
+            crowded,
         }
     };
     let (mut ranks, pipes) = spawn::start(&plan, &program, &opts.args, &env, contract, &tx)?;

@@ -71,3 +71,8 @@ fn recursive_doubling_allreduce_at_every_size() {
         &[("MPR_ALLREDUCE_LARGE", "18446744073709551615")],
     );
 }
+
+#[test]
+fn tree_algorithms_when_flat_ones_are_off() {
+    rank_case("t_coll", 8, "coll", &[], &[("MPR_FLAT_RANKS", "0")]);
+}

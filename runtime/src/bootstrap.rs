@@ -31,6 +31,9 @@ pub const ENV_RENDEZVOUS: &str = "MPR_RENDEZVOUS";
 pub const ENV_JOB_ID: &str = "MPR_JOB_ID";
 /// IP address the rank's listener binds to (where its peers reach it).
 pub const ENV_BIND: &str = "MPR_BIND";
+/// Environment variable: "1" when some host of the job runs more ranks than it has cores. Every
+/// rank gets the same value, so algorithm choices that depend on it agree job-wide.
+pub const ENV_CROWDED: &str = "MPR_CROWDED";
 /// Process id of the launcher that started the rank (the rank exits if that process goes away).
 pub const ENV_LAUNCHER_PID: &str = "MPR_LAUNCHER_PID";
 /// Name of the host the rank runs on, as the launcher knows it (hostfile name).
@@ -58,6 +61,8 @@ pub struct Bootstrap {
     pub bind: std::net::IpAddr,
     /// The launcher's pid, if it runs on this host.
     pub launcher_pid: Option<u32>,
+    /// Some host of the job runs more ranks than it has cores (the same on every rank).
+    pub crowded: bool,
 }
 
 impl Bootstrap {
@@ -114,6 +119,11 @@ impl Bootstrap {
             Some(_) => Some(num(ENV_LAUNCHER_PID)? as u32),
             None => None,
         };
+        let crowded = match get(ENV_CROWDED).as_deref() {
+            None | Some("0") => false,
+            Some("1") => true,
+            Some(other) => return Err(bad(ENV_CROWDED, &format!("{other:?} is not 0 or 1"))),
+        };
         Ok(Some(Bootstrap {
             rank,
             size,
@@ -123,6 +133,7 @@ impl Bootstrap {
             job_id,
             bind,
             launcher_pid,
+            crowded,
         }))
     }
 
@@ -136,6 +147,10 @@ impl Bootstrap {
             (ENV_RENDEZVOUS, self.rendezvous.to_string()),
             (ENV_JOB_ID, self.job_id.to_string()),
             (ENV_BIND, self.bind.to_string()),
+            (
+                ENV_CROWDED,
+                if self.crowded { "1" } else { "0" }.to_string(),
+            ),
         ];
         if let Some(pid) = self.launcher_pid {
             v.push((ENV_LAUNCHER_PID, pid.to_string()));
@@ -443,6 +458,7 @@ mod tests {
             job_id: 77,
             bind: "127.0.0.1".parse().unwrap(),
             launcher_pid: Some(5),
+            crowded: true,
         };
         let env: HashMap<&str, String> = b.to_env().into_iter().collect();
         let got = Bootstrap::from_lookup(|k| env.get(k).cloned())

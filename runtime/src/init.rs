@@ -51,7 +51,7 @@ pub fn init() -> Result<World> {
     let _ = wtime();
     let tuning = Tuning::from_env()?;
     let engine = match Bootstrap::from_env()? {
-        None => Engine::new(0, 1, Transport::new(0, None), tuning, 1),
+        None => Engine::new(0, 1, Transport::new(0, None), tuning, 1, false),
         Some(b) => {
             if !crate::sys::die_with_parent(b.launcher_pid) {
                 return Err(Error::Bootstrap {
@@ -66,6 +66,7 @@ pub fn init() -> Result<World> {
                 Transport::new(b.rank, Some(tcp)),
                 tuning,
                 b.local_size,
+                b.crowded,
             )
         }
     };

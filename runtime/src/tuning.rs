@@ -16,6 +16,9 @@ pub const ENV_SOCKET_BUFFER: &str = "MPR_SOCKET_BUFFER";
 /// Environment variable: reductions of at least this many elements run on rayon's threads
 /// (when this host has fewer ranks than cores); 0 never.
 pub const ENV_PAR_REDUCE: &str = "MPR_PAR_REDUCE";
+/// Environment variable: communicators of at most this many ranks use flat collectives for small
+/// messages when ranks outnumber cores; 0 never.
+pub const ENV_FLAT_RANKS: &str = "MPR_FLAT_RANKS";
 /// Environment variable: allreduce vectors of at least this many bytes use Rabenseifner's
 /// algorithm instead of recursive doubling.
 pub const ENV_ALLREDUCE_LARGE: &str = "MPR_ALLREDUCE_LARGE";
@@ -42,6 +45,9 @@ pub struct Tuning {
     /// Measured on 2 cores (`fold_timing` in coll/op.rs): folding 4 Mi f32 takes 3.5-3.7 ms on
     /// one thread and 2.4-2.6 ms on rayon; from 256 Ki elements (1 MiB of f32) the split pays.
     pub par_reduce: usize,
+    /// Communicators of at most this many ranks use flat (root-centred) barrier, broadcast and
+    /// allreduce for small messages when this host has more ranks than cores; 0: never.
+    pub flat_ranks: usize,
 }
 
 impl Default for Tuning {
@@ -53,6 +59,7 @@ impl Default for Tuning {
             read_ahead: 16 << 10,
             allreduce_large: 64 << 10,
             par_reduce: 1 << 18,
+            flat_ranks: 16,
         }
     }
 }
@@ -69,6 +76,9 @@ impl Tuning {
         }
         if let Some(v) = env_number(ENV_SOCKET_BUFFER, 1 << 30)? {
             t.socket_buffer = v as usize;
+        }
+        if let Some(v) = env_number(ENV_FLAT_RANKS, 1 << 20)? {
+            t.flat_ranks = v as usize;
         }
         if let Some(v) = env_number(ENV_PAR_REDUCE, u64::MAX)? {
             t.par_reduce = v as usize;

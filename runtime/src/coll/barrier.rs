@@ -15,6 +15,9 @@ impl Comm {
     /// Blocks until every rank of the communicator has called `barrier`.
     pub fn barrier(&self) -> Result<()> {
         self.begin_coll();
+        if self.use_flat(0) {
+            return self.flat_barrier();
+        }
         let (n, me) = (self.size(), self.rank());
         let mut dist = 1;
         let mut round = 0u32;

@@ -16,6 +16,7 @@ impl Comm {
     /// Sends `buf` of rank `root` to every rank, into their `buf` (same length everywhere).
     pub fn broadcast<T: Pod>(&self, buf: &mut [T], root: usize) -> Result<()> {
         self.begin_coll();
+
         self.check_root(root)?;
         let n = self.size();
         let r = (self.rank() + n - root) % n;

@@ -11,6 +11,7 @@
 mod alltoall;
 mod barrier;
 mod bcast;
+mod flat;
 mod gather;
 mod nonblocking;
 pub(crate) mod op;

@@ -164,7 +164,10 @@ mod tests {
     }
 
     #[test]
-    #[cfg_attr(miri, ignore = "rayon's crossbeam-epoch trips Miri's Stacked Borrows checks")]
+    #[cfg_attr(
+        miri,
+        ignore = "rayon's crossbeam-epoch trips Miri's Stacked Borrows checks"
+    )]
     fn parallel_fold_matches_serial() {
         let x: Vec<f64> = (0..300_000).map(|i| (i % 97) as f64 * 0.25).collect();
         let mut serial: Vec<f64> = (0..300_000).map(|i| (i % 13) as f64).collect();

@@ -112,6 +112,9 @@ impl Comm {
         if n == 1 {
             return Ok(());
         }
+        if self.use_flat(std::mem::size_of_val(send)) {
+            return self.flat_allreduce(recv, f);
+        }
         let p = 1usize << (usize::BITS - 1 - n.leading_zeros());
         let rem = n - p;
         let mut tmp = vec![T::zeroed(); send.len()];

@@ -400,6 +400,8 @@ pub(crate) struct Engine {
     schedules: Vec<(OpId, Box<schedule::Schedule>)>,
     /// From how many elements reductions run on rayon (None: not on this host).
     pub(crate) par_reduce: Option<usize>,
+    /// See [`Engine::crowded`].
+    crowded: bool,
 }
 
 impl Engine {
@@ -409,6 +411,7 @@ impl Engine {
         transport: Transport,
         tuning: Tuning,
         local_size: usize,
+        crowded: bool,
     ) -> Engine {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let waiter = Waiter::new(tuning.max_spin_us, local_size, cores);
@@ -432,6 +435,7 @@ impl Engine {
             contexts: contexts::ContextIds::new(),
             schedules: Vec::new(),
             par_reduce,
+            crowded,
         }
     }
 
@@ -446,6 +450,12 @@ impl Engine {
             });
         }
         Ok(())
+    }
+
+    /// Whether some host of the job runs more ranks than it has cores (the same on every rank,
+    /// so collectives may choose algorithms by it).
+    pub(crate) fn crowded(&self) -> bool {
+        self.crowded
     }
 
     /// Starts sending `buf` to world rank `peer`.
