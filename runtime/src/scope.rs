@@ -243,7 +243,7 @@ impl<'scope> Scope<'scope, '_> {
         comm: &Comm,
         input: &'scope [u8],
         output: &'scope mut [u8],
-        build: impl FnOnce(RawSlice, RawMut) -> Schedule,
+        build: impl FnOnce(RawSlice, RawMut) -> Schedule<'static>,
     ) -> Result<Request<'scope>> {
         let c = self.core.comm_index(comm)?;
         // SAFETY (RawSlice::new, RawMut::new): both are borrowed for `'scope` (the output

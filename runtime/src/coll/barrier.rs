@@ -9,24 +9,52 @@
 
 use super::tag;
 use crate::comm::Comm;
+use crate::engine::schedule::{Loc, Round, Schedule};
 use crate::error::Result;
+use crate::scope::{Request, Scope};
 
 impl Comm {
     /// Blocks until every rank of the communicator has called `barrier`.
     pub fn barrier(&self) -> Result<()> {
         self.begin_coll();
+        let rounds = self.barrier_plan()?;
+        self.engine
+            .borrow_mut()
+            .run_rounds(self.coll_ctx(), &[], &mut [], 0, rounds, None)
+    }
+
+    /// Starts a barrier; the request completes once every rank has started it.
+    pub fn ibarrier<'scope>(&self, s: &'scope Scope<'scope, '_>) -> Result<Request<'scope>> {
+        self.begin_coll();
+        let rounds = self.barrier_plan()?;
+        let ctx = self.coll_ctx();
+        s.start_coll(self, &[], &mut [], |i, o| {
+            Schedule::new(ctx, i, o, 0, rounds, None)
+        })
+    }
+
+    /// The rounds of a barrier: dissemination, or flat when it applies.
+    fn barrier_plan(&self) -> Result<Vec<Round>> {
         if self.use_flat(0) {
-            return self.flat_barrier();
+            return self.flat_barrier_plan();
         }
         let (n, me) = (self.size(), self.rank());
-        let mut dist = 1;
-        let mut round = 0u32;
+        let mut rounds = Vec::new();
+        let (mut dist, mut round) = (1, 0u32);
         while dist < n {
-            let (to, from) = ((me + dist) % n, (me + n - dist) % n);
-            self.coll_xchg(tag::BARRIER + round, &[(to, &[])], &mut [(from, &mut [])])?;
+            let tag = self.coll_tag(tag::BARRIER + round);
+            rounds.push(Round {
+                sends: vec![(self.world_rank((me + dist) % n)?, tag, Loc::Input(0, 0))],
+                recvs: vec![(
+                    self.world_rank((me + n - dist) % n)?,
+                    tag,
+                    Loc::Scratch(0, 0),
+                )],
+                then: Vec::new(),
+            });
             dist *= 2;
             round += 1;
         }
-        Ok(())
+        Ok(rounds)
     }
 }

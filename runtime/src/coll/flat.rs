@@ -12,11 +12,9 @@
 //! limit; 0 turns it off). Results stay bit-identical: rank 0 folds the contributions in rank
 //! order.
 
-use bytemuck::Pod;
-
-use super::op::Combiner;
-use super::{bytes, bytes_mut, tag};
+use super::tag;
 use crate::comm::Comm;
+use crate::engine::schedule::{Loc, Local, Round};
 use crate::error::Result;
 
 /// Communicators above this size take the flat algorithms (at 4 ranks on 2 cores the trees were
@@ -35,49 +33,80 @@ impl Comm {
     }
 
     /// Barrier: everyone tells rank 0, rank 0 tells everyone.
-    pub(crate) fn flat_barrier(&self) -> Result<()> {
+    pub(crate) fn flat_barrier_plan(&self) -> Result<Vec<Round>> {
         let n = self.size();
-        if self.rank() == 0 {
-            let mut none: Vec<(usize, &mut [u8])> = (1..n).map(|r| (r, &mut [][..])).collect();
-            self.coll_xchg(tag::BARRIER, &[], &mut none)?;
-            let all: Vec<(usize, &[u8])> = (1..n).map(|r| (r, &[][..])).collect();
-            self.coll_xchg(tag::BARRIER + 1, &all, &mut [])
+        let (up, down) = (self.coll_tag(tag::BARRIER), self.coll_tag(tag::BARRIER + 1));
+        let none = (Loc::Input(0, 0), Loc::Scratch(0, 0));
+        Ok(if self.rank() == 0 {
+            let others = (1..n)
+                .map(|r| self.world_rank(r))
+                .collect::<Result<Vec<_>>>()?;
+            vec![
+                Round {
+                    recvs: others.iter().map(|&w| (w, up, none.1)).collect(),
+                    ..Round::default()
+                },
+                Round {
+                    sends: others.iter().map(|&w| (w, down, none.0)).collect(),
+                    ..Round::default()
+                },
+            ]
         } else {
-            self.coll_xchg(tag::BARRIER, &[(0, &[])], &mut [])?;
-            self.coll_xchg(tag::BARRIER + 1, &[], &mut [(0, &mut [])])
-        }
+            let root = self.world_rank(0)?;
+            vec![
+                Round {
+                    sends: vec![(root, up, none.0)],
+                    ..Round::default()
+                },
+                Round {
+                    recvs: vec![(root, down, none.1)],
+                    ..Round::default()
+                },
+            ]
+        })
     }
 
-    /// Allreduce: rank 0 gathers the vectors, folds them in rank order, and sends the result.
-    /// `recv` holds this rank's contribution on entry.
-    pub(crate) fn flat_allreduce<T: Pod>(&self, recv: &mut [T], f: Combiner<T>) -> Result<()> {
+    /// Allreduce: rank 0 gathers the vectors into its scratch, folds them into its output in
+    /// rank order, and sends the result. `rounds` already holds the copy of the input into the
+    /// output; returns the rounds and the scratch they use.
+    pub(crate) fn flat_allreduce_plan(
+        &self,
+        mut rounds: Vec<Round>,
+        len: usize,
+    ) -> Result<(Vec<Round>, usize)> {
         let n = self.size();
+        let tag = self.coll_tag(tag::ALLREDUCE);
+        let out = Loc::Output(0, len);
         if self.rank() != 0 {
-            self.coll_xchg(tag::ALLREDUCE, &[(0, bytes(recv))], &mut [])?;
-            return self.coll_xchg(tag::ALLREDUCE, &[], &mut [(0, bytes_mut(recv))]);
+            let root = self.world_rank(0)?;
+            rounds.push(Round {
+                sends: vec![(root, tag, out)],
+                ..Round::default()
+            });
+            rounds.push(Round {
+                recvs: vec![(root, tag, out)],
+                ..Round::default()
+            });
+            return Ok((rounds, 0));
         }
-        let len = recv.len();
-        let mut parts = vec![T::zeroed(); len * (n - 1)];
-        {
-            let mut slots: Vec<(usize, &mut [u8])> = parts
-                .chunks_mut(len.max(1))
-                .take(n - 1)
-                .enumerate()
-                .map(|(i, c)| (i + 1, bytes_mut(c)))
-                .collect();
-            if len == 0 {
-                slots = (1..n).map(|r| (r, &mut [][..])).collect();
-            }
-            self.coll_xchg(tag::ALLREDUCE, &[], &mut slots)?;
+        let slot = |r: usize| Loc::Scratch((r - 1) * len, len);
+        let mut gather = Round::default();
+        for r in 1..n {
+            gather.recvs.push((self.world_rank(r)?, tag, slot(r)));
+            gather.then.push(Local::Combine {
+                acc: out,
+                x: slot(r),
+                x_lower: false,
+            });
         }
-        for part in parts
-            .chunks(len.max(1))
-            .take(if len == 0 { 0 } else { n - 1 })
-        {
-            f(recv, part, false)?;
-        }
-        let out = bytes(recv);
-        let all: Vec<(usize, &[u8])> = (1..n).map(|r| (r, out)).collect();
-        self.coll_xchg(tag::ALLREDUCE, &all, &mut [])
+        rounds.push(gather);
+        let sends = (1..n)
+            .map(|r| Ok((self.world_rank(r)?, tag, out)))
+            .collect::<Result<Vec<_>>>()?;
+        rounds.push(Round {
+            sends,
+            ..Round::default()
+        });
+        Ok((rounds, (n - 1) * len))
     }
 }

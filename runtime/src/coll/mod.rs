@@ -8,12 +8,12 @@
 
 #![forbid(unsafe_code)]
 
+mod allreduce;
 mod alltoall;
 mod barrier;
 mod bcast;
 mod flat;
 mod gather;
-mod nonblocking;
 pub(crate) mod op;
 mod reduce;
 mod scan;

@@ -5,6 +5,7 @@
 //! their operations have left the engine (completed, failed, or cancelled), so no view outlives
 //! the borrow it came from: this is how the `buf.rs` invariant is kept for blocking calls.
 
+use super::schedule::{ByteCombine, Round, Schedule};
 use super::{Engine, OpId, RawStatus};
 use crate::buf::{RawMut, RawSlice};
 use crate::error::Result;
@@ -99,5 +100,23 @@ impl Engine {
         let mut all = self.wait_all(&ops)?;
         all.truncate(n_recvs);
         Ok(all)
+    }
+
+    /// Runs a collective's rounds over `input` and `output` to the end (a blocking collective).
+    pub(crate) fn run_rounds(
+        &mut self,
+        ctx: u32,
+        input: &[u8],
+        output: &mut [u8],
+        scratch_bytes: usize,
+        rounds: Vec<Round>,
+        combine: Option<ByteCombine<'_>>,
+    ) -> Result<()> {
+        // SAFETY (RawSlice::new, RawMut::new): `input` and `output` are borrowed (the output
+        // mutably) for this whole call, and `run_schedule` returns only once none of the
+        // schedule's operations is left in the engine.
+        let (i, o) = unsafe { (RawSlice::new(input), RawMut::new(output)) };
+        let mut sched = Schedule::new(ctx, i, o, scratch_bytes, rounds, combine);
+        self.run_schedule(&mut sched)
     }
 }

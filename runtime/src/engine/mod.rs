@@ -397,7 +397,7 @@ pub(crate) struct Engine {
     /// Context ids in use by this process's communicators.
     pub(crate) contexts: contexts::ContextIds,
     /// Running nonblocking collectives, with the op each completes.
-    schedules: Vec<(OpId, Box<schedule::Schedule>)>,
+    schedules: Vec<(OpId, Box<schedule::Schedule<'static>>)>,
     /// From how many elements reductions run on rayon (None: not on this host).
     pub(crate) par_reduce: Option<usize>,
     /// See [`Engine::crowded`].

@@ -56,9 +56,10 @@ pub(crate) struct Round {
 }
 
 /// Folds `x` into `acc`, both as bytes of the element type (the typed combiner behind it casts).
-pub(crate) type ByteCombine = Box<dyn Fn(&mut [u8], &[u8], bool) -> Result<()>>;
+/// `'a`: a blocking collective's combiner may borrow the caller's closure.
+pub(crate) type ByteCombine<'a> = Box<dyn Fn(&mut [u8], &[u8], bool) -> Result<()> + 'a>;
 
-pub(crate) struct Schedule {
+pub(crate) struct Schedule<'a> {
     ctx: u32,
     input: RawSlice,
     output: RawMut,
@@ -66,11 +67,11 @@ pub(crate) struct Schedule {
     scratch: Vec<u128>,
     rounds: VecDeque<Round>,
     inflight: Vec<(OpId, usize)>,
-    combine: Option<ByteCombine>,
+    combine: Option<ByteCombine<'a>>,
     error: Option<Error>,
 }
 
-impl Schedule {
+impl<'a> Schedule<'a> {
     /// A schedule over `input` and `output` (views whose memory stays valid and, for the output,
     /// untouched by anyone else until the schedule completes) with `scratch_bytes` of scratch.
     pub(crate) fn new(
@@ -79,8 +80,8 @@ impl Schedule {
         output: RawMut,
         scratch_bytes: usize,
         rounds: Vec<Round>,
-        combine: Option<ByteCombine>,
-    ) -> Schedule {
+        combine: Option<ByteCombine<'a>>,
+    ) -> Schedule<'a> {
         Schedule {
             ctx,
             input,
@@ -270,8 +271,22 @@ impl Schedule {
 }
 
 impl Engine {
+    /// Runs a schedule to its end on the calling thread: a blocking collective. When this
+    /// returns, none of the schedule's operations is in the engine any more, whatever happened.
+    pub(crate) fn run_schedule(&mut self, sched: &mut Schedule<'_>) -> Result<()> {
+        match self.wait_until(|e| sched.advance(e)) {
+            Ok(result) => result.map(|_| ()),
+            Err(err) => {
+                for op in sched.inflight_ops() {
+                    self.cancel(op);
+                }
+                Err(err)
+            }
+        }
+    }
+
     /// Starts a collective schedule; the returned op completes when the schedule has.
-    pub(crate) fn start_schedule(&mut self, mut sched: Schedule) -> Result<OpId> {
+    pub(crate) fn start_schedule(&mut self, mut sched: Schedule<'static>) -> Result<OpId> {
         let op = self.core.ops.insert(super::Op::Coll);
         match sched.advance(self) {
             Some(result) => self.core.ops.complete(op, result),
