@@ -4,21 +4,11 @@
 
 use std::process::ExitCode;
 
+#[path = "harness.rs"]
+mod harness;
+use harness::{e, run_case, R};
+
 use mpr::{Error, Op};
-
-type R<T> = Result<T, String>;
-
-macro_rules! check {
-    ($cond:expr, $($fmt:tt)+) => {
-        if !$cond {
-            return Err(format!($($fmt)+));
-        }
-    };
-}
-
-fn e(err: Error) -> String {
-    err.to_string()
-}
 
 /// Rank `r`'s input of `len` elements for case `k`: small integers, so sums are exact in f64.
 fn input(r: usize, k: usize, len: usize) -> Vec<i64> {
@@ -28,30 +18,14 @@ fn input(r: usize, k: usize, len: usize) -> Vec<i64> {
 }
 
 fn main() -> ExitCode {
-    let world = match mpr::init() {
-        Ok(w) => w,
-        Err(err) => {
-            eprintln!("init: {err}");
-            return ExitCode::from(10);
-        }
-    };
-    match run(&world) {
-        Ok(()) => {
-            if world.rank() == 0 {
-                println!("ok coll");
-            }
-            ExitCode::SUCCESS
-        }
-        Err(msg) => {
-            eprintln!("rank {}: {msg}", world.rank());
-            ExitCode::from(1)
-        }
-    }
+    run_case(|world, case, args| match case {
+        "coll" => run(world, args.iter().any(|a| a == "big")),
+        other => Err(format!("unknown case {other:?}")),
+    })
 }
 
-fn run(w: &mpr::World) -> R<()> {
+fn run(w: &mpr::World, big: bool) -> R<()> {
     let (n, me) = (w.size(), w.rank());
-    let big = std::env::args().any(|a| a == "big");
     let mut sizes = vec![0usize, 1, 7, 1000, 70_000];
     if big {
         sizes.push(512 * 1024); // 4 MiB of i64

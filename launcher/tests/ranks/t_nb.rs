@@ -2,23 +2,13 @@
 //! and exits non-zero with a message on any mismatch; rank 0 prints `ok CASE` on success.
 
 use std::process::ExitCode;
+
+#[path = "harness.rs"]
+mod harness;
+use harness::{e, run_case, R};
 use std::time::{Duration, Instant};
 
 use mpr::{Error, Request, ANY_SOURCE};
-
-type R<T> = Result<T, String>;
-
-fn e(err: Error) -> String {
-    err.to_string()
-}
-
-macro_rules! check {
-    ($cond:expr, $($fmt:tt)+) => {
-        if !$cond {
-            return Err(format!($($fmt)+));
-        }
-    };
-}
 
 /// The bytes rank `src` sends to rank `dst` in message `k` of `n` bytes.
 fn pattern(src: usize, dst: usize, k: usize, n: usize) -> Vec<u8> {
@@ -27,39 +17,18 @@ fn pattern(src: usize, dst: usize, k: usize, n: usize) -> Vec<u8> {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let case = args.first().cloned().unwrap_or_default();
-    let world = match mpr::init() {
-        Ok(w) => w,
-        Err(err) => {
-            eprintln!("init: {err}");
-            return ExitCode::from(10);
-        }
-    };
-    let result = match case.as_str() {
-        "exchange" => exchange(&world, &args[1..]),
-        "waitany" => waitany(&world),
-        "testpoll" => testpoll(&world),
-        "unwaited" => unwaited(&world),
-        "forget" => forget(&world),
-        "issend" => issend(&world),
-        "truncate" => truncate(&world),
-        "panic" => panic_in_scope(&world),
-        "icoll" => icoll(&world),
+    run_case(|world, case, args| match case {
+        "exchange" => exchange(world, args),
+        "waitany" => waitany(world),
+        "testpoll" => testpoll(world),
+        "unwaited" => unwaited(world),
+        "forget" => forget(world),
+        "issend" => issend(world),
+        "truncate" => truncate(world),
+        "panic" => panic_in_scope(world),
+        "icoll" => icoll(world),
         other => Err(format!("unknown case {other:?}")),
-    };
-    match result {
-        Ok(()) => {
-            if world.rank() == 0 {
-                println!("ok {case}");
-            }
-            ExitCode::SUCCESS
-        }
-        Err(msg) => {
-            eprintln!("rank {}: {case}: {msg}", world.rank());
-            ExitCode::from(1)
-        }
-    }
+    })
 }
 
 /// Every rank sends a message of each size to every other rank with isend, *then* posts the

@@ -2,66 +2,36 @@
 //! exits non-zero with a message on any mismatch; rank 0 prints `ok CASE` on success.
 
 use std::process::ExitCode;
+
+#[path = "harness.rs"]
+mod harness;
+use harness::{e, run_case, R};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mpr::{Error, ANY_SOURCE, ANY_TAG};
-
-type R<T> = Result<T, String>;
-
-fn e(err: Error) -> String {
-    err.to_string()
-}
-
-macro_rules! check {
-    ($cond:expr, $($fmt:tt)+) => {
-        if !$cond {
-            return Err(format!($($fmt)+));
-        }
-    };
-}
 
 fn pattern(seed: usize, n: usize) -> Vec<u8> {
     (0..n).map(|i| ((i * 31 + seed * 7) % 251) as u8).collect()
 }
 
 fn main() -> ExitCode {
-    let case = std::env::args().nth(1).unwrap_or_default();
-    let world = match mpr::init() {
-        Ok(w) => w,
-        Err(err) => {
-            eprintln!("init: {err}");
-            return ExitCode::from(10);
-        }
-    };
-    let result = match case.as_str() {
-        "sizes" => sizes(&world),
-        "wildcards" => wildcards(&world),
-        "order" => order(&world),
-        "probe" => probe(&world),
-        "ssend" => ssend(&world),
-        "truncate" => truncate(&world),
-        "invalid" => invalid(&world),
-        "sendrecv" => sendrecv(&world),
-        "selfsend" => selfsend(&world),
-        "ring" => ring(&world),
-        "flush" => flush(&world),
-        "connect_all" => connect_all(&world),
-        "barrier" => barrier(&world),
-        "singleton" => singleton(&world),
+    run_case(|world, case, _| match case {
+        "sizes" => sizes(world),
+        "wildcards" => wildcards(world),
+        "order" => order(world),
+        "probe" => probe(world),
+        "ssend" => ssend(world),
+        "truncate" => truncate(world),
+        "invalid" => invalid(world),
+        "sendrecv" => sendrecv(world),
+        "selfsend" => selfsend(world),
+        "ring" => ring(world),
+        "flush" => flush(world),
+        "connect_all" => connect_all(world),
+        "barrier" => barrier(world),
+        "singleton" => singleton(world),
         other => Err(format!("unknown case {other:?}")),
-    };
-    match result {
-        Ok(()) => {
-            if world.rank() == 0 {
-                println!("ok {case}");
-            }
-            ExitCode::SUCCESS
-        }
-        Err(msg) => {
-            eprintln!("rank {}: {case}: {msg}", world.rank());
-            ExitCode::from(1)
-        }
-    }
+    })
 }
 
 /// Round trips of every size class, verified both ways; u8 and u64 elements.
