@@ -76,3 +76,10 @@ fn recursive_doubling_allreduce_at_every_size() {
 fn tree_algorithms_when_flat_ones_are_off() {
     rank_case("t_coll", 8, "coll", &[], &[("MPR_FLAT_RANKS", "0")]);
 }
+
+#[test]
+fn scatter_allgather_broadcast_at_every_size() {
+    for n in [3, 4, 7] {
+        rank_case("t_coll", n, "coll", &["big"], &[("MPR_BCAST_LARGE", "0")]);
+    }
+}

@@ -19,6 +19,8 @@ pub const ENV_PAR_REDUCE: &str = "MPR_PAR_REDUCE";
 /// Environment variable: communicators of at most this many ranks use flat collectives for small
 /// messages when ranks outnumber cores; 0 never.
 pub const ENV_FLAT_RANKS: &str = "MPR_FLAT_RANKS";
+/// Environment variable: broadcasts of at least this many bytes use scatter + ring allgather.
+pub const ENV_BCAST_LARGE: &str = "MPR_BCAST_LARGE";
 /// Environment variable: allreduce vectors of at least this many bytes use Rabenseifner's
 /// algorithm instead of recursive doubling.
 pub const ENV_ALLREDUCE_LARGE: &str = "MPR_ALLREDUCE_LARGE";
@@ -48,6 +50,12 @@ pub struct Tuning {
     /// Communicators of at most this many ranks use flat (root-centred) barrier, broadcast and
     /// allreduce for small messages when this host has more ranks than cores; 0: never.
     pub flat_ranks: usize,
+    /// Broadcasts of at least this many bytes (on more than 2 ranks) use scatter + ring
+    /// allgather instead of a binomial tree. `None` (not set): 512 KiB (MPICH's long-message
+    /// threshold) when no host of the job has more ranks than cores, never otherwise: with 3, 4
+    /// or 8 ranks on 2 cores the tree won at every size from 64 KiB to 16 MiB (BENCHMARKS.md),
+    /// since there the cores, not the links, are what the ranks share.
+    pub bcast_large: Option<usize>,
 }
 
 impl Default for Tuning {
@@ -60,6 +68,7 @@ impl Default for Tuning {
             allreduce_large: 64 << 10,
             par_reduce: 1 << 18,
             flat_ranks: 16,
+            bcast_large: None,
         }
     }
 }
@@ -76,6 +85,9 @@ impl Tuning {
         }
         if let Some(v) = env_number(ENV_SOCKET_BUFFER, 1 << 30)? {
             t.socket_buffer = v as usize;
+        }
+        if let Some(v) = env_number(ENV_BCAST_LARGE, u64::MAX)? {
+            t.bcast_large = Some(v as usize);
         }
         if let Some(v) = env_number(ENV_FLAT_RANKS, 1 << 20)? {
             t.flat_ranks = v as usize;

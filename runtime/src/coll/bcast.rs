@@ -3,8 +3,11 @@
 //! **Binomial tree**: with ranks renumbered relative to the root, rank `r` receives from
 //! `r - 2^k` where `2^k` is its lowest set bit, then sends to `r + 2^j` for every `2^j` below
 //! that bit (largest first, so the farthest subtrees start earliest). ceil(log2 n) rounds, each
-//! message whole. Large messages will get scatter + ring allgather (issue 4's list); the tree is
-//! what MPICH uses below 12 KiB and is correct at every size.
+//! message whole.
+//!
+//! **Scatter + ring allgather** for large messages on more than 2 ranks (when, see
+//! [`crate::Tuning::bcast_large`]): the root scatters n blocks, then a ring passes every block
+//! around.
 
 use bytemuck::Pod;
 
@@ -41,10 +44,20 @@ impl Comm {
         })
     }
 
-    /// The rounds of a binomial broadcast of `len` bytes: receive from the parent, then send to
-    /// every child at once.
+    /// The rounds of a broadcast of `len` bytes: scatter + ring allgather for large messages,
+    /// else a binomial tree (receive from the parent, then send to every child at once).
     fn bcast_plan(&self, len: usize, root: usize) -> Result<Vec<Round>> {
         let n = self.size();
+        let large = {
+            let e = self.engine.borrow();
+            match e.tuning.bcast_large {
+                Some(t) => len >= t,
+                None => !e.crowded() && len >= 512 << 10,
+            }
+        };
+        if n > 2 && len >= n && large {
+            return self.scatter_allgather_plan(len, root);
+        }
         let r = (self.rank() + n - root) % n;
         let abs = |rel: usize| self.world_rank((rel + root) % n);
         let tag = self.coll_tag(tag::BCAST);
@@ -73,6 +86,45 @@ impl Comm {
             sends,
             ..Round::default()
         });
+        Ok(rounds)
+    }
+
+    /// Scatter + ring allgather (van de Geijn): the root sends block `i` of n to relative rank
+    /// `i`; then in n - 1 steps each rank passes the block it got last to its right neighbour
+    /// and takes the next from its left. Every byte leaves the root once and each rank sends
+    /// about the message once, instead of the whole message log2 n times down a tree.
+    fn scatter_allgather_plan(&self, len: usize, root: usize) -> Result<Vec<Round>> {
+        let (n, me) = (self.size(), self.rank());
+        let r = (me + n - root) % n;
+        let abs = |rel: usize| self.world_rank((rel + root) % n);
+        let block = |i: usize| Loc::Output(len * i / n, len * (i + 1) / n - len * i / n);
+        let tag = self.coll_tag(tag::BCAST);
+        let mut rounds = Vec::new();
+        if r == 0 {
+            let sends = (1..n)
+                .map(|i| Ok((abs(i)?, tag, block(i))))
+                .collect::<Result<Vec<_>>>()?;
+            rounds.push(Round {
+                sends,
+                ..Round::default()
+            });
+        } else {
+            rounds.push(Round {
+                recvs: vec![(abs(0)?, tag, block(r))],
+                ..Round::default()
+            });
+        }
+        let ring = self.coll_tag(tag::BCAST + 1);
+        let (right, left) = (abs((r + 1) % n)?, abs((r + n - 1) % n)?);
+        for step in 0..n - 1 {
+            let out = (r + n - step) % n;
+            let inb = (r + n - step - 1) % n;
+            rounds.push(Round {
+                sends: vec![(right, ring, block(out))],
+                recvs: vec![(left, ring, block(inb))],
+                then: Vec::new(),
+            });
+        }
         Ok(rounds)
     }
 }
