@@ -59,6 +59,20 @@ fn is_local(name: &str) -> bool {
         .is_some_and(|h| h == name || h.split('.').next() == Some(name))
 }
 
+/// Checks the runtime's tuning variables (`MPR_EAGER_LIMIT`, ...) as the ranks will see them:
+/// mprun's environment with the `-x` values over it.
+fn check_tuning(extra: &[(String, Option<String>)]) -> Result<(), LaunchError> {
+    let lookup = |k: &str| -> Option<String> {
+        match extra.iter().rev().find(|(name, _)| name == k) {
+            Some((_, Some(v))) => Some(v.clone()),
+            _ => std::env::var(k).ok(),
+        }
+    };
+    mpr::Tuning::from_lookup(lookup)
+        .map(|_| ())
+        .map_err(|e| LaunchError::Usage(format!("environment: {e}")))
+}
+
 fn run() -> Result<i32, LaunchError> {
     let opts = match cli::parse(std::env::args().skip(1))? {
         Parsed::Run(o) => o,
@@ -71,6 +85,9 @@ fn run() -> Result<i32, LaunchError> {
             return Ok(0);
         }
     };
+    // The ranks inherit mprun's environment: a bad tuning value would fail every rank's
+    // `mpr::init` alike, so refuse it here, once, before anything starts. `-x` values too.
+    check_tuning(&opts.env)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (hosts, listed): (Vec<HostSlots>, bool) = match (&opts.hostfile, &opts.hosts) {
         (Some(_), Some(_)) => {

@@ -142,3 +142,25 @@ fn help_and_version() {
     let out = run(&["--version"], &[], None, LIMIT);
     assert!(out.ok().starts_with("mprun "));
 }
+
+#[test]
+fn bad_tuning_values_are_refused_before_any_rank_starts() {
+    let prog = rank_program("t_job");
+    let p = prog.to_str().unwrap();
+    let out = run(
+        &["-n", "2", p, "env"],
+        &[("MPR_EAGER_LIMIT", "lots")],
+        None,
+        LIMIT,
+    );
+    assert_eq!(out.code, Some(2), "stderr: {}", out.stderr);
+    assert!(out.stdout.is_empty(), "a rank ran: {}", out.stdout);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("MPR_EAGER_LIMIT") && out.stderr.contains("lots"),
+        "{}",
+        out.stderr
+    );
+    let l = refused(&["-n", "2", "-x", "MPR_SPIN_US=-5", p, "env"]);
+    assert!(l.contains("MPR_SPIN_US"), "{l}");
+}

@@ -76,34 +76,44 @@ impl Default for Tuning {
 impl Tuning {
     /// Defaults with the environment's overrides applied.
     pub fn from_env() -> Result<Tuning> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Defaults with the overrides that `get` finds (the environment, or a map in tests and in
+    /// mprun, which checks the ranks' environment before it starts them).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Tuning> {
         let mut t = Tuning::default();
-        if let Some(v) = env_number(ENV_EAGER_LIMIT, MAX_EAGER_BYTES)? {
+        if let Some(v) = env_number(&get, ENV_EAGER_LIMIT, MAX_EAGER_BYTES)? {
             t.eager_limit = v as usize;
         }
-        if let Some(v) = env_number(ENV_SPIN_US, 10_000_000)? {
+        if let Some(v) = env_number(&get, ENV_SPIN_US, 10_000_000)? {
             t.max_spin_us = v as u32;
         }
-        if let Some(v) = env_number(ENV_SOCKET_BUFFER, 1 << 30)? {
+        if let Some(v) = env_number(&get, ENV_SOCKET_BUFFER, 1 << 30)? {
             t.socket_buffer = v as usize;
         }
-        if let Some(v) = env_number(ENV_BCAST_LARGE, u64::MAX)? {
+        if let Some(v) = env_number(&get, ENV_BCAST_LARGE, u64::MAX)? {
             t.bcast_large = Some(v as usize);
         }
-        if let Some(v) = env_number(ENV_FLAT_RANKS, 1 << 20)? {
+        if let Some(v) = env_number(&get, ENV_FLAT_RANKS, 1 << 20)? {
             t.flat_ranks = v as usize;
         }
-        if let Some(v) = env_number(ENV_PAR_REDUCE, u64::MAX)? {
+        if let Some(v) = env_number(&get, ENV_PAR_REDUCE, u64::MAX)? {
             t.par_reduce = v as usize;
         }
-        if let Some(v) = env_number(ENV_ALLREDUCE_LARGE, u64::MAX)? {
+        if let Some(v) = env_number(&get, ENV_ALLREDUCE_LARGE, u64::MAX)? {
             t.allreduce_large = v as usize;
         }
         Ok(t)
     }
 }
 
-fn env_number(name: &'static str, max: u64) -> Result<Option<u64>> {
-    let Ok(raw) = std::env::var(name) else {
+fn env_number(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    max: u64,
+) -> Result<Option<u64>> {
+    let Some(raw) = get(name) else {
         return Ok(None);
     };
     match raw.trim().parse::<u64>() {
