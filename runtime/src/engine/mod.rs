@@ -11,14 +11,17 @@
 //! overlap.
 //!
 //! There is no background progress thread, because of what we measured on the 2-core machines:
-//! a thread that sleeps in `epoll_wait` pays ~20 µs to wake (BASELINE.md: 28.9 µs blocking vs
-//! 5.9 µs spinning for an 8-byte TCP ping-pong), three times the whole one-way latency we reach by
-//! polling in the caller (BENCHMARKS.md), and a thread that spins instead takes a core from the
-//! computation and from the other ranks: with 8 ranks on 2 cores, 4 ping-pong pairs at once cost
-//! mpr 25 to 29 µs per message and Open MPI over TCP 43 to 55 µs, and every extra runnable thread
-//! per rank would stretch both. The kernel's socket buffers provide the overlap a thread would
-//! buy for eager messages (they are written at `isend` time and wait in the kernel); rendezvous
-//! messages advance whenever the program calls into mpr.
+//! a rank that sleeps in `epoll_wait` and is woken by the kernel pays 11 to 14 µs more per
+//! message than one that polls (`mpr-bench latency -m 8:8`: 10.7-12.0 µs one-way with the
+//! default spin, 22.9-25.5 µs with `MPR_SPIN_US=0`, three alternating runs), and a progress thread
+//! would be exactly such a sleeper handing each message to the application thread (one more
+//! wake-up on the message's path) unless it spins, and a spinning thread takes a core from the
+//! computation and from the other ranks: with 8 ranks on 2 cores, 4 ping-pong pairs at once
+//! cost mpr 25 to 30 µs per message and Open MPI over TCP 43 to 55 µs, and every extra runnable
+//! thread per rank would stretch both. The kernel's socket buffers provide the overlap a thread
+//! would buy for eager messages (they are written at `isend` time and wait in the kernel);
+//! rendezvous messages and nonblocking collectives advance whenever the program calls into mpr
+//! (`Request::test` in a compute loop is the way to overlap them).
 //!
 //! # Where bytes are copied
 //!
