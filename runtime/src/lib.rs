@@ -127,6 +127,8 @@ mod coll;
 mod comm;
 mod engine;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod init;
 mod scope;
 mod sys;

@@ -7,4 +7,8 @@
 
 mod header;
 
-pub(crate) use header::{Header, Kind, FLAG_DECLINE, FLAG_SYNC, HEADER_LEN, MAX_EAGER_BYTES};
+pub(crate) use header::{
+    Header, Kind, FLAG_DECLINE, FLAG_SYNC, HEADER_LEN, MAX_EAGER_BYTES, MAX_MESSAGE_BYTES,
+};
+#[cfg(test)]
+pub(crate) use header::{MAGIC, VERSION};
