@@ -66,6 +66,8 @@ pub(crate) struct Schedule<'a> {
     /// Scratch, as 16-byte words so any primitive element type is aligned in it.
     scratch: Vec<u128>,
     rounds: VecDeque<Round>,
+    /// The round whose operations are in flight (its local steps run once they are done).
+    current: Option<Round>,
     inflight: Vec<(OpId, usize)>,
     combine: Option<ByteCombine<'a>>,
     error: Option<Error>,
@@ -88,6 +90,7 @@ impl<'a> Schedule<'a> {
             output,
             scratch: vec![0u128; scratch_bytes.div_ceil(16)],
             rounds: rounds.into(),
+            current: None,
             inflight: Vec::new(),
             combine,
             error: None,
@@ -200,34 +203,18 @@ impl<'a> Schedule<'a> {
     /// started has completed, whatever happened).
     pub(crate) fn advance(&mut self, e: &mut Engine) -> Option<Result<RawStatus>> {
         loop {
-            if !self.inflight.is_empty() {
+            if let Some(round) = self.current.take() {
+                // A round without operations is done at once.
                 if !self.inflight.iter().all(|&(op, _)| e.core.ops.is_done(op)) {
+                    self.current = Some(round);
                     return None;
                 }
-                for (op, expect) in std::mem::take(&mut self.inflight) {
-                    match e.core.ops.take(op) {
-                        Some(Ok(st)) if expect != usize::MAX && st.bytes != expect => {
-                            self.error.get_or_insert(Error::InvalidArgument {
-                                what: "collective",
-                                detail: format!(
-                                    "world rank {} sent {} bytes where {expect} were expected: the ranks passed mismatched lengths",
-                                    st.source, st.bytes
-                                ),
-                            });
-                        }
-                        Some(Err(err)) => {
-                            self.error.get_or_insert(err);
-                        }
-                        _ => {}
-                    }
-                }
+                self.collect(e);
                 if self.error.is_none() {
-                    if let Some(round) = self.rounds.pop_front() {
-                        for &step in &round.then {
-                            if let Err(err) = self.run_local(step) {
-                                self.error = Some(err);
-                                break;
-                            }
+                    for &step in &round.then {
+                        if let Err(err) = self.run_local(step) {
+                            self.error = Some(err);
+                            break;
                         }
                     }
                 }
@@ -235,36 +222,40 @@ impl<'a> Schedule<'a> {
             if let Some(err) = self.error.take() {
                 return Some(Err(err));
             }
-            // The front round has run when its operations are in flight; start the next one.
-            let Some(next) = self.rounds.front() else {
+            let Some(round) = self.rounds.pop_front() else {
                 return Some(Ok(RawStatus {
                     source: e.rank,
                     tag: 0,
                     bytes: 0,
                 }));
             };
-            let next = Round {
-                sends: next.sends.clone(),
-                recvs: next.recvs.clone(),
-                then: Vec::new(),
-            };
-            if let Err(err) = self.start_round(e, &next) {
-                // What did start must still finish before the schedule may go.
+            // On a failure to start, what did start must still finish before the schedule may
+            // go: the error waits in `self.error` until the round's operations are done.
+            if let Err(err) = self.start_round(e, &round) {
                 self.error = Some(err);
-                if self.inflight.is_empty() {
-                    return self.error.take().map(Err);
-                }
-                return None;
             }
-            if self.inflight.is_empty() {
-                // A round with no operations: run its local steps now.
-                if let Some(round) = self.rounds.pop_front() {
-                    for &step in &round.then {
-                        if let Err(err) = self.run_local(step) {
-                            return Some(Err(err));
-                        }
-                    }
+            self.current = Some(round);
+        }
+    }
+
+    /// Takes the results of the finished round's operations, keeping the first error (or a
+    /// length mismatch) for the schedule.
+    fn collect(&mut self, e: &mut Engine) {
+        for (op, expect) in std::mem::take(&mut self.inflight) {
+            match e.core.ops.take(op) {
+                Some(Ok(st)) if expect != usize::MAX && st.bytes != expect => {
+                    self.error.get_or_insert(Error::InvalidArgument {
+                        what: "collective",
+                        detail: format!(
+                            "world rank {} sent {} bytes where {expect} were expected: the ranks passed mismatched lengths",
+                            st.source, st.bytes
+                        ),
+                    });
                 }
+                Some(Err(err)) => {
+                    self.error.get_or_insert(err);
+                }
+                _ => {}
             }
         }
     }
