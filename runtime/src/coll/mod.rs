@@ -19,9 +19,8 @@ mod reduce;
 mod scan;
 mod vector;
 
-use bytemuck::Pod;
-
 use crate::comm::Comm;
+pub(crate) use crate::comm::{bytes, bytes_mut};
 use crate::engine::{RecvSpec, SendSpec};
 use crate::error::{Error, Result};
 
@@ -131,14 +130,4 @@ pub(crate) fn expect_len(what: &'static str, got: usize, want: usize) -> Result<
         });
     }
     Ok(())
-}
-
-/// The bytes of a slice of `T`.
-pub(crate) fn bytes<T: Pod>(s: &[T]) -> &[u8] {
-    bytemuck::cast_slice(s)
-}
-
-/// The bytes of a mutable slice of `T`.
-pub(crate) fn bytes_mut<T: Pod>(s: &mut [T]) -> &mut [u8] {
-    bytemuck::cast_slice_mut(s)
 }

@@ -20,6 +20,17 @@ pub use p2p::{Source, Status, TagMatch, ANY_SOURCE, ANY_TAG};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 
+/// The bytes of a slice of any `Pod` type, which is what goes on the wire. Always possible:
+/// bytes have no alignment and divide every size.
+pub(crate) fn bytes<T: bytemuck::Pod>(s: &[T]) -> &[u8] {
+    bytemuck::cast_slice(s)
+}
+
+/// The bytes of a mutable slice of any `Pod` type (see [`bytes`]).
+pub(crate) fn bytes_mut<T: bytemuck::Pod>(s: &mut [T]) -> &mut [u8] {
+    bytemuck::cast_slice_mut(s)
+}
+
 /// A communicator: the ranks that talk to each other, with traffic of their own.
 pub struct Comm {
     pub(crate) engine: Rc<RefCell<Engine>>,

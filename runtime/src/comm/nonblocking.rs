@@ -4,8 +4,9 @@
 
 use bytemuck::Pod;
 
-use super::p2p::{as_bytes, as_bytes_mut, Source, TagMatch};
+use super::p2p::{Source, TagMatch};
 use super::Comm;
+use super::{bytes, bytes_mut};
 use crate::error::Result;
 use crate::scope::{Request, Scope};
 
@@ -20,7 +21,7 @@ impl Comm {
         tag: u32,
     ) -> Result<Request<'scope>> {
         let peer = self.world_rank(dest)?;
-        s.start_send(self, peer, tag, as_bytes(buf)?, false)
+        s.start_send(self, peer, tag, bytes(buf), false)
     }
 
     /// Starts a synchronous-mode send: the request completes once the receiver has matched it.
@@ -32,7 +33,7 @@ impl Comm {
         tag: u32,
     ) -> Result<Request<'scope>> {
         let peer = self.world_rank(dest)?;
-        s.start_send(self, peer, tag, as_bytes(buf)?, true)
+        s.start_send(self, peer, tag, bytes(buf), true)
     }
 
     /// Posts a receive into `buf` from `src` (a rank or [`ANY_SOURCE`](crate::ANY_SOURCE)) with
@@ -47,6 +48,6 @@ impl Comm {
     ) -> Result<Request<'scope>> {
         let src = self.src(src.into())?;
         let tag = tag.into().as_option();
-        s.start_recv(self, src, tag, as_bytes_mut(buf)?)
+        s.start_recv(self, src, tag, bytes_mut(buf))
     }
 }

@@ -6,7 +6,7 @@
 
 use bytemuck::Pod;
 
-use super::Comm;
+use super::{bytes, bytes_mut, Comm};
 use crate::engine::{RawStatus, RecvSpec, SendSpec};
 use crate::error::{Error, Result};
 
@@ -87,20 +87,6 @@ impl Status {
     }
 }
 
-pub(crate) fn as_bytes<T: Pod>(buf: &[T]) -> Result<&[u8]> {
-    bytemuck::try_cast_slice(buf).map_err(|e| Error::InvalidArgument {
-        what: "buffer",
-        detail: format!("cannot view as bytes: {e}"),
-    })
-}
-
-pub(crate) fn as_bytes_mut<T: Pod>(buf: &mut [T]) -> Result<&mut [u8]> {
-    bytemuck::try_cast_slice_mut(buf).map_err(|e| Error::InvalidArgument {
-        what: "buffer",
-        detail: format!("cannot view as bytes: {e}"),
-    })
-}
-
 impl Comm {
     pub(crate) fn src(&self, s: Source) -> Result<Option<usize>> {
         match s {
@@ -133,7 +119,7 @@ impl Comm {
 
     fn send_mode<T: Pod>(&self, buf: &[T], dest: usize, tag: u32, synchronous: bool) -> Result<()> {
         let peer = self.world_rank(dest)?;
-        let bytes = as_bytes(buf)?;
+        let bytes = bytes(buf);
         self.engine
             .borrow_mut()
             .send(self.ctx, peer, tag, bytes, synchronous)
@@ -173,7 +159,7 @@ impl Comm {
     ) -> Result<Status> {
         let src = self.src(src.into())?;
         let tag = tag.into().as_option();
-        let bytes = as_bytes_mut(buf)?;
+        let bytes = bytes_mut(buf);
         let cap = bytes.len();
         let raw = self.engine.borrow_mut().recv(self.ctx, src, tag, bytes)?;
         self.received(raw, cap)
@@ -241,8 +227,8 @@ impl Comm {
         let peer = self.world_rank(dest)?;
         let src = self.src(src.into())?;
         let tag = recv_tag.into().as_option();
-        let out = as_bytes(out)?;
-        let inb = as_bytes_mut(inb)?;
+        let out = bytes(out);
+        let inb = bytes_mut(inb);
         let cap = inb.len();
         let mut recvs = [RecvSpec { src, tag, buf: inb }];
         let raws = self.engine.borrow_mut().exchange(
