@@ -29,9 +29,10 @@ impl Comm {
     pub fn gather<T: Pod>(&self, send: &[T], recv: &mut [T], root: usize) -> Result<()> {
         self.check_root(root)?;
         let n = self.size();
-        if self.rank() == root {
-            expect_len("gather", recv.len(), n * send.len())?;
+        if self.rank() != root {
+            return self.gatherv(send, recv, &[], root); // non-roots need no counts
         }
+        expect_len("gather", recv.len(), n * send.len())?;
         self.gatherv(send, recv, &vec![send.len(); n], root)
     }
 
@@ -40,9 +41,10 @@ impl Comm {
     pub fn scatter<T: Pod>(&self, send: &[T], recv: &mut [T], root: usize) -> Result<()> {
         self.check_root(root)?;
         let n = self.size();
-        if self.rank() == root {
-            expect_len("scatter", send.len(), n * recv.len())?;
+        if self.rank() != root {
+            return self.scatterv(send, &[], recv, root); // non-roots need no counts
         }
+        expect_len("scatter", send.len(), n * recv.len())?;
         self.scatterv(send, &vec![recv.len(); n], recv, root)
     }
 

@@ -36,6 +36,22 @@ fn counts_for(what: &'static str, counts: &[usize], n: usize) -> Result<Vec<usiz
     offsets(counts)
 }
 
+/// At a rank other than the root, `counts` may be empty; if given, it must be one count per
+/// rank and name this rank's length.
+fn check_own_count(
+    what: &'static str,
+    counts: &[usize],
+    n: usize,
+    me: usize,
+    len: usize,
+) -> Result<()> {
+    if counts.is_empty() {
+        return Ok(());
+    }
+    counts_for(what, counts, n)?;
+    expect_len(what, len, counts[me])
+}
+
 impl Comm {
     /// Collects `counts[i]` elements from each rank `i` at `root`, packed in rank order into
     /// `recv` (`recv.len()` = the sum of `counts`). `counts` is read at the root; elsewhere it
@@ -51,10 +67,7 @@ impl Comm {
         self.check_root(root)?;
         let (n, me) = (self.size(), self.rank());
         if me != root {
-            if !counts.is_empty() {
-                counts_for("gatherv", counts, n)?;
-                expect_len("gatherv send", send.len(), counts[me])?;
-            }
+            check_own_count("gatherv send", counts, n, me, send.len())?;
             return self.coll_xchg(tag::GATHER, &[(root, bytes(send))], &mut []);
         }
         let offs = counts_for("gatherv", counts, n)?;
@@ -87,10 +100,7 @@ impl Comm {
         self.check_root(root)?;
         let (n, me) = (self.size(), self.rank());
         if me != root {
-            if !counts.is_empty() {
-                counts_for("scatterv", counts, n)?;
-                expect_len("scatterv recv", recv.len(), counts[me])?;
-            }
+            check_own_count("scatterv recv", counts, n, me, recv.len())?;
             return self.coll_xchg(tag::SCATTER, &[], &mut [(root, bytes_mut(recv))]);
         }
         let offs = counts_for("scatterv", counts, n)?;
