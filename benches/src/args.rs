@@ -114,26 +114,29 @@ impl Plan {
         v
     }
 
-    /// Timed iterations for `size` (windows, for the bandwidth benchmarks).
-    pub fn iters_for(&self, size: usize) -> usize {
-        let (small, large) = match self.bench {
-            Bench::Bw | Bench::Bibw => (100, 20),
-            Bench::Coll(_) => (1000, 100),
-            _ => (10_000, 1000),
+    /// OSU's defaults for this benchmark and `size`: (timed iterations, warm-up iterations);
+    /// iterations are windows for the bandwidth benchmarks.
+    fn defaults(&self, size: usize) -> (usize, usize) {
+        let ((iters, warmup), (large_iters, large_warmup)) = match self.bench {
+            Bench::Bw | Bench::Bibw => ((100, 10), (20, 2)),
+            Bench::Coll(_) => ((1000, 200), (100, 10)),
+            _ => ((10_000, 100), (1000, 10)),
         };
-        self.iters
-            .unwrap_or(if size > LARGE { large } else { small })
+        if size > LARGE {
+            (large_iters, large_warmup)
+        } else {
+            (iters, warmup)
+        }
+    }
+
+    /// Timed iterations for `size`.
+    pub fn iters_for(&self, size: usize) -> usize {
+        self.iters.unwrap_or(self.defaults(size).0)
     }
 
     /// Warm-up iterations for `size`.
     pub fn warmup_for(&self, size: usize) -> usize {
-        let (small, large) = match self.bench {
-            Bench::Bw | Bench::Bibw => (10, 2),
-            Bench::Coll(_) => (200, 10),
-            _ => (100, 10),
-        };
-        self.warmup
-            .unwrap_or(if size > LARGE { large } else { small })
+        self.warmup.unwrap_or(self.defaults(size).1)
     }
 
     /// Messages per window for `size`.

@@ -233,9 +233,7 @@ impl<'scope> Scope<'scope, '_> {
         self.core.ops.borrow_mut().push(op);
         Ok(Request::new(&self.core, c, op, Some(cap)))
     }
-}
 
-impl<'scope> Scope<'scope, '_> {
     /// Starts a nonblocking collective over `input` and `output` (borrowed for the whole scope):
     /// `build` makes its schedule from views of them.
     pub(crate) fn start_coll(

@@ -16,12 +16,12 @@
 use bytemuck::Pod;
 
 use super::{bytes, bytes_mut, expect_len, tag};
+use crate::comm::Comm;
+use crate::error::Result;
 
 /// Allgathers of at most this many bytes in all use Bruck's algorithm (log2 n rounds) instead
 /// of the ring (n - 1 rounds): few rounds matter more than volume for small blocks.
 const BRUCK_BYTES: usize = 64 << 10;
-use crate::comm::Comm;
-use crate::error::Result;
 
 impl Comm {
     /// Collects every rank's `send` at `root`, in rank order: there `recv.len()` must be

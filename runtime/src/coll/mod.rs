@@ -1,7 +1,10 @@
 //! Collective operations, written against the point-to-point engine on the communicator's
 //! collective context (`ctx + 1`), which user traffic can never match. One file per family;
-//! each algorithm is a sequence of rounds, each round one [`Comm::coll_xchg`] (all of the
-//! round's sends and receives at once, then a wait), so no round can deadlock on its own order.
+//! each algorithm is a sequence of rounds in which all of the round's sends and receives start
+//! at once, so no round can deadlock on its own order. Barrier, broadcast and allreduce are
+//! plans of rounds for the engine's schedule executor (blocking: run to the end at once;
+//! nonblocking: advanced by the progress engine); the others run each round directly with
+//! [`Comm::coll_xchg`].
 //!
 //! Messages of one collective between a pair are matched by tag and arrive in the order sent;
 //! all ranks call collectives in the same order, so successive collectives never mix.
