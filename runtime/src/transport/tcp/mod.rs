@@ -370,9 +370,7 @@ impl Tcp {
     /// (a transfer waiting for room in the socket must not wait for the next `epoll_wait`).
     /// True if any byte moved.
     fn spin_hot(&mut self, idx: usize, sink: &mut impl Sink) -> bool {
-        let before = self.bytes_in(idx);
-        self.on_readable(idx, sink);
-        let mut active = self.bytes_in(idx) != before;
+        let mut active = self.on_readable(idx, sink);
         let peer = self
             .conns
             .get(idx)
@@ -393,9 +391,11 @@ impl Tcp {
         self.conns.get(idx)?.as_ref().map(|c| c.reader.bytes_in)
     }
 
-    fn on_readable(&mut self, idx: usize, sink: &mut impl Sink) {
+    /// Reads what the connection has; true if any byte came.
+    fn on_readable(&mut self, idx: usize, sink: &mut impl Sink) -> bool {
         let before = self.bytes_in(idx);
         self.read_conn(idx, sink);
+        let moved = self.bytes_in(idx) != before;
         // Only an established connection may become hot (a handshake in progress or a closed
         // one is never read outside an event).
         let up = self
@@ -403,11 +403,12 @@ impl Tcp {
             .get(idx)
             .and_then(Option::as_ref)
             .is_some_and(|c| c.up);
-        if up && self.bytes_in(idx) != before {
+        if up && moved {
             self.hot = Some(idx);
         } else if !up && self.hot == Some(idx) {
             self.hot = None;
         }
+        moved
     }
 
     fn read_conn(&mut self, idx: usize, sink: &mut impl Sink) {
