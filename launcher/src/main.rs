@@ -159,6 +159,7 @@ fn run() -> Result<i32, LaunchError> {
             bind: ip,
             launcher_pid: Some(launcher_pid),
             crowded,
+            host: Some(plan.hosts[p.host].clone()),
         }
     };
     let (mut ranks, pipes) = spawn::start(&plan, &program, &opts.args, &env, contract, &tx)?;

@@ -14,7 +14,7 @@ use crate::error::LaunchError;
 use crate::report::Event;
 
 struct Table {
-    addrs: Vec<Option<SocketAddr>>,
+    addrs: Vec<Option<(SocketAddr, Option<String>)>>,
     closed: bool,
 }
 
@@ -97,9 +97,9 @@ fn serve(
     };
     while let Ok(Some(line)) = read_line(&mut reader) {
         let reply = match Request::parse(&line) {
-            Ok(Request::Register { addr }) => {
+            Ok(Request::Register { addr, node }) => {
                 if let Ok(mut t) = m.lock() {
-                    t.addrs[rank] = Some(addr);
+                    t.addrs[rank] = Some((addr, node));
                 }
                 cv.notify_all();
                 None
@@ -110,8 +110,12 @@ fn serve(
             Ok(Request::Lookup { rank: r }) => {
                 let Ok(mut t) = m.lock() else { return };
                 loop {
-                    if let Some(addr) = t.addrs[r] {
-                        break Some(Reply::Addr { rank: r, addr });
+                    if let Some((addr, node)) = &t.addrs[r] {
+                        break Some(Reply::Addr {
+                            rank: r,
+                            addr: *addr,
+                            node: node.clone(),
+                        });
                     }
                     if t.closed {
                         break Some(Reply::Refused {

@@ -16,7 +16,7 @@ use nix::sys::signal::{killpg, Signal};
 use nix::sys::wait::{waitid, Id, WaitPidFlag};
 use nix::unistd::Pid;
 
-use mpr::bootstrap::{Bootstrap, ENV_HOST};
+use mpr::bootstrap::Bootstrap;
 
 use crate::error::LaunchError;
 use crate::plan::Plan;
@@ -89,12 +89,10 @@ pub fn start(
     let mut ranks: Vec<Rank> = Vec::with_capacity(plan.ranks.len());
     let mut pipes = Vec::with_capacity(plan.ranks.len());
     for p in &plan.ranks {
-        let host = plan.hosts[p.host].clone();
         let mut cmd = Command::new(program);
         cmd.args(args)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .envs(contract(p.rank).to_env())
-            .env(ENV_HOST, &host)
             .stdin(if p.rank == 0 {
                 Stdio::piped()
             } else {
@@ -142,7 +140,7 @@ pub fn start(
             .map_err(|e| LaunchError::System(format!("watcher thread: {e}")))?;
         ranks.push(Rank {
             rank: p.rank,
-            host,
+            host: plan.hosts[p.host].clone(),
             child,
             status: None,
         });

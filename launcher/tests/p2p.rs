@@ -23,6 +23,19 @@ fn every_size_class_round_trips_large_eager() {
     );
 }
 
+/// The TCP path between ranks of one host, which ranks on different hosts use.
+#[test]
+fn every_size_class_round_trips_over_tcp() {
+    p2p_case(2, "sizes", &[("MPR_LOCAL", "tcp")]);
+    p2p_case(2, "sizes", &[("MPR_LOCAL", "tcp"), ("MPR_EAGER_LIMIT", "0")]);
+}
+
+#[test]
+fn ranks_of_one_host_talk_over_a_local_socket_unless_told_tcp() {
+    util::rank_case("t_p2p", 3, "local_path", &["unix"], &[]);
+    util::rank_case("t_p2p", 3, "local_path", &["tcp"], &[("MPR_LOCAL", "tcp")]);
+}
+
 #[test]
 fn wildcards() {
     p2p_case(4, "wildcards", &[]);

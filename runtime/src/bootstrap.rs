@@ -63,6 +63,9 @@ pub struct Bootstrap {
     pub launcher_pid: Option<u32>,
     /// Some host of the job runs more ranks than it has cores (the same on every rank).
     pub crowded: bool,
+    /// The name of this rank's host as the launcher knows it; ranks with the same name share a
+    /// host and talk over local sockets.
+    pub host: Option<String>,
 }
 
 impl Bootstrap {
@@ -124,7 +127,14 @@ impl Bootstrap {
             Some("1") => true,
             Some(other) => return Err(bad(ENV_CROWDED, &format!("{other:?} is not 0 or 1"))),
         };
+        let host = match get(ENV_HOST) {
+            Some(h) if !valid_node(&h) => {
+                return Err(bad(ENV_HOST, &format!("{h:?} is not a host name")))
+            }
+            h => h,
+        };
         Ok(Some(Bootstrap {
+            host,
             rank,
             size,
             local_rank,
@@ -155,8 +165,16 @@ impl Bootstrap {
         if let Some(pid) = self.launcher_pid {
             v.push((ENV_LAUNCHER_PID, pid.to_string()));
         }
+        if let Some(h) = &self.host {
+            v.push((ENV_HOST, h.clone()));
+        }
         v
     }
+}
+
+/// A host name as the rendezvous protocol carries it: one word of at most 255 bytes.
+fn valid_node(h: &str) -> bool {
+    !h.is_empty() && h.len() <= 255 && !h.chars().any(char::is_whitespace)
 }
 
 fn bad(var: &str, why: &str) -> Error {
@@ -179,6 +197,8 @@ pub enum Request {
     Register {
         /// Listening address.
         addr: SocketAddr,
+        /// The host it runs on, when it also listens for that host's ranks on a local socket.
+        node: Option<String>,
     },
     /// Where does `rank` listen? Answered with [`Reply::Addr`] once it has registered.
     Lookup {
@@ -203,6 +223,8 @@ pub enum Reply {
         rank: usize,
         /// Where it listens.
         addr: SocketAddr,
+        /// Its host, when it listens on a local socket too (see [`Request::Register`]).
+        node: Option<String>,
     },
     /// The request was refused.
     Refused {
@@ -225,7 +247,9 @@ impl fmt::Display for Request {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Request::Hello { job_id, rank } => write!(f, "HELLO {job_id} {rank}"),
-            Request::Register { addr } => write!(f, "REGISTER {addr}"),
+            Request::Register { addr, node } => {
+                write!(f, "REGISTER {addr}{}", with_node(node))
+            }
             Request::Lookup { rank } => write!(f, "LOOKUP {rank}"),
             Request::Abort { code } => write!(f, "ABORT {code}"),
             Request::Bye => write!(f, "BYE"),
@@ -236,9 +260,24 @@ impl fmt::Display for Request {
 impl fmt::Display for Reply {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Reply::Addr { rank, addr } => write!(f, "ADDR {rank} {addr}"),
+            Reply::Addr { rank, addr, node } => {
+                write!(f, "ADDR {rank} {addr}{}", with_node(node))
+            }
             Reply::Refused { reason } => write!(f, "REFUSED {}", reason.replace('\n', " ")),
         }
+    }
+}
+
+fn with_node(node: &Option<String>) -> String {
+    node.as_ref().map(|n| format!(" {n}")).unwrap_or_default()
+}
+
+/// The optional host name at `args[i]`.
+fn node_arg(args: &[String], i: usize) -> std::result::Result<Option<String>, ParseError> {
+    match args.get(i) {
+        None => Ok(None),
+        Some(n) if valid_node(n) => Ok(Some(n.clone())),
+        Some(n) => Err(ParseError(format!("bad host name {n:?}"))),
     }
 }
 
@@ -281,12 +320,10 @@ impl Request {
                     rank: arg(&a, 1, "rank")?,
                 }
             }
-            "REGISTER" => {
-                expect(1)?;
-                Request::Register {
-                    addr: arg(&a, 0, "address")?,
-                }
-            }
+            "REGISTER" if a.len() == 1 || a.len() == 2 => Request::Register {
+                addr: arg(&a, 0, "address")?,
+                node: node_arg(&a, 1)?,
+            },
             "LOOKUP" => {
                 expect(1)?;
                 Request::Lookup {
@@ -303,7 +340,7 @@ impl Request {
                 expect(0)?;
                 Request::Bye
             }
-            _ => return Err(ParseError(format!("unknown verb {verb:?}"))),
+            _ => return Err(ParseError(format!("unknown verb or bad arguments: {verb:?}"))),
         })
     }
 }
@@ -313,9 +350,10 @@ impl Reply {
     pub fn parse(line: &str) -> std::result::Result<Reply, ParseError> {
         let (verb, a) = words(line)?;
         Ok(match verb.as_str() {
-            "ADDR" if a.len() == 2 => Reply::Addr {
+            "ADDR" if a.len() == 2 || a.len() == 3 => Reply::Addr {
                 rank: arg(&a, 0, "rank")?,
                 addr: arg(&a, 1, "address")?,
+                node: node_arg(&a, 2)?,
             },
             "REFUSED" => Reply::Refused {
                 reason: a.join(" "),
@@ -351,8 +389,12 @@ pub(crate) struct Client {
 }
 
 impl Client {
-    /// Connects, says hello and registers `listen`.
-    pub(crate) fn connect(boot: &Bootstrap, listen: SocketAddr) -> Result<Client> {
+    /// Connects, says hello and registers `listen` (and `node`: see [`Request::Register`]).
+    pub(crate) fn connect(
+        boot: &Bootstrap,
+        listen: SocketAddr,
+        node: Option<String>,
+    ) -> Result<Client> {
         let fail = |what: &str, e: std::io::Error| Error::Bootstrap {
             what: format!("rendezvous service at {}: {what}: {e}", boot.rendezvous),
         };
@@ -370,7 +412,7 @@ impl Client {
             job_id: boot.job_id,
             rank: boot.rank,
         })?;
-        c.send(&Request::Register { addr: listen })?;
+        c.send(&Request::Register { addr: listen, node })?;
         Ok(c)
     }
 
@@ -396,15 +438,23 @@ impl Client {
         }
     }
 
-    /// The address of `rank`, waiting until it has registered.
-    pub(crate) fn lookup(&mut self, rank: usize) -> std::result::Result<SocketAddr, String> {
+    /// The address of `rank` (and its host, if it listens locally too), waiting until it has
+    /// registered.
+    pub(crate) fn lookup(
+        &mut self,
+        rank: usize,
+    ) -> std::result::Result<(SocketAddr, Option<String>), String> {
         self.send(&Request::Lookup { rank })
             .map_err(|e| e.to_string())?;
         let line = read_line(&mut self.reader)
             .map_err(|e| format!("rendezvous service: {e}"))?
             .ok_or_else(|| "rendezvous service closed the connection".to_string())?;
         match Reply::parse(&line).map_err(|e| e.to_string())? {
-            Reply::Addr { rank: r, addr } if r == rank => Ok(addr),
+            Reply::Addr {
+                rank: r,
+                addr,
+                node,
+            } if r == rank => Ok((addr, node)),
             Reply::Addr { rank: r, .. } => {
                 Err(format!("asked for rank {rank}, told about rank {r}"))
             }
@@ -426,7 +476,11 @@ mod tests {
                 job_id: u64::MAX,
                 rank: 3,
             },
-            Request::Register { addr },
+            Request::Register { addr, node: None },
+            Request::Register {
+                addr,
+                node: Some("mprt-h1".into()),
+            },
             Request::Lookup { rank: 7 },
             Request::Abort { code: -1 },
             Request::Bye,
@@ -434,7 +488,16 @@ mod tests {
             assert_eq!(Request::parse(&format!("{r}\n")), Ok(r));
         }
         for r in [
-            Reply::Addr { rank: 1, addr },
+            Reply::Addr {
+                rank: 1,
+                addr,
+                node: None,
+            },
+            Reply::Addr {
+                rank: 1,
+                addr,
+                node: Some("10.99.0.2".into()),
+            },
             Reply::Refused {
                 reason: "no such rank 9".into(),
             },
@@ -444,6 +507,8 @@ mod tests {
         assert!(Request::parse("LOOKUP").is_err());
         assert!(Request::parse("LOOKUP x").is_err());
         assert!(Request::parse("DANCE 1").is_err());
+        assert!(Request::parse("REGISTER 127.0.0.1:1 a b").is_err());
+        assert!(Reply::parse("ADDR 1 127.0.0.1:1 a b").is_err());
         assert!(Request::parse(&"A".repeat(MAX_LINE + 1)).is_err());
     }
 
@@ -459,6 +524,7 @@ mod tests {
             bind: "127.0.0.1".parse().unwrap(),
             launcher_pid: Some(5),
             crowded: true,
+            host: Some("node7".into()),
         };
         let env: HashMap<&str, String> = b.to_env().into_iter().collect();
         let got = Bootstrap::from_lookup(|k| env.get(k).cloned())
@@ -468,6 +534,9 @@ mod tests {
         assert_eq!(Bootstrap::from_lookup(|_| None).unwrap(), None);
         let mut bad_env = env.clone();
         bad_env.insert(ENV_RANK, "4".into());
+        assert!(Bootstrap::from_lookup(|k| bad_env.get(k).cloned()).is_err());
+        let mut bad_env = env.clone();
+        bad_env.insert(ENV_HOST, "two words".into());
         assert!(Bootstrap::from_lookup(|k| bad_env.get(k).cloned()).is_err());
         let mut bad_env = env.clone();
         bad_env.insert(ENV_RENDEZVOUS, "nowhere".into());

@@ -15,7 +15,7 @@ use crate::bootstrap::{Bootstrap, Client};
 use crate::comm::Comm;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::transport::{tcp::Tcp, Transport};
+use crate::transport::{net::Net, Transport};
 use crate::tuning::Tuning;
 
 static INITIALIZED: AtomicBool = AtomicBool::new(false);
@@ -58,12 +58,20 @@ pub fn init() -> Result<World> {
                     what: "the launcher that started this rank has already exited".into(),
                 });
             }
-            let mut tcp = Tcp::new(b.rank, b.size, b.job_id, b.bind, tuning.clone())?;
-            tcp.set_directory(Client::connect(&b, tcp.listen_addr())?);
+            let mut net = Net::new(
+                b.rank,
+                b.size,
+                b.job_id,
+                b.bind,
+                b.host.clone(),
+                tuning.clone(),
+            )?;
+            let (addr, node) = net.registration();
+            net.set_directory(Client::connect(&b, addr, node)?);
             Engine::new(
                 b.rank,
                 b.size,
-                Transport::new(b.rank, Some(tcp)),
+                Transport::new(b.rank, Some(net)),
                 tuning,
                 b.local_size,
                 b.crowded,

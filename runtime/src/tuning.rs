@@ -21,6 +21,8 @@ pub const ENV_PAR_REDUCE: &str = "MPR_PAR_REDUCE";
 pub const ENV_FLAT_RANKS: &str = "MPR_FLAT_RANKS";
 /// Environment variable: broadcasts of at least this many bytes use scatter + ring allgather.
 pub const ENV_BCAST_LARGE: &str = "MPR_BCAST_LARGE";
+/// Environment variable: `unix` (the default) or `tcp`: how ranks of one host talk to each other.
+pub const ENV_LOCAL: &str = "MPR_LOCAL";
 /// Environment variable: allreduce vectors of at least this many bytes use Rabenseifner's
 /// algorithm instead of recursive doubling.
 pub const ENV_ALLREDUCE_LARGE: &str = "MPR_ALLREDUCE_LARGE";
@@ -56,6 +58,11 @@ pub struct Tuning {
     /// or 8 ranks on 2 cores the tree won at every size from 64 KiB to 16 MiB (BENCHMARKS.md),
     /// since there the cores, not the links, are what the ranks share.
     pub bcast_large: Option<usize>,
+    /// Ranks of one host talk over Unix-domain sockets (true) or loopback TCP, like ranks on
+    /// different hosts (false). The local socket halves small-message latency (see
+    /// `transport/net/stream.rs`); TCP is there to measure against and to test the TCP path on
+    /// one machine.
+    pub local_unix: bool,
 }
 
 impl Default for Tuning {
@@ -69,6 +76,7 @@ impl Default for Tuning {
             par_reduce: 1 << 18,
             flat_ranks: 16,
             bcast_large: None,
+            local_unix: true,
         }
     }
 }
@@ -103,6 +111,16 @@ impl Tuning {
         }
         if let Some(v) = env_number(&get, ENV_ALLREDUCE_LARGE, u64::MAX)? {
             t.allreduce_large = v as usize;
+        }
+        match get(ENV_LOCAL).as_deref().map(str::trim) {
+            None | Some("unix") => {}
+            Some("tcp") => t.local_unix = false,
+            Some(other) => {
+                return Err(Error::InvalidArgument {
+                    what: ENV_LOCAL,
+                    detail: format!("{other:?} is not unix or tcp"),
+                })
+            }
         }
         Ok(t)
     }

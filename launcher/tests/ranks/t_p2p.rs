@@ -15,7 +15,7 @@ fn pattern(seed: usize, n: usize) -> Vec<u8> {
 }
 
 fn main() -> ExitCode {
-    run_case(|world, case, _| match case {
+    run_case(|world, case, args| match case {
         "sizes" => sizes(world),
         "wildcards" => wildcards(world),
         "order" => order(world),
@@ -30,6 +30,7 @@ fn main() -> ExitCode {
         "connect_all" => connect_all(world),
         "barrier" => barrier(world),
         "singleton" => singleton(world),
+        "local_path" => local_path(world, args),
         other => Err(format!("unknown case {other:?}")),
     })
 }
@@ -324,6 +325,34 @@ fn sendrecv(w: &mpr::World) -> R<()> {
 }
 
 /// A rank sends to itself.
+/// Which socket carried the link between ranks 0 and 1 (`unix` or `tcp`, the first argument)?
+/// Rank 0 dials rank 1, so rank 1 accepts on its local listener if the link is local: the
+/// kernel's table of Unix sockets (/proc/net/unix) then shows that listener's abstract name
+/// twice (the listener and the accepted connection); over TCP, not at all.
+fn local_path(w: &mpr::World, args: &[String]) -> R<()> {
+    let want = args.first().map(String::as_str).unwrap_or("unix");
+    let mut b = [0u8; 4];
+    match w.rank() {
+        0 => w.send(b"ping", 1, 0).map_err(e)?,
+        1 => {
+            w.recv(&mut b, 0, 0).map_err(e)?;
+            let job: u64 = std::env::var("MPR_JOB_ID")
+                .map_err(|_| "no MPR_JOB_ID".to_string())?
+                .parse()
+                .map_err(|_| "bad MPR_JOB_ID".to_string())?;
+            let name = format!("@mpr.{job:016x}.1");
+            let table = std::fs::read_to_string("/proc/net/unix").map_err(|x| x.to_string())?;
+            let n = table.lines().filter(|l| l.ends_with(&name)).count();
+            match want {
+                "unix" => check!(n >= 2, "{n} sockets named {name}: the link is not local"),
+                _ => check!(n == 0, "{n} sockets named {name} with MPR_LOCAL=tcp"),
+            }
+        }
+        _ => {}
+    }
+    w.barrier().map_err(e)
+}
+
 fn selfsend(w: &mpr::World) -> R<()> {
     let me = w.rank();
     w.send(&[1u16, 2, 3], me, 4).map_err(e)?;

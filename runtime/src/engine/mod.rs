@@ -759,7 +759,7 @@ impl Engine {
         })?;
         let peers = self
             .transport
-            .tcp()
+            .net()
             .map(|t| t.connected_peers())
             .unwrap_or_default();
         if peers.is_empty() {
@@ -772,10 +772,10 @@ impl Engine {
                 .send(p, &fin, RawSlice::EMPTY, None, &mut self.core);
         }
         self.wait_until(|e| {
-            let tcp = e.transport.tcp()?;
-            (peers.iter().all(|&p| tcp.peer_done(p)) && tcp.flushed()).then_some(())
+            let net = e.transport.net()?;
+            (peers.iter().all(|&p| net.peer_done(p)) && net.flushed()).then_some(())
         })?;
-        if let Some(d) = self.transport.tcp().and_then(|t| t.directory()) {
+        if let Some(d) = self.transport.net().and_then(|t| t.directory()) {
             let _ = d.send(&crate::bootstrap::Request::Bye);
         }
         Ok(())
@@ -783,7 +783,7 @@ impl Engine {
 
     /// Tells the launcher to end the job with `code` (best effort).
     pub(crate) fn request_abort(&mut self, code: i32) {
-        if let Some(d) = self.transport.tcp().and_then(|t| t.directory()) {
+        if let Some(d) = self.transport.net().and_then(|t| t.directory()) {
             d.abort(code);
         }
     }

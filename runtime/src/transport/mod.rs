@@ -12,11 +12,11 @@
 //!   whole frame with `sink.on_frame`.
 //! - On a broken link: `sink.on_peer_failed(peer, cause)`, once, and drop that peer's frames.
 //!
-//! Reaches, chosen per peer: [`loopback`] for a rank sending to itself, [`tcp`] for every other
+//! Reaches, chosen per peer: [`loopback`] for a rank sending to itself, [`net`] for every other
 //! rank (a shared-memory transport for ranks on the same host will slot in beside it).
 
 pub(crate) mod loopback;
-pub(crate) mod tcp;
+pub(crate) mod net;
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -109,15 +109,15 @@ pub(crate) struct Polled {
 pub(crate) struct Transport {
     me: usize,
     loopback: loopback::Loopback,
-    tcp: Option<tcp::Tcp>,
+    net: Option<net::Net>,
 }
 
 impl Transport {
-    pub(crate) fn new(me: usize, tcp: Option<tcp::Tcp>) -> Transport {
+    pub(crate) fn new(me: usize, net: Option<net::Net>) -> Transport {
         Transport {
             me,
             loopback: loopback::Loopback::default(),
-            tcp,
+            net,
         }
     }
 
@@ -132,8 +132,8 @@ impl Transport {
     ) {
         if peer == self.me {
             self.loopback.send(header, payload, token, sink);
-        } else if let Some(tcp) = &mut self.tcp {
-            tcp.send(peer, OutFrame::new(header, payload, token), sink);
+        } else if let Some(net) = &mut self.net {
+            net.send(peer, OutFrame::new(header, payload, token), sink);
         } else {
             sink.on_peer_failed(
                 peer,
@@ -152,9 +152,9 @@ impl Transport {
         token: Option<u64>,
         sink: &mut impl Sink,
     ) {
-        match &mut self.tcp {
-            Some(tcp) if peer != self.me => {
-                tcp.send_deferred(peer, OutFrame::new(header, payload, token), sink)
+        match &mut self.net {
+            Some(net) if peer != self.me => {
+                net.send_deferred(peer, OutFrame::new(header, payload, token), sink)
             }
             _ => self.send(peer, header, payload, token, sink),
         }
@@ -162,8 +162,8 @@ impl Transport {
 
     /// Writes what [`Transport::send_deferred`] queued.
     pub(crate) fn flush_deferred(&mut self, sink: &mut impl Sink) {
-        if let Some(tcp) = &mut self.tcp {
-            tcp.flush_deferred(sink);
+        if let Some(net) = &mut self.net {
+            net.flush_deferred(sink);
         }
     }
 
@@ -175,14 +175,14 @@ impl Transport {
         timeout: Option<Duration>,
     ) -> Result<Polled> {
         let had_local = self.loopback.deliver(self.me, sink);
-        match &mut self.tcp {
-            Some(tcp) => {
+        match &mut self.net {
+            Some(net) => {
                 let t = if had_local || self.loopback.pending() {
                     Some(Duration::ZERO)
                 } else {
                     timeout
                 };
-                let active = tcp.poll(sink, t)?;
+                let active = net.poll(sink, t)?;
                 Ok(Polled {
                     live: true,
                     active: active || had_local,
@@ -200,17 +200,17 @@ impl Transport {
 
     /// True when nothing is waiting to be written to any peer.
     pub(crate) fn flushed(&self) -> bool {
-        self.tcp.as_ref().is_none_or(|t| t.flushed())
+        self.net.as_ref().is_none_or(|t| t.flushed())
     }
 
-    pub(crate) fn tcp(&mut self) -> Option<&mut tcp::Tcp> {
-        self.tcp.as_mut()
+    pub(crate) fn net(&mut self) -> Option<&mut net::Net> {
+        self.net.as_mut()
     }
 
     /// Drops every queued frame and connection (the engine is being torn down after a fatal error).
     pub(crate) fn abandon(&mut self) {
         self.loopback = loopback::Loopback::default();
-        if let Some(t) = &mut self.tcp {
+        if let Some(t) = &mut self.net {
             t.abandon();
         }
     }

@@ -1,14 +1,17 @@
-//! The TCP transport: one `mio::Poll` (edge-triggered epoll) over a listener and every connection.
+//! The socket transport: one `mio::Poll` (edge-triggered epoll) over the listeners and every
+//! connection.
 //!
-//! A rank listens on the address the launcher chose and registers it with the launcher's
-//! rendezvous service; the first frame for a peer looks the peer up there, dials, and queues
-//! frames until the handshake (see [`connect`]) says which connection the pair keeps. One
-//! connection per pair carries everything in both directions, so frames between a pair arrive in
-//! the order they were sent.
+//! A rank listens on TCP at the address the launcher chose, and on a Unix-domain socket for the
+//! ranks of its own host ([`stream`]), and registers both with the launcher's rendezvous service;
+//! the first frame for a peer looks the peer up there, dials (locally when the peer's host is
+//! this rank's host), and queues frames until the handshake (see [`connect`]) says which
+//! connection the pair keeps. One connection per pair carries everything in both directions, so
+//! frames between a pair arrive in the order they were sent.
 
 mod connect;
 mod peer;
 mod socket;
+mod stream;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -17,6 +20,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use self::connect::LinkView;
 use self::peer::{write_frames, Conn, ReadOutcome, Role};
+use self::stream::Listener;
 use super::{OutFrame, SendQueue, Sink};
 use crate::bootstrap::Client;
 use crate::error::{Error, PeerCause, Result};
@@ -24,6 +28,7 @@ use crate::tuning::Tuning;
 use crate::wire::{Header, Kind};
 
 const LISTENER: Token = Token(usize::MAX);
+const LOCAL_LISTENER: Token = Token(usize::MAX - 1);
 
 /// This rank's view of one peer.
 #[derive(Default)]
@@ -41,14 +46,19 @@ struct Link {
     fin_in: bool,
 }
 
-pub(crate) struct Tcp {
+pub(crate) struct Net {
     me: usize,
     job_id: u64,
     poll: Poll,
     events: Events,
     ready: Vec<(Token, bool, bool)>,
-    listener: mio::net::TcpListener,
+    listener: Listener,
     listen_addr: SocketAddr,
+    /// The listener for this host's ranks, when local sockets are on.
+    local: Option<Listener>,
+    /// This rank's host name, when `local` is on: peers registered with the same name are
+    /// dialled locally.
+    node: Option<String>,
     conns: Vec<Option<Conn>>,
     free: Vec<usize>,
     links: Vec<Link>,
@@ -58,7 +68,7 @@ pub(crate) struct Tcp {
     hot: Option<usize>,
     /// Spin polls since the last full `epoll_wait`.
     spins: u32,
-    /// Links with deferred frames to write (see [`Tcp::send_deferred`]).
+    /// Links with deferred frames to write (see [`Net::send_deferred`]).
     deferred: Vec<usize>,
 }
 
@@ -66,25 +76,37 @@ pub(crate) struct Tcp {
 /// hot connection directly.
 const EPOLL_EVERY: u32 = 16;
 
-impl Tcp {
+impl Net {
+    /// Listens on TCP at `bind`, and locally when `node` (this rank's host) is known and
+    /// local sockets are on.
     pub(crate) fn new(
         me: usize,
         size: usize,
         job_id: u64,
         bind: std::net::IpAddr,
+        node: Option<String>,
         tuning: Tuning,
-    ) -> Result<Tcp> {
+    ) -> Result<Net> {
         let poll = Poll::new().map_err(|e| Error::os("create epoll instance", e))?;
-        let mut listener = socket::listen(bind).map_err(|e| Error::os("listen", e))?;
-        let listen_addr = listener
-            .local_addr()
-            .map_err(|e| Error::os("getsockname", e))?;
+        let (mut listener, listen_addr) =
+            socket::listen(bind).map_err(|e| Error::os("listen", e))?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)
             .map_err(|e| Error::os("register listener", e))?;
+        let (local, node) = match node.filter(|_| tuning.local_unix) {
+            Some(n) => {
+                let mut l = socket::listen_local(job_id, me)
+                    .map_err(|e| Error::os("listen on a local socket", e))?;
+                poll.registry()
+                    .register(&mut l, LOCAL_LISTENER, Interest::READABLE)
+                    .map_err(|e| Error::os("register local listener", e))?;
+                (Some(l), Some(n))
+            }
+            None => (None, None),
+        };
         let mut links = Vec::with_capacity(size);
         links.resize_with(size, Link::default);
-        Ok(Tcp {
+        Ok(Net {
             me,
             job_id,
             poll,
@@ -92,6 +114,8 @@ impl Tcp {
             ready: Vec::new(),
             listener,
             listen_addr,
+            local,
+            node,
             conns: Vec::new(),
             free: Vec::new(),
             links,
@@ -103,8 +127,10 @@ impl Tcp {
         })
     }
 
-    pub(crate) fn listen_addr(&self) -> SocketAddr {
-        self.listen_addr
+    /// What to register with the rendezvous service: the TCP address, and this rank's host
+    /// when it listens locally too.
+    pub(crate) fn registration(&self) -> (SocketAddr, Option<String>) {
+        (self.listen_addr, self.node.clone())
     }
 
     pub(crate) fn set_directory(&mut self, c: Client) {
@@ -121,7 +147,7 @@ impl Tcp {
         }
     }
 
-    /// Queues a frame without writing it yet; [`Tcp::flush_deferred`] writes every link queued
+    /// Queues a frame without writing it yet; [`Net::flush_deferred`] writes every link queued
     /// to this way at once, so a burst of control frames (say, clear-to-send answers to many
     /// requests read in one go) costs one `writev` per peer instead of one per frame.
     pub(crate) fn send_deferred(&mut self, peer: usize, frame: OutFrame, sink: &mut impl Sink) {
@@ -130,7 +156,7 @@ impl Tcp {
         }
     }
 
-    /// Writes the links that [`Tcp::send_deferred`] queued to.
+    /// Writes the links that [`Net::send_deferred`] queued to.
     pub(crate) fn flush_deferred(&mut self, sink: &mut impl Sink) {
         let mut peers = std::mem::take(&mut self.deferred);
         for &p in &peers {
@@ -227,8 +253,8 @@ impl Tcp {
             )
         }));
         for &(token, readable, writable) in &ready {
-            if token == LISTENER {
-                self.accept_all();
+            if token == LISTENER || token == LOCAL_LISTENER {
+                self.accept_all(token);
                 continue;
             }
             if readable {
@@ -287,7 +313,7 @@ impl Tcp {
     }
 
     fn dial(&mut self, peer: usize, sink: &mut impl Sink) {
-        let addr = match self.directory.as_mut().map(|d| d.lookup(peer)) {
+        let (addr, node) = match self.directory.as_mut().map(|d| d.lookup(peer)) {
             Some(Ok(a)) => a,
             Some(Err(e)) => return self.fail_peer(peer, PeerCause::Unreachable(e), sink),
             None => {
@@ -298,7 +324,12 @@ impl Tcp {
                 )
             }
         };
-        let stream = match socket::connect(addr, &self.tuning) {
+        // Same host: a local socket; should that fail (say, a host name shared by two network
+        // namespaces), TCP still reaches the peer.
+        let local = (node.is_some() && node == self.node)
+            .then(|| socket::connect_local(self.job_id, peer, &self.tuning).ok())
+            .flatten();
+        let stream = match local.map_or_else(|| socket::connect(addr, &self.tuning), Ok) {
             Ok(s) => s,
             Err(e) => return self.fail_peer(peer, PeerCause::io("connect", &e), sink),
         };
@@ -318,17 +349,21 @@ impl Tcp {
         }
     }
 
-    fn accept_all(&mut self) {
+    fn accept_all(&mut self, token: Token) {
         loop {
-            match self.listener.accept() {
-                Ok((stream, _)) => {
+            let listener = match (token, &self.local) {
+                (LOCAL_LISTENER, Some(l)) => l,
+                _ => &self.listener,
+            };
+            match listener.accept() {
+                Ok(Some(stream)) => {
                     if socket::configure(&stream, &self.tuning).is_err() {
                         continue;
                     }
                     let conn = Conn::new(stream, None, Role::Acceptor, self.tuning.read_ahead);
                     let _ = self.insert(conn);
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Ok(None) => return,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 // Out of descriptors or a connection reset before accept: try again on the next event.
                 Err(_) => return,

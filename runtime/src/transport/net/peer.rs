@@ -1,4 +1,4 @@
-//! One TCP connection: its reader and writer state machines.
+//! One connection (TCP or local): its reader and writer state machines.
 //!
 //! The reader is `header -> payload into its destination`: it reads up to `read_ahead` bytes at a
 //! time while looking for a header, so a small message arrives with its header in one system call
@@ -9,7 +9,7 @@
 
 use std::io::{self, IoSlice, Read, Write};
 
-use mio::net::TcpStream;
+use super::stream::Stream;
 
 use crate::error::PeerCause;
 use crate::transport::{Dest, SendQueue, Sink};
@@ -25,7 +25,7 @@ pub(crate) enum Role {
 }
 
 pub(crate) struct Conn {
-    pub stream: TcpStream,
+    pub stream: Stream,
     /// The peer, once known (at once for a dialler, after its Hello for an acceptor).
     pub peer: Option<usize>,
     pub role: Role,
@@ -40,7 +40,7 @@ pub(crate) struct Conn {
 
 impl Conn {
     pub(crate) fn new(
-        stream: TcpStream,
+        stream: Stream,
         peer: Option<usize>,
         role: Role,
         read_ahead: usize,
@@ -76,7 +76,7 @@ impl Conn {
 /// Writes frames from `q` until it is empty (Ok(true)) or the socket is full (Ok(false)),
 /// reporting each completed frame's token.
 pub(crate) fn write_frames(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     q: &mut SendQueue,
     sink: &mut impl Sink,
 ) -> io::Result<bool> {
@@ -176,7 +176,7 @@ impl Reader {
     /// handshake is done; then frames go to `sink`. Sets `*fin` when a Fin frame passes.
     pub(crate) fn read(
         &mut self,
-        stream: &mut TcpStream,
+        stream: &mut Stream,
         peer: Option<usize>,
         sink: &mut impl Sink,
         fin: &mut bool,
@@ -300,7 +300,7 @@ impl Reader {
 fn read_tracked(
     short: &mut bool,
     bytes_in: &mut u64,
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     buf: &mut [u8],
 ) -> Result<Option<usize>, ReadOutcome> {
     if std::mem::take(short) {
@@ -315,7 +315,7 @@ fn read_tracked(
 }
 
 /// One read: Ok(Some(n)) bytes, Ok(None) would block, Err(outcome) end of stream or failure.
-fn read_some(stream: &mut TcpStream, buf: &mut [u8]) -> Result<Option<usize>, ReadOutcome> {
+fn read_some(stream: &mut Stream, buf: &mut [u8]) -> Result<Option<usize>, ReadOutcome> {
     loop {
         match stream.read(buf) {
             Ok(0) if !buf.is_empty() => return Err(ReadOutcome::Closed),
