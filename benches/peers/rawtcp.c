@@ -1,5 +1,6 @@
 /* The raw TCP floor: two processes and one loopback TCP socket with TCP_NODELAY, no MPI, no
- * framing. `latency`: ping-pong, spinning (see `spin`). `bw`: windows of writes of SIZE bytes, then
+ * framing (RAWTCP_UNIX=1: one Unix-domain stream socket pair instead, the floor of mpr's path
+ * between ranks of one host). `latency`: ping-pong, spinning (see `spin`). `bw`: windows of writes of SIZE bytes, then
  * a 4-byte acknowledgement, as mpr-bench bw and osu bw measure. Same iteration counts and output
  * format as they have.
  *
@@ -59,9 +60,15 @@ int main(int argc, char **argv) {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t alen = sizeof a;
     if (bind(lfd, (struct sockaddr *)&a, sizeof a) || listen(lfd, 1) || getsockname(lfd, (struct sockaddr *)&a, &alen)) { perror("listen"); return 1; }
+    int unix_pair[2], local = getenv("RAWTCP_UNIX") != NULL;
+    if (local && socketpair(AF_UNIX, SOCK_STREAM, 0, unix_pair)) { perror("socketpair"); return 1; }
     pid_t child = fork();
     int fd, rank;
-    if (child == 0) {
+    if (local) {
+        rank = child == 0;
+        fd = unix_pair[rank];
+        close(unix_pair[1 - rank]);
+    } else if (child == 0) {
         fd = socket(AF_INET, SOCK_STREAM, 0);
         if (connect(fd, (struct sockaddr *)&a, sizeof a)) { perror("connect"); return 1; }
         rank = 1;
@@ -70,8 +77,8 @@ int main(int argc, char **argv) {
         rank = 0;
     }
     int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (rank == 0) printf("# rawtcp %s, 2 processes\n", argv[1]);
+    if (!local) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (rank == 0) printf("# raw %s %s, 2 processes\n", local ? "unix" : "tcp", argv[1]);
     size_t first = min;
     if (min > 0) { first = 1; while (first < min) first <<= 1; }
     for (size_t size = first; size <= max; size = size ? size * 2 : 1) {

@@ -30,10 +30,29 @@ fn every_size_class_round_trips_over_tcp() {
     p2p_case(2, "sizes", &[("MPR_LOCAL", "tcp"), ("MPR_EAGER_LIMIT", "0")]);
 }
 
+/// Large messages through the local socket instead of copied between the processes.
 #[test]
-fn ranks_of_one_host_talk_over_a_local_socket_unless_told_tcp() {
-    util::rank_case("t_p2p", 3, "local_path", &["unix"], &[]);
-    util::rank_case("t_p2p", 3, "local_path", &["tcp"], &[("MPR_LOCAL", "tcp")]);
+fn every_size_class_round_trips_without_single_copy() {
+    p2p_case(2, "sizes", &[("MPR_PULL", "0")]);
+}
+
+#[test]
+fn ranks_of_one_host_talk_over_a_local_socket_and_copy_large_messages_directly() {
+    util::rank_case("t_p2p", 3, "local_path", &["unix", "copy"], &[]);
+    util::rank_case(
+        "t_p2p",
+        3,
+        "local_path",
+        &["unix", "socket"],
+        &[("MPR_PULL", "0")],
+    );
+    util::rank_case(
+        "t_p2p",
+        3,
+        "local_path",
+        &["tcp", "socket"],
+        &[("MPR_LOCAL", "tcp")],
+    );
 }
 
 #[test]

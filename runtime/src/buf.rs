@@ -48,6 +48,12 @@ impl RawSlice {
         self.len
     }
 
+    /// Where the bytes start, as a number: what a peer on this host needs to copy them out of
+    /// this process itself (`sys::pull`). Never dereferenced here.
+    pub(crate) fn addr(&self) -> u64 {
+        self.ptr as usize as u64
+    }
+
     /// The bytes from `offset` on (empty past the end).
     pub(crate) fn tail(&self, offset: usize) -> &[u8] {
         if offset >= self.len {
@@ -72,6 +78,12 @@ impl RawMut {
 
     pub(crate) fn len(&self) -> usize {
         self.len
+    }
+
+    /// Where the bytes start, as a number: what a peer on this host needs to write into them
+    /// itself (`sys::push`), while the operation holding this view is pending.
+    pub(crate) fn addr(&self) -> u64 {
+        self.ptr as usize as u64
     }
 
     /// A view of the bytes `start..end` (clamped), for an operation of its own.

@@ -25,6 +25,110 @@ pub(crate) fn die_with_parent(expected_parent: Option<u32>) -> bool {
     }
 }
 
+/// Copies `dst.len()` bytes from address `remote` in process `pid` into `dst`
+/// (`process_vm_readv`: one copy, from the other process's memory straight into ours). Used for
+/// large messages between ranks of one host (engine/pull.rs). Fails if the kernel refuses
+/// (another user's process, a ptrace policy, a seccomp filter), the process is gone, or the range
+/// is not mapped there.
+pub(crate) fn pull(pid: u32, remote: u64, dst: &mut [u8]) -> std::io::Result<()> {
+    let len = dst.len();
+    let base = dst.as_mut_ptr();
+    cross_copy(pid, remote, len, false, |done| {
+        // SAFETY: `done < len`, so the pointer stays inside `dst`.
+        unsafe { base.add(done) }.cast()
+    })
+}
+
+/// Copies `src` to address `remote` in process `pid` (`process_vm_writev`), as [`pull`] the
+/// other way round.
+pub(crate) fn push(pid: u32, src: &[u8], remote: u64) -> std::io::Result<()> {
+    let base = src.as_ptr();
+    cross_copy(pid, remote, src.len(), true, |done| {
+        // SAFETY: `done < src.len()`, so the pointer stays inside `src`.
+        unsafe { base.add(done) }.cast_mut().cast()
+    })
+}
+
+/// Can this process read another's memory (same user, no ptrace policy or seccomp filter in the
+/// way)? Asked once per local link: a one-byte read at address 0, which the kernel answers with
+/// EFAULT only after the permission check has passed.
+pub(crate) fn can_reach(pid: u32) -> bool {
+    let mut b = [0u8; 1];
+    match pull(pid, 0, &mut b) {
+        Ok(()) => true,
+        Err(e) => e.raw_os_error() == Some(libc::EFAULT),
+    }
+}
+
+/// The loop under [`pull`] and [`push`]: `len` bytes between `local(done)` (this process) and
+/// `remote + done` (process `pid`), resumed after partial transfers.
+fn cross_copy(
+    pid: u32,
+    remote: u64,
+    len: usize,
+    write: bool,
+    local: impl Fn(usize) -> *mut libc::c_void,
+) -> std::io::Result<()> {
+    let mut done = 0;
+    while done < len {
+        let want = len - done;
+        let here = libc::iovec {
+            iov_base: local(done),
+            iov_len: want,
+        };
+        let far = libc::iovec {
+            iov_base: (remote as usize).wrapping_add(done) as *mut libc::c_void,
+            iov_len: want,
+        };
+        // SAFETY: `here` covers `want` bytes inside the caller's slice (`pull`: borrowed mutably,
+        // so the kernel may write them; `push`: borrowed shared, and the kernel only reads
+        // them). The remote iovec names memory of another process; the kernel checks it
+        // (EFAULT), and it cannot touch this process's memory.
+        let n = unsafe {
+            if write {
+                libc::process_vm_writev(pid as libc::pid_t, &here, 1, &far, 1, 0)
+            } else {
+                libc::process_vm_readv(pid as libc::pid_t, &here, 1, &far, 1, 0)
+            }
+        };
+        match n {
+            n if n > 0 => done += n as usize,
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            _ => {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The process id of the peer of a connected Unix-domain socket, as the kernel recorded it when
+/// the connection was made (SO_PEERCRED), translated into this process's pid namespace.
+pub(crate) fn peer_pid(fd: std::os::fd::BorrowedFd<'_>) -> Option<u32> {
+    use std::os::fd::AsRawFd;
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes (the size of `cred`) into `cred`, and
+    // updates `len`; both live on this stack frame for the call.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0 && cred.pid > 0).then_some(cred.pid as u32)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -35,5 +139,37 @@ mod tests {
             std::os::unix::process::parent_id()
         )));
         assert!(!super::die_with_parent(Some(u32::MAX)));
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "Miri cannot call process_vm_readv")]
+    fn pull_copies_from_a_process_and_fails_cleanly() {
+        let src: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let mut dst = vec![0u8; src.len()];
+        let me = std::process::id();
+        super::pull(me, src.as_ptr() as u64, &mut dst).unwrap();
+        assert_eq!(dst, src);
+        super::pull(me, src.as_ptr() as u64, &mut []).unwrap();
+        // An unmapped address, and a process that does not exist.
+        assert!(super::pull(me, 8, &mut dst[..16]).is_err());
+        assert!(super::pull(u32::MAX >> 1, src.as_ptr() as u64, &mut dst[..16]).is_err());
+        // And back the other way, into the middle of a buffer.
+        let mut out = [0u8; 64];
+        super::push(me, &src[..32], out[16..].as_mut_ptr() as u64).unwrap();
+        assert_eq!(&out[16..48], &src[..32]);
+        assert!(out[..16].iter().chain(&out[48..]).all(|&b| b == 0));
+        assert!(super::push(me, &src[..32], 8).is_err());
+        assert!(super::can_reach(me));
+        assert!(!super::can_reach(u32::MAX >> 1));
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "Miri cannot call getsockopt")]
+    fn peer_pid_of_a_socket_pair_is_this_process() {
+        use std::os::fd::AsFd;
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        assert_eq!(super::peer_pid(a.as_fd()), Some(std::process::id()));
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        assert_eq!(super::peer_pid(tcp.as_fd()), None);
     }
 }

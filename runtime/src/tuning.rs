@@ -23,6 +23,9 @@ pub const ENV_FLAT_RANKS: &str = "MPR_FLAT_RANKS";
 pub const ENV_BCAST_LARGE: &str = "MPR_BCAST_LARGE";
 /// Environment variable: `unix` (the default) or `tcp`: how ranks of one host talk to each other.
 pub const ENV_LOCAL: &str = "MPR_LOCAL";
+/// Environment variable: `1` (the default) or `0`: may a rank copy a large message out of the
+/// memory of a sender on its host?
+pub const ENV_PULL: &str = "MPR_PULL";
 /// Environment variable: allreduce vectors of at least this many bytes use Rabenseifner's
 /// algorithm instead of recursive doubling.
 pub const ENV_ALLREDUCE_LARGE: &str = "MPR_ALLREDUCE_LARGE";
@@ -63,6 +66,10 @@ pub struct Tuning {
     /// `transport/net/stream.rs`); TCP is there to measure against and to test the TCP path on
     /// one machine.
     pub local_unix: bool,
+    /// Large messages between ranks of one host (over local sockets) are copied by the receiver
+    /// straight out of the sender's memory (`process_vm_readv`: one copy) instead of through
+    /// the socket (two). Off: through the socket, as between hosts.
+    pub pull: bool,
 }
 
 impl Default for Tuning {
@@ -77,6 +84,7 @@ impl Default for Tuning {
             flat_ranks: 16,
             bcast_large: None,
             local_unix: true,
+            pull: true,
         }
     }
 }
@@ -119,6 +127,16 @@ impl Tuning {
                 return Err(Error::InvalidArgument {
                     what: ENV_LOCAL,
                     detail: format!("{other:?} is not unix or tcp"),
+                })
+            }
+        }
+        match get(ENV_PULL).as_deref().map(str::trim) {
+            None | Some("1") => {}
+            Some("0") => t.pull = false,
+            Some(other) => {
+                return Err(Error::InvalidArgument {
+                    what: ENV_PULL,
+                    detail: format!("{other:?} is not 0 or 1"),
                 })
             }
         }

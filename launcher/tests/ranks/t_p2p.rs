@@ -325,15 +325,22 @@ fn sendrecv(w: &mpr::World) -> R<()> {
 }
 
 /// A rank sends to itself.
-/// Which socket carried the link between ranks 0 and 1 (`unix` or `tcp`, the first argument)?
-/// Rank 0 dials rank 1, so rank 1 accepts on its local listener if the link is local: the
+/// Which path carried messages between ranks 0 and 1? First argument `unix` or `tcp`: the
+/// link. Rank 0 dials rank 1, so rank 1 accepts on its local listener if the link is local: the
 /// kernel's table of Unix sockets (/proc/net/unix) then shows that listener's abstract name
-/// twice (the listener and the accepted connection); over TCP, not at all.
+/// twice (the listener and the accepted connection); over TCP, not at all. Second argument
+/// `copy` or `socket`: how a 4 MiB message travels; copied between the processes, it never
+/// passes through rank 1's sockets.
 fn local_path(w: &mpr::World, args: &[String]) -> R<()> {
     let want = args.first().map(String::as_str).unwrap_or("unix");
+    let copy = args.get(1).map(String::as_str) == Some("copy");
+    let big = pattern(9, 4 << 20);
     let mut b = [0u8; 4];
     match w.rank() {
-        0 => w.send(b"ping", 1, 0).map_err(e)?,
+        0 => {
+            w.send(b"ping", 1, 0).map_err(e)?;
+            w.send(&big, 1, 1).map_err(e)?;
+        }
         1 => {
             w.recv(&mut b, 0, 0).map_err(e)?;
             let job: u64 = std::env::var("MPR_JOB_ID")
@@ -346,6 +353,16 @@ fn local_path(w: &mpr::World, args: &[String]) -> R<()> {
             match want {
                 "unix" => check!(n >= 2, "{n} sockets named {name}: the link is not local"),
                 _ => check!(n == 0, "{n} sockets named {name} with MPR_LOCAL=tcp"),
+            }
+            let before = w.socket_bytes_received();
+            let mut got = vec![0u8; big.len()];
+            w.recv(&mut got, 0, 1).map_err(e)?;
+            let read = w.socket_bytes_received() - before;
+            check!(got == big, "4 MiB message differs");
+            if copy {
+                check!(read < 1 << 20, "{read} bytes read: the message came through the socket");
+            } else {
+                check!(read >= 4 << 20, "only {read} bytes read through the socket");
             }
         }
         _ => {}

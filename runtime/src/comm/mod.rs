@@ -99,6 +99,14 @@ impl Comm {
         self.rank
     }
 
+    /// Bytes this process has read from its sockets so far: headers and payloads of every
+    /// message that came through a socket, from any communicator. Large messages from ranks of
+    /// the same host are copied straight between the two processes and do not count. For
+    /// diagnostics (which path did my data take?) and tests.
+    pub fn socket_bytes_received(&self) -> u64 {
+        self.engine.borrow_mut().socket_bytes_read()
+    }
+
     /// Number of ranks in the communicator.
     pub fn size(&self) -> usize {
         self.size

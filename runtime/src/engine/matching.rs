@@ -21,8 +21,9 @@ pub(crate) struct Posted {
 pub(crate) enum Body {
     /// The whole payload, buffered.
     Eager(Vec<u8>),
-    /// Only the announcement of a rendezvous message; its payload waits at the sender.
-    Rts { send_id: u64 },
+    /// Only the announcement of a rendezvous message; its payload waits at the sender (at
+    /// address `pull`, if the receiver may copy it out itself).
+    Rts { send_id: u64, pull: Option<u64> },
 }
 
 pub(crate) struct Unexpected {

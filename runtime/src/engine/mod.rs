@@ -33,6 +33,8 @@
 //! - Unexpected eager messages (at most `MPR_EAGER_LIMIT` bytes): read into a buffer of their own
 //!   and copied once when a receive matches. Unexpected large messages are only announced
 //!   (request-to-send) and read straight into the buffer of the receive that matches them.
+//! - Large messages between ranks of one host: copied once, straight from the sender's buffer
+//!   into the receiver's, by the two processes together (pull.rs); no socket, no kernel buffer.
 //! - A rank sending to itself: the loopback transport copies the payload once.
 //!
 //! # Waiting
@@ -49,6 +51,7 @@ pub(crate) mod contexts;
 pub(crate) mod matching;
 pub(crate) mod ops;
 pub(crate) mod protocol;
+mod pull;
 pub(crate) mod schedule;
 pub(crate) mod wait;
 
@@ -58,7 +61,9 @@ use crate::buf::{RawMut, RawSlice};
 use crate::error::{Error, PeerCause, Result};
 use crate::transport::{Dest, DestBuf, Polled, Sink, Transport};
 use crate::tuning::Tuning;
-use crate::wire::{Header, Kind, FLAG_DECLINE, FLAG_SYNC, MAX_EAGER_BYTES};
+use crate::wire::{
+    Header, Kind, FLAG_DECLINE, FLAG_PULL, FLAG_PULLED, FLAG_PUSH, FLAG_SYNC, MAX_EAGER_BYTES,
+};
 pub(crate) use blocking::{RecvSpec, SendSpec};
 use matching::{Body, Matching, Posted, Unexpected};
 use ops::{Op, Ops, RecvOp, RecvState, SendOp};
@@ -78,6 +83,10 @@ pub(crate) struct Core {
     seq_out: Vec<u32>,
     /// Why a peer can no longer be reached, once it cannot.
     gone: Vec<Option<PeerCause>>,
+    /// Peers on this host whose memory large messages may be copied from: their process ids.
+    pull_from: Vec<Option<u32>>,
+    /// Copies out of senders' memory this rank owes (pull.rs).
+    pulls: pull::Pulls,
 }
 
 fn protocol_error(what: impl Into<String>) -> std::result::Result<(), String> {
@@ -111,22 +120,39 @@ impl Core {
                 }
                 self.ops.complete(op, Ok(status));
             }
-            Body::Rts { send_id } => self.accept_rts(op, u.src, u.tag, u.len, send_id),
+            Body::Rts { send_id, pull } => {
+                self.accept_rts(op, u.src, u.tag, u.len, send_id, pull)
+            }
         }
     }
 
     /// A receive matched a request-to-send: answer clear-to-send (or decline it if the message
-    /// does not fit, which consumes it: the receive completes as truncated).
-    fn accept_rts(&mut self, op: OpId, peer: usize, tag: u32, len: usize, send_id: u64) {
+    /// does not fit, which consumes it: the receive completes as truncated). A sender of this
+    /// host that offered its buffer (`pull`) gets no clear-to-send for data: the two processes
+    /// copy the message between them (pull.rs).
+    fn accept_rts(
+        &mut self,
+        op: OpId,
+        peer: usize,
+        tag: u32,
+        len: usize,
+        send_id: u64,
+        pull: Option<u64>,
+    ) {
         let Some(Op::Recv(r)) = self.ops.get_mut(op) else {
             return;
         };
-        let mut cts = Header::new(Kind::Cts);
-        cts.src = self.me as u32;
-        cts.send_id = send_id;
-        cts.recv_id = op;
-        cts.len = len as u64;
-        if len > r.cap {
+        let fits = len <= r.cap;
+        if fits && self.start_copy(op, peer, tag, len, send_id, pull) {
+            return;
+        }
+        let mut cts = self.cts(send_id, op, len as u64);
+        if fits {
+            if let Some(Op::Recv(r)) = self.ops.get_mut(op) {
+                r.state = RecvState::AwaitData { peer, tag, len };
+            }
+            self.outbox.push((peer, cts, RawSlice::EMPTY, None));
+        } else {
             cts.flags = FLAG_DECLINE;
             self.outbox.push((peer, cts, RawSlice::EMPTY, None));
             self.ops.complete(
@@ -137,9 +163,6 @@ impl Core {
                     bytes: len,
                 }),
             );
-        } else {
-            r.state = RecvState::AwaitData { peer, tag, len };
-            self.outbox.push((peer, cts, RawSlice::EMPTY, None));
         }
     }
 
@@ -154,7 +177,8 @@ impl Core {
     fn maybe_complete_send(&mut self, op: OpId) {
         if let Some(Op::Send(s)) = self.ops.get_mut(op) {
             let done = match s.protocol {
-                Protocol::Eager | Protocol::Rendezvous => s.written,
+                Protocol::Eager => s.written,
+                Protocol::Rendezvous => s.written && !s.lent,
                 Protocol::EagerSync => s.written && s.acked,
             };
             if done {
@@ -290,15 +314,19 @@ impl Sink for Core {
             Kind::Rts => {
                 let len =
                     usize::try_from(h.len).map_err(|_| "message too large for this machine")?;
+                let pull = (h.flags & FLAG_PULL != 0).then_some(h.recv_id);
                 match self.matching.take_posted(h.context, peer, h.tag) {
-                    Some(op) => self.accept_rts(op, peer, h.tag, len, h.send_id),
+                    Some(op) => self.accept_rts(op, peer, h.tag, len, h.send_id, pull),
                     None => self.matching.push_unexpected(Unexpected {
                         ctx: h.context,
                         src: peer,
                         tag: h.tag,
                         len,
                         ack: None,
-                        body: Body::Rts { send_id: h.send_id },
+                        body: Body::Rts {
+                            send_id: h.send_id,
+                            pull,
+                        },
                     }),
                 }
             }
@@ -309,13 +337,18 @@ impl Sink for Core {
                         h.send_id
                     ));
                 };
+                if h.flags & FLAG_PUSH != 0 {
+                    return self.push_tail(peer, &h);
+                }
                 if s.peer != peer
                     || s.protocol != Protocol::Rendezvous
                     || h.len != s.buf.len() as u64
                 {
                     return protocol_error("clear-to-send does not match its send");
                 }
-                if h.flags & FLAG_DECLINE != 0 {
+                if h.flags & FLAG_PULLED != 0 && s.lent {
+                    s.lent = false; // the receiver has its head; the tail was pushed
+                } else if h.flags & (FLAG_DECLINE | FLAG_PULLED) != 0 {
                     s.written = true;
                 } else {
                     let mut data = Header::new(Kind::Data);
@@ -343,6 +376,7 @@ impl Sink for Core {
                 }
                 self.maybe_complete_send(h.send_id);
             }
+            Kind::Pushed => return self.on_pushed(peer, &h),
             Kind::Fin => self.on_peer_failed(peer, PeerCause::Finalized),
             Kind::Hello | Kind::HelloAck | Kind::HelloReject => {
                 return protocol_error("handshake frame")
@@ -358,7 +392,12 @@ impl Sink for Core {
         self.maybe_complete_send(token);
     }
 
+    fn on_link_up(&mut self, peer: usize, pull_from: Option<u32>) {
+        self.pull_from[peer] = pull_from;
+    }
+
     fn on_peer_failed(&mut self, peer: usize, cause: PeerCause) {
+        self.pull_from[peer] = None;
         if self.gone[peer].is_some() {
             return;
         }
@@ -368,7 +407,9 @@ impl Sink for Core {
                 Some(Op::Send(s)) => s.peer == peer,
                 Some(Op::Recv(r)) => match r.state {
                     RecvState::Posted => r.src == Some(peer),
-                    RecvState::AwaitData { peer: p, .. } => p == peer,
+                    RecvState::AwaitData { peer: p, .. } | RecvState::Copying { peer: p, .. } => {
+                        p == peer
+                    }
                     RecvState::Receiving => false,
                 },
                 Some(Op::Coll) | None => false,
@@ -426,6 +467,8 @@ impl Engine {
             outbox: Vec::new(),
             seq_out: vec![0; size],
             gone: vec![None; size],
+            pull_from: vec![None; size],
+            pulls: pull::Pulls::new(),
         };
         Engine {
             rank,
@@ -481,6 +524,7 @@ impl Engine {
             protocol,
             written: false,
             acked: false,
+            lent: false,
             tag,
         }));
         let seq = &mut self.core.seq_out[peer];
@@ -498,6 +542,10 @@ impl Engine {
         h.send_id = op;
         if protocol == Protocol::EagerSync {
             h.flags = FLAG_SYNC;
+        }
+        if protocol == Protocol::Rendezvous && self.core.pull_from[peer].is_some() {
+            h.flags = FLAG_PULL;
+            h.recv_id = buf.addr();
         }
         match protocol {
             Protocol::Rendezvous => {
@@ -693,14 +741,22 @@ impl Engine {
     }
 
     /// Hands the protocol's answers to the transport, one `writev` per peer for a burst.
+    /// Copies owed out of senders' memory (pull.rs) run after the frames before them are out,
+    /// so that a sender asked to push its half starts while this rank copies the other.
     fn flush_outbox(&mut self) {
-        while !self.core.outbox.is_empty() {
-            let out = std::mem::take(&mut self.core.outbox);
-            for (peer, h, payload, token) in out {
-                self.transport
-                    .send_deferred(peer, &h, payload, token, &mut self.core);
+        loop {
+            while !self.core.outbox.is_empty() {
+                let out = std::mem::take(&mut self.core.outbox);
+                for (peer, h, payload, token) in out {
+                    self.transport
+                        .send_deferred(peer, &h, payload, token, &mut self.core);
+                }
+                self.transport.flush_deferred(&mut self.core);
             }
-            self.transport.flush_deferred(&mut self.core);
+            match self.core.pulls.pop_front() {
+                Some(p) => self.core.run_pull(p),
+                None => return,
+            }
         }
     }
 
@@ -779,6 +835,11 @@ impl Engine {
             let _ = d.send(&crate::bootstrap::Request::Bye);
         }
         Ok(())
+    }
+
+    /// Bytes this rank has read from its sockets.
+    pub(crate) fn socket_bytes_read(&mut self) -> u64 {
+        self.transport.net().map_or(0, |n| n.bytes_read())
     }
 
     /// Tells the launcher to end the job with `code` (best effort).

@@ -25,6 +25,8 @@ pub(crate) struct SendOp {
     pub written: bool,
     /// A synchronous send was matched by its receiver.
     pub acked: bool,
+    /// The receiver is still copying out of this buffer (engine/pull.rs).
+    pub lent: bool,
     pub tag: u32,
 }
 
@@ -36,6 +38,17 @@ pub(crate) enum RecvState {
     AwaitData { peer: usize, tag: u32, len: usize },
     /// Its payload is being read into it.
     Receiving,
+    /// Matched a request-to-send from a rank of this host: this rank copies the message (or its
+    /// head) out of the sender's memory and the sender writes the tail (engine/pull.rs).
+    /// Complete when both parts are in; `failed` if either copy failed.
+    Copying {
+        peer: usize,
+        tag: u32,
+        len: usize,
+        pulled: bool,
+        pushed: bool,
+        failed: bool,
+    },
 }
 
 pub(crate) struct RecvOp {

@@ -8,7 +8,24 @@
 //!   receiver answers clear-to-send naming its buffer, and only then does the payload travel,
 //!   from the sender's slice straight into the receiver's. A large unexpected message therefore
 //!   costs the receiver a queue entry, never a buffer. It is synchronous by nature, so `ssend`
-//!   of a large message uses it unchanged.
+//!   of a large message uses it unchanged. Between ranks of one host the payload does not
+//!   travel through the socket at all: the two processes copy it between their memories
+//!   (engine/pull.rs, [`pull_head`]).
+
+/// Of a rendezvous message between ranks of one host, the bytes the receiver copies out of the
+/// sender's memory itself (engine/pull.rs); the sender writes the rest into the receiver's
+/// memory at the same time, so both cores copy. Below [`PUSH_FROM`] the receiver copies it all
+/// (one control frame fewer); the split is page-aligned.
+pub(crate) fn pull_head(len: usize) -> usize {
+    if len < PUSH_FROM {
+        len
+    } else {
+        (len / 2) & !4095
+    }
+}
+
+/// Messages of at least this many bytes are copied half by each side (see [`pull_head`]).
+pub(crate) const PUSH_FROM: usize = 256 << 10;
 
 /// How one message travels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,5 +55,15 @@ mod tests {
         assert_eq!(choose(64, true, 64), Protocol::EagerSync);
         assert_eq!(choose(65, false, 64), Protocol::Rendezvous);
         assert_eq!(choose(65, true, 64), Protocol::Rendezvous);
+    }
+
+    #[test]
+    fn pull_head_splits_large_messages_on_a_page() {
+        assert_eq!(pull_head(PUSH_FROM - 1), PUSH_FROM - 1);
+        for len in [PUSH_FROM, PUSH_FROM + 1, (16 << 20) + 3] {
+            let h = pull_head(len);
+            assert!(h > 0 && h < len && h % 4096 == 0, "{len} -> {h}");
+            assert!(len - h >= h, "{len} -> {h}");
+        }
     }
 }

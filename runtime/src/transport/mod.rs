@@ -13,7 +13,8 @@
 //! - On a broken link: `sink.on_peer_failed(peer, cause)`, once, and drop that peer's frames.
 //!
 //! Reaches, chosen per peer: [`loopback`] for a rank sending to itself, [`net`] for every other
-//! rank (a shared-memory transport for ranks on the same host will slot in beside it).
+//! rank (TCP between hosts, Unix-domain sockets within one, where large messages may also be
+//! copied straight between the two processes: see [`Sink::on_link_up`]).
 
 pub(crate) mod loopback;
 pub(crate) mod net;
@@ -93,6 +94,9 @@ pub(crate) trait Sink {
     fn on_sent(&mut self, token: u64);
     /// The link to `peer` broke; called once per peer.
     fn on_peer_failed(&mut self, peer: usize, cause: PeerCause);
+    /// The link to `peer` is up. `pull_from`: the peer is process `pid` of this host, whose
+    /// memory this rank may copy large messages out of itself (`sys::pull`).
+    fn on_link_up(&mut self, peer: usize, pull_from: Option<u32>);
 }
 
 /// Every reach of this rank, dispatched per peer.

@@ -12,9 +12,9 @@
 //! | 12 | 4 | source rank (world) |
 //! | 16 | 4 | tag |
 //! | 20 | 4 | sequence number (per connection, per direction) |
-//! | 24 | 8 | length: payload bytes (eager, data), message bytes (rts), accepted bytes (cts), job id (hello) |
-//! | 32 | 8 | send id: the sender's operation (rts, cts, sync eager, ack) |
-//! | 40 | 8 | recv id: the receiver's operation (cts, data) |
+//! | 24 | 8 | length: payload bytes (eager, data), message bytes (rts, cts, pushed), job id (hello); the receiver's buffer address (cts with [`FLAG_PUSH`]) |
+//! | 32 | 8 | send id: the sender's operation (rts, cts, sync eager, ack, pushed) |
+//! | 40 | 8 | recv id: the receiver's operation (cts, data, pushed); the sender's buffer address (rts with [`FLAG_PULL`]) |
 
 use std::fmt;
 
@@ -31,9 +31,20 @@ pub(crate) const MAX_MESSAGE_BYTES: u64 = 1 << 48;
 
 /// Eager frame whose sender waits for an [`Kind::Ack`] once it is matched (synchronous send).
 pub(crate) const FLAG_SYNC: u32 = 1;
-/// Clear-to-send that declines the data (the receive buffer is too small: truncation).
+/// Clear-to-send that declines the data (the receive buffer is too small: truncation); on
+/// [`Kind::Pushed`], the sender could not write its part.
 pub(crate) const FLAG_DECLINE: u32 = 2;
-const KNOWN_FLAGS: u32 = FLAG_SYNC | FLAG_DECLINE;
+/// Request-to-send between ranks of one host: the receiver may copy the message out of the
+/// sender's memory itself (its address is in `recv_id`) instead of asking for it.
+pub(crate) const FLAG_PULL: u32 = 4;
+/// Clear-to-send saying the receiver has copied its part of the message itself (all of it,
+/// unless a [`FLAG_PUSH`] clear-to-send came first): no data frame follows.
+pub(crate) const FLAG_PULLED: u32 = 8;
+/// Clear-to-send asking the sender to write the tail of the message into the receiver's memory
+/// itself (at the address in `len`) while the receiver copies the head, then to answer
+/// [`Kind::Pushed`]; a [`FLAG_PULLED`] clear-to-send follows once the head is copied.
+pub(crate) const FLAG_PUSH: u32 = 16;
+const KNOWN_FLAGS: u32 = FLAG_SYNC | FLAG_DECLINE | FLAG_PULL | FLAG_PULLED | FLAG_PUSH;
 
 /// What a frame is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +68,8 @@ pub(crate) enum Kind {
     Ack = 8,
     /// The sender finalized: nothing more comes on this connection.
     Fin = 9,
+    /// The sender wrote its part of a message into the receiver's memory (see [`FLAG_PUSH`]).
+    Pushed = 10,
 }
 
 impl Kind {
@@ -71,6 +84,7 @@ impl Kind {
             7 => Kind::Data,
             8 => Kind::Ack,
             9 => Kind::Fin,
+            10 => Kind::Pushed,
             _ => return None,
         })
     }
@@ -194,7 +208,7 @@ impl Header {
         };
         let cap = match kind {
             Kind::Eager => MAX_EAGER_BYTES,
-            Kind::Rts | Kind::Cts | Kind::Data => MAX_MESSAGE_BYTES,
+            Kind::Rts | Kind::Cts | Kind::Data | Kind::Pushed => MAX_MESSAGE_BYTES,
             _ => u64::MAX,
         };
         if h.len > cap {
@@ -228,7 +242,7 @@ mod tests {
 
     #[test]
     fn round_trip_every_kind() {
-        for k in 1..=9u8 {
+        for k in 1..=10u8 {
             let h = sample(Kind::from_u8(k).unwrap());
             assert_eq!(Header::decode(&h.encode()), Ok(h));
         }

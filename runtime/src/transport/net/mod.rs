@@ -70,6 +70,8 @@ pub(crate) struct Net {
     spins: u32,
     /// Links with deferred frames to write (see [`Net::send_deferred`]).
     deferred: Vec<usize>,
+    /// Bytes read from established connections so far.
+    bytes_read: u64,
 }
 
 /// While spinning, one poll in this many asks epoll about every connection; the others read the
@@ -124,6 +126,7 @@ impl Net {
             hot: None,
             spins: 0,
             deferred: Vec::new(),
+            bytes_read: 0,
         })
     }
 
@@ -131,6 +134,11 @@ impl Net {
     /// when it listens locally too.
     pub(crate) fn registration(&self) -> (SocketAddr, Option<String>) {
         (self.listen_addr, self.node.clone())
+    }
+
+    /// Bytes read from rank-to-rank connections so far.
+    pub(crate) fn bytes_read(&self) -> u64 {
+        self.bytes_read
     }
 
     pub(crate) fn set_directory(&mut self, c: Client) {
@@ -430,7 +438,11 @@ impl Net {
     fn on_readable(&mut self, idx: usize, sink: &mut impl Sink) -> bool {
         let before = self.bytes_in(idx);
         self.read_conn(idx, sink);
-        let moved = self.bytes_in(idx) != before;
+        let after = self.bytes_in(idx);
+        if let (Some(b), Some(a)) = (before, after) {
+            self.bytes_read += a - b;
+        }
+        let moved = after != before;
         // Only an established connection may become hot (a handshake in progress or a closed
         // one is never read outside an event).
         let up = self
@@ -495,6 +507,13 @@ impl Net {
         }
     }
 
+    /// The process a link's peer may copy large messages out of (see `Sink::on_link_up`).
+    fn pull_from(&self, idx: usize) -> Option<u32> {
+        let conn = self.conns.get(idx)?.as_ref()?;
+        let pid = conn.stream.local_peer_pid().filter(|_| self.tuning.pull)?;
+        crate::sys::can_reach(pid).then_some(pid)
+    }
+
     fn handshake(&mut self, idx: usize, h: Header, sink: &mut impl Sink) {
         let Some(conn) = self.conns[idx].as_mut() else {
             return;
@@ -521,6 +540,7 @@ impl Net {
                         .extend_from_slice(&Header::new(Kind::HelloAck).encode());
                     link.up = Some(idx);
                     link.awaiting_peer = false;
+                    sink.on_link_up(p, self.pull_from(idx));
                     self.flush(p, sink);
                 } else {
                     conn.ctl
@@ -541,6 +561,7 @@ impl Net {
                 }
                 if link.up.is_none() {
                     link.up = Some(idx);
+                    sink.on_link_up(p, self.pull_from(idx));
                     self.flush(p, sink);
                 }
             }

@@ -33,6 +33,16 @@ pub(crate) fn local_name(job_id: u64, rank: usize) -> io::Result<socket2::SockAd
     socket2::SockAddr::unix(format!("\0mpr.{job_id:016x}.{rank}"))
 }
 
+impl Stream {
+    /// The process at the other end, if this is a local socket (see `sys::peer_pid`).
+    pub(crate) fn local_peer_pid(&self) -> Option<u32> {
+        match self {
+            Stream::Tcp(_) => None,
+            Stream::Unix(s) => crate::sys::peer_pid(std::os::fd::AsFd::as_fd(s)),
+        }
+    }
+}
+
 impl Listener {
     /// Accepts one connection: Ok(None) when none is waiting.
     pub(crate) fn accept(&self) -> io::Result<Option<Stream>> {
