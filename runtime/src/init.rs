@@ -58,6 +58,9 @@ pub fn init() -> Result<World> {
                     what: "the launcher that started this rank has already exited".into(),
                 });
             }
+            if tuning.pull && tuning.local_unix {
+                crate::sys::allow_peers_to_copy();
+            }
             let mut net = Net::new(
                 b.rank,
                 b.size,

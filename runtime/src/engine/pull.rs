@@ -25,9 +25,14 @@
 //! once per link when it comes up: `sys::can_reach`, against the process id the kernel gives for
 //! the socket's peer, so a pid from another namespace can never be named by mistake). A sender
 //! offers its buffer only when it may write its peer's memory too; with `MPR_PULL=0` neither is
-//! offered and the payload goes through the socket. A copy that fails (the peer died, or sent a
-//! bad address) fails the receive with `PeerFailed`; it never completes with partial data, and a
-//! receive never completes while its sender may still be writing into it.
+//! offered and the payload goes through the socket. (Where a Yama ptrace policy would allow this
+//! only towards ancestors, ranks allow it to their peers at start-up: `sys::allow_peers_to_copy`.)
+//!
+//! A copy that fails (the peer died, or sent a bad address) fails the receive with `PeerFailed`;
+//! it never completes with partial data. A receive whose sender is writing into it completes
+//! only after the sender says it is done, or when the link to the sender breaks, which for a
+//! peer that follows this protocol means it has exited (a rank closes its links only after its
+//! operations are complete).
 
 use std::collections::VecDeque;
 
