@@ -151,7 +151,13 @@ impl Comm {
         if let Some(nr) = newrank {
             let large = len >= self.engine.borrow().tuning.allreduce_large && count >= p;
             if large {
-                self.rabenseifner_rounds(&mut rounds, nr, p, &real, count, size, tag)?;
+                // With no fold before it, the first halving round reads the input itself and
+                // copies only the half this rank keeps: half of the initial copy is saved.
+                let from_input = rem == 0;
+                if from_input {
+                    rounds.clear();
+                }
+                self.rabenseifner_rounds(&mut rounds, nr, p, &real, count, size, tag, from_input)?;
             } else {
                 let mut mask = 1;
                 while mask < p {
@@ -187,6 +193,8 @@ impl Comm {
 
     /// Reduce-scatter by recursive halving, then allgather by recursive doubling, among the `p`
     /// participants (`nr`: this rank's number among them; `real` maps it to a rank).
+    /// `from_input`: the output does not hold the input yet; the first round sends from the
+    /// input and copies only the kept half into the output before folding into it.
     #[allow(clippy::too_many_arguments)]
     fn rabenseifner_rounds(
         &self,
@@ -197,6 +205,7 @@ impl Comm {
         count: usize,
         size: usize,
         tag: u32,
+        from_input: bool,
     ) -> Result<()> {
         let me = self.rank();
         // Block i of p: elements [disp[i], disp[i + 1]), as byte ranges of the output.
@@ -216,14 +225,29 @@ impl Comm {
                 ((send_idx, recv_idx), (recv_idx, last_idx))
             };
             let incoming = Loc::Scratch(0, disp[r.1] - disp[r.0]);
+            let combine = Local::Combine {
+                acc: range(r.0, r.1),
+                x: incoming,
+                x_lower: partner < me,
+            };
+            let first = from_input && mask == 1;
+            let input = |a: usize, b: usize| Loc::Input(disp[a], disp[b] - disp[a]);
             rounds.push(Round {
-                sends: vec![(self.world_rank(partner)?, tag, range(s.0, s.1))],
+                sends: vec![(
+                    self.world_rank(partner)?,
+                    tag,
+                    if first { input(s.0, s.1) } else { range(s.0, s.1) },
+                )],
                 recvs: vec![(self.world_rank(partner)?, tag, incoming)],
-                then: vec![Local::Combine {
-                    acc: range(r.0, r.1),
-                    x: incoming,
-                    x_lower: partner < me,
-                }],
+                then: if first {
+                    let keep = Local::Copy {
+                        from: input(r.0, r.1),
+                        to: range(r.0, r.1),
+                    };
+                    vec![keep, combine]
+                } else {
+                    vec![combine]
+                },
             });
             send_idx = recv_idx;
             mask <<= 1;
