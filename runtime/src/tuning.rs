@@ -120,27 +120,31 @@ impl Tuning {
         if let Some(v) = env_number(&get, ENV_ALLREDUCE_LARGE, u64::MAX)? {
             t.allreduce_large = v as usize;
         }
-        match get(ENV_LOCAL).as_deref().map(str::trim) {
-            None | Some("unix") => {}
-            Some("tcp") => t.local_unix = false,
-            Some(other) => {
-                return Err(Error::InvalidArgument {
-                    what: ENV_LOCAL,
-                    detail: format!("{other:?} is not unix or tcp"),
-                })
-            }
+        if let Some(v) = env_switch(&get, ENV_LOCAL, "unix", "tcp")? {
+            t.local_unix = v;
         }
-        match get(ENV_PULL).as_deref().map(str::trim) {
-            None | Some("1") => {}
-            Some("0") => t.pull = false,
-            Some(other) => {
-                return Err(Error::InvalidArgument {
-                    what: ENV_PULL,
-                    detail: format!("{other:?} is not 0 or 1"),
-                })
-            }
+        if let Some(v) = env_switch(&get, ENV_PULL, "1", "0")? {
+            t.pull = v;
         }
         Ok(t)
+    }
+}
+
+/// A two-way knob: `Some(true)` when set to `on`, `Some(false)` to `off`, `None` when unset.
+fn env_switch(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    on: &str,
+    off: &str,
+) -> Result<Option<bool>> {
+    match get(name).as_deref().map(str::trim) {
+        None => Ok(None),
+        Some(v) if v == on => Ok(Some(true)),
+        Some(v) if v == off => Ok(Some(false)),
+        Some(other) => Err(Error::InvalidArgument {
+            what: name,
+            detail: format!("{other:?} is not {on} or {off}"),
+        }),
     }
 }
 
