@@ -164,3 +164,30 @@ fn env_number(
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(pairs: &[(&str, &str)]) -> Result<Tuning> {
+        Tuning::from_lookup(|k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    #[test]
+    fn switches_take_their_two_words_and_nothing_else() {
+        let d = with(&[]).unwrap();
+        assert!(d.local_unix && d.pull);
+        let t = with(&[(ENV_LOCAL, "tcp"), (ENV_PULL, " 0 ")]).unwrap();
+        assert!(!t.local_unix && !t.pull);
+        assert!(with(&[(ENV_LOCAL, "unix"), (ENV_PULL, "1")]).unwrap().local_unix);
+        for (k, v) in [(ENV_LOCAL, "shm"), (ENV_PULL, "yes"), (ENV_EAGER_LIMIT, "-1")] {
+            let e = with(&[(k, v)]).unwrap_err().to_string();
+            assert!(e.contains(k), "{e}");
+        }
+    }
+}
