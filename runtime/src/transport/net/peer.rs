@@ -36,6 +36,8 @@ pub(crate) struct Conn {
     /// Handshake bytes still to write, ahead of any frame.
     pub ctl: Vec<u8>,
     pub reader: Reader,
+    /// Registered for writability with epoll (see `Net::want_write`).
+    pub write_interest: bool,
 }
 
 impl Conn {
@@ -53,6 +55,7 @@ impl Conn {
             closing: false,
             ctl: Vec::new(),
             reader: Reader::new(read_ahead),
+            write_interest: false,
         }
     }
 
