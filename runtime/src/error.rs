@@ -84,6 +84,8 @@ pub enum PeerCause {
     Protocol(String),
     /// The peer's address could not be obtained from the launcher.
     Unreachable(String),
+    /// The peer's process no longer exists (seen by a rank of the same host).
+    Vanished,
 }
 
 impl fmt::Display for PeerCause {
@@ -97,6 +99,7 @@ impl fmt::Display for PeerCause {
             PeerCause::Io { op, message, .. } => write!(f, "{op} failed: {message}"),
             PeerCause::Protocol(what) => write!(f, "protocol violation: {what}"),
             PeerCause::Unreachable(what) => write!(f, "unreachable: {what}"),
+            PeerCause::Vanished => write!(f, "its process no longer exists"),
         }
     }
 }

@@ -131,6 +131,7 @@ mod error;
 pub mod fuzzing;
 mod init;
 mod scope;
+mod shm;
 mod sys;
 mod transport;
 pub mod tuning;

@@ -139,6 +139,52 @@ pub(crate) fn peer_pid(fd: std::os::fd::BorrowedFd<'_>) -> Option<u32> {
     (rc == 0 && cred.pid > 0).then_some(cred.pid as u32)
 }
 
+/// Sleeps while `word` holds `expected`, at most `timeout` (FUTEX_WAIT on a word that may live in
+/// memory shared with other processes, so not the private variant). Returns early when woken,
+/// when the value differs already, on a signal, or on timeout: callers re-check their condition.
+pub(crate) fn futex_wait(word: &std::sync::atomic::AtomicU32, expected: u32, timeout: std::time::Duration) {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: the kernel reads the aligned 4-byte word behind the reference (alive for the
+    // call) and the timespec on this stack frame; it writes neither.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            expected,
+            &ts as *const libc::timespec,
+            std::ptr::null::<u32>(),
+            0u32,
+        );
+    }
+}
+
+/// Wakes every process sleeping in [`futex_wait`] on `word`.
+pub(crate) fn futex_wake_all(word: &std::sync::atomic::AtomicU32) {
+    // SAFETY: FUTEX_WAKE only uses the word's address as a key; no memory is read or written.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE,
+            i32::MAX,
+            std::ptr::null::<libc::timespec>(),
+            std::ptr::null::<u32>(),
+            0u32,
+        );
+    }
+}
+
+/// Whether process `pid` still exists (a zombie not yet reaped counts as existing).
+pub(crate) fn process_exists(pid: u32) -> bool {
+    // SAFETY: kill with signal 0 sends nothing; it only checks that the process exists.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -171,6 +217,34 @@ mod tests {
         assert!(super::push(me, &src[..32], 8).is_err());
         assert!(super::can_reach(me));
         assert!(!super::can_reach(u32::MAX >> 1));
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "Miri cannot call futex or kill")]
+    fn futex_wakes_a_sleeper_and_times_out() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        use std::time::{Duration, Instant};
+        let w = std::sync::Arc::new(AtomicU32::new(0));
+        // A different value returns at once; the same one sleeps until the timeout.
+        let t = Instant::now();
+        super::futex_wait(&w, 1, Duration::from_secs(5));
+        assert!(t.elapsed() < Duration::from_secs(1));
+        super::futex_wait(&w, 0, Duration::from_millis(20));
+        assert!(t.elapsed() >= Duration::from_millis(20));
+        let w2 = w.clone();
+        let sleeper = std::thread::spawn(move || {
+            let t = Instant::now();
+            while w2.load(Ordering::SeqCst) == 0 {
+                super::futex_wait(&w2, 0, Duration::from_secs(10));
+            }
+            t.elapsed()
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        w.store(1, Ordering::SeqCst);
+        super::futex_wake_all(&w);
+        assert!(sleeper.join().unwrap() < Duration::from_secs(5));
+        assert!(super::process_exists(std::process::id()));
+        assert!(!super::process_exists(u32::MAX >> 2));
     }
 
     #[test]

@@ -26,6 +26,9 @@ pub const ENV_LOCAL: &str = "MPR_LOCAL";
 /// Environment variable: `1` (the default) or `0`: may a rank copy a large message out of the
 /// memory of a sender on its host?
 pub const ENV_PULL: &str = "MPR_PULL";
+/// Environment variable: `1` (the default) or `0`: may communicators whose ranks all run on one
+/// host take barrier, small broadcasts and small allreduces through shared memory?
+pub const ENV_NODE_COLL: &str = "MPR_NODE_COLL";
 /// Environment variable: allreduce vectors of at least this many bytes use Rabenseifner's
 /// algorithm instead of recursive doubling.
 pub const ENV_ALLREDUCE_LARGE: &str = "MPR_ALLREDUCE_LARGE";
@@ -70,6 +73,10 @@ pub struct Tuning {
     /// straight out of the sender's memory (`process_vm_readv`: one copy) instead of through
     /// the socket (two). Off: through the socket, as between hosts.
     pub pull: bool,
+    /// Communicators whose ranks all run on this host take barrier, and broadcast and allreduce
+    /// of at most 8 KiB, through a shared-memory segment (`coll/node.rs`) instead of messages.
+    /// Off: every collective is built on point-to-point messages, as between hosts.
+    pub node_coll: bool,
 }
 
 impl Default for Tuning {
@@ -85,6 +92,7 @@ impl Default for Tuning {
             bcast_large: None,
             local_unix: true,
             pull: true,
+            node_coll: true,
         }
     }
 }
@@ -125,6 +133,9 @@ impl Tuning {
         }
         if let Some(v) = env_switch(&get, ENV_PULL, "1", "0")? {
             t.pull = v;
+        }
+        if let Some(v) = env_switch(&get, ENV_NODE_COLL, "1", "0")? {
+            t.node_coll = v;
         }
         Ok(t)
     }
@@ -181,11 +192,11 @@ mod tests {
     #[test]
     fn switches_take_their_two_words_and_nothing_else() {
         let d = with(&[]).unwrap();
-        assert!(d.local_unix && d.pull);
-        let t = with(&[(ENV_LOCAL, "tcp"), (ENV_PULL, " 0 ")]).unwrap();
-        assert!(!t.local_unix && !t.pull);
+        assert!(d.local_unix && d.pull && d.node_coll);
+        let t = with(&[(ENV_LOCAL, "tcp"), (ENV_PULL, " 0 "), (ENV_NODE_COLL, "0")]).unwrap();
+        assert!(!t.local_unix && !t.pull && !t.node_coll);
         assert!(with(&[(ENV_LOCAL, "unix"), (ENV_PULL, "1")]).unwrap().local_unix);
-        for (k, v) in [(ENV_LOCAL, "shm"), (ENV_PULL, "yes"), (ENV_EAGER_LIMIT, "-1")] {
+        for (k, v) in [(ENV_LOCAL, "shm"), (ENV_PULL, "yes"), (ENV_NODE_COLL, "on"), (ENV_EAGER_LIMIT, "-1")] {
             let e = with(&[(k, v)]).unwrap_err().to_string();
             assert!(e.contains(k), "{e}");
         }

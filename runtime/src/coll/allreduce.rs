@@ -84,6 +84,13 @@ impl Comm {
         })
     }
 
+    /// The minimum of every rank's `send`, by message (the node segment's own set-up).
+    pub(crate) fn msg_allreduce_min(&self, send: &[u32], recv: &mut [u32]) -> Result<()> {
+        expect_len("allreduce", recv.len(), send.len())?;
+        let f = builtin::<u32>(Op::Min, None)?;
+        self.msg_allreduce(send, recv, byte_combine(f))
+    }
+
     fn allreduce_run<T: Pod>(
         &self,
         send: &[T],
@@ -91,6 +98,20 @@ impl Comm {
         combine: ByteCombine<'_>,
     ) -> Result<()> {
         expect_len("allreduce", recv.len(), send.len())?;
+        if self.use_node(std::mem::size_of_val(send))? {
+            self.begin_coll();
+            return self.node_allreduce(bytes(send), bytes_mut(recv), &combine);
+        }
+        self.msg_allreduce(send, recv, combine)
+    }
+
+    /// Allreduce by message, whatever the communicator.
+    fn msg_allreduce<T: Pod>(
+        &self,
+        send: &[T],
+        recv: &mut [T],
+        combine: ByteCombine<'_>,
+    ) -> Result<()> {
         self.begin_coll();
         let (rounds, scratch) = self.allreduce_plan(send.len(), std::mem::size_of::<T>())?;
         self.engine.borrow_mut().run_rounds(

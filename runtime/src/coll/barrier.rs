@@ -16,6 +16,10 @@ use crate::scope::{Request, Scope};
 impl Comm {
     /// Blocks until every rank of the communicator has called `barrier`.
     pub fn barrier(&self) -> Result<()> {
+        if self.use_node(0)? {
+            self.begin_coll();
+            return self.node_barrier();
+        }
         self.begin_coll();
         let rounds = self.barrier_plan()?;
         self.engine

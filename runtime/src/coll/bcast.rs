@@ -21,6 +21,15 @@ impl Comm {
     /// Sends `buf` of rank `root` to every rank, into their `buf` (same length everywhere).
     pub fn broadcast<T: Pod>(&self, buf: &mut [T], root: usize) -> Result<()> {
         self.check_root(root)?;
+        if self.use_node(std::mem::size_of_val(buf))? {
+            self.begin_coll();
+            return self.node_broadcast(bytes_mut(buf), root);
+        }
+        self.msg_broadcast(buf, root)
+    }
+
+    /// [`Comm::broadcast`] by message, whatever the communicator.
+    pub(crate) fn msg_broadcast<T: Pod>(&self, buf: &mut [T], root: usize) -> Result<()> {
         self.begin_coll();
         let rounds = self.bcast_plan(std::mem::size_of_val(buf), root)?;
         self.engine

@@ -17,11 +17,13 @@ mod barrier;
 mod bcast;
 mod flat;
 mod gather;
+mod node;
 pub(crate) mod op;
 mod reduce;
 mod scan;
 mod vector;
 
+pub(crate) use node::NodeState;
 use crate::comm::Comm;
 pub(crate) use crate::comm::{bytes, bytes_mut};
 use crate::engine::{RecvSpec, SendSpec};

@@ -17,6 +17,7 @@ use std::rc::Rc;
 
 pub use p2p::{Source, Status, TagMatch, ANY_SOURCE, ANY_TAG};
 
+use crate::coll::NodeState;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 
@@ -43,6 +44,8 @@ pub struct Comm {
     group: Option<Rc<Group>>,
     /// Collective calls made on this communicator so far (shared by its handles).
     pub(crate) coll_seq: Rc<std::cell::Cell<u32>>,
+    /// The shared-memory segment of its collectives on one host (shared by its handles).
+    pub(crate) node: Rc<RefCell<NodeState>>,
 }
 
 /// The members of a communicator made by `split` or `dup`, and the lease on its context ids.
@@ -78,6 +81,7 @@ impl Comm {
             size,
             group: None,
             coll_seq: Rc::default(),
+            node: Rc::new(RefCell::new(NodeState::Untried)),
         }
     }
 
@@ -91,6 +95,7 @@ impl Comm {
             size: self.size,
             group: self.group.clone(),
             coll_seq: self.coll_seq.clone(),
+            node: self.node.clone(),
         }
     }
 

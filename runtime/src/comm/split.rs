@@ -8,6 +8,7 @@
 //! split: the groups are disjoint, and no rank holds two communicators on one pair.
 
 use std::collections::HashMap;
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use super::{Comm, Group};
@@ -65,6 +66,7 @@ impl Comm {
             size,
             group: Some(Rc::new(group)),
             coll_seq: Rc::default(),
+            node: Rc::new(RefCell::new(crate::coll::NodeState::Untried)),
         }))
     }
 

@@ -446,6 +446,10 @@ pub(crate) struct Engine {
     pub(crate) par_reduce: Option<usize>,
     /// See [`Engine::crowded`].
     crowded: bool,
+    /// Every rank of the job runs on this host.
+    one_host: bool,
+    /// This host runs more ranks than it has cores.
+    local_crowded: bool,
 }
 
 impl Engine {
@@ -482,6 +486,8 @@ impl Engine {
             schedules: Vec::new(),
             par_reduce,
             crowded,
+            one_host: local_size == size,
+            local_crowded: local_size > cores,
         }
     }
 
@@ -502,6 +508,16 @@ impl Engine {
     /// so collectives may choose algorithms by it).
     pub(crate) fn crowded(&self) -> bool {
         self.crowded
+    }
+
+    /// Whether every rank of the job runs on this host (the same answer on every rank).
+    pub(crate) fn one_host(&self) -> bool {
+        self.one_host
+    }
+
+    /// Whether this host runs more ranks than it has cores.
+    pub(crate) fn local_crowded(&self) -> bool {
+        self.local_crowded
     }
 
     /// Starts sending `buf` to world rank `peer`.
