@@ -5,6 +5,10 @@ mod util;
 
 use util::rank_case;
 
+/// Every collective by message, also on one host (not through the shared segment), for the
+/// tests of the message algorithms.
+const OFF: (&str, &str) = ("MPR_NODE_COLL", "0");
+
 fn coll(n: usize) {
     rank_case("t_coll", n, "coll", &[], &[]);
 }
@@ -57,7 +61,13 @@ fn collectives_on_9_ranks() {
 #[test]
 fn rabenseifner_allreduce_at_every_size_on_3_5_6_8_ranks() {
     for n in [3, 5, 6, 8] {
-        rank_case("t_coll", n, "coll", &[], &[("MPR_ALLREDUCE_LARGE", "0")]);
+        rank_case(
+            "t_coll",
+            n,
+            "coll",
+            &[],
+            &[("MPR_ALLREDUCE_LARGE", "0"), OFF],
+        );
     }
 }
 
@@ -68,18 +78,34 @@ fn recursive_doubling_allreduce_at_every_size() {
         6,
         "coll",
         &["big"],
-        &[("MPR_ALLREDUCE_LARGE", "18446744073709551615")],
+        &[("MPR_ALLREDUCE_LARGE", "18446744073709551615"), OFF],
     );
 }
 
 #[test]
 fn tree_algorithms_when_flat_ones_are_off() {
-    rank_case("t_coll", 8, "coll", &[], &[("MPR_FLAT_RANKS", "0")]);
+    rank_case("t_coll", 8, "coll", &[], &[("MPR_FLAT_RANKS", "0"), OFF]);
 }
 
 #[test]
 fn scatter_allgather_broadcast_at_every_size() {
     for n in [3, 4, 7] {
         rank_case("t_coll", n, "coll", &["big"], &[("MPR_BCAST_LARGE", "0")]);
+    }
+}
+
+#[test]
+fn collectives_by_message_when_shared_memory_is_off() {
+    for n in [2, 5, 8] {
+        rank_case("t_coll", n, "coll", &[], &[OFF]);
+    }
+}
+
+/// Through the shared segment every rank sees every rank's length, so all of them can answer
+/// with an error and carry on. (By message, only the ranks that receive a wrong length can.)
+#[test]
+fn mismatched_lengths_are_errors_on_every_rank_through_shared_memory() {
+    for n in [2, 3, 8] {
+        rank_case("t_coll", n, "disagree", &[], &[]);
     }
 }

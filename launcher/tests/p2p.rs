@@ -27,7 +27,11 @@ fn every_size_class_round_trips_large_eager() {
 #[test]
 fn every_size_class_round_trips_over_tcp() {
     p2p_case(2, "sizes", &[("MPR_LOCAL", "tcp")]);
-    p2p_case(2, "sizes", &[("MPR_LOCAL", "tcp"), ("MPR_EAGER_LIMIT", "0")]);
+    p2p_case(
+        2,
+        "sizes",
+        &[("MPR_LOCAL", "tcp"), ("MPR_EAGER_LIMIT", "0")],
+    );
 }
 
 /// Large messages through the local socket instead of copied between the processes.

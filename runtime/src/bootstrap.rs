@@ -340,7 +340,11 @@ impl Request {
                 expect(0)?;
                 Request::Bye
             }
-            _ => return Err(ParseError(format!("unknown verb or bad arguments: {verb:?}"))),
+            _ => {
+                return Err(ParseError(format!(
+                    "unknown verb or bad arguments: {verb:?}"
+                )))
+            }
         })
     }
 }

@@ -79,7 +79,10 @@ impl Segment {
 
     /// The 4-byte word at `offset` (a multiple of 4, inside the segment).
     pub(crate) fn word(&self, offset: usize) -> &AtomicU32 {
-        assert!(offset % 4 == 0 && offset + 4 <= self.len, "word {offset} outside the segment");
+        assert!(
+            offset % 4 == 0 && offset + 4 <= self.len,
+            "word {offset} outside the segment"
+        );
         // SAFETY: the word is inside the mapping (checked) and 4-aligned (the mapping is
         // page-aligned), and lives as long as `self`. Every process accesses these words only
         // through atomics, so sharing them across processes is sound.
@@ -105,7 +108,11 @@ impl Segment {
         // SAFETY: as in `write`, the other way round: the source range is inside the mapping,
         // `dst` is this process's own memory, and any byte value is valid in it.
         unsafe {
-            std::ptr::copy_nonoverlapping(self.base.as_ptr().add(offset), dst.as_mut_ptr(), dst.len())
+            std::ptr::copy_nonoverlapping(
+                self.base.as_ptr().add(offset),
+                dst.as_mut_ptr(),
+                dst.len(),
+            )
         }
     }
 
@@ -176,7 +183,11 @@ mod tests {
         let mut a = a;
         a.close_fd();
         assert!(a.fd().is_none());
-        assert_eq!(b.word(64).load(Ordering::SeqCst), 8, "the mapping outlives the descriptor");
+        assert_eq!(
+            b.word(64).load(Ordering::SeqCst),
+            8,
+            "the mapping outlives the descriptor"
+        );
     }
 
     #[test]

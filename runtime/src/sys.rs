@@ -142,7 +142,11 @@ pub(crate) fn peer_pid(fd: std::os::fd::BorrowedFd<'_>) -> Option<u32> {
 /// Sleeps while `word` holds `expected`, at most `timeout` (FUTEX_WAIT on a word that may live in
 /// memory shared with other processes, so not the private variant). Returns early when woken,
 /// when the value differs already, on a signal, or on timeout: callers re-check their condition.
-pub(crate) fn futex_wait(word: &std::sync::atomic::AtomicU32, expected: u32, timeout: std::time::Duration) {
+pub(crate) fn futex_wait(
+    word: &std::sync::atomic::AtomicU32,
+    expected: u32,
+    timeout: std::time::Duration,
+) {
     let ts = libc::timespec {
         tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
         tv_nsec: timeout.subsec_nanos() as libc::c_long,

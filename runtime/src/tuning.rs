@@ -195,8 +195,17 @@ mod tests {
         assert!(d.local_unix && d.pull && d.node_coll);
         let t = with(&[(ENV_LOCAL, "tcp"), (ENV_PULL, " 0 "), (ENV_NODE_COLL, "0")]).unwrap();
         assert!(!t.local_unix && !t.pull && !t.node_coll);
-        assert!(with(&[(ENV_LOCAL, "unix"), (ENV_PULL, "1")]).unwrap().local_unix);
-        for (k, v) in [(ENV_LOCAL, "shm"), (ENV_PULL, "yes"), (ENV_NODE_COLL, "on"), (ENV_EAGER_LIMIT, "-1")] {
+        assert!(
+            with(&[(ENV_LOCAL, "unix"), (ENV_PULL, "1")])
+                .unwrap()
+                .local_unix
+        );
+        for (k, v) in [
+            (ENV_LOCAL, "shm"),
+            (ENV_PULL, "yes"),
+            (ENV_NODE_COLL, "on"),
+            (ENV_EAGER_LIMIT, "-1"),
+        ] {
             let e = with(&[(k, v)]).unwrap_err().to_string();
             assert!(e.contains(k), "{e}");
         }

@@ -20,6 +20,7 @@ fn input(r: usize, k: usize, len: usize) -> Vec<i64> {
 fn main() -> ExitCode {
     run_case(|world, case, args| match case {
         "coll" => run(world, args.iter().any(|a| a == "big")),
+        "disagree" => disagree(world),
         other => Err(format!("unknown case {other:?}")),
     })
 }
@@ -339,4 +340,45 @@ fn run(w: &mpr::World, big: bool) -> R<()> {
         }
     }
     w.barrier().map_err(e)
+}
+
+/// Ranks that disagree on lengths within one collective get errors, on every rank that can see
+/// the disagreement, and no hang; the communicator stays usable afterwards.
+fn disagree(w: &mpr::World) -> R<()> {
+    let (n, me) = (w.size(), w.rank());
+    // Allreduce: rank 0 passes 2 elements, the others 3. Every rank sees it.
+    let len = if me == 0 { 2 } else { 3 };
+    let mut out = vec![0i64; len];
+    let got = w.allreduce(&vec![1i64; len], &mut out, Op::Sum);
+    check!(
+        matches!(&got, Err(Error::InvalidArgument { detail, .. }) if detail.contains("mismatched")),
+        "allreduce with mismatched lengths: {got:?}"
+    );
+    w.barrier().map_err(e)?;
+    // Broadcast: the root sends 2 elements, the others expect 3; the root cannot tell.
+    let root = n - 1;
+    let mut b = vec![7i64; if me == root { 2 } else { 3 }];
+    let got = w.broadcast(&mut b, root);
+    if me == root {
+        check!(got.is_ok(), "root of the mismatched broadcast: {got:?}");
+    } else {
+        check!(
+            matches!(&got, Err(Error::InvalidArgument { .. })),
+            "broadcast with mismatched lengths: {got:?}"
+        );
+    }
+    // And the communicator still works: many broadcasts from rotating roots, then sums.
+    for i in 0..200 {
+        let mut x = [if me == i % n { i as u64 } else { 0 }];
+        w.broadcast(&mut x, i % n).map_err(e)?;
+        check!(x[0] == i as u64, "broadcast {i} after the errors: {}", x[0]);
+    }
+    let mut s = [0u64];
+    w.allreduce(&[me as u64 + 1], &mut s, Op::Sum).map_err(e)?;
+    check!(
+        s[0] == (n * (n + 1) / 2) as u64,
+        "allreduce after the errors: {}",
+        s[0]
+    );
+    Ok(())
 }

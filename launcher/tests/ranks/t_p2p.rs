@@ -360,7 +360,10 @@ fn local_path(w: &mpr::World, args: &[String]) -> R<()> {
             let read = w.socket_bytes_received() - before;
             check!(got == big, "4 MiB message differs");
             if copy {
-                check!(read < 1 << 20, "{read} bytes read: the message came through the socket");
+                check!(
+                    read < 1 << 20,
+                    "{read} bytes read: the message came through the socket"
+                );
             } else {
                 check!(read >= 4 << 20, "only {read} bytes read through the socket");
             }

@@ -257,7 +257,11 @@ impl Comm {
                 sends: vec![(
                     self.world_rank(partner)?,
                     tag,
-                    if first { input(s.0, s.1) } else { range(s.0, s.1) },
+                    if first {
+                        input(s.0, s.1)
+                    } else {
+                        range(s.0, s.1)
+                    },
                 )],
                 recvs: vec![(self.world_rank(partner)?, tag, incoming)],
                 then: if first {

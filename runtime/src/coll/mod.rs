@@ -23,11 +23,11 @@ mod reduce;
 mod scan;
 mod vector;
 
-pub(crate) use node::NodeState;
 use crate::comm::Comm;
 pub(crate) use crate::comm::{bytes, bytes_mut};
 use crate::engine::{RecvSpec, SendSpec};
 use crate::error::{Error, Result};
+pub(crate) use node::NodeState;
 
 /// Collective calls of one communicator that may be in flight at once (see `Comm::begin_coll`).
 pub(crate) const SEQ_SPAN: u32 = 1 << 12;

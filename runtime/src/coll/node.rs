@@ -192,11 +192,15 @@ impl Comm {
             return Ok(None);
         };
         seg.close_fd();
-        seg.word(at.pids + 4 * me).store(std::process::id(), Release);
+        seg.word(at.pids + 4 * me)
+            .store(std::process::id(), Release);
         let world = (0..n).map(|r| self.world_rank(r)).collect::<Result<_>>()?;
         let (crowded, spin) = {
             let e = self.engine.borrow();
-            (e.local_crowded(), Duration::from_micros(e.tuning.max_spin_us.into()))
+            (
+                e.local_crowded(),
+                Duration::from_micros(e.tuning.max_spin_us.into()),
+            )
         };
         Ok(Some(Box::new(Node {
             seg,
@@ -246,7 +250,8 @@ impl Node {
     fn barrier(&mut self) -> Result<()> {
         let n = self.at.n as u32;
         let next = self.epoch.wrapping_add(1);
-        // AcqRel: the last arrival sees every slot written before the others arrived.
+        // The last arrival sees every slot written before the others arrived (the arrivals form
+        // one chain of read-modify-writes on the counter).
         if self.seg.word(ARRIVED).fetch_add(1, SeqCst) + 1 == n {
             // Nobody arrives for the next barrier before `gen` moves, which publishes this.
             self.seg.word(ARRIVED).store(0, Relaxed);
@@ -307,7 +312,14 @@ impl Node {
     }
 
     /// Checks that the slot at `slot` holds call `call` with `len` bytes, written by rank `by`.
-    fn check_header(&self, slot: usize, call: u32, len: usize, what: &str, by: usize) -> Result<()> {
+    fn check_header(
+        &self,
+        slot: usize,
+        call: u32,
+        len: usize,
+        what: &str,
+        by: usize,
+    ) -> Result<()> {
         let mut h = [0u8; 8];
         self.seg.read(slot, &mut h);
         let (got_call, got_len) = parse_header(h);
@@ -415,6 +427,107 @@ fn parse_header(h: [u8; 8]) -> (u32, u64) {
 mod tests {
     use super::*;
 
+    /// Member `me` of an n-member segment made by [`make`], mapped anew (as another process would).
+    fn member(fd: i32, n: usize, me: usize, crowded: bool) -> Node {
+        let at = Layout::new(n);
+        let seg = Segment::open(std::process::id(), fd, at.total).unwrap();
+        seg.word(at.pids + 4 * me)
+            .store(std::process::id(), Release);
+        Node {
+            seg,
+            at,
+            me,
+            epoch: 0,
+            bcasts: 0,
+            crowded,
+            spin: Duration::from_micros(50),
+            world: (0..n).map(|r| r + 100).collect(),
+        }
+    }
+
+    fn make(n: usize) -> Segment {
+        let seg = Segment::create(Layout::new(n).total).unwrap();
+        for slot in 0..BCAST_SLOTS {
+            seg.word(bcast_done(slot)).store(n as u32 - 1, Relaxed);
+        }
+        seg
+    }
+
+    fn sum_u64() -> ByteCombine<'static> {
+        Box::new(|acc: &mut [u8], x: &[u8], _| {
+            for (a, b) in acc.chunks_exact_mut(8).zip(x.chunks_exact(8)) {
+                let v = u64::from_le_bytes(a.try_into().unwrap())
+                    + u64::from_le_bytes(b.try_into().unwrap());
+                a.copy_from_slice(&v.to_le_bytes());
+            }
+            Ok(())
+        })
+    }
+
+    /// Threads stand in for ranks, each with a mapping of its own: barriers, broadcasts from
+    /// rotating roots (which run ahead of their readers) and allreduces, all checked.
+    #[test]
+    #[cfg_attr(miri, ignore = "Miri cannot call memfd_create, mmap or futex")]
+    fn members_agree_through_the_segment() {
+        for (n, crowded) in [(2, false), (3, true), (5, false)] {
+            let seg = make(n);
+            let fd = seg.fd().unwrap();
+            let threads: Vec<_> = (0..n)
+                .map(|me| {
+                    std::thread::spawn(move || -> Result<()> {
+                        let mut node = member(fd, n, me, crowded);
+                        let combine = sum_u64();
+                        for i in 0..300u64 {
+                            let root = (i as usize) % n;
+                            let mut b = [if me == root { i * 3 } else { 0 }; 5];
+                            node.broadcast(bytemuck::cast_slice_mut(&mut b), root)?;
+                            assert_eq!(b, [i * 3; 5], "broadcast {i}");
+                            let mine = [me as u64 + i; 3];
+                            let mut out = [0u64; 3];
+                            node.allreduce(
+                                bytemuck::cast_slice(&mine),
+                                bytemuck::cast_slice_mut(&mut out),
+                                &combine,
+                            )?;
+                            let want = (0..n as u64).map(|r| r + i).sum::<u64>();
+                            assert_eq!(out, [want; 3], "allreduce {i}");
+                            if i % 7 == 0 {
+                                node.barrier()?;
+                            }
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().unwrap().unwrap();
+            }
+            drop(seg);
+        }
+    }
+
+    /// A member whose process is gone is named, instead of a wait for ever.
+    #[test]
+    #[cfg_attr(miri, ignore = "Miri cannot call memfd_create, mmap or futex")]
+    fn a_vanished_member_is_an_error_not_a_hang() {
+        let seg = make(2);
+        let mut node = member(seg.fd().unwrap(), 2, 0, false);
+        let gone = std::process::Command::new("true").spawn().unwrap();
+        let pid = gone.id();
+        let mut gone = gone;
+        gone.wait().unwrap();
+        node.seg.word(node.at.pids + 4).store(pid, Release);
+        let t = Instant::now();
+        match node.barrier() {
+            Err(Error::PeerFailed {
+                rank: 101,
+                cause: PeerCause::Vanished,
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(t.elapsed() < Duration::from_secs(2));
+    }
+
     #[test]
     fn layout_keeps_words_on_lines_and_slots_apart() {
         for n in [2, 3, 8, 17, 64] {
@@ -428,6 +541,9 @@ mod tests {
             assert_eq!(at.bcast_slot(BCAST_SLOTS as u32), at.bcast_slot(0));
             assert!(at.bcast_slot(BCAST_SLOTS as u32 - 1) + SLOT <= at.total);
         }
-        assert_eq!(parse_header(slot_header(7, NODE_BYTES)), (7, NODE_BYTES as u64));
+        assert_eq!(
+            parse_header(slot_header(7, NODE_BYTES)),
+            (7, NODE_BYTES as u64)
+        );
     }
 }

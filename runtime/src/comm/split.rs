@@ -7,8 +7,8 @@
 //! can never match any other communicator's on any member. One pair serves every color of one
 //! split: the groups are disjoint, and no rank holds two communicators on one pair.
 
-use std::collections::HashMap;
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use super::{Comm, Group};

@@ -120,9 +120,7 @@ impl Core {
                 }
                 self.ops.complete(op, Ok(status));
             }
-            Body::Rts { send_id, pull } => {
-                self.accept_rts(op, u.src, u.tag, u.len, send_id, pull)
-            }
+            Body::Rts { send_id, pull } => self.accept_rts(op, u.src, u.tag, u.len, send_id, pull),
         }
     }
 

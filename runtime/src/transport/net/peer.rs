@@ -41,12 +41,7 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    pub(crate) fn new(
-        stream: Stream,
-        peer: Option<usize>,
-        role: Role,
-        read_ahead: usize,
-    ) -> Conn {
+    pub(crate) fn new(stream: Stream, peer: Option<usize>, role: Role, read_ahead: usize) -> Conn {
         Conn {
             stream,
             peer,

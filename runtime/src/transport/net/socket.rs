@@ -18,8 +18,14 @@ pub(crate) fn listen(ip: IpAddr) -> io::Result<(Listener, SocketAddr)> {
     let addr = SocketAddr::new(ip, 0);
     let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     let s = bind_listen(s, &addr.into())?;
-    let got = s.local_addr()?.as_socket().ok_or(io::ErrorKind::AddrNotAvailable)?;
-    Ok((Listener::Tcp(mio::net::TcpListener::from_std(s.into())), got))
+    let got = s
+        .local_addr()?
+        .as_socket()
+        .ok_or(io::ErrorKind::AddrNotAvailable)?;
+    Ok((
+        Listener::Tcp(mio::net::TcpListener::from_std(s.into())),
+        got,
+    ))
 }
 
 /// A non-blocking listener for this host's ranks (see [`local_name`]).
