@@ -1,5 +1,7 @@
 //! Flat (root-centred) algorithms for small messages when ranks outnumber cores (on some host of
-//! the job: `MPR_CROWDED`, which mprun sets alike for every rank, so all choose alike).
+//! the job: `MPR_CROWDED`, which mprun sets alike for every rank, so all choose alike). On a job
+//! of one host the shared segment of `node.rs` takes these calls first; the flat algorithms serve
+//! jobs across hosts and `MPR_NODE_COLL=0`.
 //!
 //! Trees and dissemination need log2 n rounds in which *every* rank must get a core in turn; when
 //! ranks outnumber cores each round costs a trip through the scheduler. A flat exchange needs
