@@ -7,9 +7,13 @@
 
 mod cli;
 mod error;
+mod helper;
 mod hostfile;
+mod link;
+mod netif;
 mod plan;
 mod relay;
+mod remote;
 mod rendezvous;
 mod report;
 mod signals;
@@ -19,13 +23,16 @@ use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
 use std::sync::mpsc;
 
-use mpr::bootstrap::Bootstrap;
+use mpr::bootstrap::{self, Bootstrap};
 
 use crate::cli::Parsed;
 use crate::error::LaunchError;
 use crate::hostfile::HostSlots;
 
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("--helper") {
+        std::process::exit(helper::run());
+    }
     let code = match run() {
         Ok(code) => code,
         Err(e) => {
@@ -48,16 +55,20 @@ fn random_u64() -> u64 {
     h.finish()
 }
 
-/// Is `name` this machine?
+/// Is `name` this machine (its host name, or an address of one of its interfaces)?
 fn is_local(name: &str) -> bool {
     if name == "localhost" || name == "::1" || name.starts_with("127.") {
         return true;
     }
-    nix::unistd::gethostname()
+    let by_name = nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())
-        .is_some_and(|h| h == name || h.split('.').next() == Some(name))
+        .is_some_and(|h| h == name || h.split('.').next() == Some(name));
+    by_name || netif::resolve(name).is_ok_and(netif::is_local_address)
 }
+
+/// The default launch agent: ssh without prompts and without a terminal.
+const DEFAULT_AGENT: &str = "ssh -o BatchMode=yes -T";
 
 /// Checks the runtime's tuning variables (`MPR_EAGER_LIMIT`, ...) as the ranks will see them:
 /// mprun's environment with the `-x` values over it.
@@ -112,17 +123,15 @@ fn run() -> Result<i32, LaunchError> {
         1
     });
     let plan = plan::build(np, &hosts, opts.map_by, opts.oversubscribe || !listed)?;
-    if let Some(h) = plan
+    // Hosts with ranks that are not this machine: reached through the launch agent.
+    let local: Vec<bool> = plan.hosts.iter().map(|h| is_local(h)).collect();
+    let remote_hosts: Vec<(usize, String)> = plan
         .hosts
         .iter()
         .enumerate()
-        .find(|(i, h)| !is_local(h) && plan.ranks.iter().any(|r| r.host == *i))
-    {
-        return Err(LaunchError::Plan(format!(
-            "host {}: this mprun starts ranks on this machine only; launching on other hosts is not supported yet",
-            h.1
-        )));
-    }
+        .filter(|(i, _)| !local[*i] && plan.ranks.iter().any(|r| r.host == *i))
+        .map(|(i, h)| (i, h.clone()))
+        .collect();
     let program = spawn::resolve(&opts.program)?;
     let mut env = Vec::new();
     for (k, v) in &opts.env {
@@ -141,8 +150,29 @@ fn run() -> Result<i32, LaunchError> {
     let (tx, rx) = mpsc::channel();
     signals::install(tx.clone())?;
     let job_id = random_u64();
-    let ip = IpAddr::from([127, 0, 0, 1]);
+    // A job on this machine alone stays on loopback; across hosts, ranks here and the
+    // rendezvous service listen on the address that reaches the other hosts.
+    let ip = match (remote_hosts.first(), &opts.iface) {
+        (None, _) => IpAddr::from([127, 0, 0, 1]),
+        (Some(_), Some(spec)) => netif::from_spec(spec).map_err(LaunchError::Usage)?,
+        (Some((_, h)), None) => netif::resolve(h)
+            .and_then(netif::route_to)
+            .map_err(LaunchError::Plan)?,
+    };
     let service = rendezvous::Service::start(ip, job_id, np, tx.clone())?;
+    let (startup_tx, startup_rx) = mpsc::channel();
+    let agent = remote::agent_words(opts.launch_agent.as_deref().unwrap_or(DEFAULT_AGENT));
+    let helpers = if remote_hosts.is_empty() {
+        Vec::new()
+    } else {
+        remote::connect(
+            &remote_hosts,
+            &agent,
+            opts.tag_output,
+            &tx,
+            (startup_tx, &startup_rx),
+        )?
+    };
     let launcher_pid = std::process::id();
     // Every host here is this machine: the job is crowded when it runs more ranks than cores.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -162,9 +192,91 @@ fn run() -> Result<i32, LaunchError> {
             host: Some(plan.hosts[p.host].clone()),
         }
     };
-    let (mut ranks, pipes) = spawn::start(&plan, &program, &opts.args, &env, contract, &tx)?;
-    let mut relays = 0;
-    for (r, p) in pipes.into_iter().enumerate() {
+    let (local_ranks, pipes) = match spawn::start(
+        &plan,
+        |h| local[h],
+        &program,
+        &opts.args,
+        &env,
+        contract,
+        &tx,
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            remote::end_all(&helpers);
+            return Err(e);
+        }
+    };
+    // What each host's helper needs: the `-x` values, mprun's own MPR_ settings (local ranks
+    // inherit them), and the bootstrap contract less what differs per rank or host.
+    let specs = helpers
+        .iter()
+        .map(|h| {
+            let mine: Vec<(usize, usize)> = plan
+                .ranks
+                .iter()
+                .filter(|p| p.host == h.host)
+                .map(|p| (p.rank, p.local_rank))
+                .collect();
+            let mut env: Vec<(String, String)> = std::env::vars()
+                .filter(|(k, _)| k.starts_with("MPR_"))
+                .chain(env.iter().cloned())
+                .collect();
+            let per_rank = [
+                bootstrap::ENV_RANK,
+                bootstrap::ENV_LOCAL_RANK,
+                bootstrap::ENV_LOCAL_SIZE,
+                bootstrap::ENV_BIND,
+                bootstrap::ENV_LAUNCHER_PID,
+            ];
+            env.extend(
+                contract(mine[0].0)
+                    .to_env()
+                    .into_iter()
+                    .filter(|(k, _)| !per_rank.contains(k))
+                    .map(|(k, v)| (k.to_string(), v)),
+            );
+            link::JobSpec {
+                program: program.to_string_lossy().into_owned(),
+                args: opts.args.clone(),
+                cwd: std::env::current_dir()
+                    .map(|d| d.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                iface: opts.iface.clone().unwrap_or_default(),
+                env,
+                ranks: mine,
+            }
+        })
+        .collect();
+    if let Err(e) = remote::start(&helpers, specs, &startup_rx) {
+        for r in &local_ranks {
+            r.signal(nix::sys::signal::Signal::SIGKILL);
+        }
+        return Err(e);
+    }
+    // Every rank, in rank order: local ones as started, the others through their helper.
+    let mut local_iter = local_ranks.into_iter().peekable();
+    let mut ranks = Vec::with_capacity(np);
+    for p in &plan.ranks {
+        if local[p.host] {
+            ranks.extend(local_iter.next());
+        } else if let Some(h) = helpers.iter().find(|h| h.host == p.host) {
+            ranks.push(spawn::Rank {
+                rank: p.rank,
+                host: plan.hosts[p.host].clone(),
+                place: spawn::Place::Remote(h.clone()),
+                status: None,
+            });
+        }
+    }
+    let host_of: Vec<usize> = plan.ranks.iter().map(|p| p.host).collect();
+    let mut relays = helpers.len();
+    if !local[plan.ranks[0].host] {
+        if let Some(h) = helpers.iter().find(|h| h.host == plan.ranks[0].host) {
+            relay::stdin(remote::RemoteStdin(h.clone()));
+        }
+    }
+    for (r, p) in pipes {
         relay::output(
             r,
             p.stdout,
@@ -194,7 +306,8 @@ fn run() -> Result<i32, LaunchError> {
             });
     }
     drop(tx);
-    let code = report::supervise(&mut ranks, &rx, relays);
+    let code = report::supervise(&mut ranks, &host_of, &rx, relays);
+    remote::end_all(&helpers);
     service.close();
     Ok(code)
 }

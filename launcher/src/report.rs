@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::spawn::Rank;
+use crate::spawn::{Place, Rank};
 
 /// What the supervisor hears about.
 #[derive(Debug)]
@@ -27,6 +27,10 @@ pub enum Event {
     Timeout,
     /// An output relay reached end of stream.
     OutputClosed,
+    /// Rank `rank` on another host ended with wait status `raw` (its helper says).
+    RemoteExited { rank: usize, raw: i32 },
+    /// The link to the helper of plan host `.0` ended.
+    HostLost(usize),
 }
 
 /// Grace between SIGTERM and SIGKILL when ending a job.
@@ -36,6 +40,16 @@ const GRACE: Duration = Duration::from_secs(1);
 pub const EXIT_TIMEOUT: i32 = 124;
 /// Exit code when mprun itself was interrupted.
 pub const EXIT_INTERRUPTED: i32 = 130;
+/// Exit code when the connection to a host ended while its ranks ran (as ssh's).
+pub const EXIT_HOST_LOST: i32 = 255;
+
+fn list(ranks: &[usize]) -> String {
+    ranks
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// How a process ended, as an exit code and words.
 pub fn describe(st: ExitStatus) -> (i32, String) {
@@ -50,7 +64,14 @@ pub fn describe(st: ExitStatus) -> (i32, String) {
 }
 
 /// Runs the job to its end. Returns mprun's exit status.
-pub fn supervise(ranks: &mut [Rank], events: &Receiver<Event>, relays: usize) -> i32 {
+/// `ranks` is indexed by rank; `host_of[r]` is rank r's plan host (to know whom a lost host
+/// takes with it).
+pub fn supervise(
+    ranks: &mut [Rank],
+    host_of: &[usize],
+    events: &Receiver<Event>,
+    relays: usize,
+) -> i32 {
     let mut live = ranks.len();
     let mut outcome: Option<(i32, String)> = None;
     let mut kill_at: Option<Instant> = None;
@@ -77,21 +98,54 @@ pub fn supervise(ranks: &mut [Rank], events: &Receiver<Event>, relays: usize) ->
                 Err(_) => break,
             },
         };
-        match ev {
-            Event::Exited(i) => {
-                let Some(r) = ranks.get_mut(i) else { continue };
-                if r.status.is_some() {
-                    continue;
+        let ended = match ev {
+            Event::Exited(i) => ranks.get_mut(i).and_then(|r| match &mut r.place {
+                Place::Local(c) if r.status.is_none() => {
+                    c.try_wait().ok().flatten().map(|st| (i, st))
                 }
-                if let Ok(Some(st)) = r.child.try_wait() {
-                    r.status = Some(st);
-                    live -= 1;
-                    if outcome.is_none() && !st.success() {
-                        let (code, how) = describe(st);
-                        outcome = Some((code, format!("rank {} on {} {how}", r.rank, r.host)));
-                        end_job(ranks, Signal::SIGTERM);
-                        kill_at = Some(Instant::now() + GRACE);
+                _ => None,
+            }),
+            Event::RemoteExited { rank, raw } => ranks
+                .get(rank)
+                .filter(|r| r.status.is_none())
+                .map(|_| (rank, ExitStatus::from_raw(raw))),
+            _ => None,
+        };
+        if let Some((i, st)) = ended {
+            let r = &mut ranks[i];
+            r.status = Some(st);
+            live -= 1;
+            if outcome.is_none() && !st.success() {
+                let (code, how) = describe(st);
+                outcome = Some((code, format!("rank {} on {} {how}", r.rank, r.host)));
+                end_job(ranks, Signal::SIGTERM);
+                kill_at = Some(Instant::now() + GRACE);
+            }
+            continue;
+        }
+        match ev {
+            Event::Exited(_) | Event::RemoteExited { .. } => {}
+            Event::HostLost(h) => {
+                // Its ranks are gone with it (the helper kills them when the link drops).
+                let mut lost = Vec::new();
+                for (r, rank) in ranks.iter_mut().enumerate() {
+                    if host_of.get(r) == Some(&h) && rank.status.is_none() {
+                        rank.status = Some(ExitStatus::from_raw(Signal::SIGKILL as i32));
+                        live -= 1;
+                        lost.push(r);
                     }
+                }
+                if let (Some(&first), None) = (lost.first(), &outcome) {
+                    let host = &ranks[first].host;
+                    outcome = Some((
+                        EXIT_HOST_LOST,
+                        format!(
+                            "host {host}: the connection to it ended; its ranks ({}) are gone",
+                            list(&lost)
+                        ),
+                    ));
+                    end_job(ranks, Signal::SIGTERM);
+                    kill_at = Some(Instant::now() + GRACE);
                 }
             }
             Event::Abort { rank, code } => {

@@ -26,19 +26,34 @@ use crate::report::Event;
 pub struct Rank {
     pub rank: usize,
     pub host: String,
-    pub child: Child,
-    /// Set once reaped.
+    pub place: Place,
+    /// Set once reaped (here) or reported ended (by its host's helper).
     pub status: Option<ExitStatus>,
 }
 
+/// Where a rank runs: a child of this mprun, or of the helper on its host.
+pub enum Place {
+    Local(Child),
+    Remote(std::sync::Arc<crate::remote::Helper>),
+}
+
 impl Rank {
-    /// Sends `sig` to the rank's process group, unless it has been reaped.
+    /// Sends `sig` to the rank's process group, unless it has ended.
     pub fn signal(&self, sig: Signal) {
-        if self.status.is_none() {
-            let _ = killpg(Pid::from_raw(self.child.id() as i32), sig);
+        if self.status.is_some() {
+            return;
+        }
+        match &self.place {
+            Place::Local(child) => {
+                let _ = killpg(Pid::from_raw(child.id() as i32), sig);
+            }
+            Place::Remote(h) => h.signal(self.rank as u32, sig),
         }
     }
 }
+
+/// A rank's number and its pipes.
+pub type RankPipes = (usize, Pipes);
 
 /// The pipes of a started rank, for the relays.
 pub struct Pipes {
@@ -77,18 +92,20 @@ pub fn resolve(program: &str) -> Result<PathBuf, LaunchError> {
         .ok_or_else(|| LaunchError::Program(format!("cannot start {program}: not found in PATH")))
 }
 
-/// Starts every rank of `plan`. On failure, the ranks already started are killed.
+/// Starts the ranks of `plan` that `here` accepts (by plan host index). On failure, the ranks
+/// already started are killed.
 pub fn start(
     plan: &Plan,
+    here: impl Fn(usize) -> bool,
     program: &Path,
     args: &[String],
     env: &[(String, String)],
     contract: impl Fn(usize) -> Bootstrap,
     events: &Sender<Event>,
-) -> Result<(Vec<Rank>, Vec<Pipes>), LaunchError> {
+) -> Result<(Vec<Rank>, Vec<RankPipes>), LaunchError> {
     let mut ranks: Vec<Rank> = Vec::with_capacity(plan.ranks.len());
     let mut pipes = Vec::with_capacity(plan.ranks.len());
-    for p in &plan.ranks {
+    for p in plan.ranks.iter().filter(|p| here(p.host)) {
         let mut cmd = Command::new(program);
         cmd.args(args)
             .envs(env.iter().map(|(k, v)| (k, v)))
@@ -108,7 +125,9 @@ pub fn start(
                     r.signal(Signal::SIGKILL);
                 }
                 for r in &mut ranks {
-                    let _ = r.child.wait();
+                    if let Place::Local(c) = &mut r.place {
+                        let _ = c.wait();
+                    }
                 }
                 return Err(LaunchError::Program(format!(
                     "cannot start {} (rank {}): {e}",
@@ -120,11 +139,14 @@ pub fn start(
         let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
             return Err(LaunchError::System("child pipes missing".into()));
         };
-        pipes.push(Pipes {
-            stdin: child.stdin.take(),
-            stdout,
-            stderr,
-        });
+        pipes.push((
+            p.rank,
+            Pipes {
+                stdin: child.stdin.take(),
+                stdout,
+                stderr,
+            },
+        ));
         let pid = Pid::from_raw(child.id() as i32);
         let (tx, rank) = (events.clone(), p.rank);
         std::thread::Builder::new()
@@ -141,7 +163,7 @@ pub fn start(
         ranks.push(Rank {
             rank: p.rank,
             host: plan.hosts[p.host].clone(),
-            child,
+            place: Place::Local(child),
             status: None,
         });
     }

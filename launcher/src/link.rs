@@ -1,0 +1,246 @@
+//! The link between mprun and a helper on another host: frames over the launch agent's stdin and
+//! stdout (ssh's, or any agent's), so a job needs one agent connection per host and nothing
+//! listening on the hosts but the ranks themselves.
+//!
+//! A frame is a 9-byte head (kind, a 32-bit word: a rank, or all ranks, or a count; the payload
+//! length) and the payload. Lengths are capped at [`MAX_PAYLOAD`]: a corrupt or hostile stream
+//! ends the link with an error instead of a huge allocation.
+
+use std::io::{self, Read, Write};
+
+/// Largest payload of one frame. Output lines longer than this are cut into several frames.
+pub const MAX_PAYLOAD: usize = 1 << 20;
+
+/// The `word` of a frame meant for every rank of the host.
+pub const ALL_RANKS: u32 = u32::MAX;
+
+/// What a frame says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    /// helper -> mprun: the helper runs; payload: its host name.
+    Hello = 1,
+    /// mprun -> helper: the job (payload: [`JobSpec`] encoded).
+    Job = 2,
+    /// helper -> mprun: every rank of the host has started.
+    Started = 3,
+    /// helper -> mprun: the ranks could not be started; payload: why (one line).
+    Failed = 4,
+    /// helper -> mprun: a line rank `word` wrote to stdout.
+    Stdout = 5,
+    /// helper -> mprun: a line rank `word` wrote to stderr.
+    Stderr = 6,
+    /// helper -> mprun: rank `word` ended; payload: its wait status (i32, little-endian).
+    Exit = 7,
+    /// mprun -> helper: bytes for rank `word`'s stdin; an empty payload closes it.
+    Stdin = 8,
+    /// mprun -> helper: send signal (payload: i32) to rank `word`, or to all.
+    Signal = 9,
+}
+
+impl Kind {
+    fn from_u8(b: u8) -> Option<Kind> {
+        use Kind::*;
+        [
+            Hello, Job, Started, Failed, Stdout, Stderr, Exit, Stdin, Signal,
+        ]
+        .into_iter()
+        .find(|k| *k as u8 == b)
+    }
+}
+
+/// One frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub kind: Kind,
+    pub word: u32,
+    pub payload: Vec<u8>,
+}
+
+impl Frame {
+    pub fn new(kind: Kind, word: u32, payload: impl Into<Vec<u8>>) -> Frame {
+        Frame {
+            kind,
+            word,
+            payload: payload.into(),
+        }
+    }
+
+    /// Writes the frame in one `write_all` (so frames from several threads, each under the
+    /// writer's lock, never interleave) and flushes.
+    pub fn write_to(&self, w: &mut impl Write) -> io::Result<()> {
+        let len = self.payload.len().min(MAX_PAYLOAD);
+        let mut buf = Vec::with_capacity(9 + len);
+        buf.push(self.kind as u8);
+        buf.extend_from_slice(&self.word.to_le_bytes());
+        buf.extend_from_slice(&(len as u32).to_le_bytes());
+        buf.extend_from_slice(&self.payload[..len]);
+        w.write_all(&buf)?;
+        w.flush()
+    }
+
+    /// Reads one frame; `Ok(None)` at a clean end of stream (between frames).
+    pub fn read_from(r: &mut impl Read) -> io::Result<Option<Frame>> {
+        let mut head = [0u8; 9];
+        let mut got = 0;
+        while got < head.len() {
+            match r.read(&mut head[got..]) {
+                Ok(0) if got == 0 => return Ok(None),
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let kind =
+            Kind::from_u8(head[0]).ok_or_else(|| bad(format!("unknown frame {}", head[0])))?;
+        let word = u32::from_le_bytes([head[1], head[2], head[3], head[4]]);
+        let len = u32::from_le_bytes([head[5], head[6], head[7], head[8]]) as usize;
+        if len > MAX_PAYLOAD {
+            return Err(bad(format!("frame of {len} bytes (at most {MAX_PAYLOAD})")));
+        }
+        let mut payload = vec![0u8; len];
+        r.read_exact(&mut payload)?;
+        Ok(Some(Frame {
+            kind,
+            word,
+            payload,
+        }))
+    }
+}
+
+fn bad(what: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what)
+}
+
+/// What a helper needs to start its host's ranks.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct JobSpec {
+    pub program: String,
+    pub args: Vec<String>,
+    /// Directory to start the ranks in (mprun's), when it exists on the host.
+    pub cwd: String,
+    /// `--iface`, to choose the address ranks listen on; empty: the one that reaches mprun.
+    pub iface: String,
+    /// Environment of every rank (the `-x` values, mprun's `MPR_*` settings, the bootstrap).
+    pub env: Vec<(String, String)>,
+    /// The host's ranks: (rank, local rank).
+    pub ranks: Vec<(usize, usize)>,
+}
+
+impl JobSpec {
+    /// `key NUL value NUL` pairs.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut put = |k: &str, v: &str| {
+            out.extend_from_slice(k.as_bytes());
+            out.push(0);
+            out.extend_from_slice(v.as_bytes());
+            out.push(0);
+        };
+        put("program", &self.program);
+        put("cwd", &self.cwd);
+        put("iface", &self.iface);
+        for a in &self.args {
+            put("arg", a);
+        }
+        for (k, v) in &self.env {
+            put("env", &format!("{k}={v}"));
+        }
+        for (r, l) in &self.ranks {
+            put("rank", &format!("{r} {l}"));
+        }
+        out
+    }
+
+    pub fn decode(b: &[u8]) -> io::Result<JobSpec> {
+        let mut spec = JobSpec::default();
+        let text = std::str::from_utf8(b).map_err(|_| bad("job spec is not UTF-8".into()))?;
+        let words: Vec<&str> = text.split('\0').collect();
+        // A trailing NUL leaves one empty word at the end.
+        let words = words.split_last().map_or(&words[..], |(_, rest)| rest);
+        if words.len() % 2 != 0 {
+            return Err(bad("job spec: a key without a value".into()));
+        }
+        for kv in words.chunks_exact(2) {
+            let (k, v) = (kv[0], kv[1]);
+            match k {
+                "program" => spec.program = v.into(),
+                "cwd" => spec.cwd = v.into(),
+                "iface" => spec.iface = v.into(),
+                "arg" => spec.args.push(v.into()),
+                "env" => {
+                    let (name, value) = v
+                        .split_once('=')
+                        .ok_or_else(|| bad(format!("job spec: env entry {v:?}")))?;
+                    spec.env.push((name.into(), value.into()));
+                }
+                "rank" => {
+                    let parse = |s: Option<&str>| s.and_then(|s| s.parse::<usize>().ok());
+                    let mut it = v.split(' ');
+                    match (parse(it.next()), parse(it.next())) {
+                        (Some(r), Some(l)) => spec.ranks.push((r, l)),
+                        _ => return Err(bad(format!("job spec: rank entry {v:?}"))),
+                    }
+                }
+                other => return Err(bad(format!("job spec: unknown key {other:?}"))),
+            }
+        }
+        if spec.program.is_empty() || spec.ranks.is_empty() {
+            return Err(bad("job spec without a program or ranks".into()));
+        }
+        Ok(spec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_and_bad_ones_are_errors() {
+        let frames = [
+            Frame::new(Kind::Hello, 0, "mprt-h2"),
+            Frame::new(Kind::Stdout, 7, "a line\n"),
+            Frame::new(Kind::Exit, 3, 256i32.to_le_bytes()),
+            Frame::new(Kind::Stdin, 0, Vec::new()),
+        ];
+        let mut buf = Vec::new();
+        for f in &frames {
+            f.write_to(&mut buf).unwrap();
+        }
+        let mut r = &buf[..];
+        for f in &frames {
+            assert_eq!(Frame::read_from(&mut r).unwrap().as_ref(), Some(f));
+        }
+        assert!(Frame::read_from(&mut r).unwrap().is_none());
+        // Cut in the middle, an unknown kind, a huge length: errors, no allocation.
+        assert!(Frame::read_from(&mut &buf[..5]).is_err());
+        assert!(Frame::read_from(&mut &buf[..12]).is_err());
+        assert!(Frame::read_from(&mut &[0u8, 0, 0, 0, 0, 0, 0, 0, 0][..]).is_err());
+        let huge = [5u8, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff];
+        assert!(Frame::read_from(&mut &huge[..]).is_err());
+    }
+
+    #[test]
+    fn job_specs_round_trip_and_bad_ones_are_errors() {
+        let spec = JobSpec {
+            program: "/bin/prog".into(),
+            args: vec!["a b".into(), String::new(), "=x".into()],
+            cwd: "/tmp".into(),
+            iface: "10.99.0.0/24".into(),
+            env: vec![("MPR_SIZE".into(), "8".into()), ("X".into(), "1=2".into())],
+            ranks: vec![(2, 0), (6, 1)],
+        };
+        assert_eq!(JobSpec::decode(&spec.encode()).unwrap(), spec);
+        for bad in [
+            &b"program\0"[..],
+            b"nope\0x\0",
+            b"program\0p\0rank\0x y\0",
+            b"\xff\0",
+        ] {
+            assert!(JobSpec::decode(bad).is_err(), "{bad:?}");
+        }
+        assert!(JobSpec::decode(b"program\0p\0").is_err(), "no ranks");
+    }
+}

@@ -1,0 +1,349 @@
+//! mprun's side of the hosts it reaches through a launch agent: one agent connection per host
+//! (`AGENT HOST /path/to/mprun --helper`), carrying [`crate::link`] frames both ways.
+//!
+//! Start-up is in two steps so that an unreachable host stops the job before any rank starts:
+//! every helper must say hello first; only then does each get the job and start its ranks.
+//! Afterwards a reader thread per host writes the ranks' lines to mprun's stdout and stderr
+//! (whole lines, under the stream's lock, as for local ranks) and turns exit statuses into
+//! supervisor events; the agent's own stderr is relayed as is.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use crate::error::LaunchError;
+use crate::link::{Frame, JobSpec, Kind, ALL_RANKS};
+use crate::report::Event;
+
+/// How long a host's helper may take to say hello (an ssh connection included).
+const HELLO_WITHIN: Duration = Duration::from_secs(60);
+
+/// The connection to one host's helper.
+pub struct Helper {
+    /// Index of the host in the plan.
+    pub host: usize,
+    pub name: String,
+    to: Mutex<Option<ChildStdin>>,
+    agent: Mutex<Child>,
+    /// The agent's last lines on stderr, for the error if the helper never answers.
+    stderr_tail: Arc<Mutex<Vec<String>>>,
+}
+
+impl Helper {
+    /// Sends a frame; false if the link is gone.
+    pub fn send(&self, f: &Frame) -> bool {
+        let mut to = self.to.lock().unwrap_or_else(|p| p.into_inner());
+        match to.as_mut() {
+            Some(w) => f.write_to(w).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Sends `sig` to `rank` (or [`ALL_RANKS`]) on this host.
+    pub fn signal(&self, rank: u32, sig: Signal) {
+        self.send(&Frame::new(Kind::Signal, rank, (sig as i32).to_le_bytes()));
+    }
+
+    /// Closes the link: the helper kills whatever still runs and exits.
+    pub fn close(&self) {
+        self.to.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+
+    /// Waits (a little) for the agent to exit, then kills it.
+    pub fn reap(&self, within: Duration) {
+        let mut agent = self.agent.lock().unwrap_or_else(|p| p.into_inner());
+        let end = Instant::now() + within;
+        while Instant::now() < end {
+            if let Ok(Some(_)) = agent.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = agent.kill();
+        let _ = agent.wait();
+    }
+
+    /// Why the helper did not answer: the agent's exit and its last words.
+    fn failure(&self) -> String {
+        self.reap(Duration::from_secs(2));
+        let code = self
+            .agent
+            .lock()
+            .ok()
+            .and_then(|mut a| a.try_wait().ok().flatten())
+            .map(|st| match st.code() {
+                Some(c) => format!("the launch agent exited with code {c}"),
+                None => "the launch agent was killed".to_string(),
+            })
+            .unwrap_or_else(|| "the launch agent ended the connection".into());
+        let tail = self
+            .stderr_tail
+            .lock()
+            .map(|t| t.clone())
+            .unwrap_or_default();
+        match tail.last() {
+            Some(last) => format!("{code}: {last}"),
+            None => code,
+        }
+    }
+}
+
+/// Lets [`relay::stdin`](crate::relay::stdin) feed rank 0 on another host.
+pub struct RemoteStdin(pub Arc<Helper>);
+
+impl Write for RemoteStdin {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(crate::link::MAX_PAYLOAD);
+        if n == 0 {
+            return Ok(0);
+        }
+        if self.0.send(&Frame::new(Kind::Stdin, 0, &buf[..n])) {
+            Ok(n)
+        } else {
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for RemoteStdin {
+    fn drop(&mut self) {
+        self.0.send(&Frame::new(Kind::Stdin, 0, Vec::new()));
+    }
+}
+
+/// What a reader thread tells the start-up.
+pub enum Startup {
+    Hello(usize),
+    Started(usize),
+    Failed(usize, String),
+    Gone(usize),
+}
+
+/// Splits an agent command line into words (whitespace; no quoting).
+pub fn agent_words(agent: &str) -> Vec<String> {
+    agent.split_whitespace().map(String::from).collect()
+}
+
+/// A word quoted for the remote shell that ssh-like agents run the command with.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// Starts an agent to every host in `hosts` (plan index, name) and waits until each helper has
+/// said hello. Output and exits flow to `events` from then on.
+pub fn connect(
+    hosts: &[(usize, String)],
+    agent: &[String],
+    tag_output: bool,
+    events: &Sender<Event>,
+    startup: (Sender<Startup>, &Receiver<Startup>),
+) -> Result<Vec<Arc<Helper>>, LaunchError> {
+    let me = std::env::current_exe()
+        .map_err(|e| LaunchError::System(format!("cannot find mprun's own path: {e}")))?;
+    let (tx, rx) = startup;
+    let mut helpers = Vec::new();
+    for (i, (host, name)) in hosts.iter().enumerate() {
+        let Some((cmd0, rest)) = agent.split_first() else {
+            return Err(LaunchError::Usage("--launch-agent is empty".into()));
+        };
+        let mut cmd = Command::new(cmd0);
+        cmd.args(rest)
+            .arg(name)
+            .arg(shell_quote(&me.to_string_lossy()))
+            .arg("--helper")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                end_all(&helpers);
+                return Err(LaunchError::Plan(format!(
+                    "host {name}: cannot run the launch agent {cmd0:?}: {e}"
+                )));
+            }
+        };
+        let (Some(to), Some(from), Some(err)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            return Err(LaunchError::System("agent pipes missing".into()));
+        };
+        let h = Arc::new(Helper {
+            host: *host,
+            name: name.clone(),
+            to: Mutex::new(Some(to)),
+            agent: Mutex::new(child),
+            stderr_tail: Arc::default(),
+        });
+        relay_agent_stderr(err, h.stderr_tail.clone());
+        read_frames(i, from, h.clone(), tag_output, events.clone(), tx.clone());
+        helpers.push(h);
+    }
+    let deadline = Instant::now() + HELLO_WITHIN;
+    let mut hello = vec![false; helpers.len()];
+    while hello.iter().any(|h| !h) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(Startup::Hello(i)) => hello[i] = true,
+            Ok(Startup::Gone(i)) | Ok(Startup::Failed(i, _)) => {
+                let why = helpers[i].failure();
+                end_all(&helpers);
+                return Err(LaunchError::Plan(format!(
+                    "host {}: cannot start mprun there ({why})",
+                    helpers[i].name
+                )));
+            }
+            Ok(Startup::Started(_)) => {}
+            Err(_) => {
+                let i = hello.iter().position(|h| !h).unwrap_or(0);
+                end_all(&helpers);
+                return Err(LaunchError::Plan(format!(
+                    "host {}: no answer from mprun there within {} s",
+                    helpers[i].name,
+                    HELLO_WITHIN.as_secs()
+                )));
+            }
+        }
+    }
+    Ok(helpers)
+}
+
+/// Sends every helper its job and waits until all have started their ranks.
+pub fn start(
+    helpers: &[Arc<Helper>],
+    specs: Vec<JobSpec>,
+    rx: &Receiver<Startup>,
+) -> Result<(), LaunchError> {
+    for (h, spec) in helpers.iter().zip(specs) {
+        h.send(&Frame::new(Kind::Job, 0, spec.encode()));
+    }
+    let mut started = vec![false; helpers.len()];
+    while started.iter().any(|s| !s) {
+        match rx.recv_timeout(HELLO_WITHIN) {
+            Ok(Startup::Started(i)) => started[i] = true,
+            Ok(Startup::Failed(i, why)) => {
+                end_all(helpers);
+                return Err(LaunchError::Program(format!(
+                    "host {}: {why}",
+                    helpers[i].name
+                )));
+            }
+            Ok(Startup::Gone(i)) => {
+                let why = helpers[i].failure();
+                end_all(helpers);
+                return Err(LaunchError::Plan(format!(
+                    "host {}: lost the connection while starting ranks ({why})",
+                    helpers[i].name
+                )));
+            }
+            Ok(Startup::Hello(_)) => {}
+            Err(_) => {
+                end_all(helpers);
+                return Err(LaunchError::Plan(
+                    "hosts did not start their ranks in time".into(),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Ends every helper's ranks and its link.
+pub fn end_all(helpers: &[Arc<Helper>]) {
+    for h in helpers {
+        h.signal(ALL_RANKS, Signal::SIGKILL);
+        h.close();
+    }
+    for h in helpers {
+        h.reap(Duration::from_secs(2));
+    }
+}
+
+fn relay_agent_stderr(err: impl std::io::Read + Send + 'static, tail: Arc<Mutex<Vec<String>>>) {
+    let _ = std::thread::Builder::new()
+        .name("agent-stderr".into())
+        .spawn(move || {
+            for line in BufReader::new(err).lines() {
+                let Ok(line) = line else { return };
+                let _ = writeln!(std::io::stderr().lock(), "{line}");
+                if let Ok(mut t) = tail.lock() {
+                    if t.len() >= 8 {
+                        t.remove(0);
+                    }
+                    t.push(line);
+                }
+            }
+        });
+}
+
+/// Reads helper `i`'s frames: output lines to mprun's streams, exits to the supervisor, the
+/// start-up steps to the start-up.
+fn read_frames(
+    i: usize,
+    from: impl std::io::Read + Send + 'static,
+    helper: Arc<Helper>,
+    tag: bool,
+    events: Sender<Event>,
+    startup: Sender<Startup>,
+) {
+    let _ = std::thread::Builder::new()
+        .name(format!("host-{}", helper.name))
+        .spawn(move || {
+            let mut r = BufReader::with_capacity(64 << 10, from);
+            while let Ok(Some(f)) = Frame::read_from(&mut r) {
+                match f.kind {
+                    Kind::Hello => {
+                        let _ = startup.send(Startup::Hello(i));
+                    }
+                    Kind::Started => {
+                        let _ = startup.send(Startup::Started(i));
+                    }
+                    Kind::Failed => {
+                        let why = String::from_utf8_lossy(&f.payload).into_owned();
+                        let _ = startup.send(Startup::Failed(i, why));
+                    }
+                    Kind::Stdout | Kind::Stderr => {
+                        let mut line = Vec::with_capacity(f.payload.len() + 12);
+                        if tag {
+                            line.extend_from_slice(format!("[{}] ", f.word).as_bytes());
+                        }
+                        line.extend_from_slice(&f.payload);
+                        if line.last() != Some(&b'\n') {
+                            line.push(b'\n');
+                        }
+                        let _ = if f.kind == Kind::Stdout {
+                            std::io::stdout().lock().write_all(&line)
+                        } else {
+                            std::io::stderr().lock().write_all(&line)
+                        };
+                    }
+                    Kind::Exit => {
+                        let raw = f
+                            .payload
+                            .get(..4)
+                            .and_then(|b| b.try_into().ok())
+                            .map_or(9, i32::from_le_bytes);
+                        let _ = events.send(Event::RemoteExited {
+                            rank: f.word as usize,
+                            raw,
+                        });
+                    }
+                    Kind::Job | Kind::Stdin | Kind::Signal => {}
+                }
+            }
+            let _ = std::io::stdout().flush();
+            let _ = startup.send(Startup::Gone(i));
+            let _ = events.send(Event::HostLost(helper.host));
+            let _ = events.send(Event::OutputClosed);
+        });
+}
