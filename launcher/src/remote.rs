@@ -238,6 +238,9 @@ pub fn start(
                     helpers[i].name
                 )));
             }
+            // A host whose ranks all ended quickly may be gone already: that is its end, not a
+            // failure to start.
+            Ok(Startup::Gone(i)) if started[i] => {}
             Ok(Startup::Gone(i)) => {
                 let why = helpers[i].failure();
                 end_all(helpers);

@@ -1,0 +1,296 @@
+//! Jobs across hosts, for real: four network namespaces made by `shared/tools/testnet` (each its
+//! own host name, address and network stack), mprun started on the first, the others reached
+//! through `testnet exec` as the launch agent, then through a real sshd. Checks data between
+//! ranks on different hosts (point to point and every collective), environment, output lines,
+//! stdin, exit codes, unreachable hosts and failing agents, and that nothing is left running on
+//! any host afterwards.
+//!
+//! Needs root and iproute2 (testnet's own requirements); without them the test says so and
+//! passes without running. testnet allows one network per machine, so everything runs in one
+//! test, in order.
+
+mod util;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use util::{mprun, rank_program, run_cmd, Outcome};
+
+const LIMIT: Duration = Duration::from_secs(120);
+const HOSTS: &str = "/tmp/mpr-test-hosts";
+
+fn testnet() -> Option<PathBuf> {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let candidates = [
+        std::env::var_os("MPR_TESTNET").map(PathBuf::from),
+        Some(here.join("../../shared/tools/testnet")),
+        Some(PathBuf::from("/work/shared/tools/testnet")),
+    ];
+    candidates.into_iter().flatten().find(|p| p.is_file())
+}
+
+fn usable() -> Option<PathBuf> {
+    let t = testnet()?;
+    let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+    });
+    let ip = std::process::Command::new("ip").arg("-V").output().is_ok();
+    (root && ip).then_some(t)
+}
+
+/// `testnet ARGS...`, which must succeed.
+fn tn(t: &PathBuf, args: &[&str]) -> String {
+    let out = run_cmd(t.clone(), args, &[], None, Duration::from_secs(300));
+    assert_eq!(out.code, Some(0), "testnet {args:?}: {}", out.stderr);
+    out.stdout
+}
+
+/// mprun on host h1 with `args`.
+fn on_h1(t: &PathBuf, args: &[&str], stdin: Option<&[u8]>) -> Outcome {
+    let m = mprun();
+    let mut words = vec!["run", "h1", m.to_str().unwrap()];
+    words.extend_from_slice(args);
+    run_cmd(t.clone(), &words, &[], stdin, LIMIT)
+}
+
+/// Nothing of ours still runs on the hosts.
+fn nothing_left(t: &PathBuf) {
+    for _ in 0..50 {
+        let left = tn(t, &["pids"]);
+        if !left.contains("t_job") && !left.contains("t_coll") && !left.contains("mprun") {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("left running on the hosts: {}", tn(t, &["pids"]));
+}
+
+struct Net(PathBuf);
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        let _ = run_cmd(
+            self.0.clone(),
+            &["down"],
+            &[],
+            None,
+            Duration::from_secs(300),
+        );
+    }
+}
+
+#[test]
+fn jobs_across_four_namespace_hosts_through_testnet_exec_and_sshd() {
+    let Some(t) = usable() else {
+        eprintln!("skipped: needs root, iproute2 and shared/tools/testnet");
+        return;
+    };
+    tn(&t, &["down"]);
+    let net = Net(t.clone());
+    tn(&t, &["up", "4", "--slots", "2", "--hostfile", HOSTS]);
+    let coll = rank_program("t_coll");
+    let job = rank_program("t_job");
+    let (coll, job) = (coll.to_str().unwrap(), job.to_str().unwrap());
+    let exec_agent = format!("{} exec", t.display());
+
+    for agent in [exec_agent.clone(), ssh_agent(&t)] {
+        let base = ["--hostfile", HOSTS, "--launch-agent", agent.as_str()];
+        let with = |more: &[&str]| -> Vec<String> {
+            base.iter().chain(more).map(|s| s.to_string()).collect()
+        };
+        let run = |more: &[&str], stdin: Option<&[u8]>| {
+            let args = with(more);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            on_h1(&t, &args, stdin)
+        };
+
+        // Every collective and point-to-point traffic between ranks on different hosts.
+        let out = run(&["-n", "8", coll, "coll"], None);
+        assert!(out.ok().contains("ok coll"), "{agent}: {}", out.stderr);
+        // By node too (ranks 0,4 on h1, 1,5 on h2, ...).
+        let out = run(&["-n", "8", "--map-by", "node", coll, "coll"], None);
+        assert!(out.ok().contains("ok coll"), "{agent}: {}", out.stderr);
+        nothing_left(&t);
+
+        // Environment: the launch contract per rank, and -x values, on every host.
+        let out = run(&["-n", "8", "-x", "FOO=from h1", job, "env"], None);
+        let stdout = out.ok();
+        for r in 0..8 {
+            let want = format!(
+                "rank={r} size=8 MPR_RANK={r} MPR_SIZE=8 MPR_LOCAL_RANK={} MPR_LOCAL_SIZE=2 FOO=from h1",
+                r % 2
+            );
+            assert!(
+                stdout.lines().any(|l| l == want),
+                "{agent}: no {want:?} in {stdout}"
+            );
+        }
+
+        // Output: whole lines, in order per rank, tagged.
+        let out = run(&["-n", "8", "--tag-output", job, "lines", "300"], None);
+        let mut counts = [0usize; 8];
+        for line in out.ok().lines() {
+            let (tag, body) = line.split_once(' ').expect("tagged line");
+            let r: usize = tag.trim_matches(['[', ']']).parse().expect("rank tag");
+            let (payload, idx) = body.rsplit_once('#').expect("line index");
+            assert_eq!(
+                payload,
+                format!("{r}:").repeat(200),
+                "{agent}: mixed line {line}"
+            );
+            assert_eq!(
+                idx.parse::<usize>().unwrap(),
+                counts[r],
+                "{agent}: rank {r} out of order"
+            );
+            counts[r] += 1;
+        }
+        assert_eq!(counts, [300; 8], "{agent}");
+        for r in 0..8 {
+            assert!(
+                out.stderr
+                    .contains(&format!("[{r}] stderr line from rank {r}")),
+                "{agent}"
+            );
+        }
+
+        // Stdin reaches rank 0 (here on h1), nobody else.
+        let input: String = (0..2000).map(|i| format!("line {i}\n")).collect();
+        let out = run(&["-n", "8", job, "stdin"], Some(input.as_bytes()));
+        let bytes: usize = (0..2000).map(|i| format!("line {i}").len()).sum();
+        let stdout = out.ok();
+        assert!(
+            stdout.contains(&format!("rank 0 read 2000 lines {bytes} bytes")),
+            "{stdout}"
+        );
+        assert_eq!(
+            stdout.matches("read 0 lines 0 bytes").count(),
+            7,
+            "{stdout}"
+        );
+
+        // A rank on another host exits 3 while the others wait for it.
+        let out = run(&["-n", "8", job, "exit", "5", "3"], None);
+        assert_eq!(out.code, Some(3), "{agent}: {}", out.stderr);
+        assert!(
+            out.stderr
+                .contains("mprun: rank 5 on 10.99.0.3 exited with code 3"),
+            "{agent}: {}",
+            out.stderr
+        );
+        nothing_left(&t);
+        // A rank killed by a signal there.
+        let out = run(&["-n", "8", job, "kill", "6"], None);
+        assert_eq!(out.code, Some(137), "{agent}: {}", out.stderr);
+        assert!(
+            out.stderr
+                .contains("rank 6 on 10.99.0.4 was killed by signal 9"),
+            "{}",
+            out.stderr
+        );
+        nothing_left(&t);
+    }
+
+    // Rank 0 on another host than mprun's: stdin follows it.
+    let hosts_2_to_4 = "/tmp/mpr-test-hosts-234";
+    std::fs::write(hosts_2_to_4, "10.99.0.2 slots=2\n10.99.0.3:2\nh4\n").unwrap();
+    let out = on_h1(
+        &t,
+        &[
+            "--hostfile",
+            hosts_2_to_4,
+            "-n",
+            "5",
+            "--launch-agent",
+            &exec_agent,
+            job,
+            "stdin",
+        ],
+        Some(b"a\nb\n"),
+    );
+    assert!(
+        out.ok().contains("rank 0 read 2 lines 2 bytes"),
+        "{}",
+        out.stderr
+    );
+
+    // An unreachable host: one line naming it, exit 2, nothing started anywhere.
+    let bad = "/tmp/mpr-test-hosts-bad";
+    std::fs::write(
+        bad,
+        "10.99.0.1 slots=2\n10.99.0.2 slots=2\n10.99.0.9 slots=2\n",
+    )
+    .unwrap();
+    let out = on_h1(
+        &t,
+        &[
+            "--hostfile",
+            bad,
+            "-n",
+            "6",
+            "--launch-agent",
+            &exec_agent,
+            job,
+            "env",
+        ],
+        None,
+    );
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    let lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("mprun:"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{}", out.stderr);
+    assert!(lines[0].contains("host 10.99.0.9"), "{}", out.stderr);
+    assert!(out.stdout.is_empty(), "a rank started: {}", out.stdout);
+    nothing_left(&t);
+    // A failing agent.
+    let out = on_h1(
+        &t,
+        &[
+            "--hostfile",
+            HOSTS,
+            "-n",
+            "8",
+            "--launch-agent",
+            "false",
+            job,
+            "env",
+        ],
+        None,
+    );
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.starts_with("mprun: host 10.99.0.2"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    // An agent that does not exist.
+    let out = on_h1(
+        &t,
+        &[
+            "--hostfile",
+            HOSTS,
+            "--launch-agent",
+            "/no/such/agent",
+            job,
+            "env",
+        ],
+        None,
+    );
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("/no/such/agent"), "{}", out.stderr);
+    nothing_left(&t);
+    drop(net);
+}
+
+/// ssh through the sshd that testnet starts on every host.
+fn ssh_agent(t: &PathBuf) -> String {
+    let cfg = tn(t, &["ssh-up"]);
+    let cfg = cfg.lines().last().unwrap_or("").trim().to_string();
+    assert!(!cfg.is_empty(), "testnet ssh-up printed no config");
+    format!("ssh -F {cfg}")
+}
