@@ -11,7 +11,7 @@
 
 mod util;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use util::{mprun, rank_program, run_cmd, Outcome};
@@ -40,22 +40,22 @@ fn usable() -> Option<PathBuf> {
 }
 
 /// `testnet ARGS...`, which must succeed.
-fn tn(t: &PathBuf, args: &[&str]) -> String {
-    let out = run_cmd(t.clone(), args, &[], None, Duration::from_secs(300));
+fn tn(t: &Path, args: &[&str]) -> String {
+    let out = run_cmd(t.to_path_buf(), args, &[], None, Duration::from_secs(300));
     assert_eq!(out.code, Some(0), "testnet {args:?}: {}", out.stderr);
     out.stdout
 }
 
 /// mprun on host h1 with `args`.
-fn on_h1(t: &PathBuf, args: &[&str], stdin: Option<&[u8]>) -> Outcome {
+fn on_h1(t: &Path, args: &[&str], stdin: Option<&[u8]>) -> Outcome {
     let m = mprun();
     let mut words = vec!["run", "h1", m.to_str().unwrap()];
     words.extend_from_slice(args);
-    run_cmd(t.clone(), &words, &[], stdin, LIMIT)
+    run_cmd(t.to_path_buf(), &words, &[], stdin, LIMIT)
 }
 
 /// Nothing of ours still runs on the hosts.
-fn nothing_left(t: &PathBuf) {
+fn nothing_left(t: &Path) {
     for _ in 0..50 {
         let left = tn(t, &["pids"]);
         if !left.contains("t_job") && !left.contains("t_coll") && !left.contains("mprun") {
@@ -288,7 +288,7 @@ fn jobs_across_four_namespace_hosts_through_testnet_exec_and_sshd() {
 }
 
 /// ssh through the sshd that testnet starts on every host.
-fn ssh_agent(t: &PathBuf) -> String {
+fn ssh_agent(t: &Path) -> String {
     let cfg = tn(t, &["ssh-up"]);
     let cfg = cfg.lines().last().unwrap_or("").trim().to_string();
     assert!(!cfg.is_empty(), "testnet ssh-up printed no config");
