@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+mod batch;
 mod cli;
 mod error;
 mod helper;
@@ -100,6 +101,7 @@ fn run() -> Result<i32, LaunchError> {
     // `mpr::init` alike, so refuse it here, once, before anything starts. `-x` values too.
     check_tuning(&opts.env)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut allocation = None;
     let (hosts, listed): (Vec<HostSlots>, bool) = match (&opts.hostfile, &opts.hosts) {
         (Some(_), Some(_)) => {
             return Err(LaunchError::Usage(
@@ -108,14 +110,20 @@ fn run() -> Result<i32, LaunchError> {
         }
         (Some(f), None) => (hostfile::load(f)?, true),
         (None, Some(h)) => (hostfile::parse_list(h)?, true),
-        (None, None) => (
-            vec![HostSlots {
-                name: "localhost".into(),
-                slots: cores,
-                max_slots: None,
-            }],
-            false,
-        ),
+        (None, None) => match batch::from_env(|k| std::env::var(k).ok())? {
+            Some((src, hosts)) => {
+                allocation = Some(src);
+                (hosts, true)
+            }
+            None => (
+                vec![HostSlots {
+                    name: "localhost".into(),
+                    slots: cores,
+                    max_slots: None,
+                }],
+                false,
+            ),
+        },
     };
     let np = opts.np.unwrap_or(if listed {
         hosts.iter().map(|h| h.slots).sum()
@@ -161,13 +169,18 @@ fn run() -> Result<i32, LaunchError> {
     };
     let service = rendezvous::Service::start(ip, job_id, np, tx.clone())?;
     let (startup_tx, startup_rx) = mpsc::channel();
-    let agent = remote::agent_words(opts.launch_agent.as_deref().unwrap_or(DEFAULT_AGENT));
+    // An agent named by the user wins; inside a Slurm allocation, srun; else ssh.
+    let launcher = match (&opts.launch_agent, allocation) {
+        (Some(a), _) => remote::Launcher::agent(a),
+        (None, Some(batch::Source::Slurm)) => remote::Launcher::Srun,
+        (None, _) => remote::Launcher::agent(DEFAULT_AGENT),
+    };
     let helpers = if remote_hosts.is_empty() {
         Vec::new()
     } else {
         remote::connect(
             &remote_hosts,
-            &agent,
+            &launcher,
             opts.tag_output,
             &tx,
             (startup_tx, &startup_rx),

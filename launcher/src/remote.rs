@@ -128,9 +128,50 @@ pub enum Startup {
     Gone(usize),
 }
 
-/// Splits an agent command line into words (whitespace; no quoting).
-pub fn agent_words(agent: &str) -> Vec<String> {
-    agent.split_whitespace().map(String::from).collect()
+/// How mprun reaches a host.
+pub enum Launcher {
+    /// An ssh-like agent: `WORDS... HOST COMMAND`, the command run by the host's shell.
+    Agent(Vec<String>),
+    /// Slurm: `srun` one task on the host, inside the allocation (the command as an argv).
+    Srun,
+}
+
+impl Launcher {
+    /// An agent command line, split into words (whitespace; no quoting).
+    pub fn agent(line: &str) -> Launcher {
+        Launcher::Agent(line.split_whitespace().map(String::from).collect())
+    }
+
+    fn command(&self, host: &str, me: &std::path::Path) -> Result<Command, LaunchError> {
+        match self {
+            Launcher::Agent(words) => {
+                let Some((cmd0, rest)) = words.split_first() else {
+                    return Err(LaunchError::Usage("--launch-agent is empty".into()));
+                };
+                let mut cmd = Command::new(cmd0);
+                cmd.args(rest)
+                    .arg(host)
+                    .arg(shell_quote(&me.to_string_lossy()))
+                    .arg("--helper");
+                Ok(cmd)
+            }
+            Launcher::Srun => {
+                let mut cmd = Command::new("srun");
+                cmd.args(["--nodes=1", "--ntasks=1", "--kill-on-bad-exit=1"])
+                    .arg(format!("--nodelist={host}"))
+                    .arg(me)
+                    .arg("--helper");
+                Ok(cmd)
+            }
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Launcher::Agent(words) => words.join(" "),
+            Launcher::Srun => "srun".into(),
+        }
+    }
 }
 
 /// A word quoted for the remote shell that ssh-like agents run the command with.
@@ -142,7 +183,7 @@ fn shell_quote(s: &str) -> String {
 /// said hello. Output and exits flow to `events` from then on.
 pub fn connect(
     hosts: &[(usize, String)],
-    agent: &[String],
+    launcher: &Launcher,
     tag_output: bool,
     events: &Sender<Event>,
     startup: (Sender<Startup>, &Receiver<Startup>),
@@ -152,15 +193,8 @@ pub fn connect(
     let (tx, rx) = startup;
     let mut helpers = Vec::new();
     for (i, (host, name)) in hosts.iter().enumerate() {
-        let Some((cmd0, rest)) = agent.split_first() else {
-            return Err(LaunchError::Usage("--launch-agent is empty".into()));
-        };
-        let mut cmd = Command::new(cmd0);
-        cmd.args(rest)
-            .arg(name)
-            .arg(shell_quote(&me.to_string_lossy()))
-            .arg("--helper")
-            .stdin(Stdio::piped())
+        let mut cmd = launcher.command(name, &me)?;
+        cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
@@ -169,7 +203,8 @@ pub fn connect(
             Err(e) => {
                 end_all(&helpers);
                 return Err(LaunchError::Plan(format!(
-                    "host {name}: cannot run the launch agent {cmd0:?}: {e}"
+                    "host {name}: cannot run the launch agent {:?}: {e}",
+                    launcher.name()
                 )));
             }
         };

@@ -215,6 +215,103 @@ fn jobs_across_four_namespace_hosts_through_testnet_exec_and_sshd() {
         out.stderr
     );
 
+    // Inside a Slurm allocation: hosts and slots from its variables, helpers through srun (a
+    // fake one on PATH that records its arguments and reaches the host with testnet).
+    let dir = std::env::temp_dir().join(format!("mpr-fake-srun-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("log");
+    let srun = dir.join("srun");
+    std::fs::write(
+        &srun,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> {log}\nhost=\nfor a in \"$@\"; do case \"$a\" in --nodelist=*) host=\"${{a#--nodelist=}}\";; esac; done\nwhile [ $# -gt 0 ]; do case \"$1\" in --*) shift;; *) break;; esac; done\nexec {t} exec \"$host\" \"$@\"\n",
+            log = log.display(),
+            t = t.display()
+        ),
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&srun)
+        .status()
+        .unwrap();
+    let path = format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let m = mprun();
+    let slurm_env = [
+        ("PATH", path.as_str()),
+        ("SLURM_JOB_NODELIST", "mprt-h[1-4]"),
+        ("SLURM_TASKS_PER_NODE", "2(x4)"),
+    ];
+    let out = run_cmd(
+        t.to_path_buf(),
+        &["run", "h1", m.to_str().unwrap(), "--tag-output", job, "env"],
+        &slurm_env,
+        None,
+        LIMIT,
+    );
+    let stdout = out.ok();
+    assert_eq!(
+        stdout.matches("MPR_SIZE=8 ").count(),
+        8,
+        "{stdout}\n{}",
+        out.stderr
+    );
+    assert!(
+        stdout.contains("rank=7 size=8 MPR_RANK=7 MPR_SIZE=8 MPR_LOCAL_RANK=1"),
+        "{stdout}"
+    );
+    let calls = std::fs::read_to_string(&log).unwrap();
+    let mut hosts: Vec<&str> = calls
+        .lines()
+        .map(|l| {
+            assert!(l.contains("--nodes=1 --ntasks=1"), "srun called as {l}");
+            assert!(l.ends_with("--helper"), "srun called as {l}");
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix("--nodelist="))
+                .unwrap_or("")
+        })
+        .collect();
+    hosts.sort_unstable();
+    assert_eq!(hosts, ["mprt-h2", "mprt-h3", "mprt-h4"], "{calls}");
+    let out = run_cmd(
+        t.to_path_buf(),
+        &["run", "h1", m.to_str().unwrap(), coll, "coll"],
+        &slurm_env,
+        None,
+        LIMIT,
+    );
+    assert!(out.ok().contains("ok coll"), "{}", out.stderr);
+    // PBS: the node file, one line per slot; hosts reached with the launch agent.
+    let nodefile = dir.join("nodes");
+    std::fs::write(&nodefile, "h1\nh1\nh2\nh3\nh3\nh3\n").unwrap();
+    let out = run_cmd(
+        t.to_path_buf(),
+        &["run", "h1", m.to_str().unwrap(), job, "env"],
+        &[
+            ("PBS_NODEFILE", nodefile.to_str().unwrap()),
+            ("MPR_LAUNCH_AGENT", exec_agent.as_str()),
+        ],
+        None,
+        LIMIT,
+    );
+    let stdout = out.ok();
+    assert_eq!(
+        stdout.matches("MPR_SIZE=6 ").count(),
+        6,
+        "{stdout}\n{}",
+        out.stderr
+    );
+    assert!(
+        stdout.contains("MPR_RANK=5 MPR_SIZE=6 MPR_LOCAL_RANK=2 MPR_LOCAL_SIZE=3"),
+        "{stdout}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    nothing_left(&t);
+
     // An unreachable host: one line naming it, exit 2, nothing started anywhere.
     let bad = "/tmp/mpr-test-hosts-bad";
     std::fs::write(
