@@ -7,6 +7,11 @@
 //!
 //! If mprun goes away (the agent's connection ends: end of stdin), the helper kills its ranks
 //! at once and exits, so nothing of the job outlives the link on any host.
+//!
+//! In a start-up tree (`remote.rs`) a helper also starts the helpers of the hosts below it
+//! (a [`Tree`] frame says which), passes their frames up (naming them by host where they speak
+//! for themselves) and mprun's frames down to the link that reaches the host or rank they are
+//! for; it exits once its own ranks and every link below have ended.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -14,6 +19,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
@@ -22,8 +28,9 @@ use mpr::bootstrap::{
     ENV_BIND, ENV_LAUNCHER_PID, ENV_LOCAL_RANK, ENV_LOCAL_SIZE, ENV_RANK, ENV_RENDEZVOUS,
 };
 
-use crate::link::{Frame, JobSpec, Kind, ALL_RANKS, MAX_PAYLOAD};
+use crate::link::{split_tree, Frame, JobSpec, Kind, Tree, ALL_RANKS, MAX_PAYLOAD};
 use crate::netif;
+use crate::remote::{open_link, Helper, Launcher};
 
 /// Frames to mprun, one writer at a time.
 type Out = Arc<Mutex<std::io::Stdout>>;
@@ -32,6 +39,8 @@ enum Ev {
     FromMprun(Frame),
     MprunGone,
     Exited(usize, i32),
+    /// The link to a helper below ended.
+    ChildGone,
     /// A rank's stdout or stderr reached its end.
     RelayDone,
 }
@@ -62,7 +71,7 @@ pub fn run() -> i32 {
         .ok()
         .and_then(|h| h.into_string().ok())
         .unwrap_or_default();
-    if !send(&out, Frame::new(Kind::Hello, 0, host)) {
+    if !send(&out, Frame::new(Kind::Hello, ALL_RANKS, host)) {
         return 2;
     }
     let (tx, rx) = channel();
@@ -87,52 +96,106 @@ pub fn run() -> i32 {
                 }
             });
     }
-    // The job comes first.
-    let spec = loop {
-        match rx.recv() {
-            Ok(Ev::FromMprun(f)) if f.kind == Kind::Job => match JobSpec::decode(&f.payload) {
-                Ok(s) => break s,
-                Err(e) => {
-                    send(&out, Frame::new(Kind::Failed, 0, format!("bad job: {e}")));
-                    return 2;
-                }
-            },
-            Ok(Ev::FromMprun(_)) => continue,
-            _ => return 2,
-        }
-    };
-    let (ranks, mut stdin) = match start(&spec, &out, &tx) {
-        Ok(s) => s,
-        Err(why) => {
-            send(&out, Frame::new(Kind::Failed, 0, why));
-            return 2;
-        }
-    };
-    send(&out, Frame::new(Kind::Started, 0, Vec::new()));
-    let mut live = ranks.len();
-    let mut relays = 2 * ranks.len();
+    // The helpers below this one, the ranks each reaches, and this host's own ranks.
+    let mut children: Vec<Arc<Helper>> = Vec::new();
+    let mut child_ranks: Vec<(usize, usize)> = Vec::new();
+    let mut children_open = 0;
+    let mut me: Option<usize> = None;
+    let mut ranks: Vec<Started> = Vec::new();
+    let mut stdin: Option<ChildStdin> = None;
+    let mut job_done = false;
+    let mut live = 0;
+    let mut relays = 0;
     // After the last exit, the ranks' last lines may still be on their way (bounded: a rank's
     // own child may hold a pipe open).
-    let mut drain_until = None;
-    while live > 0 || relays > 0 {
+    let mut drain_until: Option<Instant> = None;
+    while !(job_done && live == 0 && relays == 0 && children_open == 0) {
         let ev = match drain_until {
-            None => rx.recv().map_err(|_| ()),
-            Some(t) => rx
-                .recv_timeout(t - std::time::Instant::now().min(t))
-                .map_err(|_| ()),
-        };
-        match ev {
-            Ok(Ev::RelayDone) => relays -= 1,
-            Ok(Ev::Exited(rank, raw)) => {
-                live -= 1;
-                send(&out, Frame::new(Kind::Exit, rank as u32, raw.to_le_bytes()));
-                if live == 0 {
-                    drain_until =
-                        Some(std::time::Instant::now() + std::time::Duration::from_secs(2));
+            Some(t) if live == 0 && children_open == 0 => {
+                match rx.recv_timeout(t.saturating_duration_since(Instant::now())) {
+                    Ok(ev) => ev,
+                    Err(_) => break,
                 }
             }
-            Ok(Ev::FromMprun(f)) => match f.kind {
+            _ => match rx.recv() {
+                Ok(ev) => ev,
+                Err(_) => break,
+            },
+        };
+        match ev {
+            Ev::FromMprun(f) => match f.kind {
+                Kind::Tree => {
+                    let Ok(tree) = Tree::decode(&f.payload) else {
+                        continue;
+                    };
+                    me = Some(tree.host);
+                    let launcher = Launcher::from_words(tree.agent.clone());
+                    for ((host, name), below) in split_tree(&tree.below, tree.fanout) {
+                        let reach: Vec<usize> = std::iter::once(host)
+                            .chain(below.iter().map(|b| b.0))
+                            .collect();
+                        match open_link(&launcher, host, &name, reach) {
+                            Ok((link, from)) => {
+                                let sub = Tree {
+                                    host,
+                                    agent: tree.agent.clone(),
+                                    fanout: tree.fanout,
+                                    below,
+                                };
+                                link.send(&Frame::new(Kind::Tree, 0, sub.encode()));
+                                pass_up(from, link.clone(), out.clone(), tx.clone());
+                                children.push(link);
+                                children_open += 1;
+                            }
+                            Err(e) => {
+                                send(&out, Frame::new(Kind::Failed, host as u32, e.to_string()));
+                            }
+                        }
+                    }
+                }
+                Kind::Job if f.word == ALL_RANKS || Some(f.word as usize) == me => {
+                    let spec = match JobSpec::decode(&f.payload) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            send(
+                                &out,
+                                Frame::new(Kind::Failed, ALL_RANKS, format!("bad job: {e}")),
+                            );
+                            return 2;
+                        }
+                    };
+                    match start(&spec, &out, &tx) {
+                        Ok((r, s)) => {
+                            live = r.len();
+                            relays = 2 * r.len();
+                            ranks = r;
+                            stdin = s;
+                            job_done = true;
+                            send(&out, Frame::new(Kind::Started, ALL_RANKS, Vec::new()));
+                        }
+                        Err(why) => {
+                            send(&out, Frame::new(Kind::Failed, ALL_RANKS, why));
+                            return 2;
+                        }
+                    }
+                }
+                Kind::Job => {
+                    // For a host below: to the link that reaches it; remember its ranks.
+                    let host = f.word as usize;
+                    if let Some((c, link)) =
+                        children.iter().enumerate().find(|(_, l)| l.reaches(host))
+                    {
+                        if let Ok(spec) = JobSpec::decode(&f.payload) {
+                            child_ranks.extend(spec.ranks.iter().map(|&(r, _)| (r, c)));
+                        }
+                        link.send(&f);
+                    }
+                }
                 Kind::Stdin => {
+                    if let Some(&(_, c)) = child_ranks.iter().find(|(r, _)| *r == f.word as usize) {
+                        children[c].send(&f);
+                        continue;
+                    }
                     let closed = f.payload.is_empty()
                         || stdin.as_mut().is_some_and(|s| {
                             s.write_all(&f.payload).and_then(|_| s.flush()).is_err()
@@ -142,12 +205,11 @@ pub fn run() -> i32 {
                     }
                 }
                 Kind::Signal => {
-                    let sig = i32::from_le_bytes(
-                        f.payload
-                            .get(..4)
-                            .and_then(|b| b.try_into().ok())
-                            .unwrap_or([0; 4]),
-                    );
+                    let sig = f
+                        .payload
+                        .get(..4)
+                        .and_then(|b| b.try_into().ok())
+                        .map_or(0, i32::from_le_bytes);
                     if let Ok(sig) = Signal::try_from(sig) {
                         for r in ranks
                             .iter()
@@ -156,20 +218,80 @@ pub fn run() -> i32 {
                             r.signal(sig);
                         }
                     }
+                    for c in &children {
+                        c.send(&f);
+                    }
                 }
                 _ => {}
             },
-            Err(()) if live == 0 => break,
-            Ok(Ev::MprunGone) | Err(_) => {
-                // mprun is gone: nobody is left to report to.
+            Ev::RelayDone => relays -= 1,
+            Ev::Exited(rank, raw) => {
+                live -= 1;
+                send(&out, Frame::new(Kind::Exit, rank as u32, raw.to_le_bytes()));
+                if live == 0 {
+                    drain_until = Some(Instant::now() + Duration::from_secs(2));
+                }
+            }
+            Ev::ChildGone => {
+                children_open -= 1;
+                if children_open == 0 && drain_until.is_none() && job_done {
+                    drain_until = Some(Instant::now() + Duration::from_secs(2));
+                }
+            }
+            Ev::MprunGone => {
+                // mprun is gone: nobody is left to report to. Closing the links below makes
+                // their helpers do the same.
                 for r in &ranks {
                     r.signal(Signal::SIGKILL);
+                }
+                for c in &children {
+                    c.close();
+                }
+                for c in &children {
+                    c.reap(Duration::from_secs(2));
                 }
                 return 1;
             }
         }
     }
+    for c in &children {
+        c.reap(Duration::from_secs(2));
+    }
     0
+}
+
+/// Passes the frames of a helper below up to mprun; a helper that speaks for itself (ALL_RANKS) is
+/// named by its host. When the link ends: `Failed` if the child never said hello, `Lost` for
+/// every host it reached otherwise.
+fn pass_up(from: impl Read + Send + 'static, link: Arc<Helper>, out: Out, events: Sender<Ev>) {
+    let _ = std::thread::Builder::new()
+        .name(format!("below-{}", link.name))
+        .spawn(move || {
+            let mut r = BufReader::with_capacity(64 << 10, from);
+            let mut hello = false;
+            while let Ok(Some(mut f)) = Frame::read_from(&mut r) {
+                if matches!(f.kind, Kind::Hello | Kind::Started | Kind::Failed)
+                    && f.word == ALL_RANKS
+                {
+                    f.word = link.host as u32;
+                }
+                if f.kind == Kind::Hello && f.word == link.host as u32 {
+                    hello = true;
+                }
+                if !send(&out, f) {
+                    break;
+                }
+            }
+            if hello {
+                for &h in &link.reach {
+                    send(&out, Frame::new(Kind::Lost, h as u32, Vec::new()));
+                }
+            } else {
+                let why = link.failure();
+                send(&out, Frame::new(Kind::Failed, link.host as u32, why));
+            }
+            let _ = events.send(Ev::ChildGone);
+        });
 }
 
 /// Starts the host's ranks with their output relays and exit watchers; rank 0's stdin, if here.

@@ -36,13 +36,18 @@ pub enum Kind {
     Stdin = 8,
     /// mprun -> helper: send signal (payload: i32) to rank `word`, or to all.
     Signal = 9,
+    /// mprun -> helper, first: which host it is and which hosts it starts helpers on
+    /// (payload: [`Tree`] encoded).
+    Tree = 10,
+    /// helper -> mprun: the link to host `word` (below this helper) ended.
+    Lost = 11,
 }
 
 impl Kind {
     fn from_u8(b: u8) -> Option<Kind> {
         use Kind::*;
         [
-            Hello, Job, Started, Failed, Stdout, Stderr, Exit, Stdin, Signal,
+            Hello, Job, Started, Failed, Stdout, Stderr, Exit, Stdin, Signal, Tree, Lost,
         ]
         .into_iter()
         .find(|k| *k as u8 == b)
@@ -111,6 +116,87 @@ impl Frame {
 
 fn bad(what: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what)
+}
+
+/// A helper's place in the start-up tree: its own host (plan index), how to reach hosts, and the
+/// hosts below it, which it starts helpers on in turn (see [`split_tree`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Tree {
+    pub host: usize,
+    /// The launch agent's words, or empty for srun.
+    pub agent: Vec<String>,
+    pub fanout: usize,
+    /// (plan index, name) of every host below.
+    pub below: Vec<(usize, String)>,
+}
+
+impl Tree {
+    /// Lines: host index, agent words (tab-separated; empty: srun), fanout, then `index TAB
+    /// name` per host below.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut s = format!(
+            "{}\n{}\n{}\n",
+            self.host,
+            self.agent.join("\t"),
+            self.fanout
+        );
+        for (i, name) in &self.below {
+            s.push_str(&format!("{i}\t{name}\n"));
+        }
+        s.into_bytes()
+    }
+
+    pub fn decode(b: &[u8]) -> io::Result<Tree> {
+        let text = std::str::from_utf8(b).map_err(|_| bad("tree is not UTF-8".into()))?;
+        let mut lines = text.split('\n');
+        let num = |l: Option<&str>| -> io::Result<usize> {
+            l.and_then(|l| l.parse().ok())
+                .ok_or_else(|| bad(format!("tree: bad number {l:?}")))
+        };
+        let host = num(lines.next())?;
+        let agent = lines
+            .next()
+            .ok_or_else(|| bad("tree without an agent line".into()))?
+            .split('\t')
+            .filter(|w| !w.is_empty())
+            .map(String::from)
+            .collect();
+        let fanout = num(lines.next())?.max(1);
+        let below = lines
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let (i, name) = l
+                    .split_once('\t')
+                    .ok_or_else(|| bad(format!("tree: bad host line {l:?}")))?;
+                Ok((num(Some(i))?, name.to_string()))
+            })
+            .collect::<io::Result<_>>()?;
+        Ok(Tree {
+            host,
+            agent,
+            fanout,
+            below,
+        })
+    }
+}
+
+/// A subtree of the start-up: a host and the hosts its helper starts in turn.
+pub type Subtree = ((usize, String), Vec<(usize, String)>);
+
+/// Splits `hosts` among at most `fanout` children: the first `fanout` hosts are the children;
+/// the rest are dealt to them in contiguous runs, as the hosts each child starts in turn. So
+/// every helper starts at most `fanout` agents and the depth grows as log_fanout(hosts).
+pub fn split_tree(hosts: &[(usize, String)], fanout: usize) -> Vec<Subtree> {
+    let k = hosts.len().min(fanout.max(1));
+    let (children, rest) = hosts.split_at(k);
+    children
+        .iter()
+        .enumerate()
+        .map(|(c, child)| {
+            let (from, to) = (rest.len() * c / k, rest.len() * (c + 1) / k);
+            (child.clone(), rest[from..to].to_vec())
+        })
+        .collect()
 }
 
 /// What a helper needs to start its host's ranks.
@@ -220,6 +306,54 @@ mod tests {
         assert!(Frame::read_from(&mut &[0u8, 0, 0, 0, 0, 0, 0, 0, 0][..]).is_err());
         let huge = [5u8, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff];
         assert!(Frame::read_from(&mut &huge[..]).is_err());
+    }
+
+    #[test]
+    fn trees_round_trip_and_split_every_host_once() {
+        let hosts: Vec<(usize, String)> = (1..=20).map(|i| (i, format!("h{i}"))).collect();
+        let t = Tree {
+            host: 3,
+            agent: vec!["ssh".into(), "-F".into(), "x y".into()],
+            fanout: 4,
+            below: hosts.clone(),
+        };
+        assert_eq!(Tree::decode(&t.encode()).unwrap(), t);
+        let srun = Tree {
+            agent: Vec::new(),
+            below: Vec::new(),
+            ..t
+        };
+        assert_eq!(Tree::decode(&srun.encode()).unwrap(), srun);
+        assert!(Tree::decode(b"x\n").is_err());
+        assert!(Tree::decode(b"1\nssh\n2\nnot-a-line\n").is_err());
+        // Every host appears once, and each helper starts at most `fanout` agents.
+        fn walk(
+            hosts: &[(usize, String)],
+            fanout: usize,
+            seen: &mut Vec<usize>,
+            depth: usize,
+        ) -> usize {
+            let split = split_tree(hosts, fanout);
+            assert!(split.len() <= fanout);
+            let mut deepest = depth;
+            for (child, below) in split {
+                seen.push(child.0);
+                deepest = deepest.max(walk(&below, fanout, seen, depth + 1));
+            }
+            deepest
+        }
+        for fanout in [1, 2, 3, 8, 32] {
+            let mut seen = Vec::new();
+            let depth = walk(&hosts, fanout, &mut seen, 1);
+            seen.sort_unstable();
+            assert_eq!(seen, (1..=20).collect::<Vec<_>>(), "fanout {fanout}");
+            match fanout {
+                1 => assert_eq!(depth, 20),
+                3 => assert!(depth <= 3, "depth {depth}"),
+                32 => assert_eq!(depth, 1),
+                _ => {}
+            }
+        }
     }
 
     #[test]

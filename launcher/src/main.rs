@@ -68,6 +68,23 @@ fn is_local(name: &str) -> bool {
     by_name || netif::resolve(name).is_ok_and(netif::is_local_address)
 }
 
+/// How many agents mprun (and each helper) starts at most; more hosts start as a tree.
+fn launch_fanout() -> Result<usize, LaunchError> {
+    match std::env::var("MPR_LAUNCH_FANOUT") {
+        Err(_) => Ok(16),
+        Ok(v) => v
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| (1..=1024).contains(&n))
+            .ok_or_else(|| {
+                LaunchError::Usage(format!(
+                    "environment: MPR_LAUNCH_FANOUT={v:?} is not a whole number from 1 to 1024"
+                ))
+            }),
+    }
+}
+
 /// The default launch agent: ssh without prompts and without a terminal.
 const DEFAULT_AGENT: &str = "ssh -o BatchMode=yes -T";
 
@@ -181,6 +198,7 @@ fn run() -> Result<i32, LaunchError> {
         remote::connect(
             &remote_hosts,
             &launcher,
+            launch_fanout()?,
             opts.tag_output,
             &tx,
             (startup_tx, &startup_rx),
@@ -222,13 +240,13 @@ fn run() -> Result<i32, LaunchError> {
     };
     // What each host's helper needs: the `-x` values, mprun's own MPR_ settings (local ranks
     // inherit them), and the bootstrap contract less what differs per rank or host.
-    let specs = helpers
+    let specs = remote_hosts
         .iter()
-        .map(|h| {
+        .map(|(host, name)| {
             let mine: Vec<(usize, usize)> = plan
                 .ranks
                 .iter()
-                .filter(|p| p.host == h.host)
+                .filter(|p| p.host == *host)
                 .map(|p| (p.rank, p.local_rank))
                 .collect();
             let mut env: Vec<(String, String)> = std::env::vars()
@@ -249,7 +267,7 @@ fn run() -> Result<i32, LaunchError> {
                     .filter(|(k, _)| !per_rank.contains(k))
                     .map(|(k, v)| (k.to_string(), v)),
             );
-            link::JobSpec {
+            let spec = link::JobSpec {
                 program: program.to_string_lossy().into_owned(),
                 args: opts.args.clone(),
                 cwd: std::env::current_dir()
@@ -258,7 +276,8 @@ fn run() -> Result<i32, LaunchError> {
                 iface: opts.iface.clone().unwrap_or_default(),
                 env,
                 ranks: mine,
-            }
+            };
+            (*host, name.clone(), spec)
         })
         .collect();
     if let Err(e) = remote::start(&helpers, specs, &startup_rx) {
@@ -273,7 +292,7 @@ fn run() -> Result<i32, LaunchError> {
     for p in &plan.ranks {
         if local[p.host] {
             ranks.extend(local_iter.next());
-        } else if let Some(h) = helpers.iter().find(|h| h.host == p.host) {
+        } else if let Some(h) = helpers.iter().find(|h| h.reaches(p.host)) {
             ranks.push(spawn::Rank {
                 rank: p.rank,
                 host: plan.hosts[p.host].clone(),
@@ -285,7 +304,7 @@ fn run() -> Result<i32, LaunchError> {
     let host_of: Vec<usize> = plan.ranks.iter().map(|p| p.host).collect();
     let mut relays = helpers.len();
     if !local[plan.ranks[0].host] {
-        if let Some(h) = helpers.iter().find(|h| h.host == plan.ranks[0].host) {
+        if let Some(h) = helpers.iter().find(|h| h.reaches(plan.ranks[0].host)) {
             relay::stdin(remote::RemoteStdin(h.clone()));
         }
     }

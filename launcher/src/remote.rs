@@ -3,13 +3,18 @@
 //!
 //! Start-up is in two steps so that an unreachable host stops the job before any rank starts:
 //! every helper must say hello first; only then does each get the job and start its ranks.
+//!
+//! With many hosts the start-up is a tree ([`crate::link::split_tree`]): mprun starts at most
+//! `MPR_LAUNCH_FANOUT` agents (default 16), and each helper starts those of the hosts below it,
+//! relaying their frames up and mprun's down; so no machine runs more than that many agents at
+//! once and the start-up takes log_fanout(hosts) agent round trips.
 //! Afterwards a reader thread per host writes the ranks' lines to mprun's stdout and stderr
 //! (whole lines, under the stream's lock, as for local ranks) and turns exit statuses into
 //! supervisor events; the agent's own stderr is relayed as is.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,7 +22,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use crate::error::LaunchError;
-use crate::link::{Frame, JobSpec, Kind, ALL_RANKS};
+use crate::link::{split_tree, Frame, JobSpec, Kind, Tree, ALL_RANKS};
 use crate::report::Event;
 
 /// How long a host's helper may take to say hello (an ssh connection included).
@@ -28,6 +33,8 @@ pub struct Helper {
     /// Index of the host in the plan.
     pub host: usize,
     pub name: String,
+    /// Every host reached through this link: its own, and those its helper starts in turn.
+    pub reach: Vec<usize>,
     to: Mutex<Option<ChildStdin>>,
     agent: Mutex<Child>,
     /// The agent's last lines on stderr, for the error if the helper never answers.
@@ -35,6 +42,11 @@ pub struct Helper {
 }
 
 impl Helper {
+    /// Whether `host` is reached through this link.
+    pub fn reaches(&self, host: usize) -> bool {
+        self.reach.contains(&host)
+    }
+
     /// Sends a frame; false if the link is gone.
     pub fn send(&self, f: &Frame) -> bool {
         let mut to = self.to.lock().unwrap_or_else(|p| p.into_inner());
@@ -69,7 +81,7 @@ impl Helper {
     }
 
     /// Why the helper did not answer: the agent's exit and its last words.
-    fn failure(&self) -> String {
+    pub fn failure(&self) -> String {
         self.reap(Duration::from_secs(2));
         let code = self
             .agent
@@ -122,10 +134,16 @@ impl Drop for RemoteStdin {
 
 /// What a reader thread tells the start-up.
 pub enum Startup {
+    /// Host `.0`'s helper runs.
     Hello(usize),
+    /// Host `.0` started its ranks.
     Started(usize),
+    /// Host `.0` could not be reached or could not start its ranks.
     Failed(usize, String),
+    /// Direct link `.0` (an index into the links) ended.
     Gone(usize),
+    /// The link to host `.0`, below some helper, ended.
+    Lost(usize),
 }
 
 /// How mprun reaches a host.
@@ -172,6 +190,62 @@ impl Launcher {
             Launcher::Srun => "srun".into(),
         }
     }
+
+    /// The agent's words for a [`Tree`] frame (empty for srun).
+    pub fn words(&self) -> Vec<String> {
+        match self {
+            Launcher::Agent(w) => w.clone(),
+            Launcher::Srun => Vec::new(),
+        }
+    }
+
+    /// The launcher a [`Tree`] frame names.
+    pub fn from_words(words: Vec<String>) -> Launcher {
+        if words.is_empty() {
+            Launcher::Srun
+        } else {
+            Launcher::Agent(words)
+        }
+    }
+}
+
+/// Starts the agent to `name` (plan host `host`, reaching `reach`), running mprun's helper
+/// there. Returns the link and the stream of the helper's frames; the agent's stderr goes to
+/// this process's stderr.
+pub fn open_link(
+    launcher: &Launcher,
+    host: usize,
+    name: &str,
+    reach: Vec<usize>,
+) -> Result<(Arc<Helper>, ChildStdout), LaunchError> {
+    let me = std::env::current_exe()
+        .map_err(|e| LaunchError::System(format!("cannot find mprun's own path: {e}")))?;
+    let mut cmd = launcher.command(name, &me)?;
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let mut child = cmd.spawn().map_err(|e| {
+        LaunchError::Plan(format!(
+            "host {name}: cannot run the launch agent {:?}: {e}",
+            launcher.name()
+        ))
+    })?;
+    let (Some(to), Some(from), Some(err)) =
+        (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
+        return Err(LaunchError::System("agent pipes missing".into()));
+    };
+    let h = Arc::new(Helper {
+        host,
+        name: name.to_string(),
+        reach,
+        to: Mutex::new(Some(to)),
+        agent: Mutex::new(child),
+        stderr_tail: Arc::default(),
+    });
+    relay_agent_stderr(err, h.stderr_tail.clone());
+    Ok((h, from))
 }
 
 /// A word quoted for the remote shell that ssh-like agents run the command with.
@@ -179,72 +253,69 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-/// Starts an agent to every host in `hosts` (plan index, name) and waits until each helper has
-/// said hello. Output and exits flow to `events` from then on.
+/// Starts the helpers of every host in `hosts` (plan index, name), directly or through a tree
+/// of helpers, and waits until each has said hello. Output and exits flow to `events` from then
+/// on.
 pub fn connect(
     hosts: &[(usize, String)],
     launcher: &Launcher,
+    fanout: usize,
     tag_output: bool,
     events: &Sender<Event>,
     startup: (Sender<Startup>, &Receiver<Startup>),
 ) -> Result<Vec<Arc<Helper>>, LaunchError> {
-    let me = std::env::current_exe()
-        .map_err(|e| LaunchError::System(format!("cannot find mprun's own path: {e}")))?;
     let (tx, rx) = startup;
-    let mut helpers = Vec::new();
-    for (i, (host, name)) in hosts.iter().enumerate() {
-        let mut cmd = launcher.command(name, &me)?;
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        let mut child = match cmd.spawn() {
-            Ok(c) => c,
+    let name = |h: usize| {
+        hosts
+            .iter()
+            .find(|(i, _)| *i == h)
+            .map_or_else(|| format!("#{h}"), |(_, n)| n.clone())
+    };
+    let mut helpers: Vec<Arc<Helper>> = Vec::new();
+    for (i, ((host, hname), below)) in split_tree(hosts, fanout).into_iter().enumerate() {
+        let reach = std::iter::once(host)
+            .chain(below.iter().map(|b| b.0))
+            .collect();
+        let (h, from) = match open_link(launcher, host, &hname, reach) {
+            Ok(l) => l,
             Err(e) => {
                 end_all(&helpers);
-                return Err(LaunchError::Plan(format!(
-                    "host {name}: cannot run the launch agent {:?}: {e}",
-                    launcher.name()
-                )));
+                return Err(e);
             }
         };
-        let (Some(to), Some(from), Some(err)) =
-            (child.stdin.take(), child.stdout.take(), child.stderr.take())
-        else {
-            return Err(LaunchError::System("agent pipes missing".into()));
+        let tree = Tree {
+            host,
+            agent: launcher.words(),
+            fanout,
+            below,
         };
-        let h = Arc::new(Helper {
-            host: *host,
-            name: name.clone(),
-            to: Mutex::new(Some(to)),
-            agent: Mutex::new(child),
-            stderr_tail: Arc::default(),
-        });
-        relay_agent_stderr(err, h.stderr_tail.clone());
+        h.send(&Frame::new(Kind::Tree, 0, tree.encode()));
         read_frames(i, from, h.clone(), tag_output, events.clone(), tx.clone());
         helpers.push(h);
     }
     let deadline = Instant::now() + HELLO_WITHIN;
-    let mut hello = vec![false; helpers.len()];
-    while hello.iter().any(|h| !h) {
+    let mut waiting: Vec<usize> = hosts.iter().map(|h| h.0).collect();
+    while !waiting.is_empty() {
         let left = deadline.saturating_duration_since(Instant::now());
+        let fail = |why: String, host: usize| {
+            end_all(&helpers);
+            Err(LaunchError::Plan(format!(
+                "host {}: cannot start mprun there ({why})",
+                name(host)
+            )))
+        };
         match rx.recv_timeout(left) {
-            Ok(Startup::Hello(i)) => hello[i] = true,
-            Ok(Startup::Gone(i)) | Ok(Startup::Failed(i, _)) => {
-                let why = helpers[i].failure();
-                end_all(&helpers);
-                return Err(LaunchError::Plan(format!(
-                    "host {}: cannot start mprun there ({why})",
-                    helpers[i].name
-                )));
-            }
+            Ok(Startup::Hello(h)) => waiting.retain(|&w| w != h),
+            Ok(Startup::Gone(i)) => return fail(helpers[i].failure(), helpers[i].host),
+            Ok(Startup::Failed(h, why)) => return fail(why, h),
+            Ok(Startup::Lost(h)) => return fail("the connection to it ended".into(), h),
             Ok(Startup::Started(_)) => {}
             Err(_) => {
-                let i = hello.iter().position(|h| !h).unwrap_or(0);
+                let h = waiting[0];
                 end_all(&helpers);
                 return Err(LaunchError::Plan(format!(
                     "host {}: no answer from mprun there within {} s",
-                    helpers[i].name,
+                    name(h),
                     HELLO_WITHIN.as_secs()
                 )));
             }
@@ -253,43 +324,58 @@ pub fn connect(
     Ok(helpers)
 }
 
-/// Sends every helper its job and waits until all have started their ranks.
+/// Sends every host its job (through the link that reaches it) and waits until all have
+/// started their ranks.
 pub fn start(
     helpers: &[Arc<Helper>],
-    specs: Vec<JobSpec>,
+    specs: Vec<(usize, String, JobSpec)>,
     rx: &Receiver<Startup>,
 ) -> Result<(), LaunchError> {
-    for (h, spec) in helpers.iter().zip(specs) {
-        h.send(&Frame::new(Kind::Job, 0, spec.encode()));
+    let mut waiting: Vec<usize> = specs.iter().map(|s| s.0).collect();
+    let names: Vec<(usize, String)> = specs.iter().map(|s| (s.0, s.1.clone())).collect();
+    let name = |h: usize| {
+        names
+            .iter()
+            .find(|n| n.0 == h)
+            .map_or("?", |n| n.1.as_str())
+            .to_string()
+    };
+    for (host, _, spec) in specs {
+        if let Some(h) = helpers.iter().find(|h| h.reaches(host)) {
+            h.send(&Frame::new(Kind::Job, host as u32, spec.encode()));
+        }
     }
-    let mut started = vec![false; helpers.len()];
-    while started.iter().any(|s| !s) {
+    while !waiting.is_empty() {
+        let fail = |e: LaunchError| {
+            end_all(helpers);
+            Err(e)
+        };
         match rx.recv_timeout(HELLO_WITHIN) {
-            Ok(Startup::Started(i)) => started[i] = true,
-            Ok(Startup::Failed(i, why)) => {
-                end_all(helpers);
-                return Err(LaunchError::Program(format!(
-                    "host {}: {why}",
-                    helpers[i].name
-                )));
+            Ok(Startup::Started(h)) => waiting.retain(|&w| w != h),
+            Ok(Startup::Failed(h, why)) => {
+                return fail(LaunchError::Program(format!("host {}: {why}", name(h))))
             }
-            // A host whose ranks all ended quickly may be gone already: that is its end, not a
-            // failure to start.
-            Ok(Startup::Gone(i)) if started[i] => {}
+            // A link whose hosts all started and whose ranks all ended already is just done.
+            Ok(Startup::Gone(i)) if !helpers[i].reach.iter().any(|h| waiting.contains(h)) => {}
             Ok(Startup::Gone(i)) => {
                 let why = helpers[i].failure();
-                end_all(helpers);
-                return Err(LaunchError::Plan(format!(
+                return fail(LaunchError::Plan(format!(
                     "host {}: lost the connection while starting ranks ({why})",
                     helpers[i].name
                 )));
             }
+            Ok(Startup::Lost(h)) if !waiting.contains(&h) => {}
+            Ok(Startup::Lost(h)) => {
+                return fail(LaunchError::Plan(format!(
+                    "host {}: lost the connection while starting ranks",
+                    name(h)
+                )))
+            }
             Ok(Startup::Hello(_)) => {}
             Err(_) => {
-                end_all(helpers);
-                return Err(LaunchError::Plan(
+                return fail(LaunchError::Plan(
                     "hosts did not start their ranks in time".into(),
-                ));
+                ))
             }
         }
     }
@@ -307,7 +393,7 @@ pub fn end_all(helpers: &[Arc<Helper>]) {
     }
 }
 
-fn relay_agent_stderr(err: impl std::io::Read + Send + 'static, tail: Arc<Mutex<Vec<String>>>) {
+pub fn relay_agent_stderr(err: impl std::io::Read + Send + 'static, tail: Arc<Mutex<Vec<String>>>) {
     let _ = std::thread::Builder::new()
         .name("agent-stderr".into())
         .spawn(move || {
@@ -339,16 +425,27 @@ fn read_frames(
         .spawn(move || {
             let mut r = BufReader::with_capacity(64 << 10, from);
             while let Ok(Some(f)) = Frame::read_from(&mut r) {
+                // The helper at the end of this link speaks for itself with ALL_RANKS; those
+                // below it are named by their host.
+                let host = if f.word == ALL_RANKS {
+                    helper.host
+                } else {
+                    f.word as usize
+                };
                 match f.kind {
                     Kind::Hello => {
-                        let _ = startup.send(Startup::Hello(i));
+                        let _ = startup.send(Startup::Hello(host));
                     }
                     Kind::Started => {
-                        let _ = startup.send(Startup::Started(i));
+                        let _ = startup.send(Startup::Started(host));
                     }
                     Kind::Failed => {
                         let why = String::from_utf8_lossy(&f.payload).into_owned();
-                        let _ = startup.send(Startup::Failed(i, why));
+                        let _ = startup.send(Startup::Failed(host, why));
+                    }
+                    Kind::Lost => {
+                        let _ = startup.send(Startup::Lost(host));
+                        let _ = events.send(Event::HostLost(host));
                     }
                     Kind::Stdout | Kind::Stderr => {
                         let mut line = Vec::with_capacity(f.payload.len() + 12);
@@ -376,12 +473,14 @@ fn read_frames(
                             raw,
                         });
                     }
-                    Kind::Job | Kind::Stdin | Kind::Signal => {}
+                    Kind::Job | Kind::Stdin | Kind::Signal | Kind::Tree => {}
                 }
             }
             let _ = std::io::stdout().flush();
             let _ = startup.send(Startup::Gone(i));
-            let _ = events.send(Event::HostLost(helper.host));
+            for &h in &helper.reach {
+                let _ = events.send(Event::HostLost(h));
+            }
             let _ = events.send(Event::OutputClosed);
         });
 }

@@ -192,6 +192,63 @@ fn jobs_across_four_namespace_hosts_through_testnet_exec_and_sshd() {
         nothing_left(&t);
     }
 
+    // A start-up tree: with a fan-out of 1, h2's helper starts h3's, which starts h4's. Data,
+    // exits from the deepest host, and an unreachable host at the bottom all pass through it.
+    let m = mprun();
+    let tree = |args: &[&str], stdin: Option<&[u8]>| {
+        let mut words = vec!["run", "h1", m.to_str().unwrap()];
+        words.extend_from_slice(args);
+        run_cmd(
+            t.to_path_buf(),
+            &words,
+            &[("MPR_LAUNCH_FANOUT", "1")],
+            stdin,
+            LIMIT,
+        )
+    };
+    let base = ["--hostfile", HOSTS, "--launch-agent", exec_agent.as_str()];
+    let out = tree(&[&base[..], &["-n", "8", coll, "coll"]].concat(), None);
+    assert!(out.ok().contains("ok coll"), "tree: {}", out.stderr);
+    let out = tree(
+        &[&base[..], &["-n", "8", job, "exit", "7", "4"]].concat(),
+        None,
+    );
+    assert_eq!(out.code, Some(4), "tree: {}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("mprun: rank 7 on 10.99.0.4 exited with code 4"),
+        "{}",
+        out.stderr
+    );
+    nothing_left(&t);
+    let deep_bad = "/tmp/mpr-test-hosts-deep";
+    std::fs::write(
+        deep_bad,
+        "10.99.0.1:2\n10.99.0.2:2\n10.99.0.3:2\n10.99.0.9:2\n",
+    )
+    .unwrap();
+    let out = tree(
+        &[
+            "--hostfile",
+            deep_bad,
+            "--launch-agent",
+            &exec_agent,
+            job,
+            "env",
+        ],
+        None,
+    );
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    let lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("mprun:"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{}", out.stderr);
+    assert!(lines[0].contains("host 10.99.0.9"), "{}", out.stderr);
+    assert!(out.stdout.is_empty(), "a rank started: {}", out.stdout);
+    nothing_left(&t);
+
     // Rank 0 on another host than mprun's: stdin follows it.
     let hosts_2_to_4 = "/tmp/mpr-test-hosts-234";
     std::fs::write(hosts_2_to_4, "10.99.0.2 slots=2\n10.99.0.3:2\nh4\n").unwrap();
