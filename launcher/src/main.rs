@@ -184,7 +184,10 @@ fn run() -> Result<i32, LaunchError> {
             .and_then(netif::route_to)
             .map_err(LaunchError::Plan)?,
     };
-    let service = rendezvous::Service::start(ip, job_id, np, tx.clone())?;
+    // The job's secret: every connection to a rank or to the rendezvous service proves it.
+    let secret = mpr::auth::Secret::random()
+        .map_err(|e| LaunchError::System(format!("cannot draw the job's secret: {e}")))?;
+    let service = rendezvous::Service::start(ip, job_id, np, secret.clone(), tx.clone())?;
     let (startup_tx, startup_rx) = mpsc::channel();
     // An agent named by the user wins; inside a Slurm allocation, srun; else ssh.
     let launcher = match (&opts.launch_agent, allocation) {
@@ -221,6 +224,7 @@ fn run() -> Result<i32, LaunchError> {
             launcher_pid: Some(launcher_pid),
             crowded,
             host: Some(plan.hosts[p.host].clone()),
+            secret: secret.clone(),
         }
     };
     let (local_ranks, pipes) = match spawn::start(

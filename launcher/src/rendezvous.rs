@@ -8,7 +8,7 @@ use std::sync::mpsc::Sender;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use mpr::bootstrap::{read_line, Reply, Request};
+use mpr::bootstrap::{read_line, Reply, Request, Secret};
 
 use crate::error::LaunchError;
 use crate::report::Event;
@@ -30,6 +30,7 @@ impl Service {
         ip: std::net::IpAddr,
         job_id: u64,
         size: usize,
+        secret: Secret,
         events: Sender<Event>,
     ) -> Result<Service, LaunchError> {
         let listener = TcpListener::bind((ip, 0))
@@ -49,10 +50,10 @@ impl Service {
             .name("rendezvous".into())
             .spawn(move || {
                 for stream in listener.incoming().flatten() {
-                    let (t, ev) = (t.clone(), events.clone());
+                    let (t, ev, secret) = (t.clone(), events.clone(), secret.clone());
                     let _ = std::thread::Builder::new()
                         .name("rendezvous-conn".into())
-                        .spawn(move || serve(stream, job_id, t, ev));
+                        .spawn(move || serve(stream, job_id, &secret, t, ev));
                 }
             })
             .map_err(|e| LaunchError::System(format!("rendezvous service: thread: {e}")))?;
@@ -76,6 +77,7 @@ impl Service {
 fn serve(
     stream: TcpStream,
     job_id: u64,
+    secret: &Secret,
     table: Arc<(Mutex<Table>, Condvar)>,
     events: Sender<Event>,
 ) {
@@ -86,15 +88,38 @@ fn serve(
     let mut reader = BufReader::new(stream);
     let (m, cv) = &*table;
     let size = m.lock().map(|t| t.addrs.len()).unwrap_or(0);
-    // The first line must say who this is, for this job.
+    // A challenge first; the first line back must say who this is, for this job, with the
+    // proof that it holds the job's secret. Anything else is dropped unanswered.
+    let Ok(challenge) = mpr::auth::challenge() else {
+        return;
+    };
+    if writeln!(out, "{}", Reply::Challenge { challenge }).is_err() {
+        return;
+    }
+    let _ = reader
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_secs(30)));
     let rank = match read_line(&mut reader)
         .ok()
         .flatten()
         .map(|l| Request::parse(&l))
     {
-        Some(Ok(Request::Hello { job_id: j, rank })) if j == job_id && rank < size => rank,
+        Some(Ok(Request::Hello {
+            job_id: j,
+            rank,
+            proof,
+        })) if j == job_id
+            && rank < size
+            && mpr::auth::same(
+                &mpr::auth::rendezvous_proof(secret, job_id, rank, &challenge),
+                &proof,
+            ) =>
+        {
+            rank
+        }
         _ => return, // not one of our ranks: drop it
     };
+    let _ = reader.get_ref().set_read_timeout(None);
     while let Ok(Some(line)) = read_line(&mut reader) {
         let reply = match Request::parse(&line) {
             Ok(Request::Register { addr, node }) => {

@@ -15,6 +15,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+pub use crate::auth::Secret;
+use crate::auth::{hex, rendezvous_proof, unhex, PROOF_LEN};
 use crate::error::{Error, Result};
 
 /// Rank of this process in the world (`0..MPR_SIZE`).
@@ -38,6 +40,8 @@ pub const ENV_CROWDED: &str = "MPR_CROWDED";
 pub const ENV_LAUNCHER_PID: &str = "MPR_LAUNCHER_PID";
 /// Name of the host the rank runs on, as the launcher knows it (hostfile name).
 pub const ENV_HOST: &str = "MPR_HOST";
+/// Environment variable: the job's secret (64 hex digits), which every connection proves.
+pub const ENV_SECRET: &str = "MPR_SECRET";
 
 /// Longest line either side of the rendezvous protocol accepts.
 pub const MAX_LINE: usize = 512;
@@ -66,6 +70,8 @@ pub struct Bootstrap {
     /// The name of this rank's host as the launcher knows it; ranks with the same name share a
     /// host and talk over local sockets.
     pub host: Option<String>,
+    /// The job's secret (see `auth.rs`).
+    pub secret: Secret,
 }
 
 impl Bootstrap {
@@ -127,6 +133,12 @@ impl Bootstrap {
             Some("1") => true,
             Some(other) => return Err(bad(ENV_CROWDED, &format!("{other:?} is not 0 or 1"))),
         };
+        let secret = match get(ENV_SECRET) {
+            Some(s) => {
+                Secret::from_hex(&s).ok_or_else(|| bad(ENV_SECRET, "is not 64 hex digits"))?
+            }
+            None => return Err(bad(ENV_SECRET, "is not set")),
+        };
         let host = match get(ENV_HOST) {
             Some(h) if !valid_node(&h) => {
                 return Err(bad(ENV_HOST, &format!("{h:?} is not a host name")))
@@ -144,6 +156,7 @@ impl Bootstrap {
             bind,
             launcher_pid,
             crowded,
+            secret,
         }))
     }
 
@@ -168,6 +181,7 @@ impl Bootstrap {
         if let Some(h) = &self.host {
             v.push((ENV_HOST, h.clone()));
         }
+        v.push((ENV_SECRET, self.secret.to_hex()));
         v
     }
 }
@@ -192,6 +206,8 @@ pub enum Request {
         job_id: u64,
         /// The rank.
         rank: usize,
+        /// Its answer to the service's challenge (see `auth.rs`).
+        proof: [u8; PROOF_LEN],
     },
     /// The address this rank listens on.
     Register {
@@ -226,6 +242,11 @@ pub enum Reply {
         /// Its host, when it listens on a local socket too (see [`Request::Register`]).
         node: Option<String>,
     },
+    /// The service's first line: prove the job's secret by answering this.
+    Challenge {
+        /// Random bytes.
+        challenge: [u8; PROOF_LEN],
+    },
     /// The request was refused.
     Refused {
         /// Why (one line).
@@ -246,7 +267,11 @@ impl fmt::Display for ParseError {
 impl fmt::Display for Request {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Request::Hello { job_id, rank } => write!(f, "HELLO {job_id} {rank}"),
+            Request::Hello {
+                job_id,
+                rank,
+                proof,
+            } => write!(f, "HELLO {job_id} {rank} {}", hex(proof)),
             Request::Register { addr, node } => {
                 write!(f, "REGISTER {addr}{}", with_node(node))
             }
@@ -263,6 +288,7 @@ impl fmt::Display for Reply {
             Reply::Addr { rank, addr, node } => {
                 write!(f, "ADDR {rank} {addr}{}", with_node(node))
             }
+            Reply::Challenge { challenge } => write!(f, "CHALLENGE {}", hex(challenge)),
             Reply::Refused { reason } => write!(f, "REFUSED {}", reason.replace('\n', " ")),
         }
     }
@@ -314,10 +340,14 @@ impl Request {
         };
         Ok(match verb.as_str() {
             "HELLO" => {
-                expect(2)?;
+                expect(3)?;
+                let proof = unhex(&a[2], PROOF_LEN)
+                    .and_then(|p| p.try_into().ok())
+                    .ok_or_else(|| ParseError("bad proof".into()))?;
                 Request::Hello {
                     job_id: arg(&a, 0, "job id")?,
                     rank: arg(&a, 1, "rank")?,
+                    proof,
                 }
             }
             "REGISTER" if a.len() == 1 || a.len() == 2 => Request::Register {
@@ -358,6 +388,11 @@ impl Reply {
                 rank: arg(&a, 0, "rank")?,
                 addr: arg(&a, 1, "address")?,
                 node: node_arg(&a, 2)?,
+            },
+            "CHALLENGE" if a.len() == 1 => Reply::Challenge {
+                challenge: unhex(&a[0], PROOF_LEN)
+                    .and_then(|p| p.try_into().ok())
+                    .ok_or_else(|| ParseError("bad challenge".into()))?,
             },
             "REFUSED" => Reply::Refused {
                 reason: a.join(" "),
@@ -412,9 +447,29 @@ impl Client {
             reader: BufReader::new(stream),
             writer,
         };
+        // The service speaks first: a challenge, which the hello answers.
+        let challenge = match read_line(&mut c.reader) {
+            Ok(Some(line)) => match Reply::parse(&line) {
+                Ok(Reply::Challenge { challenge }) => challenge,
+                _ => {
+                    return Err(Error::Bootstrap {
+                        what: format!("rendezvous service at {}: no challenge", boot.rendezvous),
+                    })
+                }
+            },
+            Ok(None) | Err(_) => {
+                return Err(Error::Bootstrap {
+                    what: format!(
+                        "rendezvous service at {}: closed before its challenge",
+                        boot.rendezvous
+                    ),
+                })
+            }
+        };
         c.send(&Request::Hello {
             job_id: boot.job_id,
             rank: boot.rank,
+            proof: rendezvous_proof(&boot.secret, boot.job_id, boot.rank, &challenge),
         })?;
         c.send(&Request::Register { addr: listen, node })?;
         Ok(c)
@@ -463,6 +518,7 @@ impl Client {
                 Err(format!("asked for rank {rank}, told about rank {r}"))
             }
             Reply::Refused { reason } => Err(reason),
+            Reply::Challenge { .. } => Err("rendezvous service: a second challenge".into()),
         }
     }
 }
@@ -479,6 +535,7 @@ mod tests {
             Request::Hello {
                 job_id: u64::MAX,
                 rank: 3,
+                proof: [7; PROOF_LEN],
             },
             Request::Register { addr, node: None },
             Request::Register {
@@ -505,10 +562,16 @@ mod tests {
             Reply::Refused {
                 reason: "no such rank 9".into(),
             },
+            Reply::Challenge {
+                challenge: [0xa5; PROOF_LEN],
+            },
         ] {
             assert_eq!(Reply::parse(&r.to_string()), Ok(r));
         }
         assert!(Request::parse("LOOKUP").is_err());
+        assert!(Request::parse("HELLO 1 2").is_err());
+        assert!(Request::parse("HELLO 1 2 abc").is_err());
+        assert!(Reply::parse("CHALLENGE 00").is_err());
         assert!(Request::parse("LOOKUP x").is_err());
         assert!(Request::parse("DANCE 1").is_err());
         assert!(Request::parse("REGISTER 127.0.0.1:1 a b").is_err());
@@ -529,6 +592,7 @@ mod tests {
             launcher_pid: Some(5),
             crowded: true,
             host: Some("node7".into()),
+            secret: Secret::random().unwrap(),
         };
         let env: HashMap<&str, String> = b.to_env().into_iter().collect();
         let got = Bootstrap::from_lookup(|k| env.get(k).cloned())

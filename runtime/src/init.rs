@@ -68,6 +68,7 @@ pub fn init() -> Result<World> {
                 b.bind,
                 b.host.clone(),
                 tuning.clone(),
+                b.secret.clone(),
             )?;
             let (addr, node) = net.registration();
             net.set_directory(Client::connect(&b, addr, node)?);

@@ -85,6 +85,53 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
+        // Every rank connects to every other (so all listeners are in use), says ready, polls
+        // for ARG1 ms (while a test throws strangers at its ports), then checks that traffic is
+        // untouched: a message with every other rank and a sum.
+        "stranger" => {
+            let check = || -> mpr::Result<bool> {
+                let mut all = vec![0u64; size];
+                world.allgather(&[rank as u64], &mut all)?;
+                for p in 0..size {
+                    if p != rank {
+                        let mut back = [0u64];
+                        world.sendrecv(&[rank as u64], p, 1, &mut back, p, 1)?;
+                        if back[0] != p as u64 {
+                            return Ok(false);
+                        }
+                    }
+                }
+                Ok(all == (0..size as u64).collect::<Vec<_>>())
+            };
+            if !matches!(check(), Ok(true)) {
+                return ExitCode::from(21);
+            }
+            if rank == 0 {
+                println!("ready");
+                let _ = std::io::stdout().flush();
+            }
+            // Stay in the library meanwhile (progress happens inside calls): poll for a
+            // message nobody sends.
+            let until = std::time::Instant::now() + Duration::from_millis(arg(1) as u64);
+            while std::time::Instant::now() < until {
+                if !matches!(world.iprobe(mpr::ANY_SOURCE, 77), Ok(None)) {
+                    return ExitCode::from(23);
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let _ = world.barrier();
+            let mut sum = [0u64];
+            let ok = matches!(check(), Ok(true))
+                && world
+                    .allreduce(&[rank as u64], &mut sum, mpr::Op::Sum)
+                    .is_ok()
+                && sum[0] == (size * (size - 1) / 2) as u64;
+            if !ok {
+                return ExitCode::from(22);
+            }
+            println!("rank {rank} untouched");
+            ExitCode::SUCCESS
+        }
         // Blocks forever in a receive nobody sends (for --timeout and signal tests).
         "hang" => {
             println!("rank {rank} waiting");

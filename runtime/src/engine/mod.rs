@@ -376,7 +376,7 @@ impl Sink for Core {
             }
             Kind::Pushed => return self.on_pushed(peer, &h),
             Kind::Fin => self.on_peer_failed(peer, PeerCause::Finalized),
-            Kind::Hello | Kind::HelloAck | Kind::HelloReject => {
+            Kind::Hello | Kind::HelloAck | Kind::HelloReject | Kind::Challenge => {
                 return protocol_error("handshake frame")
             }
         }

@@ -15,6 +15,9 @@
 //! | 24 | 8 | length: payload bytes (eager, data), message bytes (rts, cts, pushed), job id (hello); the receiver's buffer address (cts with [`FLAG_PUSH`]) |
 //! | 32 | 8 | send id: the sender's operation (rts, cts, sync eager, ack, pushed) |
 //! | 40 | 8 | recv id: the receiver's operation (cts, data, pushed); the sender's buffer address (rts with [`FLAG_PULL`]) |
+//!
+//! In the handshake, send id and recv id carry the 16 bytes of a challenge (challenge) or a
+//! proof (hello, hello ack, hello reject), and tag and seq the dialler's own challenge (hello).
 
 use std::fmt;
 
@@ -70,6 +73,9 @@ pub(crate) enum Kind {
     Fin = 9,
     /// The sender wrote its part of a message into the receiver's memory (see [`FLAG_PUSH`]).
     Pushed = 10,
+    /// First frame of an accepted connection: a random challenge (`send_id`, `recv_id`) that
+    /// the dialler's Hello must answer (see `auth.rs`).
+    Challenge = 11,
 }
 
 impl Kind {
@@ -85,6 +91,7 @@ impl Kind {
             8 => Kind::Ack,
             9 => Kind::Fin,
             10 => Kind::Pushed,
+            11 => Kind::Challenge,
             _ => return None,
         })
     }
@@ -242,7 +249,7 @@ mod tests {
 
     #[test]
     fn round_trip_every_kind() {
-        for k in 1..=10u8 {
+        for k in 1..=11u8 {
             let h = sample(Kind::from_u8(k).unwrap());
             assert_eq!(Header::decode(&h.encode()), Ok(h));
         }

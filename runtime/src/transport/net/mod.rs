@@ -28,6 +28,7 @@ use self::connect::LinkView;
 use self::peer::{write_frames, Conn, ReadOutcome, Role};
 use self::stream::Listener;
 use super::{OutFrame, SendQueue, Sink};
+use crate::auth::{self, Secret, PROOF_LEN};
 use crate::bootstrap::Client;
 use crate::error::{Error, PeerCause, Result};
 use crate::tuning::Tuning;
@@ -78,6 +79,22 @@ pub(crate) struct Net {
     deferred: Vec<usize>,
     /// Bytes read from established connections so far.
     bytes_read: u64,
+    /// The job's secret, which every connection proves (see `auth.rs`).
+    secret: Secret,
+}
+
+/// Puts 16 bytes of proof (or challenge) into a handshake header's send and recv ids.
+fn put_proof(h: &mut Header, p: [u8; PROOF_LEN]) {
+    h.send_id = u64::from_le_bytes(p[..8].try_into().expect("8 bytes"));
+    h.recv_id = u64::from_le_bytes(p[8..].try_into().expect("8 bytes"));
+}
+
+/// The 16 bytes a handshake header carries in its send and recv ids.
+fn proof_of(h: &Header) -> [u8; PROOF_LEN] {
+    let mut p = [0u8; PROOF_LEN];
+    p[..8].copy_from_slice(&h.send_id.to_le_bytes());
+    p[8..].copy_from_slice(&h.recv_id.to_le_bytes());
+    p
 }
 
 /// While spinning, one poll in this many asks epoll about every connection; the others read the
@@ -94,6 +111,7 @@ impl Net {
         bind: std::net::IpAddr,
         node: Option<String>,
         tuning: Tuning,
+        secret: Secret,
     ) -> Result<Net> {
         let poll = Poll::new().map_err(|e| Error::os("create epoll instance", e))?;
         let (mut listener, listen_addr) =
@@ -133,6 +151,7 @@ impl Net {
             spins: 0,
             deferred: Vec::new(),
             bytes_read: 0,
+            secret,
         })
     }
 
@@ -350,12 +369,8 @@ impl Net {
             Ok(s) => s,
             Err(e) => return self.fail_peer(peer, PeerCause::io("connect", &e), sink),
         };
-        let mut conn = Conn::new(stream, Some(peer), Role::Dialer, self.tuning.read_ahead);
-        let mut hello = Header::new(Kind::Hello);
-        hello.src = self.me as u32;
-        hello.len = self.job_id;
-        conn.ctl.extend_from_slice(&hello.encode());
-        let _ = conn.write_ctl(); // the WRITABLE event retries whatever is left
+        // The acceptor speaks first (a challenge); the Hello answers it (see `handshake`).
+        let conn = Conn::new(stream, Some(peer), Role::Dialer, self.tuning.read_ahead);
         match self.insert(conn) {
             Some(idx) => self.links[peer].dial = Some(idx),
             None => self.fail_peer(
@@ -377,7 +392,16 @@ impl Net {
                     if socket::configure(&stream, &self.tuning).is_err() {
                         continue;
                     }
-                    let conn = Conn::new(stream, None, Role::Acceptor, self.tuning.read_ahead);
+                    // Whoever this is must first answer a fresh challenge.
+                    let Ok(challenge) = auth::challenge() else {
+                        continue;
+                    };
+                    let mut conn = Conn::new(stream, None, Role::Acceptor, self.tuning.read_ahead);
+                    let mut h = Header::new(Kind::Challenge);
+                    put_proof(&mut h, challenge);
+                    conn.challenge = Some(challenge);
+                    conn.ctl.extend_from_slice(&h.encode());
+                    let _ = conn.write_ctl(); // the WRITABLE event retries whatever is left
                     let _ = self.insert(conn);
                 }
                 Ok(None) => return,
@@ -552,6 +576,56 @@ impl Net {
         }
     }
 
+    /// The proof of the job's secret for a handshake step between `dialler` and `acceptor`.
+    fn proof(
+        &self,
+        purpose: &str,
+        dialler: usize,
+        acceptor: usize,
+        challenge: &[u8; PROOF_LEN],
+        dialler_challenge: u64,
+    ) -> [u8; PROOF_LEN] {
+        self.secret_proof(purpose, acceptor, dialler, challenge, dialler_challenge)
+    }
+
+    /// As [`Net::proof`], with the acceptor first (the order every proof is made in).
+    fn secret_proof(
+        &self,
+        purpose: &str,
+        acceptor: usize,
+        dialler: usize,
+        challenge: &[u8; PROOF_LEN],
+        dialler_challenge: u64,
+    ) -> [u8; PROOF_LEN] {
+        self.secret.mac(
+            purpose,
+            &[
+                &self.job_id.to_le_bytes(),
+                &(acceptor as u64).to_le_bytes(),
+                &(dialler as u64).to_le_bytes(),
+                challenge,
+                &dialler_challenge.to_le_bytes(),
+            ],
+        )
+    }
+
+    /// Whether the acceptor's answer to our Hello proves the job's secret.
+    fn answer_is_genuine(&self, idx: usize, h: &Header) -> bool {
+        let Some(conn) = self.conns.get(idx).and_then(Option::as_ref) else {
+            return false;
+        };
+        let (Some(p), Some(c)) = (conn.peer, conn.challenge) else {
+            return false;
+        };
+        let purpose = if h.kind == Kind::HelloAck {
+            "mpr ack"
+        } else {
+            "mpr reject"
+        };
+        let want = self.secret_proof(purpose, p, self.me, &c, conn.dialler_challenge);
+        auth::same(&want, &proof_of(h))
+    }
+
     /// The process a link's peer may copy large messages out of (see `Sink::on_link_up`).
     fn pull_from(&self, idx: usize) -> Option<u32> {
         let conn = self.conns.get(idx)?.as_ref()?;
@@ -560,16 +634,64 @@ impl Net {
     }
 
     fn handshake(&mut self, idx: usize, h: Header, sink: &mut impl Sink) {
+        let forged_answer = matches!(h.kind, Kind::HelloAck | Kind::HelloReject)
+            && !self.answer_is_genuine(idx, &h);
         let Some(conn) = self.conns[idx].as_mut() else {
             return;
         };
         match (conn.role, h.kind) {
+            (Role::Dialer, Kind::Challenge) if conn.challenge.is_none() => {
+                let Some(p) = conn.peer else { return };
+                let Ok(mine) = auth::challenge() else {
+                    let cause = PeerCause::Protocol("no randomness for a challenge".into());
+                    return self.conn_failed(idx, cause, sink);
+                };
+                let theirs = proof_of(&h);
+                let mine = u64::from_le_bytes(mine[..8].try_into().expect("8 of 16 bytes"));
+                let mut hello = Header::new(Kind::Hello);
+                hello.src = self.me as u32;
+                hello.len = self.job_id;
+                hello.tag = mine as u32;
+                hello.seq = (mine >> 32) as u32;
+                put_proof(
+                    &mut hello,
+                    self.proof("mpr hello", self.me, p, &theirs, mine),
+                );
+                let Some(conn) = self.conns[idx].as_mut() else {
+                    return;
+                };
+                conn.challenge = Some(theirs);
+                conn.dialler_challenge = mine;
+                conn.ctl.extend_from_slice(&hello.encode());
+                let _ = conn.write_ctl();
+                self.want_write(idx);
+            }
             (Role::Acceptor, Kind::Hello) => {
                 let p = h.src as usize;
-                if h.len != self.job_id || p >= self.links.len() || p == self.me {
-                    // Not a rank of this job: drop it without answering.
+                let dc = u64::from(h.tag) | u64::from(h.seq) << 32;
+                let Some(c) = conn.challenge else {
+                    return self.close(idx);
+                };
+                let genuine =
+                    auth::same(&self.proof("mpr hello", p, self.me, &c, dc), &proof_of(&h));
+                if !genuine || h.len != self.job_id || p >= self.links.len() || p == self.me {
+                    // Not a rank of this job (no proof of the job's secret): drop it without
+                    // answering or reading anything more.
                     return self.close(idx);
                 }
+                let answer = |kind: Kind, purpose: &str| {
+                    let mut a = Header::new(kind);
+                    put_proof(&mut a, self.secret_proof(purpose, self.me, p, &c, dc));
+                    a.encode()
+                };
+                let (ack, reject) = (
+                    answer(Kind::HelloAck, "mpr ack"),
+                    answer(Kind::HelloReject, "mpr reject"),
+                );
+                let Some(conn) = self.conns[idx].as_mut() else {
+                    return;
+                };
+                conn.dialler_challenge = dc;
                 let link = &mut self.links[p];
                 let view = if link.up.is_some() || link.failed {
                     LinkView::Up
@@ -581,21 +703,24 @@ impl Net {
                 conn.peer = Some(p);
                 if connect::accept(self.me, p, view) {
                     conn.up = true;
-                    conn.ctl
-                        .extend_from_slice(&Header::new(Kind::HelloAck).encode());
+                    conn.ctl.extend_from_slice(&ack);
                     link.up = Some(idx);
                     link.awaiting_peer = false;
                     sink.on_link_up(p, self.pull_from(idx));
                     self.flush(p, sink);
                 } else {
-                    conn.ctl
-                        .extend_from_slice(&Header::new(Kind::HelloReject).encode());
+                    conn.ctl.extend_from_slice(&reject);
                     conn.closing = true;
                     conn.peer = None;
                     if let Ok(true) = conn.write_ctl() {
                         self.close(idx);
                     }
                 }
+            }
+            (Role::Dialer, Kind::HelloAck | Kind::HelloReject) if forged_answer => {
+                let cause =
+                    PeerCause::Protocol("the peer could not prove it belongs to this job".into());
+                self.conn_failed(idx, cause, sink);
             }
             (Role::Dialer, Kind::HelloAck) => {
                 let Some(p) = conn.peer else { return };

@@ -11,6 +11,7 @@ use std::io::{self, IoSlice, Read, Write};
 
 use super::stream::Stream;
 
+use crate::auth::PROOF_LEN;
 use crate::error::PeerCause;
 use crate::transport::{Dest, SendQueue, Sink};
 use crate::wire::{Header, Kind, HEADER_LEN};
@@ -38,6 +39,10 @@ pub(crate) struct Conn {
     pub reader: Reader,
     /// Registered for writability with epoll (see `Net::want_write`).
     pub write_interest: bool,
+    /// The handshake's challenges: the acceptor's (sent by it, or received by the dialler) and
+    /// the dialler's own (see `auth.rs`).
+    pub challenge: Option<[u8; PROOF_LEN]>,
+    pub dialler_challenge: u64,
 }
 
 impl Conn {
@@ -51,6 +56,8 @@ impl Conn {
             ctl: Vec::new(),
             reader: Reader::new(read_ahead),
             write_interest: false,
+            challenge: None,
+            dialler_challenge: 0,
         }
     }
 
@@ -196,7 +203,10 @@ impl Reader {
                         let Some(peer) = peer else {
                             return ReadOutcome::Handshake(h);
                         };
-                        if matches!(h.kind, Kind::Hello | Kind::HelloAck | Kind::HelloReject) {
+                        if matches!(
+                            h.kind,
+                            Kind::Hello | Kind::HelloAck | Kind::HelloReject | Kind::Challenge
+                        ) {
                             return ReadOutcome::Failed(PeerCause::Protocol(format!(
                                 "{:?} after the handshake",
                                 h.kind

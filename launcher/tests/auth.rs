@@ -1,0 +1,188 @@
+//! Who may talk to a job: strangers that connect to a rank's ports (TCP and the local socket)
+//! or to the rendezvous service, with garbage, with a forged hello, or with nothing at all, are
+//! dropped without a word of the job's traffic, and the job completes untouched.
+
+mod util;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use util::{mprun, processes_matching, rank_program};
+
+/// Listening sockets of process `pid`: TCP ports (IPv4, this namespace) and abstract Unix names.
+fn listeners(pid: u32) -> (Vec<u16>, Vec<String>) {
+    let mut inodes = Vec::new();
+    if let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
+        for fd in fds.flatten() {
+            if let Ok(link) = std::fs::read_link(fd.path()) {
+                let l = link.to_string_lossy().into_owned();
+                if let Some(i) = l.strip_prefix("socket:[").and_then(|r| r.strip_suffix(']')) {
+                    inodes.push(i.to_string());
+                }
+            }
+        }
+    }
+    let mut ports = Vec::new();
+    let tcp = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).unwrap_or_default();
+    for line in tcp.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        // local_address, st (0A = listen), inode
+        if f.len() > 9 && f[3] == "0A" && inodes.iter().any(|i| i == f[9]) {
+            if let Some(port) = f[1]
+                .split(':')
+                .nth(1)
+                .and_then(|p| u16::from_str_radix(p, 16).ok())
+            {
+                ports.push(port);
+            }
+        }
+    }
+    let mut names = Vec::new();
+    let unix = std::fs::read_to_string(format!("/proc/{pid}/net/unix")).unwrap_or_default();
+    for line in unix.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        // Num RefCount Protocol Flags Type St Inode Path; flags 00010000 = listening
+        if f.len() >= 8 && f[3] == "00010000" && inodes.iter().any(|i| i == f[6]) {
+            if let Some(name) = f[7].strip_prefix('@') {
+                names.push(name.to_string());
+            }
+        }
+    }
+    (ports, names)
+}
+
+/// What a stranger sends: garbage, a forged hello (valid header, no knowledge of the secret),
+/// a forged rendezvous hello, or nothing.
+fn payloads() -> Vec<Vec<u8>> {
+    let garbage: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let mut hello = vec![0x50, 0x4d, 1, 1]; // magic "MP", version 1, kind Hello
+    hello.extend_from_slice(&[0; 8]); // flags, context
+    hello.extend_from_slice(&1u32.to_le_bytes()); // "I am rank 1"
+    hello.extend_from_slice(&[0; 8]); // tag, seq
+    hello.extend_from_slice(&[0xff; 24]); // job id, a made-up proof
+    hello.extend_from_slice(&[0x50, 0x4d, 1, 4, 0, 0, 0, 0]); // then an eager frame's start
+    hello.extend_from_slice(&[0; 40]);
+    let line = format!(
+        "HELLO 1 0 {}\nREGISTER 127.0.0.1:1\nLOOKUP 0\n",
+        "00".repeat(16)
+    );
+    vec![garbage, hello, line.into_bytes(), Vec::new()]
+}
+
+/// Sends `what`; returns how many bytes came back (a challenge of at most one header or line is
+/// all a stranger may see) and whether the other side hung up.
+fn probe(mut s: impl Read + Write, what: &[u8]) -> (usize, bool) {
+    let _ = s.write_all(what);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return (got.len(), true),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                return (got.len(), false)
+            }
+            Err(_) => return (got.len(), true),
+        }
+    }
+}
+
+#[test]
+fn strangers_at_every_port_are_dropped_and_the_job_completes_untouched() {
+    let tok = format!("tok-stranger-{}", std::process::id());
+    let prog = rank_program("t_job");
+    let mut child = Command::new(mprun())
+        .args(["-n", "4", prog.to_str().unwrap(), "stranger", "12000", &tok])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn mprun");
+    let mut out = child.stdout.take().unwrap();
+    // Wait for "ready": every rank is connected to every other.
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !String::from_utf8_lossy(&seen).contains("ready") {
+        assert!(
+            Instant::now() < deadline,
+            "no ready line: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        let mut b = [0u8; 256];
+        match out.read(&mut b) {
+            Ok(0) | Err(_) => panic!("mprun ended early: {}", String::from_utf8_lossy(&seen)),
+            Ok(n) => seen.extend_from_slice(&b[..n]),
+        }
+    }
+    let mut pids: Vec<u32> = processes_matching(&tok)
+        .iter()
+        .filter_map(|l| l.split(':').next()?.parse().ok())
+        .collect();
+    pids.push(child.id());
+    pids.sort_unstable();
+    pids.dedup();
+    let (mut tcp, mut unix) = (0, 0);
+    for pid in pids {
+        let (ports, names) = listeners(pid);
+        let rank = pid != child.id();
+        for port in ports {
+            for p in payloads() {
+                let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+                s.set_read_timeout(Some(Duration::from_millis(500)))
+                    .unwrap();
+                let (got, closed) = probe(s, &p);
+                assert!(got <= 48, "port {port} sent a stranger {got} bytes");
+                // A rank drops a stranger at its first wrong header; the rendezvous service
+                // waits for a whole line (a binary stranger may just be left waiting).
+                if rank && !p.is_empty() {
+                    assert!(
+                        closed,
+                        "rank port {port} kept a stranger that sent {} bytes",
+                        p.len()
+                    );
+                }
+                tcp += 1;
+            }
+        }
+        for name in names {
+            use std::os::linux::net::SocketAddrExt;
+            let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+            for p in payloads() {
+                let s = UnixStream::connect_addr(&addr).expect("connect local");
+                s.set_read_timeout(Some(Duration::from_millis(500)))
+                    .unwrap();
+                let (got, closed) = probe(s, &p);
+                assert!(got <= 48, "local socket {name} sent a stranger {got} bytes");
+                assert!(
+                    closed || p.is_empty(),
+                    "local socket {name} kept a stranger"
+                );
+                unix += 1;
+            }
+        }
+    }
+    // 4 ranks with a TCP and a local listener each, and the rendezvous service.
+    assert!(
+        tcp >= 5 * 4 && unix >= 4 * 4,
+        "probed only {tcp} TCP and {unix} local connections"
+    );
+    let mut rest = String::new();
+    let _ = out.read_to_string(&mut rest);
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+    assert!(status.success(), "job failed: {err}");
+    for r in 0..4 {
+        assert!(
+            rest.contains(&format!("rank {r} untouched")),
+            "{rest}\n{err}"
+        );
+    }
+}
