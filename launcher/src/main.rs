@@ -19,10 +19,12 @@ mod rendezvous;
 mod report;
 mod signals;
 mod spawn;
+mod waits;
 
 use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
 use std::sync::mpsc;
+use std::time::Duration;
 
 use mpr::bootstrap::{self, Bootstrap};
 
@@ -342,7 +344,14 @@ fn run() -> Result<i32, LaunchError> {
             });
     }
     drop(tx);
-    let code = report::supervise(&mut ranks, &host_of, &rx, relays);
+    // On `--timeout`: ask every rank what it waits for, and say who waits on whom.
+    let rank_hosts: Vec<String> = plan
+        .ranks
+        .iter()
+        .map(|p| plan.hosts[p.host].clone())
+        .collect();
+    let on_timeout = || waits::summarize(&service.reports(Duration::from_secs(2)), &rank_hosts);
+    let code = report::supervise(&mut ranks, &host_of, &rx, relays, &on_timeout);
     remote::end_all(&helpers);
     service.close();
     Ok(code)

@@ -16,7 +16,15 @@ use crate::report::Event;
 struct Table {
     addrs: Vec<Option<(SocketAddr, Option<String>)>>,
     closed: bool,
+    /// Each rank's connection, to ask it for a report.
+    writers: Vec<Option<TcpStream>>,
+    /// Report lines as they come, and whole reports once a rank said END.
+    partial: Vec<Vec<Wait>>,
+    reports: Vec<Option<Vec<Wait>>>,
 }
+
+/// One thing a rank waits for: on which rank (if one), and what for.
+pub type Wait = (Option<usize>, String);
 
 /// The running service.
 pub struct Service {
@@ -42,6 +50,9 @@ impl Service {
             Mutex::new(Table {
                 addrs: vec![None; size],
                 closed: false,
+                writers: (0..size).map(|_| None).collect(),
+                partial: vec![Vec::new(); size],
+                reports: vec![None; size],
             }),
             Condvar::new(),
         ));
@@ -62,6 +73,40 @@ impl Service {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Asks every connected rank what it waits for; returns the reports that came within
+    /// `within` (`None` for a rank that did not answer: busy outside mpr calls, or gone).
+    pub fn reports(&self, within: Duration) -> Vec<Option<Vec<Wait>>> {
+        let (m, cv) = &*self.table;
+        let Ok(mut t) = m.lock() else {
+            return Vec::new();
+        };
+        let mut asked = Vec::new();
+        for r in 0..t.reports.len() {
+            t.reports[r] = None;
+            t.partial[r].clear();
+            if let Some(w) = t.writers[r].as_mut() {
+                // One write per line: a rank reads these without blocking.
+                if w.write_all(format!("{}\n", Reply::Report).as_bytes())
+                    .is_ok()
+                {
+                    asked.push(r);
+                }
+            }
+        }
+        let deadline = std::time::Instant::now() + within;
+        while asked.iter().any(|&r| t.reports[r].is_none()) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            t = match cv.wait_timeout(t, left) {
+                Ok((g, _)) => g,
+                Err(_) => return Vec::new(),
+            };
+        }
+        t.reports.clone()
     }
 
     /// Wakes every waiting lookup with a refusal (the job is ending).
@@ -93,7 +138,10 @@ fn serve(
     let Ok(challenge) = mpr::auth::challenge() else {
         return;
     };
-    if writeln!(out, "{}", Reply::Challenge { challenge }).is_err() {
+    if out
+        .write_all(format!("{}\n", Reply::Challenge { challenge }).as_bytes())
+        .is_err()
+    {
         return;
     }
     let _ = reader
@@ -120,6 +168,9 @@ fn serve(
         _ => return, // not one of our ranks: drop it
     };
     let _ = reader.get_ref().set_read_timeout(None);
+    if let (Ok(mut t), Ok(w)) = (m.lock(), out.try_clone()) {
+        t.writers[rank] = Some(w);
+    }
     while let Ok(Some(line)) = read_line(&mut reader) {
         let reply = match Request::parse(&line) {
             Ok(Request::Register { addr, node }) => {
@@ -158,6 +209,22 @@ fn serve(
                 return; // closing the connection tells the rank its abort is on record
             }
             Ok(Request::Bye) => None,
+            Ok(Request::Blocked { peer, what }) => {
+                if let Ok(mut t) = m.lock() {
+                    if t.partial[rank].len() < 1024 {
+                        t.partial[rank].push((peer, what));
+                    }
+                }
+                None
+            }
+            Ok(Request::End) => {
+                if let Ok(mut t) = m.lock() {
+                    let lines = std::mem::take(&mut t.partial[rank]);
+                    t.reports[rank] = Some(lines);
+                }
+                cv.notify_all();
+                None
+            }
             Ok(Request::Hello { .. }) | Err(_) => return,
         };
         if let Some(r) = reply {

@@ -71,6 +71,7 @@ pub fn supervise(
     host_of: &[usize],
     events: &Receiver<Event>,
     relays: usize,
+    on_timeout: &dyn Fn() -> Vec<String>,
 ) -> i32 {
     let mut live = ranks.len();
     let mut outcome: Option<(i32, String)> = None;
@@ -171,6 +172,10 @@ pub fn supervise(
             Event::Timeout => {
                 if outcome.is_none() {
                     let secs = started.elapsed().as_secs_f64();
+                    eprintln!("mprun: timed out after {secs:.1} s");
+                    for line in on_timeout() {
+                        eprintln!("mprun: {line}");
+                    }
                     outcome = Some((
                         EXIT_TIMEOUT,
                         format!("timed out after {secs:.1} s; ended {live} running rank(s)"),

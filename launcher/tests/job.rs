@@ -200,10 +200,56 @@ fn ranks_see_their_environment_and_x_variables() {
 }
 
 #[test]
-fn timeout_ends_a_hung_job_with_124() {
+fn timeout_ends_a_hung_job_with_124_saying_who_waits_for_whom() {
     let (out, tok) = job_with(&["--timeout", "1"], 3, "hang", &[], &[], None);
-    let says = "mprun: timed out after 1.0 s; ended 3 running rank(s)";
-    assert_ended(&out, &tok, 124, says, Duration::from_secs(4));
+    assert_eq!(out.code, Some(124), "stderr: {}", out.stderr);
+    let lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("mprun:"))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "mprun: timed out after 1.0 s",
+            "mprun: what each rank waits for:",
+            "mprun:   rank 0 on localhost: receive from rank 1, tag 0",
+            "mprun:   rank 1 on localhost: receive from rank 2, tag 0",
+            "mprun:   rank 2 on localhost: receive from rank 0, tag 0",
+            "mprun: deadlock: 0 -> 1 -> 2 -> 0 (rank 0: receive from rank 1, tag 0; rank 1: receive from rank 2, tag 0; rank 2: receive from rank 0, tag 0)",
+            "mprun: timed out after 1.0 s; ended 3 running rank(s)",
+        ],
+        "stderr: {}",
+        out.stderr
+    );
+    assert!(
+        out.elapsed < Duration::from_secs(5),
+        "took {:?}",
+        out.elapsed
+    );
+    assert_nothing_left(&tok);
+}
+
+#[test]
+fn timeout_names_the_cycle_of_two_ranks_in_blocking_receives() {
+    let (out, tok) = job_with(&["--timeout", "1"], 4, "deadlock", &[], &[], None);
+    assert_eq!(out.code, Some(124), "stderr: {}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "mprun: deadlock: 0 -> 1 -> 0 (rank 0: receive from rank 1, tag 5; rank 1: receive from rank 0, tag 5)"
+        ),
+        "stderr: {}",
+        out.stderr
+    );
+    // The others wait in the barrier: still setting up its shared segment, which rank 0 (stuck)
+    // was to broadcast.
+    assert!(
+        out.stderr
+            .contains("rank 2 on localhost: receive from rank 0, broadcast #1 on communicator 0"),
+        "stderr: {}",
+        out.stderr
+    );
+    assert_nothing_left(&tok);
 }
 
 #[test]

@@ -228,6 +228,16 @@ pub enum Request {
     },
     /// The rank finalized cleanly.
     Bye,
+    /// Answer to [`Reply::Report`], one line per thing the rank waits for: on `peer` (a world
+    /// rank), or on no one rank in particular.
+    Blocked {
+        /// The rank waited on.
+        peer: Option<usize>,
+        /// What for, in words.
+        what: String,
+    },
+    /// The end of a report.
+    End,
 }
 
 /// A message from the rendezvous service to a rank.
@@ -242,6 +252,9 @@ pub enum Reply {
         /// Its host, when it listens on a local socket too (see [`Request::Register`]).
         node: Option<String>,
     },
+    /// Say what you are waiting for (`--timeout` expired): answered with [`Request::Blocked`]
+    /// lines and [`Request::End`].
+    Report,
     /// The service's first line: prove the job's secret by answering this.
     Challenge {
         /// Random bytes.
@@ -278,6 +291,11 @@ impl fmt::Display for Request {
             Request::Lookup { rank } => write!(f, "LOOKUP {rank}"),
             Request::Abort { code } => write!(f, "ABORT {code}"),
             Request::Bye => write!(f, "BYE"),
+            Request::Blocked { peer, what } => match peer {
+                Some(p) => write!(f, "BLOCKED {p} {}", what.replace('\n', " ")),
+                None => write!(f, "BLOCKED - {}", what.replace('\n', " ")),
+            },
+            Request::End => write!(f, "END"),
         }
     }
 }
@@ -289,6 +307,7 @@ impl fmt::Display for Reply {
                 write!(f, "ADDR {rank} {addr}{}", with_node(node))
             }
             Reply::Challenge { challenge } => write!(f, "CHALLENGE {}", hex(challenge)),
+            Reply::Report => write!(f, "REPORT"),
             Reply::Refused { reason } => write!(f, "REFUSED {}", reason.replace('\n', " ")),
         }
     }
@@ -354,6 +373,17 @@ impl Request {
                 addr: arg(&a, 0, "address")?,
                 node: node_arg(&a, 1)?,
             },
+            "BLOCKED" if !a.is_empty() => Request::Blocked {
+                peer: match a[0].as_str() {
+                    "-" => None,
+                    p => Some(
+                        p.parse()
+                            .map_err(|_| ParseError(format!("bad rank {p:?}")))?,
+                    ),
+                },
+                what: a[1..].join(" "),
+            },
+            "END" if a.is_empty() => Request::End,
             "LOOKUP" => {
                 expect(1)?;
                 Request::Lookup {
@@ -389,6 +419,7 @@ impl Reply {
                 addr: arg(&a, 1, "address")?,
                 node: node_arg(&a, 2)?,
             },
+            "REPORT" if a.is_empty() => Reply::Report,
             "CHALLENGE" if a.len() == 1 => Reply::Challenge {
                 challenge: unhex(&a[0], PROOF_LEN)
                     .and_then(|p| p.try_into().ok())
@@ -425,6 +456,8 @@ pub fn read_line<R: BufRead>(r: &mut R) -> std::io::Result<Option<String>> {
 pub(crate) struct Client {
     reader: BufReader<TcpStream>,
     writer: TcpStream,
+    /// The start of a request line read without blocking (see [`Client::take_request`]).
+    partial: Vec<u8>,
 }
 
 impl Client {
@@ -446,6 +479,7 @@ impl Client {
         let mut c = Client {
             reader: BufReader::new(stream),
             writer,
+            partial: Vec::new(),
         };
         // The service speaks first: a challenge, which the hello answers.
         let challenge = match read_line(&mut c.reader) {
@@ -497,6 +531,58 @@ impl Client {
         }
     }
 
+    /// The socket, for the poller to watch for the service's requests ([`Client::take_request`]).
+    pub(crate) fn socket(&self) -> &TcpStream {
+        self.reader.get_ref()
+    }
+
+    /// A request from the service ([`Reply::Report`]), if one has arrived: read without
+    /// blocking (replies to lookups are read by `lookup` itself, which waits for them).
+    pub(crate) fn take_request(&mut self) -> Option<Reply> {
+        self.reader.get_ref().set_nonblocking(true).ok()?;
+        let line = self.read_line_now();
+        let _ = self.reader.get_ref().set_nonblocking(false);
+        Reply::parse(&line?).ok()
+    }
+
+    /// A whole line if one has arrived, without blocking; a part of a line is kept for the next
+    /// call (a line may arrive in pieces).
+    fn read_line_now(&mut self) -> Option<String> {
+        loop {
+            let avail = match self.reader.fill_buf() {
+                Ok([]) => return None, // the service closed the connection
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => return None, // nothing more now
+            };
+            let (take, done) = match avail.iter().position(|&b| b == b'\n') {
+                Some(i) => (i + 1, true),
+                None => (avail.len(), false),
+            };
+            self.partial.extend_from_slice(&avail[..take]);
+            self.reader.consume(take);
+            if self.partial.len() > MAX_LINE {
+                self.partial.clear();
+                return None;
+            }
+            if done {
+                let line = String::from_utf8(std::mem::take(&mut self.partial)).ok();
+                return line;
+            }
+        }
+    }
+
+    /// Sends a report: what this rank waits for.
+    pub(crate) fn report(&mut self, waits: &[(Option<usize>, String)]) {
+        for (peer, what) in waits {
+            let _ = self.send(&Request::Blocked {
+                peer: *peer,
+                what: what.clone(),
+            });
+        }
+        let _ = self.send(&Request::End);
+    }
+
     /// The address of `rank` (and its host, if it listens locally too), waiting until it has
     /// registered.
     pub(crate) fn lookup(
@@ -518,7 +604,9 @@ impl Client {
                 Err(format!("asked for rank {rank}, told about rank {r}"))
             }
             Reply::Refused { reason } => Err(reason),
-            Reply::Challenge { .. } => Err("rendezvous service: a second challenge".into()),
+            Reply::Challenge { .. } | Reply::Report => Err(format!(
+                "rendezvous service: {line:?} where an address was due"
+            )),
         }
     }
 }
@@ -545,6 +633,15 @@ mod tests {
             Request::Lookup { rank: 7 },
             Request::Abort { code: -1 },
             Request::Bye,
+            Request::Blocked {
+                peer: Some(3),
+                what: "receive from rank 3, tag 5".into(),
+            },
+            Request::Blocked {
+                peer: None,
+                what: "barrier".into(),
+            },
+            Request::End,
         ] {
             assert_eq!(Request::parse(&format!("{r}\n")), Ok(r));
         }
@@ -565,6 +662,7 @@ mod tests {
             Reply::Challenge {
                 challenge: [0xa5; PROOF_LEN],
             },
+            Reply::Report,
         ] {
             assert_eq!(Reply::parse(&r.to_string()), Ok(r));
         }

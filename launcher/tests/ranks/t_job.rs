@@ -132,6 +132,17 @@ fn main() -> ExitCode {
             println!("rank {rank} untouched");
             ExitCode::SUCCESS
         }
+        // Ranks 0 and 1 each wait in a blocking receive from the other (tag 5): a deadlock;
+        // any others wait in a barrier.
+        "deadlock" => {
+            let mut b = [0u8];
+            if rank < 2 {
+                let _ = world.recv(&mut b, 1 - rank, 5);
+            } else {
+                let _ = world.barrier();
+            }
+            ExitCode::SUCCESS
+        }
         // Blocks forever in a receive nobody sends (for --timeout and signal tests).
         "hang" => {
             println!("rank {rank} waiting");

@@ -111,6 +111,10 @@ impl Layout {
     }
 }
 
+/// Called now and then while a wait sleeps: moves the rank's other operations and answers the
+/// launcher (a `--timeout` report).
+type Tick<'a> = &'a dyn Fn() -> Result<()>;
+
 /// A communicator's use of the node segment.
 pub(crate) enum NodeState {
     /// Not decided yet (decided at the first collective that could use it).
@@ -225,8 +229,27 @@ impl Comm {
         }
     }
 
+    /// Runs `f` on the node segment with the tick of this rank's engine, saying what it waits
+    /// for (`what`) while it does.
+    fn node_op<R>(
+        &self,
+        what: &str,
+        f: impl FnOnce(&mut Node, Tick<'_>) -> Result<R>,
+    ) -> Result<R> {
+        let engine = self.engine.clone();
+        let tick = move || engine.borrow_mut().poll_once();
+        self.engine.borrow_mut().node_wait = Some(format!(
+            "{what} #{} on communicator {} (shared memory), waiting for the other ranks",
+            self.coll_seq.get() % super::SEQ_SPAN,
+            self.ctx
+        ));
+        let r = self.with_node(|node| f(node, &tick));
+        self.engine.borrow_mut().node_wait = None;
+        r
+    }
+
     pub(crate) fn node_barrier(&self) -> Result<()> {
-        self.with_node(Node::barrier)
+        self.node_op("barrier", |node, tick| node.barrier(tick))
     }
 
     /// Allreduce of `send` into `recv` (same length, at most [`NODE_BYTES`]), folding with
@@ -237,17 +260,19 @@ impl Comm {
         recv: &mut [u8],
         combine: &ByteCombine<'_>,
     ) -> Result<()> {
-        self.with_node(|node| node.allreduce(send, recv, combine))
+        self.node_op("allreduce", |node, tick| {
+            node.allreduce(send, recv, combine, tick)
+        })
     }
 
     /// Broadcast of `buf` (at most [`NODE_BYTES`]) from `root`.
     pub(crate) fn node_broadcast(&self, buf: &mut [u8], root: usize) -> Result<()> {
-        self.with_node(|node| node.broadcast(buf, root))
+        self.node_op("broadcast", |node, tick| node.broadcast(buf, root, tick))
     }
 }
 
 impl Node {
-    fn barrier(&mut self) -> Result<()> {
+    fn barrier(&mut self, tick: Tick<'_>) -> Result<()> {
         let n = self.at.n as u32;
         let next = self.epoch.wrapping_add(1);
         // The last arrival sees every slot written before the others arrived (the arrivals form
@@ -257,18 +282,24 @@ impl Node {
             self.seg.word(ARRIVED).store(0, Relaxed);
             self.publish(GEN, next);
         } else {
-            self.wait_for(GEN, |g| g == next)?;
+            self.wait_for(GEN, |g| g == next, tick)?;
         }
         self.epoch = next;
         Ok(())
     }
 
-    fn allreduce(&mut self, send: &[u8], recv: &mut [u8], combine: &ByteCombine<'_>) -> Result<()> {
+    fn allreduce(
+        &mut self,
+        send: &[u8],
+        recv: &mut [u8],
+        combine: &ByteCombine<'_>,
+        tick: Tick<'_>,
+    ) -> Result<()> {
         let call = self.epoch.wrapping_add(1);
         let mine = self.at.reduce_slot(call, self.me);
         self.seg.write(mine, &slot_header(call, send.len()));
         self.seg.write(mine + LINE, send);
-        self.barrier()?;
+        self.barrier(tick)?;
         let mut x = vec![0u8; send.len()];
         for r in 0..self.at.n {
             let slot = self.at.reduce_slot(call, r);
@@ -283,7 +314,7 @@ impl Node {
         Ok(())
     }
 
-    fn broadcast(&mut self, buf: &mut [u8], root: usize) -> Result<()> {
+    fn broadcast(&mut self, buf: &mut [u8], root: usize, tick: Tick<'_>) -> Result<()> {
         let n = self.at.n as u32;
         let call = self.bcasts.wrapping_add(1);
         self.bcasts = call;
@@ -291,7 +322,7 @@ impl Node {
         let done = bcast_done(call as usize % BCAST_SLOTS);
         if self.me == root {
             // The slot's previous broadcast has been read by all n - 1 of its readers.
-            self.wait_for(done, |d| d == n - 1)?;
+            self.wait_for(done, |d| d == n - 1, tick)?;
             self.seg.word(done).store(0, Relaxed);
             self.seg.write(slot, &slot_header(call, buf.len()));
             self.seg.write(slot + LINE, buf);
@@ -299,7 +330,7 @@ impl Node {
             return Ok(());
         }
         // Calls are numbered alike everywhere; a later number than ours means ours is out too.
-        self.wait_for(BCAST_SEQ, |s| s.wrapping_sub(call) as i32 >= 0)?;
+        self.wait_for(BCAST_SEQ, |s| s.wrapping_sub(call) as i32 >= 0, tick)?;
         let checked = self.check_header(slot, call, buf.len(), "broadcast", root);
         if checked.is_ok() {
             self.seg.read(slot + LINE, buf);
@@ -355,7 +386,7 @@ impl Node {
     }
 
     /// Waits until the word at `at` satisfies `done`: spins (or yields), then sleeps.
-    fn wait_for(&self, at: usize, done: impl Fn(u32) -> bool) -> Result<()> {
+    fn wait_for(&self, at: usize, done: impl Fn(u32) -> bool, tick: Tick<'_>) -> Result<()> {
         let word = self.seg.word(at);
         if self.crowded {
             for _ in 0..CROWDED_LOOKS {
@@ -392,6 +423,7 @@ impl Node {
                 return Ok(());
             }
             self.check_members()?;
+            tick()?;
         }
     }
 
@@ -480,7 +512,7 @@ mod tests {
                         for i in 0..300u64 {
                             let root = (i as usize) % n;
                             let mut b = [if me == root { i * 3 } else { 0 }; 5];
-                            node.broadcast(bytemuck::cast_slice_mut(&mut b), root)?;
+                            node.broadcast(bytemuck::cast_slice_mut(&mut b), root, &|| Ok(()))?;
                             assert_eq!(b, [i * 3; 5], "broadcast {i}");
                             let mine = [me as u64 + i; 3];
                             let mut out = [0u64; 3];
@@ -488,11 +520,12 @@ mod tests {
                                 bytemuck::cast_slice(&mine),
                                 bytemuck::cast_slice_mut(&mut out),
                                 &combine,
+                                &|| Ok(()),
                             )?;
                             let want = (0..n as u64).map(|r| r + i).sum::<u64>();
                             assert_eq!(out, [want; 3], "allreduce {i}");
                             if i % 7 == 0 {
-                                node.barrier()?;
+                                node.barrier(&|| Ok(()))?;
                             }
                         }
                         Ok(())
@@ -518,7 +551,7 @@ mod tests {
         gone.wait().unwrap();
         node.seg.word(node.at.pids + 4).store(pid, Release);
         let t = Instant::now();
-        match node.barrier() {
+        match node.barrier(&|| Ok(())) {
             Err(Error::PeerFailed {
                 rank: 101,
                 cause: PeerCause::Vanished,

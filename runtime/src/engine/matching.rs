@@ -61,6 +61,11 @@ impl Matching {
     }
 
     /// Removes a posted receive (it failed or was cancelled).
+    /// The posted receives, oldest first.
+    pub(crate) fn posted(&self) -> impl Iterator<Item = &Posted> {
+        self.posted.iter()
+    }
+
     pub(crate) fn unpost(&mut self, op: OpId) {
         self.posted.retain(|p| p.op != op);
     }

@@ -54,6 +54,7 @@ pub(crate) mod protocol;
 mod pull;
 pub(crate) mod schedule;
 pub(crate) mod wait;
+mod waits;
 
 use std::time::{Duration, Instant};
 
@@ -448,6 +449,8 @@ pub(crate) struct Engine {
     one_host: bool,
     /// This host runs more ranks than it has cores.
     local_crowded: bool,
+    /// A collective waiting in the node's shared segment, in words (see `waits.rs`).
+    pub(crate) node_wait: Option<String>,
 }
 
 impl Engine {
@@ -486,6 +489,7 @@ impl Engine {
             crowded,
             one_host: local_size == size,
             local_crowded: local_size > cores,
+            node_wait: None,
         }
     }
 
@@ -748,6 +752,16 @@ impl Engine {
         let queued = !self.core.outbox.is_empty();
         self.flush_outbox();
         self.advance_schedules();
+        if self
+            .transport
+            .net()
+            .is_some_and(|n| n.take_report_request())
+        {
+            let waits = self.blocked_on();
+            if let Some(d) = self.transport.net().and_then(|n| n.directory()) {
+                d.report(&waits);
+            }
+        }
         Ok(Polled {
             live: polled.live || queued,
             active: polled.active,
@@ -849,6 +863,12 @@ impl Engine {
             let _ = d.send(&crate::bootstrap::Request::Bye);
         }
         Ok(())
+    }
+
+    /// Moves pending operations without waiting (and answers the launcher), for waits that
+    /// sleep elsewhere (the node segment's futex).
+    pub(crate) fn poll_once(&mut self) -> Result<()> {
+        self.progress(Some(Duration::ZERO)).map(|_| ())
     }
 
     /// Bytes this rank has read from its sockets.

@@ -117,6 +117,14 @@ impl Ops {
     }
 
     /// The pending operation `id`, if there is one.
+    /// Every pending operation.
+    pub(crate) fn pending(&self) -> impl Iterator<Item = &Op> {
+        self.slots.iter().filter_map(|s| match &s.1 {
+            Slot::Pending(op) => Some(op),
+            _ => None,
+        })
+    }
+
     pub(crate) fn get_mut(&mut self, id: OpId) -> Option<&mut Op> {
         match self.slot_mut(id) {
             Some(Slot::Pending(op)) => Some(op),

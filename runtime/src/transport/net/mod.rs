@@ -36,6 +36,8 @@ use crate::wire::{Header, Kind};
 
 const LISTENER: Token = Token(usize::MAX);
 const LOCAL_LISTENER: Token = Token(usize::MAX - 1);
+/// The connection to the launcher's rendezvous service, watched for its requests.
+const DIRECTORY: Token = Token(usize::MAX - 2);
 
 /// This rank's view of one peer.
 #[derive(Default)]
@@ -81,6 +83,8 @@ pub(crate) struct Net {
     bytes_read: u64,
     /// The job's secret, which every connection proves (see `auth.rs`).
     secret: Secret,
+    /// The launcher asked for a report of what this rank waits for.
+    report_asked: bool,
 }
 
 /// Puts 16 bytes of proof (or challenge) into a handshake header's send and recv ids.
@@ -152,6 +156,7 @@ impl Net {
             deferred: Vec::new(),
             bytes_read: 0,
             secret,
+            report_asked: false,
         })
     }
 
@@ -167,7 +172,20 @@ impl Net {
     }
 
     pub(crate) fn set_directory(&mut self, c: Client) {
+        use std::os::fd::AsRawFd;
+        let fd = c.socket().as_raw_fd();
+        // Without the watch a `--timeout` report is not answered; the job still runs.
+        let _ = self.poll.registry().register(
+            &mut mio::unix::SourceFd(&fd),
+            DIRECTORY,
+            Interest::READABLE,
+        );
         self.directory = Some(c);
+    }
+
+    /// Whether the launcher asked what this rank waits for (since the last call).
+    pub(crate) fn take_report_request(&mut self) -> bool {
+        std::mem::take(&mut self.report_asked)
     }
 
     pub(crate) fn directory(&mut self) -> Option<&mut Client> {
@@ -286,6 +304,12 @@ impl Net {
             )
         }));
         for &(token, readable, writable) in &ready {
+            if token == DIRECTORY {
+                while let Some(r) = self.directory.as_mut().and_then(Client::take_request) {
+                    self.report_asked |= r == crate::bootstrap::Reply::Report;
+                }
+                continue;
+            }
             if token == LISTENER || token == LOCAL_LISTENER {
                 self.accept_all(token);
                 continue;

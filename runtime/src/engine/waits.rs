@@ -1,0 +1,92 @@
+//! What a rank waits for, in words, for the launcher's `--timeout` report.
+//!
+//! When a job runs out of time, mprun asks every rank (over its rendezvous connection, which the
+//! poller watches) what it is blocked on, prints who waits for whom, and names a cycle if there
+//! is one. The answer comes from the engine's own books: posted receives (with source, tag and
+//! communicator; a collective's are named by family and call number, from the tag), sends not
+//! yet taken by their receiver, and a collective waiting in the node's shared segment.
+
+use super::ops::Op;
+use super::protocol::Protocol;
+use super::Engine;
+
+/// The collective families by the bits of their tag (see `coll::tag`).
+const FAMILIES: [&str; 8] = [
+    "barrier",
+    "broadcast",
+    "reduce",
+    "allreduce",
+    "gather",
+    "scatter",
+    "allgather",
+    "all-to-all",
+];
+
+/// A communicator context and tag in words.
+pub(crate) fn describe(ctx: u32, tag: Option<u32>) -> String {
+    if ctx % 2 == 1 {
+        let what = tag.map_or("collective".to_string(), |t| {
+            let family = FAMILIES
+                .get(((t >> 16) & 0xf) as usize)
+                .unwrap_or(&"collective");
+            format!("{family} #{}", t >> 20)
+        });
+        return format!("{what} on communicator {}", ctx - 1);
+    }
+    let tag = tag.map_or("any tag".to_string(), |t| format!("tag {t}"));
+    if ctx == 0 {
+        tag
+    } else {
+        format!("{tag} on communicator {ctx}")
+    }
+}
+
+impl Engine {
+    /// Everything this rank waits for: (the rank waited on, if one, and what for).
+    pub(crate) fn blocked_on(&self) -> Vec<(Option<usize>, String)> {
+        let mut out = Vec::new();
+        if let Some(what) = &self.node_wait {
+            out.push((None, what.clone()));
+        }
+        for p in self.core.matching.posted() {
+            let from = p
+                .src
+                .map_or("any rank".to_string(), |s| format!("rank {s}"));
+            out.push((
+                p.src,
+                format!("receive from {from}, {}", describe(p.ctx, p.tag)),
+            ));
+        }
+        for op in self.core.ops.pending() {
+            if let Op::Send(s) = op {
+                let what = match s.protocol {
+                    Protocol::EagerSync if !s.acked => "ssend",
+                    Protocol::Rendezvous if !s.written => "send (the receiver has not taken it)",
+                    _ => continue,
+                };
+                out.push((
+                    Some(s.peer),
+                    format!("{what} to rank {}, tag {}", s.peer, s.tag),
+                ));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe;
+
+    #[test]
+    fn contexts_and_tags_in_words() {
+        assert_eq!(describe(0, Some(5)), "tag 5");
+        assert_eq!(describe(0, None), "any tag");
+        assert_eq!(describe(4, Some(1)), "tag 1 on communicator 4");
+        assert_eq!(describe(1, Some(3 << 20)), "barrier #3 on communicator 0");
+        assert_eq!(
+            describe(5, Some((7 << 20) | (3 << 16))),
+            "allreduce #7 on communicator 4"
+        );
+    }
+}
