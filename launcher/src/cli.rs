@@ -48,7 +48,8 @@ usage: mprun [OPTIONS] PROGRAM [ARGS...]
   --host H[:N],H[:N]    hosts inline
   --tag-output          prefix every output line with `[rank] `
   -x VAR[=VALUE]        pass an environment variable to every rank
-  --timeout SECS        end the job after SECS seconds (exit status 124)
+  --timeout SECS        end the job after SECS seconds (exit status 124), saying what each
+                        rank waits for and naming a deadlock cycle
   --oversubscribe       allow more ranks than a hostfile's slots
   --map-by slot|node    fill each host's slots in order (default) or deal ranks round-robin
   --launch-agent CMD    how to reach a host (`CMD HOST COMMAND...`); also MPR_LAUNCH_AGENT
