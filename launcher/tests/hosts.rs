@@ -249,6 +249,72 @@ fn jobs_across_four_namespace_hosts_through_testnet_exec_and_sshd() {
     assert!(out.stdout.is_empty(), "a rank started: {}", out.stdout);
     nothing_left(&t);
 
+    // SIGINT to mprun with 8 ranks blocked on 4 hosts: every rank on every host ends within a
+    // second or so, exit 130, nothing left.
+    {
+        use std::io::Read;
+        let tok = format!("tok-sigint-{}", std::process::id());
+        let m = mprun();
+        let mut child = std::process::Command::new(t.as_os_str())
+            .args(["run", "h1", m.to_str().unwrap(), "--hostfile", HOSTS])
+            .args(["--launch-agent", &exec_agent, "-n", "8", job, "hang", &tok])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut stdout = child.stdout.take().unwrap();
+        let (mut seen, mut buf) = (String::new(), [0u8; 4096]);
+        let start = std::time::Instant::now();
+        while seen.matches("waiting").count() < 8 {
+            assert!(start.elapsed() < LIMIT, "ranks never started: {seen}");
+            let n = stdout.read(&mut buf).expect("read stdout");
+            assert!(n > 0, "mprun closed stdout early: {seen}");
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        // mprun itself (testnet runs it in h1's namespace): the one with our token and no rank.
+        let pid = util::processes_matching(&tok)
+            .iter()
+            .find(|l| {
+                l.split_once(": ")
+                    .is_some_and(|(_, cmd)| cmd.starts_with(m.to_str().unwrap()))
+            })
+            .and_then(|l| l.split(':').next()?.parse::<i32>().ok())
+            .expect("mprun's pid");
+        let sent = std::time::Instant::now();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGINT,
+        )
+        .expect("signal mprun");
+        let status = loop {
+            if let Some(st) = child.try_wait().expect("wait") {
+                break st;
+            }
+            assert!(
+                sent.elapsed() < Duration::from_secs(10),
+                "mprun did not end after SIGINT"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        assert_eq!(status.code(), Some(130));
+        assert!(
+            sent.elapsed() < Duration::from_millis(2500),
+            "took {:?}",
+            sent.elapsed()
+        );
+        for _ in 0..100 {
+            if util::processes_matching(&tok).is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            util::processes_matching(&tok).is_empty(),
+            "left: {:?}",
+            util::processes_matching(&tok)
+        );
+    }
+
     // Rank 0 on another host than mprun's: stdin follows it.
     let hosts_2_to_4 = "/tmp/mpr-test-hosts-234";
     std::fs::write(hosts_2_to_4, "10.99.0.2 slots=2\n10.99.0.3:2\nh4\n").unwrap();

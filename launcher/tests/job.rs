@@ -77,6 +77,14 @@ fn a_rank_exiting_3_makes_mprun_exit_3_naming_it() {
 }
 
 #[test]
+fn a_panicking_rank_ends_the_job_with_its_code_naming_it() {
+    let (out, tok) = job(4, "panic", &["2"], &[], None);
+    let says = "mprun: rank 2 on localhost exited with code 101";
+    assert_ended(&out, &tok, 101, says, Duration::from_secs(5));
+    assert!(out.stderr.contains("panicked"), "stderr: {}", out.stderr);
+}
+
+#[test]
 fn a_rank_killed_by_a_signal_gives_128_plus_n() {
     let (out, tok) = job(3, "kill", &["2"], &[], None);
     let says = "mprun: rank 2 on localhost was killed by signal 9 (SIGKILL)";

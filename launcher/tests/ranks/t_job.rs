@@ -132,6 +132,22 @@ fn main() -> ExitCode {
             println!("rank {rank} untouched");
             ExitCode::SUCCESS
         }
+        // Rank ARG1 panics midway; the others wait for a message from it.
+        "panic" => {
+            if rank as i64 == arg(1) {
+                let v: Vec<u8> = Vec::new();
+                let i = args.len() + 7; // out of bounds: a real panic, not an exit call
+                println!("{}", v[i]);
+            }
+            let mut b = [0u8];
+            match world.recv(&mut b, arg(1) as usize, 0) {
+                Err(e) => {
+                    eprintln!("rank {rank}: {e}");
+                    ExitCode::from(20)
+                }
+                Ok(_) => ExitCode::SUCCESS,
+            }
+        }
         // Ranks 0 and 1 each wait in a blocking receive from the other (tag 5): a deadlock;
         // any others wait in a barrier.
         "deadlock" => {
