@@ -180,6 +180,16 @@ fn jobs_across_four_namespace_hosts_through_testnet_exec_and_sshd() {
             out.stderr
         );
         nothing_left(&t);
+        // A rank that panics there.
+        let out = run(&["-n", "8", job, "panic", "3"], None);
+        assert_eq!(out.code, Some(101), "{agent}: {}", out.stderr);
+        assert!(
+            out.stderr
+                .contains("mprun: rank 3 on 10.99.0.2 exited with code 101"),
+            "{agent}: {}",
+            out.stderr
+        );
+        nothing_left(&t);
         // A rank killed by a signal there.
         let out = run(&["-n", "8", job, "kill", "6"], None);
         assert_eq!(out.code, Some(137), "{agent}: {}", out.stderr);

@@ -73,7 +73,7 @@ fn assert_ended(out: &Outcome, tok: &str, code: i32, says: &str, within: Duratio
 fn a_rank_exiting_3_makes_mprun_exit_3_naming_it() {
     let (out, tok) = job(4, "exit", &["1", "3"], &[], None);
     let says = "mprun: rank 1 on localhost exited with code 3";
-    assert_ended(&out, &tok, 3, says, Duration::from_secs(5));
+    assert_ended(&out, &tok, 3, says, Duration::from_secs(2));
 }
 
 #[test]
