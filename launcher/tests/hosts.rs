@@ -248,15 +248,7 @@ fn jobs_across_four_namespace_hosts_through_testnet_exec_and_sshd() {
         ],
         None,
     );
-    assert_eq!(out.code, Some(2), "{}", out.stderr);
-    let lines: Vec<&str> = out
-        .stderr
-        .lines()
-        .filter(|l| l.starts_with("mprun:"))
-        .collect();
-    assert_eq!(lines.len(), 1, "{}", out.stderr);
-    assert!(lines[0].contains("host 10.99.0.9"), "{}", out.stderr);
-    assert!(out.stdout.is_empty(), "a rank started: {}", out.stdout);
+    refused_naming(&out, "host 10.99.0.9");
     nothing_left(&t);
 
     // SIGINT to mprun with 8 ranks blocked on 4 hosts: every rank on every host ends within a
@@ -466,15 +458,7 @@ fn jobs_across_four_namespace_hosts_through_testnet_exec_and_sshd() {
         ],
         None,
     );
-    assert_eq!(out.code, Some(2), "{}", out.stderr);
-    let lines: Vec<&str> = out
-        .stderr
-        .lines()
-        .filter(|l| l.starts_with("mprun:"))
-        .collect();
-    assert_eq!(lines.len(), 1, "{}", out.stderr);
-    assert!(lines[0].contains("host 10.99.0.9"), "{}", out.stderr);
-    assert!(out.stdout.is_empty(), "a rank started: {}", out.stdout);
+    refused_naming(&out, "host 10.99.0.9");
     nothing_left(&t);
     // A failing agent.
     let out = on_h1(
@@ -515,6 +499,19 @@ fn jobs_across_four_namespace_hosts_through_testnet_exec_and_sshd() {
     assert!(out.stderr.contains("/no/such/agent"), "{}", out.stderr);
     nothing_left(&t);
     drop(net);
+}
+
+/// mprun refused to start: exit 2, one line of its own naming `what`, no rank started.
+fn refused_naming(out: &Outcome, what: &str) {
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    let lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("mprun:"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{}", out.stderr);
+    assert!(lines[0].contains(what), "{}", out.stderr);
+    assert!(out.stdout.is_empty(), "a rank started: {}", out.stdout);
 }
 
 /// ssh through the sshd that testnet starts on every host.

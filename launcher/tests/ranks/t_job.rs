@@ -22,14 +22,7 @@ fn main() -> ExitCode {
             if rank as i64 == arg(1) {
                 std::process::exit(arg(2) as i32);
             }
-            let mut b = [0u8];
-            match world.recv(&mut b, arg(1) as usize, 0) {
-                Err(e) => {
-                    eprintln!("rank {rank}: {e}");
-                    ExitCode::from(20)
-                }
-                Ok(_) => ExitCode::SUCCESS,
-            }
+            wait_for(&world, arg(1) as usize)
         }
         // Rank ARG1 kills itself with SIGKILL.
         "kill" => {
@@ -139,14 +132,7 @@ fn main() -> ExitCode {
                 let i = args.len() + 7; // out of bounds: a real panic, not an exit call
                 println!("{}", v[i]);
             }
-            let mut b = [0u8];
-            match world.recv(&mut b, arg(1) as usize, 0) {
-                Err(e) => {
-                    eprintln!("rank {rank}: {e}");
-                    ExitCode::from(20)
-                }
-                Ok(_) => ExitCode::SUCCESS,
-            }
+            wait_for(&world, arg(1) as usize)
         }
         // Ranks 0 and 1 each wait in a blocking receive from the other (tag 5): a deadlock;
         // any others wait in a barrier.
@@ -171,5 +157,17 @@ fn main() -> ExitCode {
             eprintln!("unknown case {other:?}");
             ExitCode::from(3)
         }
+    }
+}
+
+/// Waits for a message from `from`; exit status 20 (after saying why) if that fails.
+fn wait_for(world: &mpr::World, from: usize) -> ExitCode {
+    let mut b = [0u8];
+    match world.recv(&mut b, from, 0) {
+        Err(e) => {
+            eprintln!("rank {}: {e}", world.rank());
+            ExitCode::from(20)
+        }
+        Ok(_) => ExitCode::SUCCESS,
     }
 }

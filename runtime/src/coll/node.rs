@@ -206,16 +206,7 @@ impl Comm {
                 Duration::from_micros(e.tuning.max_spin_us.into()),
             )
         };
-        Ok(Some(Box::new(Node {
-            seg,
-            at,
-            me,
-            epoch: 0,
-            bcasts: 0,
-            crowded,
-            spin,
-            world,
-        })))
+        Ok(Some(Box::new(Node::new(seg, at, me, crowded, spin, world))))
     }
 
     /// Runs `f` on the node segment (set up by [`Comm::use_node`]).
@@ -272,6 +263,26 @@ impl Comm {
 }
 
 impl Node {
+    fn new(
+        seg: Segment,
+        at: Layout,
+        me: usize,
+        crowded: bool,
+        spin: Duration,
+        world: Vec<usize>,
+    ) -> Node {
+        Node {
+            seg,
+            at,
+            me,
+            epoch: 0,
+            bcasts: 0,
+            crowded,
+            spin,
+            world,
+        }
+    }
+
     fn barrier(&mut self, tick: Tick<'_>) -> Result<()> {
         let n = self.at.n as u32;
         let next = self.epoch.wrapping_add(1);
@@ -465,16 +476,8 @@ mod tests {
         let seg = Segment::open(std::process::id(), fd, at.total).unwrap();
         seg.word(at.pids + 4 * me)
             .store(std::process::id(), Release);
-        Node {
-            seg,
-            at,
-            me,
-            epoch: 0,
-            bcasts: 0,
-            crowded,
-            spin: Duration::from_micros(50),
-            world: (0..n).map(|r| r + 100).collect(),
-        }
+        let world = (0..n).map(|r| r + 100).collect();
+        Node::new(seg, at, me, crowded, Duration::from_micros(50), world)
     }
 
     fn make(n: usize) -> Segment {
