@@ -14,8 +14,8 @@
 //! for; it exits once its own ranks and every link below have ended.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Child, ChildStdin};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex};
@@ -318,22 +318,12 @@ fn start(
     let mut rank0_stdin = None;
     let local_size = spec.ranks.len().to_string();
     for &(rank, local_rank) in &spec.ranks {
-        let mut cmd = Command::new(&spec.program);
-        cmd.args(&spec.args)
-            .envs(spec.env.iter().map(|(k, v)| (k, v)))
-            .env(ENV_RANK, rank.to_string())
+        let mut cmd = crate::spawn::rank_command(&spec.program, &spec.args, &spec.env, rank);
+        cmd.env(ENV_RANK, rank.to_string())
             .env(ENV_LOCAL_RANK, local_rank.to_string())
             .env(ENV_LOCAL_SIZE, &local_size)
             .env(ENV_BIND, bind.to_string())
-            .env(ENV_LAUNCHER_PID, std::process::id().to_string())
-            .stdin(if rank == 0 {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
+            .env(ENV_LAUNCHER_PID, std::process::id().to_string());
         let mut child: Child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => {

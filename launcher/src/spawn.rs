@@ -92,6 +92,29 @@ pub fn resolve(program: &str) -> Result<PathBuf, LaunchError> {
         .ok_or_else(|| LaunchError::Program(format!("cannot start {program}: not found in PATH")))
 }
 
+/// The command that starts rank `rank` of `program`: its arguments and environment, stdin a
+/// pipe for rank 0 (nothing for the others), stdout and stderr pipes, in a process group of its
+/// own. (Also used by the helper on other hosts.)
+pub fn rank_command(
+    program: impl AsRef<std::ffi::OsStr>,
+    args: &[String],
+    env: &[(String, String)],
+    rank: usize,
+) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(if rank == 0 {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    cmd
+}
+
 /// Starts the ranks of `plan` that `here` accepts (by plan host index). On failure, the ranks
 /// already started are killed.
 pub fn start(
@@ -106,18 +129,8 @@ pub fn start(
     let mut ranks: Vec<Rank> = Vec::with_capacity(plan.ranks.len());
     let mut pipes = Vec::with_capacity(plan.ranks.len());
     for p in plan.ranks.iter().filter(|p| here(p.host)) {
-        let mut cmd = Command::new(program);
-        cmd.args(args)
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .envs(contract(p.rank).to_env())
-            .stdin(if p.rank == 0 {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
+        let mut cmd = rank_command(program, args, env, p.rank);
+        cmd.envs(contract(p.rank).to_env());
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => {

@@ -170,36 +170,31 @@ fn jobs_across_four_namespace_hosts_through_testnet_exec_and_sshd() {
             "{stdout}"
         );
 
-        // A rank on another host exits 3 while the others wait for it.
-        let out = run(&["-n", "8", job, "exit", "5", "3"], None);
-        assert_eq!(out.code, Some(3), "{agent}: {}", out.stderr);
-        assert!(
-            out.stderr
-                .contains("mprun: rank 5 on 10.99.0.3 exited with code 3"),
-            "{agent}: {}",
-            out.stderr
-        );
-        nothing_left(&t);
-        // A rank that panics there.
-        let out = run(&["-n", "8", job, "panic", "3"], None);
-        assert_eq!(out.code, Some(101), "{agent}: {}", out.stderr);
-        assert!(
-            out.stderr
-                .contains("mprun: rank 3 on 10.99.0.2 exited with code 101"),
-            "{agent}: {}",
-            out.stderr
-        );
-        nothing_left(&t);
-        // A rank killed by a signal there.
-        let out = run(&["-n", "8", job, "kill", "6"], None);
-        assert_eq!(out.code, Some(137), "{agent}: {}", out.stderr);
-        assert!(
-            out.stderr
-                .contains("rank 6 on 10.99.0.4 was killed by signal 9"),
-            "{}",
-            out.stderr
-        );
-        nothing_left(&t);
+        // A rank on another host exits 3 while the others wait for it; one panics there; one
+        // is killed by a signal there.
+        let ends: [(&[&str], i32, &str); 3] = [
+            (
+                &["exit", "5", "3"],
+                3,
+                "mprun: rank 5 on 10.99.0.3 exited with code 3",
+            ),
+            (
+                &["panic", "3"],
+                101,
+                "mprun: rank 3 on 10.99.0.2 exited with code 101",
+            ),
+            (
+                &["kill", "6"],
+                137,
+                "mprun: rank 6 on 10.99.0.4 was killed by signal 9",
+            ),
+        ];
+        for (case, code, says) in ends {
+            let out = run(&[&["-n", "8", job][..], case].concat(), None);
+            assert_eq!(out.code, Some(code), "{agent}: {}", out.stderr);
+            assert!(out.stderr.contains(says), "{agent}: {}", out.stderr);
+            nothing_left(&t);
+        }
     }
 
     // A start-up tree: with a fan-out of 1, h2's helper starts h3's, which starts h4's. Data,
