@@ -351,7 +351,8 @@ fn run() -> Result<i32, LaunchError> {
         .map(|p| plan.hosts[p.host].clone())
         .collect();
     let on_timeout = || waits::summarize(&service.reports(Duration::from_secs(2)), &rank_hosts);
-    let code = report::supervise(&mut ranks, &host_of, &rx, relays, &on_timeout);
+    let on_failure = |failed: &[usize], how: &str| service.tell_failed(failed, how);
+    let code = report::supervise(&mut ranks, &host_of, &rx, relays, &on_timeout, &on_failure);
     remote::end_all(&helpers);
     service.close();
     Ok(code)

@@ -21,6 +21,8 @@ struct Table {
     /// Report lines as they come, and whole reports once a rank said END.
     partial: Vec<Vec<Wait>>,
     reports: Vec<Option<Vec<Wait>>>,
+    /// Ranks that ended in failure, as told to the others (and to those that connect later).
+    failed: Vec<(usize, String)>,
 }
 
 /// One thing a rank waits for: on which rank (if one), and what for.
@@ -53,6 +55,7 @@ impl Service {
                 writers: (0..size).map(|_| None).collect(),
                 partial: vec![Vec::new(); size],
                 reports: vec![None; size],
+                failed: Vec::new(),
             }),
             Condvar::new(),
         ));
@@ -107,6 +110,29 @@ impl Service {
             };
         }
         t.reports.clone()
+    }
+
+    /// Tells every other connected rank that `failed` ranks ended (`how`), so that their
+    /// operations on them fail instead of waiting.
+    pub fn tell_failed(&self, failed: &[usize], how: &str) {
+        let (m, _) = &*self.table;
+        let Ok(mut t) = m.lock() else { return };
+        t.failed
+            .extend(failed.iter().map(|&f| (f, how.to_string())));
+        for (r, w) in t.writers.iter_mut().enumerate() {
+            if failed.contains(&r) {
+                continue;
+            }
+            if let Some(w) = w.as_mut() {
+                for &f in failed {
+                    let line = Reply::Failed {
+                        rank: f,
+                        how: how.to_string(),
+                    };
+                    let _ = w.write_all(format!("{line}\n").as_bytes());
+                }
+            }
+        }
     }
 
     /// Wakes every waiting lookup with a refusal (the job is ending).
@@ -168,7 +194,15 @@ fn serve(
         _ => return, // not one of our ranks: drop it
     };
     let _ = reader.get_ref().set_read_timeout(None);
-    if let (Ok(mut t), Ok(w)) = (m.lock(), out.try_clone()) {
+    if let (Ok(mut t), Ok(mut w)) = (m.lock(), out.try_clone()) {
+        // A rank that connects after others failed hears of it at once.
+        for (f, how) in &t.failed {
+            let line = Reply::Failed {
+                rank: *f,
+                how: how.clone(),
+            };
+            let _ = w.write_all(format!("{line}\n").as_bytes());
+        }
         t.writers[rank] = Some(w);
     }
     while let Ok(Some(line)) = read_line(&mut reader) {

@@ -36,6 +36,10 @@ pub enum Event {
 /// Grace between SIGTERM and SIGKILL when ending a job.
 const GRACE: Duration = Duration::from_secs(1);
 
+/// Between telling the ranks that one of them failed and ending them: long enough for a rank
+/// blocked on the failed one to see `PeerFailed` and say so.
+const NOTICE: Duration = Duration::from_millis(200);
+
 /// Exit code for an expired `--timeout`.
 pub const EXIT_TIMEOUT: i32 = 124;
 /// Exit code when mprun itself was interrupted.
@@ -72,10 +76,14 @@ pub fn supervise(
     events: &Receiver<Event>,
     relays: usize,
     on_timeout: &dyn Fn() -> Vec<String>,
+    on_failure: &dyn Fn(&[usize], &str),
 ) -> i32 {
     let mut live = ranks.len();
     let mut outcome: Option<(i32, String)> = None;
     let mut kill_at: Option<Instant> = None;
+    // When a rank fails, the others are told first (their operations on it return
+    // `PeerFailed`) and ended a moment later.
+    let mut term_at: Option<Instant> = None;
     let mut relays_open = relays;
     let started = Instant::now();
     let end_job = |ranks: &[Rank], sig: Signal| {
@@ -84,11 +92,16 @@ pub fn supervise(
         }
     };
     while live > 0 {
-        let ev = match kill_at {
+        let next = [term_at, kill_at].into_iter().flatten().min();
+        let ev = match next {
             Some(t) => match events.recv_timeout(t.saturating_duration_since(Instant::now())) {
                 Ok(ev) => ev,
                 Err(RecvTimeoutError::Timeout) => {
-                    end_job(ranks, Signal::SIGKILL);
+                    if term_at.take().is_some() {
+                        end_job(ranks, Signal::SIGTERM);
+                    } else {
+                        end_job(ranks, Signal::SIGKILL);
+                    }
                     kill_at = Some(Instant::now() + GRACE);
                     continue;
                 }
@@ -119,8 +132,8 @@ pub fn supervise(
             if outcome.is_none() && !st.success() {
                 let (code, how) = describe(st);
                 outcome = Some((code, format!("rank {} on {} {how}", r.rank, r.host)));
-                end_job(ranks, Signal::SIGTERM);
-                kill_at = Some(Instant::now() + GRACE);
+                on_failure(&[i], &how);
+                term_at = Some(Instant::now() + NOTICE);
             }
             continue;
         }
@@ -145,8 +158,8 @@ pub fn supervise(
                             list(&lost)
                         ),
                     ));
-                    end_job(ranks, Signal::SIGTERM);
-                    kill_at = Some(Instant::now() + GRACE);
+                    on_failure(&lost, "lost with the connection to its host");
+                    term_at = Some(Instant::now() + NOTICE);
                 }
             }
             Event::Abort { rank, code } => {

@@ -74,6 +74,12 @@ fn a_rank_exiting_3_makes_mprun_exit_3_naming_it() {
     let (out, tok) = job(4, "exit", &["1", "3"], &[], None);
     let says = "mprun: rank 1 on localhost exited with code 3";
     assert_ended(&out, &tok, 3, says, Duration::from_secs(2));
+    // The others, blocked in a receive from it (with no connection to it), were told and saw
+    // their receives fail with PeerFailed before the job ended.
+    for r in [0, 2, 3] {
+        let line = format!("rank {r}: peer rank 1 failed: it exited with code 3 (mprun says)");
+        assert!(out.stderr.contains(&line), "no {line:?} in {}", out.stderr);
+    }
 }
 
 #[test]

@@ -255,6 +255,13 @@ pub enum Reply {
     /// Say what you are waiting for (`--timeout` expired): answered with [`Request::Blocked`]
     /// lines and [`Request::End`].
     Report,
+    /// Rank `rank` ended (`how`, in words): operations on it cannot complete.
+    Failed {
+        /// The rank (in the world).
+        rank: usize,
+        /// How it ended.
+        how: String,
+    },
     /// The service's first line: prove the job's secret by answering this.
     Challenge {
         /// Random bytes.
@@ -308,6 +315,7 @@ impl fmt::Display for Reply {
             }
             Reply::Challenge { challenge } => write!(f, "CHALLENGE {}", hex(challenge)),
             Reply::Report => write!(f, "REPORT"),
+            Reply::Failed { rank, how } => write!(f, "FAILED {rank} {}", how.replace('\n', " ")),
             Reply::Refused { reason } => write!(f, "REFUSED {}", reason.replace('\n', " ")),
         }
     }
@@ -420,6 +428,10 @@ impl Reply {
                 node: node_arg(&a, 2)?,
             },
             "REPORT" if a.is_empty() => Reply::Report,
+            "FAILED" if !a.is_empty() => Reply::Failed {
+                rank: arg(&a, 0, "rank")?,
+                how: a[1..].join(" "),
+            },
             "CHALLENGE" if a.len() == 1 => Reply::Challenge {
                 challenge: unhex(&a[0], PROOF_LEN)
                     .and_then(|p| p.try_into().ok())
@@ -458,6 +470,8 @@ pub(crate) struct Client {
     writer: TcpStream,
     /// The start of a request line read without blocking (see [`Client::take_request`]).
     partial: Vec<u8>,
+    /// Requests that came while `lookup` waited for its answer.
+    stash: Vec<Reply>,
 }
 
 impl Client {
@@ -480,6 +494,7 @@ impl Client {
             reader: BufReader::new(stream),
             writer,
             partial: Vec::new(),
+            stash: Vec::new(),
         };
         // The service speaks first: a challenge, which the hello answers.
         let challenge = match read_line(&mut c.reader) {
@@ -539,6 +554,9 @@ impl Client {
     /// A request from the service ([`Reply::Report`]), if one has arrived: read without
     /// blocking (replies to lookups are read by `lookup` itself, which waits for them).
     pub(crate) fn take_request(&mut self) -> Option<Reply> {
+        if !self.stash.is_empty() {
+            return Some(self.stash.remove(0));
+        }
         self.reader.get_ref().set_nonblocking(true).ok()?;
         let line = self.read_line_now();
         let _ = self.reader.get_ref().set_nonblocking(false);
@@ -572,6 +590,11 @@ impl Client {
         }
     }
 
+    /// Whether requests wait in the stash (see [`Client::take_request`]).
+    pub(crate) fn has_stash(&self) -> bool {
+        !self.stash.is_empty()
+    }
+
     /// Sends a report: what this rank waits for.
     pub(crate) fn report(&mut self, waits: &[(Option<usize>, String)]) {
         for (peer, what) in waits {
@@ -591,22 +614,29 @@ impl Client {
     ) -> std::result::Result<(SocketAddr, Option<String>), String> {
         self.send(&Request::Lookup { rank })
             .map_err(|e| e.to_string())?;
-        let line = read_line(&mut self.reader)
-            .map_err(|e| format!("rendezvous service: {e}"))?
-            .ok_or_else(|| "rendezvous service closed the connection".to_string())?;
-        match Reply::parse(&line).map_err(|e| e.to_string())? {
-            Reply::Addr {
-                rank: r,
-                addr,
-                node,
-            } if r == rank => Ok((addr, node)),
-            Reply::Addr { rank: r, .. } => {
-                Err(format!("asked for rank {rank}, told about rank {r}"))
-            }
-            Reply::Refused { reason } => Err(reason),
-            Reply::Challenge { .. } | Reply::Report => Err(format!(
-                "rendezvous service: {line:?} where an address was due"
-            )),
+        loop {
+            let line = read_line(&mut self.reader)
+                .map_err(|e| format!("rendezvous service: {e}"))?
+                .ok_or_else(|| "rendezvous service closed the connection".to_string())?;
+            return match Reply::parse(&line).map_err(|e| e.to_string())? {
+                Reply::Addr {
+                    rank: r,
+                    addr,
+                    node,
+                } if r == rank => Ok((addr, node)),
+                Reply::Addr { rank: r, .. } => {
+                    Err(format!("asked for rank {rank}, told about rank {r}"))
+                }
+                Reply::Refused { reason } => Err(reason),
+                // The service's own requests may come first: kept for the poller.
+                r @ (Reply::Report | Reply::Failed { .. }) => {
+                    self.stash.push(r);
+                    continue;
+                }
+                Reply::Challenge { .. } => Err(format!(
+                    "rendezvous service: {line:?} where an address was due"
+                )),
+            };
         }
     }
 }
@@ -663,6 +693,10 @@ mod tests {
                 challenge: [0xa5; PROOF_LEN],
             },
             Reply::Report,
+            Reply::Failed {
+                rank: 2,
+                how: "exited with code 3".into(),
+            },
         ] {
             assert_eq!(Reply::parse(&r.to_string()), Ok(r));
         }

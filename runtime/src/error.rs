@@ -86,6 +86,8 @@ pub enum PeerCause {
     Unreachable(String),
     /// The peer's process no longer exists (seen by a rank of the same host).
     Vanished,
+    /// The launcher saw the peer end, as said.
+    Ended(String),
 }
 
 impl fmt::Display for PeerCause {
@@ -100,6 +102,7 @@ impl fmt::Display for PeerCause {
             PeerCause::Protocol(what) => write!(f, "protocol violation: {what}"),
             PeerCause::Unreachable(what) => write!(f, "unreachable: {what}"),
             PeerCause::Vanished => write!(f, "its process no longer exists"),
+            PeerCause::Ended(how) => write!(f, "it {how} (mprun says)"),
         }
     }
 }

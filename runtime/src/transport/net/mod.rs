@@ -183,6 +183,20 @@ impl Net {
         self.directory = Some(c);
     }
 
+    /// Handles what the launcher asks or says over the rendezvous connection: a report of what
+    /// this rank waits for (`--timeout`), or that a rank ended (its operations fail now).
+    fn directory_requests(&mut self, sink: &mut impl Sink) {
+        while let Some(r) = self.directory.as_mut().and_then(Client::take_request) {
+            match r {
+                crate::bootstrap::Reply::Report => self.report_asked = true,
+                crate::bootstrap::Reply::Failed { rank, how } if rank < self.links.len() => {
+                    self.fail_peer(rank, PeerCause::Ended(how), sink);
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// Whether the launcher asked what this rank waits for (since the last call).
     pub(crate) fn take_report_request(&mut self) -> bool {
         std::mem::take(&mut self.report_asked)
@@ -305,9 +319,7 @@ impl Net {
         }));
         for &(token, readable, writable) in &ready {
             if token == DIRECTORY {
-                while let Some(r) = self.directory.as_mut().and_then(Client::take_request) {
-                    self.report_asked |= r == crate::bootstrap::Reply::Report;
-                }
+                self.directory_requests(sink);
                 continue;
             }
             if token == LISTENER || token == LOCAL_LISTENER {
@@ -320,6 +332,10 @@ impl Net {
             if writable {
                 self.on_writable(token.0, sink);
             }
+        }
+        // Requests that came while a lookup waited for its answer raise no event of their own.
+        if self.directory.as_ref().is_some_and(Client::has_stash) {
+            self.directory_requests(sink);
         }
         let active = !ready.is_empty();
         self.ready = ready;
