@@ -295,7 +295,7 @@ fn jobs_across_four_namespace_hosts_through_testnet_exec_and_sshd() {
         };
         assert_eq!(status.code(), Some(130));
         assert!(
-            sent.elapsed() < Duration::from_millis(2500),
+            sent.elapsed() < Duration::from_millis(1500),
             "took {:?}",
             sent.elapsed()
         );
