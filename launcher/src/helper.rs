@@ -71,7 +71,8 @@ pub fn run() -> i32 {
         .ok()
         .and_then(|h| h.into_string().ok())
         .unwrap_or_default();
-    if !send(&out, Frame::new(Kind::Hello, ALL_RANKS, host)) {
+    let hello = crate::link::Machine::here().encode(&host);
+    if !send(&out, Frame::new(Kind::Hello, ALL_RANKS, hello)) {
         return 2;
     }
     let (tx, rx) = channel();

@@ -199,6 +199,44 @@ pub fn split_tree(hosts: &[(usize, String)], fanout: usize) -> Vec<Subtree> {
         .collect()
 }
 
+/// The machine a host runs on, as its helper says in its hello: hosts with the same kernel boot
+/// id (network namespaces, containers) share one machine's cores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Machine {
+    pub boot_id: String,
+    pub cores: usize,
+}
+
+impl Machine {
+    /// This machine.
+    pub fn here() -> Machine {
+        Machine {
+            boot_id: std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default(),
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+
+    /// `host name`, `boot id`, `cores` on lines (the hello's payload).
+    pub fn encode(&self, host: &str) -> Vec<u8> {
+        format!("{host}\n{}\n{}\n", self.boot_id, self.cores).into_bytes()
+    }
+
+    /// The machine in a hello's payload (an unknown one if it says nothing usable).
+    pub fn decode(b: &[u8]) -> Machine {
+        let text = String::from_utf8_lossy(b);
+        let mut lines = text.lines().skip(1);
+        let boot_id = lines.next().unwrap_or("").trim().to_string();
+        let cores = lines
+            .next()
+            .and_then(|c| c.trim().parse().ok())
+            .unwrap_or(1)
+            .max(1);
+        Machine { boot_id, cores }
+    }
+}
+
 /// What a helper needs to start its host's ranks.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct JobSpec {
@@ -355,6 +393,15 @@ mod tests {
                 _ => {}
             }
         }
+    }
+
+    #[test]
+    fn machines_say_their_boot_id_and_cores() {
+        let m = Machine::here();
+        assert!(m.cores >= 1);
+        assert_eq!(Machine::decode(&m.encode("h1")), m);
+        let unknown = Machine::decode(b"h1");
+        assert_eq!((unknown.boot_id.as_str(), unknown.cores), ("", 1));
     }
 
     #[test]

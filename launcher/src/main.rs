@@ -197,8 +197,8 @@ fn run() -> Result<i32, LaunchError> {
         (None, Some(batch::Source::Slurm)) => remote::Launcher::Srun,
         (None, _) => remote::Launcher::agent(DEFAULT_AGENT),
     };
-    let helpers = if remote_hosts.is_empty() {
-        Vec::new()
+    let (helpers, remote_machines) = if remote_hosts.is_empty() {
+        (Vec::new(), Vec::new())
     } else {
         remote::connect(
             &remote_hosts,
@@ -210,9 +210,36 @@ fn run() -> Result<i32, LaunchError> {
         )?
     };
     let launcher_pid = std::process::id();
-    // Every host here is this machine: the job is crowded when it runs more ranks than cores.
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let crowded = plan.ranks.iter().any(|r| r.local_size > cores);
+    // Which machine each host is (hosts with one kernel share its cores: namespaces,
+    // containers), and how many ranks each machine runs: more than its cores is crowded.
+    let here = link::Machine::here();
+    let machine_of = |h: usize| -> link::Machine {
+        match remote_machines.iter().find(|(i, _)| *i == h) {
+            Some((_, m)) if !m.boot_id.is_empty() => m.clone(),
+            // A machine that did not say: only its own host counts.
+            Some((_, m)) => link::Machine {
+                boot_id: format!("host {h}"),
+                cores: m.cores,
+            },
+            None => here.clone(),
+        }
+    };
+    let machine_ranks: Vec<usize> = plan
+        .ranks
+        .iter()
+        .map(|p| {
+            let m = machine_of(p.host).boot_id;
+            plan.ranks
+                .iter()
+                .filter(|q| machine_of(q.host).boot_id == m)
+                .count()
+        })
+        .collect();
+    let crowded = plan
+        .ranks
+        .iter()
+        .zip(&machine_ranks)
+        .any(|(p, &n)| n > machine_of(p.host).cores);
     let contract = |rank: usize| {
         let p = &plan.ranks[rank];
         Bootstrap {
@@ -227,6 +254,7 @@ fn run() -> Result<i32, LaunchError> {
             crowded,
             host: Some(plan.hosts[p.host].clone()),
             secret: secret.clone(),
+            machine_ranks: machine_ranks[rank],
         }
     };
     let (local_ranks, pipes) = match spawn::start(

@@ -134,8 +134,8 @@ impl Drop for RemoteStdin {
 
 /// What a reader thread tells the start-up.
 pub enum Startup {
-    /// Host `.0`'s helper runs.
-    Hello(usize),
+    /// Host `.0`'s helper runs, on machine `.1`.
+    Hello(usize, crate::link::Machine),
     /// Host `.0` started its ranks.
     Started(usize),
     /// Host `.0` could not be reached or could not start its ranks.
@@ -253,6 +253,9 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
+/// The links mprun holds, and the machine each remote host said it runs on.
+pub type Connected = (Vec<Arc<Helper>>, Vec<(usize, crate::link::Machine)>);
+
 /// Starts the helpers of every host in `hosts` (plan index, name), directly or through a tree
 /// of helpers, and waits until each has said hello. Output and exits flow to `events` from then
 /// on.
@@ -263,7 +266,7 @@ pub fn connect(
     tag_output: bool,
     events: &Sender<Event>,
     startup: (Sender<Startup>, &Receiver<Startup>),
-) -> Result<Vec<Arc<Helper>>, LaunchError> {
+) -> Result<Connected, LaunchError> {
     let (tx, rx) = startup;
     let name = |h: usize| {
         hosts
@@ -295,6 +298,7 @@ pub fn connect(
     }
     let deadline = Instant::now() + HELLO_WITHIN;
     let mut waiting: Vec<usize> = hosts.iter().map(|h| h.0).collect();
+    let mut machines = Vec::new();
     while !waiting.is_empty() {
         let left = deadline.saturating_duration_since(Instant::now());
         let fail = |why: String, host: usize| {
@@ -305,7 +309,10 @@ pub fn connect(
             )))
         };
         match rx.recv_timeout(left) {
-            Ok(Startup::Hello(h)) => waiting.retain(|&w| w != h),
+            Ok(Startup::Hello(h, m)) => {
+                waiting.retain(|&w| w != h);
+                machines.push((h, m));
+            }
             Ok(Startup::Gone(i)) => return fail(helpers[i].failure(), helpers[i].host),
             Ok(Startup::Failed(h, why)) => return fail(why, h),
             Ok(Startup::Lost(h)) => return fail("the connection to it ended".into(), h),
@@ -321,7 +328,7 @@ pub fn connect(
             }
         }
     }
-    Ok(helpers)
+    Ok((helpers, machines))
 }
 
 /// Sends every host its job (through the link that reaches it) and waits until all have
@@ -371,7 +378,7 @@ pub fn start(
                     name(h)
                 )))
             }
-            Ok(Startup::Hello(_)) => {}
+            Ok(Startup::Hello(..)) => {}
             Err(_) => {
                 return fail(LaunchError::Plan(
                     "hosts did not start their ranks in time".into(),
@@ -434,7 +441,8 @@ fn read_frames(
                 };
                 match f.kind {
                     Kind::Hello => {
-                        let _ = startup.send(Startup::Hello(host));
+                        let machine = crate::link::Machine::decode(&f.payload);
+                        let _ = startup.send(Startup::Hello(host, machine));
                     }
                     Kind::Started => {
                         let _ = startup.send(Startup::Started(host));

@@ -125,6 +125,13 @@ fn jobs_across_four_namespace_hosts_through_testnet_exec_and_sshd() {
                 stdout.lines().any(|l| l == want),
                 "{agent}: no {want:?} in {stdout}"
             );
+            // The four namespace hosts share this machine's cores: every rank knows that
+            // eight ranks run on it (and so waits politely).
+            let shared = format!("rank={r} machine_ranks=8");
+            assert!(
+                stdout.lines().any(|l| l == shared),
+                "{agent}: no {shared:?} in {stdout}"
+            );
         }
 
         // Output: whole lines, in order per rank, tagged.

@@ -189,6 +189,10 @@ fn ranks_see_their_environment_and_x_variables() {
     );
     let stdout = out.ok();
     for r in 0..3 {
+        assert!(
+            stdout.contains(&format!("rank={r} machine_ranks=3")),
+            "{stdout}"
+        );
         let want = format!(
             "rank={r} size=3 MPR_RANK={r} MPR_SIZE=3 MPR_LOCAL_RANK={r} MPR_LOCAL_SIZE=3 FOO=bar"
         );

@@ -42,6 +42,9 @@ pub const ENV_LAUNCHER_PID: &str = "MPR_LAUNCHER_PID";
 pub const ENV_HOST: &str = "MPR_HOST";
 /// Environment variable: the job's secret (64 hex digits), which every connection proves.
 pub const ENV_SECRET: &str = "MPR_SECRET";
+/// Environment variable: ranks on this rank's machine, counting other hosts that share it
+/// (network namespaces, containers); when it exceeds the cores, waits yield instead of spinning.
+pub const ENV_MACHINE_RANKS: &str = "MPR_MACHINE_RANKS";
 
 /// Longest line either side of the rendezvous protocol accepts.
 pub const MAX_LINE: usize = 512;
@@ -72,6 +75,8 @@ pub struct Bootstrap {
     pub host: Option<String>,
     /// The job's secret (see `auth.rs`).
     pub secret: Secret,
+    /// Ranks on this rank's machine, hosts that share it included (at least `local_size`).
+    pub machine_ranks: usize,
 }
 
 impl Bootstrap {
@@ -139,6 +144,10 @@ impl Bootstrap {
             }
             None => return Err(bad(ENV_SECRET, "is not set")),
         };
+        let machine_ranks = match get(ENV_MACHINE_RANKS) {
+            Some(_) => (num(ENV_MACHINE_RANKS)? as usize).max(local_size),
+            None => local_size,
+        };
         let host = match get(ENV_HOST) {
             Some(h) if !valid_node(&h) => {
                 return Err(bad(ENV_HOST, &format!("{h:?} is not a host name")))
@@ -157,6 +166,7 @@ impl Bootstrap {
             launcher_pid,
             crowded,
             secret,
+            machine_ranks,
         }))
     }
 
@@ -182,6 +192,7 @@ impl Bootstrap {
             v.push((ENV_HOST, h.clone()));
         }
         v.push((ENV_SECRET, self.secret.to_hex()));
+        v.push((ENV_MACHINE_RANKS, self.machine_ranks.to_string()));
         v
     }
 }
@@ -725,6 +736,7 @@ mod tests {
             crowded: true,
             host: Some("node7".into()),
             secret: Secret::random().unwrap(),
+            machine_ranks: 6,
         };
         let env: HashMap<&str, String> = b.to_env().into_iter().collect();
         let got = Bootstrap::from_lookup(|k| env.get(k).cloned())

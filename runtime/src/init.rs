@@ -51,7 +51,7 @@ pub fn init() -> Result<World> {
     let _ = wtime();
     let tuning = Tuning::from_env()?;
     let engine = match Bootstrap::from_env()? {
-        None => Engine::new(0, 1, Transport::new(0, None), tuning, 1, false),
+        None => Engine::new(0, 1, Transport::new(0, None), tuning, (1, 1), false),
         Some(b) => {
             if !crate::sys::die_with_parent(b.launcher_pid) {
                 return Err(Error::Bootstrap {
@@ -77,7 +77,7 @@ pub fn init() -> Result<World> {
                 b.size,
                 Transport::new(b.rank, Some(net)),
                 tuning,
-                b.local_size,
+                (b.local_size, b.machine_ranks),
                 b.crowded,
             )
         }

@@ -76,6 +76,7 @@ fn main() -> ExitCode {
                 get("MPR_LOCAL_SIZE"),
                 get("FOO")
             );
+            println!("rank={rank} machine_ranks={}", get("MPR_MACHINE_RANKS"));
             ExitCode::SUCCESS
         }
         // Every rank connects to every other (so all listeners are in use), says ready, polls

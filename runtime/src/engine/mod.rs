@@ -459,12 +459,15 @@ impl Engine {
         size: usize,
         transport: Transport,
         tuning: Tuning,
-        local_size: usize,
+        (local_size, machine_ranks): (usize, usize),
         crowded: bool,
     ) -> Engine {
+        // Ranks that share this machine's cores: this host's, and those of other hosts on the
+        // same kernel (namespaces, containers).
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let waiter = Waiter::new(tuning.max_spin_us, local_size, cores);
-        let par_reduce = (local_size < cores && tuning.par_reduce > 0).then_some(tuning.par_reduce);
+        let sharing = machine_ranks.max(local_size);
+        let waiter = Waiter::new(tuning.max_spin_us, sharing, cores);
+        let par_reduce = (sharing < cores && tuning.par_reduce > 0).then_some(tuning.par_reduce);
         let core = Core {
             me: rank,
             ops: Ops::new(),
@@ -488,7 +491,7 @@ impl Engine {
             par_reduce,
             crowded,
             one_host: local_size == size,
-            local_crowded: local_size > cores,
+            local_crowded: sharing > cores,
             node_wait: None,
         }
     }
