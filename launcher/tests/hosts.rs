@@ -48,10 +48,15 @@ fn tn(t: &Path, args: &[&str]) -> String {
 
 /// mprun on host h1 with `args`.
 fn on_h1(t: &Path, args: &[&str], stdin: Option<&[u8]>) -> Outcome {
+    on_h1_env(t, args, &[], stdin)
+}
+
+/// mprun on host h1 with `args` and `env` added to its environment.
+fn on_h1_env(t: &Path, args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Outcome {
     let m = mprun();
     let mut words = vec!["run", "h1", m.to_str().unwrap()];
     words.extend_from_slice(args);
-    run_cmd(t.to_path_buf(), &words, &[], stdin, LIMIT)
+    run_cmd(t.to_path_buf(), &words, env, stdin, LIMIT)
 }
 
 /// Nothing of ours still runs on the hosts.
@@ -206,17 +211,8 @@ fn jobs_across_four_namespace_hosts_through_testnet_exec_and_sshd() {
 
     // A start-up tree: with a fan-out of 1, h2's helper starts h3's, which starts h4's. Data,
     // exits from the deepest host, and an unreachable host at the bottom all pass through it.
-    let m = mprun();
     let tree = |args: &[&str], stdin: Option<&[u8]>| {
-        let mut words = vec!["run", "h1", m.to_str().unwrap()];
-        words.extend_from_slice(args);
-        run_cmd(
-            t.to_path_buf(),
-            &words,
-            &[("MPR_LAUNCH_FANOUT", "1")],
-            stdin,
-            LIMIT,
-        )
+        on_h1_env(&t, args, &[("MPR_LAUNCH_FANOUT", "1")], stdin)
     };
     let base = ["--hostfile", HOSTS, "--launch-agent", exec_agent.as_str()];
     let out = tree(&[&base[..], &["-n", "8", coll, "coll"]].concat(), None);
@@ -367,19 +363,12 @@ fn jobs_across_four_namespace_hosts_through_testnet_exec_and_sshd() {
         dir.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let m = mprun();
     let slurm_env = [
         ("PATH", path.as_str()),
         ("SLURM_JOB_NODELIST", "mprt-h[1-4]"),
         ("SLURM_TASKS_PER_NODE", "2(x4)"),
     ];
-    let out = run_cmd(
-        t.to_path_buf(),
-        &["run", "h1", m.to_str().unwrap(), "--tag-output", job, "env"],
-        &slurm_env,
-        None,
-        LIMIT,
-    );
+    let out = on_h1_env(&t, &["--tag-output", job, "env"], &slurm_env, None);
     let stdout = out.ok();
     assert_eq!(
         stdout.matches("MPR_SIZE=8 ").count(),
@@ -404,27 +393,16 @@ fn jobs_across_four_namespace_hosts_through_testnet_exec_and_sshd() {
         .collect();
     hosts.sort_unstable();
     assert_eq!(hosts, ["mprt-h2", "mprt-h3", "mprt-h4"], "{calls}");
-    let out = run_cmd(
-        t.to_path_buf(),
-        &["run", "h1", m.to_str().unwrap(), coll, "coll"],
-        &slurm_env,
-        None,
-        LIMIT,
-    );
+    let out = on_h1_env(&t, &[coll, "coll"], &slurm_env, None);
     assert!(out.ok().contains("ok coll"), "{}", out.stderr);
     // PBS: the node file, one line per slot; hosts reached with the launch agent.
     let nodefile = dir.join("nodes");
     std::fs::write(&nodefile, "h1\nh1\nh2\nh3\nh3\nh3\n").unwrap();
-    let out = run_cmd(
-        t.to_path_buf(),
-        &["run", "h1", m.to_str().unwrap(), job, "env"],
-        &[
-            ("PBS_NODEFILE", nodefile.to_str().unwrap()),
-            ("MPR_LAUNCH_AGENT", exec_agent.as_str()),
-        ],
-        None,
-        LIMIT,
-    );
+    let pbs_env = [
+        ("PBS_NODEFILE", nodefile.to_str().unwrap()),
+        ("MPR_LAUNCH_AGENT", exec_agent.as_str()),
+    ];
+    let out = on_h1_env(&t, &[job, "env"], &pbs_env, None);
     let stdout = out.ok();
     assert_eq!(
         stdout.matches("MPR_SIZE=6 ").count(),
