@@ -110,7 +110,10 @@ fn too_many_ranks_for_the_slots() {
         None,
         LIMIT,
     );
-    assert_eq!(out.ok().lines().filter(|l| l.contains(" size=3 ")).count(), 3);
+    assert_eq!(
+        out.ok().lines().filter(|l| l.contains(" size=3 ")).count(),
+        3
+    );
 }
 
 #[test]

@@ -189,7 +189,9 @@ impl Net {
         while let Some(r) = self.directory.as_mut().and_then(Client::take_request) {
             match r {
                 crate::bootstrap::Reply::Report => self.report_asked = true,
-                crate::bootstrap::Reply::Failed { rank, how } if rank < self.links.len() => {
+                crate::bootstrap::Reply::Failed { rank, how }
+                    if rank < self.links.len() && rank != self.me =>
+                {
                     self.fail_peer(rank, PeerCause::Ended(how), sink);
                 }
                 _ => {}
