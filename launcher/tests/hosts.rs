@@ -369,16 +369,10 @@ fn jobs_across_four_namespace_hosts_through_testnet_exec_and_sshd() {
         ("SLURM_TASKS_PER_NODE", "2(x4)"),
     ];
     let out = on_h1_env(&t, &["--tag-output", job, "env"], &slurm_env, None);
-    let stdout = out.ok();
-    assert_eq!(
-        stdout.matches("MPR_SIZE=8 ").count(),
+    every_rank_saw(
+        &out,
         8,
-        "{stdout}\n{}",
-        out.stderr
-    );
-    assert!(
-        stdout.contains("rank=7 size=8 MPR_RANK=7 MPR_SIZE=8 MPR_LOCAL_RANK=1"),
-        "{stdout}"
+        "rank=7 size=8 MPR_RANK=7 MPR_SIZE=8 MPR_LOCAL_RANK=1",
     );
     let calls = std::fs::read_to_string(&log).unwrap();
     let mut hosts: Vec<&str> = calls
@@ -403,16 +397,10 @@ fn jobs_across_four_namespace_hosts_through_testnet_exec_and_sshd() {
         ("MPR_LAUNCH_AGENT", exec_agent.as_str()),
     ];
     let out = on_h1_env(&t, &[job, "env"], &pbs_env, None);
-    let stdout = out.ok();
-    assert_eq!(
-        stdout.matches("MPR_SIZE=6 ").count(),
+    every_rank_saw(
+        &out,
         6,
-        "{stdout}\n{}",
-        out.stderr
-    );
-    assert!(
-        stdout.contains("MPR_RANK=5 MPR_SIZE=6 MPR_LOCAL_RANK=2 MPR_LOCAL_SIZE=3"),
-        "{stdout}"
+        "MPR_RANK=5 MPR_SIZE=6 MPR_LOCAL_RANK=2 MPR_LOCAL_SIZE=3",
     );
     std::fs::remove_dir_all(&dir).unwrap();
     nothing_left(&t);
@@ -479,6 +467,14 @@ fn jobs_across_four_namespace_hosts_through_testnet_exec_and_sshd() {
     assert!(out.stderr.contains("/no/such/agent"), "{}", out.stderr);
     nothing_left(&t);
     drop(net);
+}
+
+/// A `t_job env` job of `size` ranks ran: every rank printed its line, one of them `want`.
+fn every_rank_saw(out: &Outcome, size: usize, want: &str) {
+    let stdout = out.ok();
+    let lines = stdout.matches(&format!("MPR_SIZE={size} ")).count();
+    assert_eq!(lines, size, "{stdout}\n{}", out.stderr);
+    assert!(stdout.contains(want), "no {want:?} in {stdout}");
 }
 
 /// mprun refused to start: exit 2, one line of its own naming `what`, no rank started.
