@@ -209,6 +209,29 @@ fn jobs_across_four_namespace_hosts_through_testnet_exec_and_sshd() {
         }
     }
 
+    // The network named by interface or by CIDR (on every host: the helpers pick their own
+    // address in it), with a bad name refused in one line.
+    let base = ["--hostfile", HOSTS, "--launch-agent", exec_agent.as_str()];
+    let out = on_h1(
+        &t,
+        &[&base[..], &["--iface", "eth0", "-n", "8", coll, "coll"]].concat(),
+        None,
+    );
+    assert!(out.ok().contains("ok coll"), "--iface eth0: {}", out.stderr);
+    let out = on_h1_env(
+        &t,
+        &[&base[..], &["-n", "8", coll, "coll"]].concat(),
+        &[("MPR_IFACE", "10.99.0.0/24")],
+        None,
+    );
+    assert!(out.ok().contains("ok coll"), "MPR_IFACE: {}", out.stderr);
+    let out = on_h1(
+        &t,
+        &[&base[..], &["--iface", "nosuch0", job, "env"]].concat(),
+        None,
+    );
+    refused_naming(&out, "nosuch0");
+
     // A start-up tree: with a fan-out of 1, h2's helper starts h3's, which starts h4's. Data,
     // exits from the deepest host, and an unreachable host at the bottom all pass through it.
     let tree = |args: &[&str], stdin: Option<&[u8]>| {
