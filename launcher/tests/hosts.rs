@@ -237,7 +237,6 @@ fn jobs_across_four_namespace_hosts_through_testnet_exec_and_sshd() {
     let tree = |args: &[&str], stdin: Option<&[u8]>| {
         on_h1_env(&t, args, &[("MPR_LAUNCH_FANOUT", "1")], stdin)
     };
-    let base = ["--hostfile", HOSTS, "--launch-agent", exec_agent.as_str()];
     let out = tree(&[&base[..], &["-n", "8", coll, "coll"]].concat(), None);
     assert!(out.ok().contains("ok coll"), "tree: {}", out.stderr);
     let out = tree(
