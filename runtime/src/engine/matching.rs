@@ -60,12 +60,12 @@ impl Matching {
         self.posted.remove(i).map(|p| p.op)
     }
 
-    /// Removes a posted receive (it failed or was cancelled).
     /// The posted receives, oldest first.
     pub(crate) fn posted(&self) -> impl Iterator<Item = &Posted> {
         self.posted.iter()
     }
 
+    /// Removes a posted receive (it failed or was cancelled).
     pub(crate) fn unpost(&mut self, op: OpId) {
         self.posted.retain(|p| p.op != op);
     }

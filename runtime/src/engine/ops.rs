@@ -116,7 +116,6 @@ impl Ops {
             .map(|s| &mut s.1)
     }
 
-    /// The pending operation `id`, if there is one.
     /// Every pending operation.
     pub(crate) fn pending(&self) -> impl Iterator<Item = &Op> {
         self.slots.iter().filter_map(|s| match &s.1 {
@@ -125,6 +124,7 @@ impl Ops {
         })
     }
 
+    /// The pending operation `id`, if there is one.
     pub(crate) fn get_mut(&mut self, id: OpId) -> Option<&mut Op> {
         match self.slot_mut(id) {
             Some(Slot::Pending(op)) => Some(op),

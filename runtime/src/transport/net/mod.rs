@@ -618,20 +618,8 @@ impl Net {
         }
     }
 
-    /// The proof of the job's secret for a handshake step between `dialler` and `acceptor`.
+    /// The proof of the job's secret for a handshake step between `acceptor` and `dialler`.
     fn proof(
-        &self,
-        purpose: &str,
-        dialler: usize,
-        acceptor: usize,
-        challenge: &[u8; PROOF_LEN],
-        dialler_challenge: u64,
-    ) -> [u8; PROOF_LEN] {
-        self.secret_proof(purpose, acceptor, dialler, challenge, dialler_challenge)
-    }
-
-    /// As [`Net::proof`], with the acceptor first (the order every proof is made in).
-    fn secret_proof(
         &self,
         purpose: &str,
         acceptor: usize,
@@ -664,7 +652,7 @@ impl Net {
         } else {
             "mpr reject"
         };
-        let want = self.secret_proof(purpose, p, self.me, &c, conn.dialler_challenge);
+        let want = self.proof(purpose, p, self.me, &c, conn.dialler_challenge);
         auth::same(&want, &proof_of(h))
     }
 
@@ -697,7 +685,7 @@ impl Net {
                 hello.seq = (mine >> 32) as u32;
                 put_proof(
                     &mut hello,
-                    self.proof("mpr hello", self.me, p, &theirs, mine),
+                    self.proof("mpr hello", p, self.me, &theirs, mine),
                 );
                 let Some(conn) = self.conns[idx].as_mut() else {
                     return;
@@ -715,26 +703,13 @@ impl Net {
                     return self.close(idx);
                 };
                 let genuine =
-                    auth::same(&self.proof("mpr hello", p, self.me, &c, dc), &proof_of(&h));
+                    auth::same(&self.proof("mpr hello", self.me, p, &c, dc), &proof_of(&h));
                 if !genuine || h.len != self.job_id || p >= self.links.len() || p == self.me {
                     // Not a rank of this job (no proof of the job's secret): drop it without
                     // answering or reading anything more.
                     return self.close(idx);
                 }
-                let answer = |kind: Kind, purpose: &str| {
-                    let mut a = Header::new(kind);
-                    put_proof(&mut a, self.secret_proof(purpose, self.me, p, &c, dc));
-                    a.encode()
-                };
-                let (ack, reject) = (
-                    answer(Kind::HelloAck, "mpr ack"),
-                    answer(Kind::HelloReject, "mpr reject"),
-                );
-                let Some(conn) = self.conns[idx].as_mut() else {
-                    return;
-                };
-                conn.dialler_challenge = dc;
-                let link = &mut self.links[p];
+                let link = &self.links[p];
                 let view = if link.up.is_some() || link.failed {
                     LinkView::Up
                 } else if link.dial.is_some() {
@@ -742,16 +717,27 @@ impl Net {
                 } else {
                     LinkView::None
                 };
+                let keep = connect::accept(self.me, p, view);
+                let (kind, purpose) = if keep {
+                    (Kind::HelloAck, "mpr ack")
+                } else {
+                    (Kind::HelloReject, "mpr reject")
+                };
+                let mut answer = Header::new(kind);
+                put_proof(&mut answer, self.proof(purpose, self.me, p, &c, dc));
+                let Some(conn) = self.conns[idx].as_mut() else {
+                    return;
+                };
+                conn.ctl.extend_from_slice(&answer.encode());
+                let link = &mut self.links[p];
                 conn.peer = Some(p);
-                if connect::accept(self.me, p, view) {
+                if keep {
                     conn.up = true;
-                    conn.ctl.extend_from_slice(&ack);
                     link.up = Some(idx);
                     link.awaiting_peer = false;
                     sink.on_link_up(p, self.pull_from(idx));
                     self.flush(p, sink);
                 } else {
-                    conn.ctl.extend_from_slice(&reject);
                     conn.closing = true;
                     conn.peer = None;
                     if let Ok(true) = conn.write_ctl() {
