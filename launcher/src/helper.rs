@@ -206,11 +206,7 @@ pub fn run() -> i32 {
                     }
                 }
                 Kind::Signal => {
-                    let sig = f
-                        .payload
-                        .get(..4)
-                        .and_then(|b| b.try_into().ok())
-                        .map_or(0, i32::from_le_bytes);
+                    let sig = f.int().unwrap_or(0);
                     if let Ok(sig) = Signal::try_from(sig) {
                         for r in ranks
                             .iter()
@@ -228,7 +224,7 @@ pub fn run() -> i32 {
             Ev::RelayDone => relays -= 1,
             Ev::Exited(rank, raw) => {
                 live -= 1;
-                send(&out, Frame::new(Kind::Exit, rank as u32, raw.to_le_bytes()));
+                send(&out, Frame::with_int(Kind::Exit, rank as u32, raw));
                 if live == 0 {
                     drain_until = Some(Instant::now() + Duration::from_secs(2));
                 }

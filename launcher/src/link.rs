@@ -71,6 +71,20 @@ impl Frame {
         }
     }
 
+    /// A frame whose payload is one 32-bit number (an exit status, a signal).
+    pub fn with_int(kind: Kind, word: u32, n: i32) -> Frame {
+        Frame::new(kind, word, n.to_le_bytes())
+    }
+
+    /// The number a [`Frame::with_int`] frame carries.
+    pub fn int(&self) -> Option<i32> {
+        self.payload
+            .get(..4)?
+            .try_into()
+            .ok()
+            .map(i32::from_le_bytes)
+    }
+
     /// Writes the frame in one `write_all` (so frames from several threads, each under the
     /// writer's lock, never interleave) and flushes.
     pub fn write_to(&self, w: &mut impl Write) -> io::Result<()> {
@@ -326,7 +340,7 @@ mod tests {
         let frames = [
             Frame::new(Kind::Hello, 0, "mprt-h2"),
             Frame::new(Kind::Stdout, 7, "a line\n"),
-            Frame::new(Kind::Exit, 3, 256i32.to_le_bytes()),
+            Frame::with_int(Kind::Exit, 3, 256),
             Frame::new(Kind::Stdin, 0, Vec::new()),
         ];
         let mut buf = Vec::new();
@@ -338,6 +352,8 @@ mod tests {
             assert_eq!(Frame::read_from(&mut r).unwrap().as_ref(), Some(f));
         }
         assert!(Frame::read_from(&mut r).unwrap().is_none());
+        assert_eq!(frames[2].int(), Some(256));
+        assert_eq!(frames[3].int(), None, "no number in an empty payload");
         // Cut in the middle, an unknown kind, a huge length: errors, no allocation.
         assert!(Frame::read_from(&mut &buf[..5]).is_err());
         assert!(Frame::read_from(&mut &buf[..12]).is_err());

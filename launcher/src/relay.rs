@@ -14,6 +14,19 @@ pub enum Stream {
     Stderr,
 }
 
+/// Writes one whole line (ending it with a newline if it has none) to `to` in one write, under
+/// the stream's lock, so that it never mixes with another rank's. False if mprun's stream is
+/// gone. (Also used for the lines ranks on other hosts send through their helper.)
+pub fn write_line(to: Stream, line: &mut Vec<u8>) -> bool {
+    if line.last() != Some(&b'\n') {
+        line.push(b'\n');
+    }
+    match to {
+        Stream::Stdout => std::io::stdout().lock().write_all(line).is_ok(),
+        Stream::Stderr => std::io::stderr().lock().write_all(line).is_ok(),
+    }
+}
+
 /// Relays `from` line by line; sends `Event::OutputClosed` at end of stream.
 pub fn output(
     rank: usize,
@@ -37,14 +50,7 @@ pub fn output(
                 match r.read_until(b'\n', &mut line) {
                     Ok(0) | Err(_) => break,
                     Ok(_) => {
-                        if line.last() != Some(&b'\n') {
-                            line.push(b'\n');
-                        }
-                        let ok = match to {
-                            Stream::Stdout => std::io::stdout().lock().write_all(&line).is_ok(),
-                            Stream::Stderr => std::io::stderr().lock().write_all(&line).is_ok(),
-                        };
-                        if !ok {
+                        if !write_line(to, &mut line) {
                             break;
                         }
                     }

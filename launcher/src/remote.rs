@@ -23,6 +23,7 @@ use nix::sys::signal::Signal;
 
 use crate::error::LaunchError;
 use crate::link::{split_tree, Frame, JobSpec, Kind, Tree, ALL_RANKS};
+use crate::relay::Stream;
 use crate::report::Event;
 
 /// How long a host's helper may take to say hello (an ssh connection included).
@@ -58,7 +59,7 @@ impl Helper {
 
     /// Sends `sig` to `rank` (or [`ALL_RANKS`]) on this host.
     pub fn signal(&self, rank: u32, sig: Signal) {
-        self.send(&Frame::new(Kind::Signal, rank, (sig as i32).to_le_bytes()));
+        self.send(&Frame::with_int(Kind::Signal, rank, sig as i32));
     }
 
     /// Closes the link: the helper kills whatever still runs and exits.
@@ -461,21 +462,15 @@ fn read_frames(
                             line.extend_from_slice(format!("[{}] ", f.word).as_bytes());
                         }
                         line.extend_from_slice(&f.payload);
-                        if line.last() != Some(&b'\n') {
-                            line.push(b'\n');
-                        }
-                        let _ = if f.kind == Kind::Stdout {
-                            std::io::stdout().lock().write_all(&line)
+                        let to = if f.kind == Kind::Stdout {
+                            Stream::Stdout
                         } else {
-                            std::io::stderr().lock().write_all(&line)
+                            Stream::Stderr
                         };
+                        crate::relay::write_line(to, &mut line);
                     }
                     Kind::Exit => {
-                        let raw = f
-                            .payload
-                            .get(..4)
-                            .and_then(|b| b.try_into().ok())
-                            .map_or(9, i32::from_le_bytes);
+                        let raw = f.int().unwrap_or(9); // a cut frame: as if killed
                         let _ = events.send(Event::RemoteExited {
                             rank: f.word as usize,
                             raw,
