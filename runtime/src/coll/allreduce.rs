@@ -99,7 +99,6 @@ impl Comm {
     ) -> Result<()> {
         expect_len("allreduce", recv.len(), send.len())?;
         if self.use_node(std::mem::size_of_val(send))? {
-            self.begin_coll();
             return self.node_allreduce(bytes(send), bytes_mut(recv), &combine);
         }
         self.msg_allreduce(send, recv, combine)

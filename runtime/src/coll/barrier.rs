@@ -17,7 +17,6 @@ impl Comm {
     /// Blocks until every rank of the communicator has called `barrier`.
     pub fn barrier(&self) -> Result<()> {
         if self.use_node(0)? {
-            self.begin_coll();
             return self.node_barrier();
         }
         self.begin_coll();

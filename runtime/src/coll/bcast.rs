@@ -22,7 +22,6 @@ impl Comm {
     pub fn broadcast<T: Pod>(&self, buf: &mut [T], root: usize) -> Result<()> {
         self.check_root(root)?;
         if self.use_node(std::mem::size_of_val(buf))? {
-            self.begin_coll();
             return self.node_broadcast(bytes_mut(buf), root);
         }
         self.msg_broadcast(buf, root)

@@ -220,13 +220,15 @@ impl Comm {
         }
     }
 
-    /// Runs `f` on the node segment with the tick of this rank's engine, saying what it waits
-    /// for (`what`) while it does.
+    /// Runs collective call `f` on the node segment (counting it as a collective call, as every
+    /// collective does) with the tick of this rank's engine, saying what it waits for (`what`)
+    /// while it does.
     fn node_op<R>(
         &self,
         what: &str,
         f: impl FnOnce(&mut Node, Tick<'_>) -> Result<R>,
     ) -> Result<R> {
+        self.begin_coll();
         let engine = self.engine.clone();
         let tick = move || engine.borrow_mut().poll_once();
         self.engine.borrow_mut().node_wait = Some(format!(
