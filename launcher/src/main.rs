@@ -213,8 +213,8 @@ fn run() -> Result<i32, LaunchError> {
     // Which machine each host is (hosts with one kernel share its cores: namespaces,
     // containers), and how many ranks each machine runs: more than its cores is crowded.
     let here = link::Machine::here();
-    let machine_of = |h: usize| -> link::Machine {
-        match remote_machines.iter().find(|(i, _)| *i == h) {
+    let machine_of: Vec<link::Machine> = (0..plan.hosts.len())
+        .map(|h| match remote_machines.iter().find(|(i, _)| *i == h) {
             Some((_, m)) if !m.boot_id.is_empty() => m.clone(),
             // A machine that did not say: only its own host counts.
             Some((_, m)) => link::Machine {
@@ -222,24 +222,22 @@ fn run() -> Result<i32, LaunchError> {
                 cores: m.cores,
             },
             None => here.clone(),
-        }
-    };
+        })
+        .collect();
+    let mut on_machine: std::collections::HashMap<&str, usize> = Default::default();
+    for p in &plan.ranks {
+        *on_machine.entry(&machine_of[p.host].boot_id).or_default() += 1;
+    }
     let machine_ranks: Vec<usize> = plan
         .ranks
         .iter()
-        .map(|p| {
-            let m = machine_of(p.host).boot_id;
-            plan.ranks
-                .iter()
-                .filter(|q| machine_of(q.host).boot_id == m)
-                .count()
-        })
+        .map(|p| on_machine[machine_of[p.host].boot_id.as_str()])
         .collect();
     let crowded = plan
         .ranks
         .iter()
         .zip(&machine_ranks)
-        .any(|(p, &n)| n > machine_of(p.host).cores);
+        .any(|(p, &n)| n > machine_of[p.host].cores);
     let contract = |rank: usize| {
         let p = &plan.ranks[rank];
         Bootstrap {
@@ -274,6 +272,10 @@ fn run() -> Result<i32, LaunchError> {
     };
     // What each host's helper needs: the `-x` values, mprun's own MPR_ settings (local ranks
     // inherit them), and the bootstrap contract less what differs per rank or host.
+    let common_env: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("MPR_"))
+        .chain(env.iter().cloned())
+        .collect();
     let specs = remote_hosts
         .iter()
         .map(|(host, name)| {
@@ -283,10 +285,7 @@ fn run() -> Result<i32, LaunchError> {
                 .filter(|p| p.host == *host)
                 .map(|p| (p.rank, p.local_rank))
                 .collect();
-            let mut env: Vec<(String, String)> = std::env::vars()
-                .filter(|(k, _)| k.starts_with("MPR_"))
-                .chain(env.iter().cloned())
-                .collect();
+            let mut env = common_env.clone();
             let per_rank = [
                 bootstrap::ENV_RANK,
                 bootstrap::ENV_LOCAL_RANK,
@@ -321,7 +320,7 @@ fn run() -> Result<i32, LaunchError> {
         return Err(e);
     }
     // Every rank, in rank order: local ones as started, the others through their helper.
-    let mut local_iter = local_ranks.into_iter().peekable();
+    let mut local_iter = local_ranks.into_iter();
     let mut ranks = Vec::with_capacity(np);
     for p in &plan.ranks {
         if local[p.host] {
