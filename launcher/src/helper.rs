@@ -13,7 +13,7 @@
 //! for themselves) and mprun's frames down to the link that reaches the host or rank they are
 //! for; it exits once its own ranks and every link below have ended.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, ChildStdin};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -362,22 +362,9 @@ fn relay(rank: usize, from: impl Read + Send + 'static, kind: Kind, out: Out, do
     let _ = std::thread::Builder::new()
         .name(format!("relay-{rank}"))
         .spawn(move || {
-            let mut r = BufReader::with_capacity(64 << 10, from);
-            let mut line = Vec::new();
-            loop {
-                line.clear();
-                match (&mut r)
-                    .take(MAX_PAYLOAD as u64)
-                    .read_until(b'\n', &mut line)
-                {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {
-                        if !send(&out, Frame::new(kind, rank as u32, line.clone())) {
-                            break;
-                        }
-                    }
-                }
-            }
+            crate::relay::for_each_line(from, &[], MAX_PAYLOAD as u64, |line| {
+                send(&out, Frame::new(kind, rank as u32, std::mem::take(line)))
+            });
             let _ = done.send(Ev::RelayDone);
         });
 }

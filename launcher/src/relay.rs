@@ -14,6 +14,30 @@ pub enum Stream {
     Stderr,
 }
 
+/// Reads `from` line by line until its end (or an error, or `f` returning false), handing `f`
+/// each line after `prefix` in one buffer; a line longer than `max` bytes comes in pieces.
+/// (Also the helper's relay on other hosts, which sends the lines on as frames.)
+pub fn for_each_line(
+    from: impl Read,
+    prefix: &[u8],
+    max: u64,
+    mut f: impl FnMut(&mut Vec<u8>) -> bool,
+) {
+    let mut r = BufReader::with_capacity(64 << 10, from);
+    let mut line = prefix.to_vec();
+    loop {
+        line.truncate(prefix.len());
+        match (&mut r).take(max).read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                if !f(&mut line) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
 /// Writes one whole line (ending it with a newline if it has none) to `to` in one write, under
 /// the stream's lock, so that it never mixes with another rank's. False if mprun's stream is
 /// gone. (Also used for the lines ranks on other hosts send through their helper.)
@@ -38,24 +62,14 @@ pub fn output(
     let spawned = std::thread::Builder::new()
         .name(format!("relay-{rank}"))
         .spawn(move || {
-            let mut r = BufReader::with_capacity(64 << 10, from);
             let prefix = if tag {
                 format!("[{rank}] ")
             } else {
                 String::new()
             };
-            let mut line = prefix.clone().into_bytes();
-            loop {
-                line.truncate(prefix.len());
-                match r.read_until(b'\n', &mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {
-                        if !write_line(to, &mut line) {
-                            break;
-                        }
-                    }
-                }
-            }
+            for_each_line(from, prefix.as_bytes(), u64::MAX, |line| {
+                write_line(to, line)
+            });
             if let Stream::Stdout = to {
                 let _ = std::io::stdout().flush();
             }
