@@ -77,8 +77,7 @@ impl Secret {
 
     /// Whether `proof` is the MAC of `parts` (in time independent of where they differ).
     pub fn verify(&self, purpose: &str, parts: &[&[u8]], proof: &[u8]) -> bool {
-        let want = self.mac(purpose, parts);
-        proof.len() == PROOF_LEN && want.iter().zip(proof).fold(0u8, |d, (a, b)| d | (a ^ b)) == 0
+        <&[u8; PROOF_LEN]>::try_from(proof).is_ok_and(|p| same(&self.mac(purpose, parts), p))
     }
 }
 
