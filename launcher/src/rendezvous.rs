@@ -21,8 +21,9 @@ struct Table {
     /// Report lines as they come, and whole reports once a rank said END.
     partial: Vec<Vec<Wait>>,
     reports: Vec<Option<Vec<Wait>>>,
-    /// Ranks that ended in failure, as told to the others (and to those that connect later).
-    failed: Vec<(usize, String)>,
+    /// The notices of ranks that ended in failure, as told to the others (and to those that
+    /// connect later).
+    failed: Vec<Reply>,
 }
 
 /// One thing a rank waits for: on which rank (if one), and what for.
@@ -90,10 +91,7 @@ impl Service {
             t.reports[r] = None;
             t.partial[r].clear();
             if let Some(w) = t.writers[r].as_mut() {
-                // One write per line: a rank reads these without blocking.
-                if w.write_all(format!("{}\n", Reply::Report).as_bytes())
-                    .is_ok()
-                {
+                if send(w, &Reply::Report) {
                     asked.push(r);
                 }
             }
@@ -117,22 +115,24 @@ impl Service {
     pub fn tell_failed(&self, failed: &[usize], how: &str) {
         let (m, _) = &*self.table;
         let Ok(mut t) = m.lock() else { return };
-        t.failed
-            .extend(failed.iter().map(|&f| (f, how.to_string())));
+        let notices: Vec<Reply> = failed
+            .iter()
+            .map(|&rank| Reply::Failed {
+                rank,
+                how: how.to_string(),
+            })
+            .collect();
         for (r, w) in t.writers.iter_mut().enumerate() {
             if failed.contains(&r) {
                 continue;
             }
             if let Some(w) = w.as_mut() {
-                for &f in failed {
-                    let line = Reply::Failed {
-                        rank: f,
-                        how: how.to_string(),
-                    };
-                    let _ = w.write_all(format!("{line}\n").as_bytes());
+                for n in &notices {
+                    send(w, n);
                 }
             }
         }
+        t.failed.extend(notices);
     }
 
     /// Wakes every waiting lookup with a refusal (the job is ending).
@@ -143,6 +143,12 @@ impl Service {
         }
         cv.notify_all();
     }
+}
+
+/// Sends one line, in one write: a rank reads the service's requests without blocking, and a
+/// line cut in two writes could reach it in two pieces. False if the connection is gone.
+fn send(w: &mut TcpStream, r: &Reply) -> bool {
+    w.write_all(format!("{r}\n").as_bytes()).is_ok()
 }
 
 fn serve(
@@ -164,10 +170,7 @@ fn serve(
     let Ok(challenge) = mpr::auth::challenge() else {
         return;
     };
-    if out
-        .write_all(format!("{}\n", Reply::Challenge { challenge }).as_bytes())
-        .is_err()
-    {
+    if !send(&mut out, &Reply::Challenge { challenge }) {
         return;
     }
     let _ = reader
@@ -196,12 +199,8 @@ fn serve(
     let _ = reader.get_ref().set_read_timeout(None);
     if let (Ok(mut t), Ok(mut w)) = (m.lock(), out.try_clone()) {
         // A rank that connects after others failed hears of it at once.
-        for (f, how) in &t.failed {
-            let line = Reply::Failed {
-                rank: *f,
-                how: how.clone(),
-            };
-            let _ = w.write_all(format!("{line}\n").as_bytes());
+        for n in &t.failed {
+            send(&mut w, n);
         }
         t.writers[rank] = Some(w);
     }
@@ -262,7 +261,7 @@ fn serve(
             Ok(Request::Hello { .. }) | Err(_) => return,
         };
         if let Some(r) = reply {
-            if out.write_all(format!("{r}\n").as_bytes()).is_err() {
+            if !send(&mut out, &r) {
                 return;
             }
         }
