@@ -10,7 +10,7 @@ use std::os::unix::net::UnixStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use util::{mprun, processes_matching, rank_program};
+use util::{mprun, processes_matching, rank_program, Limited};
 
 /// Listening sockets of process `pid`: TCP ports (IPv4, this namespace) and abstract Unix names.
 fn listeners(pid: u32) -> (Vec<u16>, Vec<String>) {
@@ -99,13 +99,14 @@ fn probe(mut s: impl Read + Write, what: &[u8]) -> (usize, bool) {
 fn strangers_at_every_port_are_dropped_and_the_job_completes_untouched() {
     let tok = format!("tok-stranger-{}", std::process::id());
     let prog = rank_program("t_job");
-    let mut child = Command::new(mprun())
-        .args(["-n", "4", prog.to_str().unwrap(), "stranger", "12000", &tok])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn mprun");
-    let mut out = child.stdout.take().unwrap();
+    let mut job = Limited::spawn(
+        Command::new(mprun())
+            .args(["-n", "4", prog.to_str().unwrap(), "stranger", "12000", &tok])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+        Duration::from_secs(90),
+    );
+    let mut out = job.child.stdout.take().unwrap();
     // Wait for "ready": every rank is connected to every other.
     let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -125,13 +126,13 @@ fn strangers_at_every_port_are_dropped_and_the_job_completes_untouched() {
         .iter()
         .filter_map(|l| l.split(':').next()?.parse().ok())
         .collect();
-    pids.push(child.id());
+    pids.push(job.child.id());
     pids.sort_unstable();
     pids.dedup();
     let (mut tcp, mut unix) = (0, 0);
     for pid in pids {
         let (ports, names) = listeners(pid);
-        let rank = pid != child.id();
+        let rank = pid != job.child.id();
         for port in ports {
             for p in payloads() {
                 let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
@@ -175,9 +176,9 @@ fn strangers_at_every_port_are_dropped_and_the_job_completes_untouched() {
     );
     let mut rest = String::new();
     let _ = out.read_to_string(&mut rest);
-    let status = child.wait().unwrap();
+    let status = job.wait();
     let mut err = String::new();
-    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+    let _ = job.child.stderr.take().unwrap().read_to_string(&mut err);
     assert!(status.success(), "job failed: {err}");
     for r in 0..4 {
         assert!(

@@ -14,7 +14,7 @@ mod util;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use util::{mprun, rank_program, run_cmd, Outcome};
+use util::{mprun, rank_program, run_cmd, Limited, Outcome};
 
 const LIMIT: Duration = Duration::from_secs(120);
 const HOSTS: &str = "/tmp/mpr-test-hosts";
@@ -277,7 +277,7 @@ fn jobs_across_four_namespace_hosts_through_testnet_exec_and_sshd() {
     let sent = std::time::Instant::now();
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("signal mprun");
     let status = loop {
-        if let Some(st) = child.0.try_wait().expect("wait") {
+        if let Some(st) = child.child.try_wait().expect("wait") {
             break st;
         }
         assert!(
@@ -454,34 +454,26 @@ fn jobs_across_four_namespace_hosts_through_testnet_exec_and_sshd() {
     drop(net);
 }
 
-/// A process killed when dropped (so that a failing test leaves no job behind).
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
 /// Starts `mprun -n 8 t_job hang TOKEN` on h1 across the 4 hosts and waits until every rank is
 /// blocked. Returns mprun (testnet execs into it), its pid, and the token.
-fn blocked_job(t: &Path, agent: &str, job: &str, name: &str) -> (Killed, nix::unistd::Pid, String) {
+fn blocked_job(
+    t: &Path,
+    agent: &str,
+    job: &str,
+    name: &str,
+) -> (Limited, nix::unistd::Pid, String) {
     use std::io::Read;
     let tok = format!("tok-{name}-{}", std::process::id());
     let m = mprun();
-    let mut child = Killed(
+    let mut child = Limited::spawn(
         std::process::Command::new(t.as_os_str())
             .args(["run", "h1", m.to_str().unwrap(), "--hostfile", HOSTS])
             .args(["--launch-agent", agent, "-n", "8", job, "hang", &tok])
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn"),
+            .stderr(std::process::Stdio::piped()),
+        LIMIT,
     );
-    let mut stdout = child.0.stdout.take().unwrap();
+    let mut stdout = child.child.stdout.take().unwrap();
     let (mut seen, mut buf) = (String::new(), [0u8; 4096]);
     let start = std::time::Instant::now();
     while seen.matches("waiting").count() < 8 {

@@ -279,16 +279,17 @@ fn sigint_to_mprun_ends_every_rank_within_a_second() {
 
     let prog = rank_program("t_job");
     let tok = token("sigint");
-    let mut child = Command::new(util::mprun())
-        .args(["-n", "8", prog.to_str().unwrap(), "hang", &tok])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .stdin(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .expect("spawn mprun");
+    let mut job = util::Limited::spawn(
+        Command::new(util::mprun())
+            .args(["-n", "8", prog.to_str().unwrap(), "hang", &tok])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(Stdio::null())
+            .process_group(0),
+        LIMIT,
+    );
     // Wait until all 8 ranks say they are blocked.
-    let mut stdout = child.stdout.take().unwrap();
+    let mut stdout = job.child.stdout.take().unwrap();
     let mut seen = String::new();
     let start = Instant::now();
     let mut buf = [0u8; 4096];
@@ -298,11 +299,11 @@ fn sigint_to_mprun_ends_every_rank_within_a_second() {
         assert!(n > 0, "mprun closed stdout early: {seen}");
         seen.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let pid = nix::unistd::Pid::from_raw(job.child.id() as i32);
     let sent = Instant::now();
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("signal mprun");
     let status = loop {
-        if let Some(st) = child.try_wait().expect("wait") {
+        if let Some(st) = job.child.try_wait().expect("wait") {
             break st;
         }
         if sent.elapsed() > Duration::from_secs(10) {

@@ -9,6 +9,52 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A child process with a hard time limit: killed (SIGKILL) by a watchdog once `limit` has
+/// passed, and when dropped, so that a test blocked reading its output, or failing half-way,
+/// neither hangs the suite nor leaves a job behind.
+pub struct Limited {
+    pub child: std::process::Child,
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Limited {
+    pub fn spawn(cmd: &mut Command, limit: Duration) -> Limited {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let child = cmd.spawn().expect("spawn");
+        let done = std::sync::Arc::new(AtomicBool::new(false));
+        let (flag, pid) = (done.clone(), child.id() as i32);
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            while !flag.load(Ordering::SeqCst) {
+                if start.elapsed() > limit {
+                    let pid = nix::unistd::Pid::from_raw(pid);
+                    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        Limited { child, done }
+    }
+
+    /// Waits for the child to end (the watchdog stands down first).
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        self.done.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.child.wait().expect("wait")
+    }
+}
+
+impl Drop for Limited {
+    fn drop(&mut self) {
+        // Before the child is reaped (so the watchdog never signals a reused pid).
+        self.done.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
 /// The built launcher.
 pub fn mprun() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_mprun"))
