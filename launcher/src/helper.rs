@@ -30,7 +30,7 @@ use mpr::bootstrap::{
 
 use crate::link::{split_tree, Frame, JobSpec, Kind, Tree, ALL_RANKS, MAX_PAYLOAD};
 use crate::netif;
-use crate::remote::{open_link, Helper, Launcher};
+use crate::remote::{open_link, reap_all, Helper, Launcher};
 
 /// Frames to mprun, one writer at a time.
 type Out = Arc<Mutex<std::io::Stdout>>;
@@ -244,16 +244,12 @@ pub fn run() -> i32 {
                 for c in &children {
                     c.close();
                 }
-                for c in &children {
-                    c.reap(Duration::from_secs(2));
-                }
+                reap_all(children.iter().map(|c| &**c), Duration::from_secs(2));
                 return 1;
             }
         }
     }
-    for c in &children {
-        c.reap(Duration::from_secs(2));
-    }
+    reap_all(children.iter().map(|c| &**c), Duration::from_secs(2));
     0
 }
 

@@ -19,6 +19,7 @@ mod rendezvous;
 mod report;
 mod signals;
 mod spawn;
+mod trace;
 mod waits;
 
 use std::hash::{BuildHasher, Hasher};
@@ -36,6 +37,7 @@ fn main() {
     if std::env::args().nth(1).as_deref() == Some("--helper") {
         std::process::exit(helper::run());
     }
+    trace::start();
     let code = match run() {
         Ok(code) => code,
         Err(e) => {
@@ -172,6 +174,7 @@ fn run() -> Result<i32, LaunchError> {
     }
     if opts.verbose {
         eprint!("mprun: {np} rank(s) of {}:\n{plan}", program.display());
+        trace::enable();
     }
 
     let (tx, rx) = mpsc::channel();
@@ -313,6 +316,7 @@ fn run() -> Result<i32, LaunchError> {
             (*host, name.clone(), spec)
         })
         .collect();
+    trace::note(|| format!("{} local rank(s) started", local_ranks.len()));
     if let Err(e) = remote::start(&helpers, specs, &startup_rx) {
         for r in &local_ranks {
             r.signal(nix::sys::signal::Signal::SIGKILL);
@@ -380,7 +384,9 @@ fn run() -> Result<i32, LaunchError> {
     let on_timeout = || waits::summarize(&service.reports(Duration::from_secs(2)), &rank_hosts);
     let on_failure = |failed: &[usize], how: &str| service.tell_failed(failed, how);
     let code = report::supervise(&mut ranks, &host_of, &rx, relays, &on_timeout, &on_failure);
+    trace::note(|| "every rank ended".into());
     remote::end_all(&helpers);
     service.close();
+    trace::note(|| "done".into());
     Ok(code)
 }

@@ -25,6 +25,7 @@ use crate::error::LaunchError;
 use crate::link::{split_tree, Frame, JobSpec, Kind, Tree, ALL_RANKS};
 use crate::relay::Stream;
 use crate::report::Event;
+use crate::trace;
 
 /// How long a host's helper may take to say hello (an ssh connection included).
 const HELLO_WITHIN: Duration = Duration::from_secs(60);
@@ -69,14 +70,17 @@ impl Helper {
 
     /// Waits (a little) for the agent to exit, then kills it.
     pub fn reap(&self, within: Duration) {
+        reap_all([self], within);
+    }
+
+    /// Whether the agent has exited (and is reaped).
+    fn exited(&self) -> bool {
         let mut agent = self.agent.lock().unwrap_or_else(|p| p.into_inner());
-        let end = Instant::now() + within;
-        while Instant::now() < end {
-            if let Ok(Some(_)) = agent.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        matches!(agent.try_wait(), Ok(Some(_)))
+    }
+
+    fn kill(&self) {
+        let mut agent = self.agent.lock().unwrap_or_else(|p| p.into_inner());
         let _ = agent.kill();
         let _ = agent.wait();
     }
@@ -295,6 +299,7 @@ pub fn connect(
         };
         h.send(&Frame::new(Kind::Tree, 0, tree.encode()));
         read_frames(i, from, h.clone(), tag_output, events.clone(), tx.clone());
+        trace::note(|| format!("{hname}: launch agent started"));
         helpers.push(h);
     }
     let deadline = Instant::now() + HELLO_WITHIN;
@@ -311,6 +316,7 @@ pub fn connect(
         };
         match rx.recv_timeout(left) {
             Ok(Startup::Hello(h, m)) => {
+                trace::note(|| format!("{}: helper answered", name(h)));
                 waiting.retain(|&w| w != h);
                 machines.push((h, m));
             }
@@ -359,7 +365,10 @@ pub fn start(
             Err(e)
         };
         match rx.recv_timeout(HELLO_WITHIN) {
-            Ok(Startup::Started(h)) => waiting.retain(|&w| w != h),
+            Ok(Startup::Started(h)) => {
+                trace::note(|| format!("{}: ranks started", name(h)));
+                waiting.retain(|&w| w != h);
+            }
             Ok(Startup::Failed(h, why)) => {
                 return fail(LaunchError::Program(format!("host {}: {why}", name(h))))
             }
@@ -396,8 +405,28 @@ pub fn end_all(helpers: &[Arc<Helper>]) {
         h.signal(ALL_RANKS, Signal::SIGKILL);
         h.close();
     }
-    for h in helpers {
-        h.reap(Duration::from_secs(2));
+    reap_all(helpers.iter().map(|h| &**h), Duration::from_secs(2));
+}
+
+/// Waits up to `within` for the agents to exit, all at once, then kills those still there.
+///
+/// The agent (ssh) exits a moment after its helper's last frame; polling starts at 0.2 ms and
+/// backs off to 10 ms, so a job's end waits for the agents themselves, not for a fixed sleep per
+/// agent (which cost 10 ms per host at the end of every job).
+pub fn reap_all<'a>(helpers: impl IntoIterator<Item = &'a Helper>, within: Duration) {
+    let mut left: Vec<&Helper> = helpers.into_iter().collect();
+    let end = Instant::now() + within;
+    let mut step = Duration::from_micros(200);
+    loop {
+        left.retain(|h| !h.exited());
+        if left.is_empty() || Instant::now() >= end {
+            break;
+        }
+        std::thread::sleep(step.min(end.saturating_duration_since(Instant::now())));
+        step = (step * 2).min(Duration::from_millis(10));
+    }
+    for h in left {
+        h.kill();
     }
 }
 
@@ -432,6 +461,8 @@ fn read_frames(
         .name(format!("host-{}", helper.name))
         .spawn(move || {
             let mut r = BufReader::with_capacity(64 << 10, from);
+            // (rank, stdout?) whose last piece did not end its line.
+            let mut mid_line = std::collections::HashSet::new();
             while let Ok(Some(f)) = Frame::read_from(&mut r) {
                 // The helper at the end of this link speaks for itself with ALL_RANKS; those
                 // below it are named by their host.
@@ -457,17 +488,26 @@ fn read_frames(
                         let _ = events.send(Event::HostLost(host));
                     }
                     Kind::Stdout | Kind::Stderr => {
-                        let mut line = Vec::with_capacity(f.payload.len() + 12);
-                        if tag {
-                            line.extend_from_slice(format!("[{}] ", f.word).as_bytes());
-                        }
-                        line.extend_from_slice(&f.payload);
                         let to = if f.kind == Kind::Stdout {
                             Stream::Stdout
                         } else {
                             Stream::Stderr
                         };
-                        crate::relay::write_line(to, &mut line);
+                        // A piece of a long line continues the one before: no tag again.
+                        let key = (f.word, f.kind == Kind::Stdout);
+                        let continues = mid_line.contains(&key);
+                        if f.payload.last() == Some(&b'\n') {
+                            mid_line.remove(&key);
+                        } else {
+                            mid_line.insert(key);
+                        }
+                        if tag && !continues {
+                            let mut line = format!("[{}] ", f.word).into_bytes();
+                            line.extend_from_slice(&f.payload);
+                            crate::relay::write_line(to, &line);
+                        } else {
+                            crate::relay::write_line(to, &f.payload);
+                        }
                     }
                     Kind::Exit => {
                         let raw = f.int().unwrap_or(9); // a cut frame: as if killed
@@ -480,6 +520,7 @@ fn read_frames(
                 }
             }
             let _ = std::io::stdout().flush();
+            trace::note(|| format!("{}: link closed", helper.name));
             let _ = startup.send(Startup::Gone(i));
             for &h in &helper.reach {
                 let _ = events.send(Event::HostLost(h));

@@ -129,6 +129,7 @@ pub fn supervise(
             let r = &mut ranks[i];
             r.status = Some(st);
             live -= 1;
+            crate::trace::note(|| format!("rank {} on {} ended", r.rank, r.host));
             if outcome.is_none() && !st.success() {
                 let (code, how) = describe(st);
                 outcome = Some((code, format!("rank {} on {} {how}", r.rank, r.host)));

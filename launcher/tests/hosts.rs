@@ -167,6 +167,17 @@ fn jobs_across_four_namespace_hosts_through_testnet_exec_and_sshd() {
             );
         }
 
+        // A 3 MiB line from a rank on h2 crosses in 1 MiB frames and comes out as written.
+        let script = "[ \"$MPR_RANK\" = 2 ] || exit 0; head -c 3145728 /dev/zero | tr '\\0' x; echo; printf end";
+        let out = run(&["-n", "3", "--tag-output", "sh", "-c", script], None);
+        let stdout = out.ok();
+        assert!(
+            stdout == format!("[2] {}\n[2] end\n", "x".repeat(3 << 20)),
+            "{agent}: {} bytes, {} lines",
+            stdout.len(),
+            stdout.lines().count()
+        );
+
         // Stdin reaches rank 0 (here on h1), nobody else.
         let input: String = (0..2000).map(|i| format!("line {i}\n")).collect();
         let out = run(&["-n", "8", job, "stdin"], Some(input.as_bytes()));

@@ -165,6 +165,28 @@ fn output_lines_are_never_mixed_and_tagged_on_request() {
 }
 
 #[test]
+fn a_line_longer_than_a_relay_holds_comes_out_as_written() {
+    // 3 MiB without a newline (the relay passes it on in 1 MiB pieces), then a last line
+    // without one: nothing added inside the long line, the tag only where lines start.
+    let script = "head -c 3145728 /dev/zero | tr '\\0' x; echo; printf end";
+    let out = run(
+        &["-n", "1", "--tag-output", "sh", "-c", script],
+        &[],
+        None,
+        LIMIT,
+    );
+    let stdout = out.ok();
+    let expected = format!("[0] {}\n[0] end\n", "x".repeat(3 << 20));
+    assert!(
+        stdout == expected,
+        "{} bytes, {} lines; starts {:?}",
+        stdout.len(),
+        stdout.lines().count(),
+        &stdout[..stdout.len().min(40)]
+    );
+}
+
+#[test]
 fn stdin_goes_to_rank_0_only() {
     let input: String = (0..1000).map(|i| format!("line {i}\n")).collect();
     let (out, _) = job(3, "stdin", &[], &[], Some(input.as_bytes()));
