@@ -6,6 +6,7 @@
 //! reader threads and helpers' links as much as in `main`, and a disabled note costs one atomic
 //! load.
 
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 use std::time::Instant;

@@ -187,6 +187,49 @@ fn a_line_longer_than_a_relay_holds_comes_out_as_written() {
 }
 
 #[test]
+fn verbose_shows_the_map_and_each_step_with_its_time() {
+    let out = run(&["-v", "-n", "2", "true"], &[], None, LIMIT);
+    out.ok();
+    let steps: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("mprun: +"))
+        .collect();
+    let mut at = Vec::new();
+    for s in &steps {
+        let (ms, what) = s.split_once(" ms: ").expect("`+T ms: step`");
+        at.push((ms.parse::<f64>().expect("a time"), what));
+    }
+    let whats: Vec<&str> = at.iter().map(|a| a.1).collect();
+    assert_eq!(whats[0], "2 local rank(s) started", "{}", out.stderr);
+    for r in 0..2 {
+        assert!(
+            whats
+                .iter()
+                .any(|w| w.starts_with(&format!("rank {r} on ")) && w.ends_with(" ended")),
+            "{}",
+            out.stderr
+        );
+    }
+    assert_eq!(
+        &whats[whats.len() - 2..],
+        ["every rank ended", "done"],
+        "{}",
+        out.stderr
+    );
+    assert!(
+        at.windows(2).all(|w| w[0].0 <= w[1].0),
+        "times go forward: {}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.starts_with("mprun: 2 rank(s) of "),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn stdin_goes_to_rank_0_only() {
     let input: String = (0..1000).map(|i| format!("line {i}\n")).collect();
     let (out, _) = job(3, "stdin", &[], &[], Some(input.as_bytes()));
