@@ -30,6 +30,10 @@ pub fn note(what: impl FnOnce() -> String) {
     if !ON.load(Ordering::Relaxed) {
         return;
     }
+    let what = what();
+    // The time is read under the stream's lock, so notes from several threads come out in
+    // the order of their times.
+    let mut err = std::io::stderr().lock();
     let ms = START.get().map_or(0.0, |t| t.elapsed().as_secs_f64() * 1e3);
-    eprintln!("mprun: +{ms:.1} ms: {}", what());
+    let _ = writeln!(err, "mprun: +{ms:.1} ms: {what}");
 }
