@@ -89,8 +89,11 @@ fn launch_fanout() -> Result<usize, LaunchError> {
     }
 }
 
-/// The default launch agent: ssh without prompts and without a terminal.
-const DEFAULT_AGENT: &str = "ssh -o BatchMode=yes -T";
+/// The default launch agent: ssh without prompts and without a terminal, and without X11 or
+/// agent forwarding even where the user's ssh config turns them on (helpers need neither: X11
+/// forwarding runs `xauth` on every host at every launch, and a forwarded agent would hand the
+/// user's keys to every host of the job). MPICH's Hydra passes `-x` too.
+const DEFAULT_AGENT: &str = "ssh -o BatchMode=yes -T -x -a";
 
 /// Checks the runtime's tuning variables (`MPR_EAGER_LIMIT`, ...) as the ranks will see them:
 /// mprun's environment with the `-x` values over it.
