@@ -384,6 +384,38 @@ fn jobs_across_four_namespace_hosts_through_testnet_exec_and_sshd() {
     assert_eq!(hosts, ["mprt-h2", "mprt-h3", "mprt-h4"], "{calls}");
     let out = on_h1_env(&t, &[coll, "coll"], &slurm_env, None);
     assert!(out.ok().contains("ok coll"), "{}", out.stderr);
+    // No agent named: ssh, without prompts, terminal, X11 or agent forwarding (a fake one on
+    // PATH that records its arguments and reaches the host with testnet).
+    let ssh_log = dir.join("ssh-log");
+    let ssh = dir.join("ssh");
+    std::fs::write(
+        &ssh,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> {log}\nwhile [ $# -gt 0 ]; do case \"$1\" in -o) shift 2;; -*) shift;; *) break;; esac; done\nexec {t} exec \"$@\"\n",
+            log = ssh_log.display(),
+            t = t.display()
+        ),
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&ssh)
+        .status()
+        .unwrap();
+    let out = on_h1_env(
+        &t,
+        &["--host", "h1:1,h2:1", coll, "coll"],
+        &[("PATH", path.as_str())],
+        None,
+    );
+    assert!(out.ok().contains("ok coll"), "{}", out.stderr);
+    let calls = std::fs::read_to_string(&ssh_log).unwrap();
+    assert!(
+        calls.starts_with("-o BatchMode=yes -T -x -a h2 ")
+            && calls.trim_end().ends_with("--helper"),
+        "ssh called as {calls}"
+    );
+    assert_eq!(calls.lines().count(), 1, "{calls}");
     // PBS: the node file, one line per slot; hosts reached with the launch agent.
     let nodefile = dir.join("nodes");
     std::fs::write(&nodefile, "h1\nh1\nh2\nh3\nh3\nh3\n").unwrap();
