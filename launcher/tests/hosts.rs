@@ -337,22 +337,14 @@ fn jobs_across_four_namespace_hosts_through_testnet_exec_and_sshd() {
     // fake one on PATH that records its arguments and reaches the host with testnet).
     let dir = std::env::temp_dir().join(format!("mpr-fake-srun-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let log = dir.join("log");
-    let srun = dir.join("srun");
-    std::fs::write(
-        &srun,
-        format!(
-            "#!/bin/sh\necho \"$@\" >> {log}\nhost=\nfor a in \"$@\"; do case \"$a\" in --nodelist=*) host=\"${{a#--nodelist=}}\";; esac; done\nwhile [ $# -gt 0 ]; do case \"$1\" in --*) shift;; *) break;; esac; done\nexec {t} exec \"$host\" \"$@\"\n",
-            log = log.display(),
-            t = t.display()
+    let log = fake_command(
+        &dir,
+        "srun",
+        &format!(
+            "host=\nfor a in \"$@\"; do case \"$a\" in --nodelist=*) host=\"${{a#--nodelist=}}\";; esac; done\nwhile [ $# -gt 0 ]; do case \"$1\" in --*) shift;; *) break;; esac; done\nexec {} exec \"$host\" \"$@\"",
+            t.display()
         ),
-    )
-    .unwrap();
-    std::process::Command::new("chmod")
-        .arg("+x")
-        .arg(&srun)
-        .status()
-        .unwrap();
+    );
     let path = format!(
         "{}:{}",
         dir.display(),
@@ -386,22 +378,14 @@ fn jobs_across_four_namespace_hosts_through_testnet_exec_and_sshd() {
     assert!(out.ok().contains("ok coll"), "{}", out.stderr);
     // No agent named: ssh, without prompts, terminal, X11 or agent forwarding (a fake one on
     // PATH that records its arguments and reaches the host with testnet).
-    let ssh_log = dir.join("ssh-log");
-    let ssh = dir.join("ssh");
-    std::fs::write(
-        &ssh,
-        format!(
-            "#!/bin/sh\necho \"$@\" >> {log}\nwhile [ $# -gt 0 ]; do case \"$1\" in -o) shift 2;; -*) shift;; *) break;; esac; done\nexec {t} exec \"$@\"\n",
-            log = ssh_log.display(),
-            t = t.display()
+    let ssh_log = fake_command(
+        &dir,
+        "ssh",
+        &format!(
+            "while [ $# -gt 0 ]; do case \"$1\" in -o) shift 2;; -*) shift;; *) break;; esac; done\nexec {} exec \"$@\"",
+            t.display()
         ),
-    )
-    .unwrap();
-    std::process::Command::new("chmod")
-        .arg("+x")
-        .arg(&ssh)
-        .status()
-        .unwrap();
+    );
     let out = on_h1_env(
         &t,
         &["--host", "h1:1,h2:1", coll, "coll"],
@@ -495,6 +479,18 @@ fn jobs_across_four_namespace_hosts_through_testnet_exec_and_sshd() {
     assert!(out.stderr.contains("/no/such/agent"), "{}", out.stderr);
     nothing_left(&t);
     drop(net);
+}
+
+/// Writes `dir/NAME`, a shell script that appends its arguments to `dir/NAME.log` and then runs
+/// `body`; returns the log's path.
+fn fake_command(dir: &Path, name: &str, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let log = dir.join(format!("{name}.log"));
+    let path = dir.join(name);
+    let script = format!("#!/bin/sh\necho \"$@\" >> {}\n{body}\n", log.display());
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    log
 }
 
 /// Starts `mprun -n 8 t_job hang TOKEN` on h1 across the 4 hosts and waits until every rank is
