@@ -60,16 +60,18 @@ fn random_u64() -> u64 {
     h.finish()
 }
 
-/// Is `name` this machine (its host name, or an address of one of its interfaces)?
-fn is_local(name: &str) -> bool {
+/// Is `name` this machine (its host name, or an address of one of its interfaces)? `me` is
+/// this machine's host name; `addrs` its interfaces' addresses, listed once for all hosts and
+/// only if a host needs them.
+fn is_local(name: &str, me: Option<&str>, addrs: &std::cell::OnceCell<Vec<IpAddr>>) -> bool {
     if name == "localhost" || name == "::1" || name.starts_with("127.") {
         return true;
     }
-    let by_name = nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .is_some_and(|h| h == name || h.split('.').next() == Some(name));
-    by_name || netif::resolve(name).is_ok_and(netif::is_local_address)
+    let by_name = me.is_some_and(|h| h == name || h.split('.').next() == Some(name));
+    by_name
+        || netif::resolve(name).is_ok_and(|ip| {
+            ip.is_loopback() || addrs.get_or_init(netif::local_addresses).contains(&ip)
+        })
 }
 
 /// How many agents mprun (and each helper) starts at most; more hosts start as a tree.
@@ -156,7 +158,15 @@ fn run() -> Result<i32, LaunchError> {
     });
     let plan = plan::build(np, &hosts, opts.map_by, opts.oversubscribe || !listed)?;
     // Hosts with ranks that are not this machine: reached through the launch agent.
-    let local: Vec<bool> = plan.hosts.iter().map(|h| is_local(h)).collect();
+    let me = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok());
+    let addrs = std::cell::OnceCell::new();
+    let local: Vec<bool> = plan
+        .hosts
+        .iter()
+        .map(|h| is_local(h, me.as_deref(), &addrs))
+        .collect();
     let remote_hosts: Vec<(usize, String)> = plan
         .hosts
         .iter()

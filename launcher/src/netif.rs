@@ -39,20 +39,19 @@ pub fn resolve(host: &str) -> Result<IpAddr, String> {
         .ok_or_else(|| format!("host {host}: no address"))
 }
 
-/// Whether `ip` is an address of one of this machine's interfaces.
-pub fn is_local_address(ip: IpAddr) -> bool {
-    if ip.is_loopback() {
-        return true;
-    }
+/// The addresses of this machine's interfaces (empty if they cannot be listed).
+pub fn local_addresses() -> Vec<IpAddr> {
     let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
-        return false;
+        return Vec::new();
     };
-    addrs.into_iter().any(|a| {
-        a.address.as_ref().is_some_and(|s| {
-            s.as_sockaddr_in().map(|v| IpAddr::V4(v.ip())) == Some(ip)
-                || s.as_sockaddr_in6().map(|v| IpAddr::V6(v.ip())) == Some(ip)
+    addrs
+        .filter_map(|a| {
+            let s = a.address?;
+            s.as_sockaddr_in()
+                .map(|v| IpAddr::V4(v.ip()))
+                .or_else(|| s.as_sockaddr_in6().map(|v| IpAddr::V6(v.ip())))
         })
-    })
+        .collect()
 }
 
 /// The local IPv4 address that `spec` names: an interface name (`eth0`) or a network in CIDR
