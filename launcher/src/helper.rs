@@ -28,7 +28,7 @@ use mpr::bootstrap::{
     ENV_BIND, ENV_LAUNCHER_PID, ENV_LOCAL_RANK, ENV_LOCAL_SIZE, ENV_RANK, ENV_RENDEZVOUS,
 };
 
-use crate::link::{split_tree, Frame, JobSpec, Kind, Tree, ALL_RANKS, MAX_PAYLOAD};
+use crate::link::{split_tree, Frame, JobSpec, Kind, Tree, ALL_RANKS};
 use crate::netif;
 use crate::remote::{open_link, reap_all, Helper, Launcher};
 
@@ -353,12 +353,13 @@ fn start(
     Ok((started, rank0_stdin))
 }
 
-/// Sends what `from` carries as frames of whole lines (cut at [`MAX_PAYLOAD`]).
+/// Sends what `from` carries as frames, a line each (a longer one in pieces of
+/// [`MAX_PIECE`](crate::relay::MAX_PIECE), which fit a frame).
 fn relay(rank: usize, from: impl Read + Send + 'static, kind: Kind, out: Out, done: Sender<Ev>) {
     let _ = std::thread::Builder::new()
         .name(format!("relay-{rank}"))
         .spawn(move || {
-            crate::relay::for_each_line(from, &[], MAX_PAYLOAD as u64, |line| {
+            crate::relay::for_each_line(from, &[], crate::relay::MAX_PIECE as u64, |line| {
                 send(&out, Frame::new(kind, rank as u32, std::mem::take(line)))
             });
             let _ = done.send(Ev::RelayDone);

@@ -16,8 +16,9 @@ pub enum Stream {
 
 /// The longest piece of a line a relay holds: a longer line is passed on in pieces of this
 /// size, so a rank that prints without newlines cannot make mprun (or a helper) buffer without
-/// bound. (Pieces of such a line may interleave with other ranks' lines.)
-pub const MAX_PIECE: usize = 1 << 20;
+/// bound. (Pieces of such a line may interleave with other ranks' lines.) The largest link
+/// frame, so that a helper sends each piece as one frame.
+pub const MAX_PIECE: usize = crate::link::MAX_PAYLOAD;
 
 /// Reads `from` line by line until its end (or an error, or `f` returning false), handing `f`
 /// each line in one buffer, `prefix` first; a line longer than `max` bytes comes in pieces, only
