@@ -258,6 +258,14 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
+/// The name of plan host `h` among `hosts` (plan index, name), for messages.
+fn host_name(hosts: &[(usize, String)], h: usize) -> String {
+    hosts
+        .iter()
+        .find(|(i, _)| *i == h)
+        .map_or_else(|| format!("#{h}"), |(_, n)| n.clone())
+}
+
 /// The links mprun holds, and the machine each remote host said it runs on.
 pub type Connected = (Vec<Arc<Helper>>, Vec<(usize, crate::link::Machine)>);
 
@@ -273,12 +281,7 @@ pub fn connect(
     startup: (Sender<Startup>, &Receiver<Startup>),
 ) -> Result<Connected, LaunchError> {
     let (tx, rx) = startup;
-    let name = |h: usize| {
-        hosts
-            .iter()
-            .find(|(i, _)| *i == h)
-            .map_or_else(|| format!("#{h}"), |(_, n)| n.clone())
-    };
+    let name = |h: usize| host_name(hosts, h);
     let mut helpers: Vec<Arc<Helper>> = Vec::new();
     for (i, ((host, hname), below)) in split_tree(hosts, fanout).into_iter().enumerate() {
         let reach = std::iter::once(host)
@@ -347,13 +350,7 @@ pub fn start(
 ) -> Result<(), LaunchError> {
     let mut waiting: Vec<usize> = specs.iter().map(|s| s.0).collect();
     let names: Vec<(usize, String)> = specs.iter().map(|s| (s.0, s.1.clone())).collect();
-    let name = |h: usize| {
-        names
-            .iter()
-            .find(|n| n.0 == h)
-            .map_or("?", |n| n.1.as_str())
-            .to_string()
-    };
+    let name = |h: usize| host_name(&names, h);
     for (host, _, spec) in specs {
         if let Some(h) = helpers.iter().find(|h| h.reaches(host)) {
             h.send(&Frame::new(Kind::Job, host as u32, spec.encode()));
