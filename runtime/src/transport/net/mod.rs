@@ -101,6 +101,16 @@ fn proof_of(h: &Header) -> [u8; PROOF_LEN] {
     p
 }
 
+/// What the proof in an acceptor's answer (`HelloAck` or `HelloReject`) is made for: each answer
+/// has its own, so a forged reject cannot be turned into an ack.
+fn answer_purpose(kind: Kind) -> &'static str {
+    if kind == Kind::HelloAck {
+        "mpr ack"
+    } else {
+        "mpr reject"
+    }
+}
+
 /// While spinning, one poll in this many asks epoll about every connection; the others read the
 /// hot connection directly.
 const EPOLL_EVERY: u32 = 16;
@@ -647,12 +657,13 @@ impl Net {
         let (Some(p), Some(c)) = (conn.peer, conn.challenge) else {
             return false;
         };
-        let purpose = if h.kind == Kind::HelloAck {
-            "mpr ack"
-        } else {
-            "mpr reject"
-        };
-        let want = self.proof(purpose, p, self.me, &c, conn.dialler_challenge);
+        let want = self.proof(
+            answer_purpose(h.kind),
+            p,
+            self.me,
+            &c,
+            conn.dialler_challenge,
+        );
         auth::same(&want, &proof_of(h))
     }
 
@@ -718,13 +729,16 @@ impl Net {
                     LinkView::None
                 };
                 let keep = connect::accept(self.me, p, view);
-                let (kind, purpose) = if keep {
-                    (Kind::HelloAck, "mpr ack")
+                let kind = if keep {
+                    Kind::HelloAck
                 } else {
-                    (Kind::HelloReject, "mpr reject")
+                    Kind::HelloReject
                 };
                 let mut answer = Header::new(kind);
-                put_proof(&mut answer, self.proof(purpose, self.me, p, &c, dc));
+                put_proof(
+                    &mut answer,
+                    self.proof(answer_purpose(kind), self.me, p, &c, dc),
+                );
                 let Some(conn) = self.conns[idx].as_mut() else {
                     return;
                 };
