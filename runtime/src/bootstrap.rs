@@ -345,6 +345,13 @@ fn node_arg(args: &[String], i: usize) -> std::result::Result<Option<String>, Pa
     }
 }
 
+/// A proof or challenge: [`PROOF_LEN`] bytes in hex.
+fn bytes_arg(word: &str, what: &str) -> std::result::Result<[u8; PROOF_LEN], ParseError> {
+    unhex(word, PROOF_LEN)
+        .and_then(|p| p.try_into().ok())
+        .ok_or_else(|| ParseError(format!("bad {what}")))
+}
+
 fn words(line: &str) -> std::result::Result<(String, Vec<String>), ParseError> {
     let line = line.trim_end_matches(['\r', '\n']);
     if line.len() > MAX_LINE {
@@ -379,13 +386,10 @@ impl Request {
         Ok(match verb.as_str() {
             "HELLO" => {
                 expect(3)?;
-                let proof = unhex(&a[2], PROOF_LEN)
-                    .and_then(|p| p.try_into().ok())
-                    .ok_or_else(|| ParseError("bad proof".into()))?;
                 Request::Hello {
                     job_id: arg(&a, 0, "job id")?,
                     rank: arg(&a, 1, "rank")?,
-                    proof,
+                    proof: bytes_arg(&a[2], "proof")?,
                 }
             }
             "REGISTER" if a.len() == 1 || a.len() == 2 => Request::Register {
@@ -444,9 +448,7 @@ impl Reply {
                 how: a[1..].join(" "),
             },
             "CHALLENGE" if a.len() == 1 => Reply::Challenge {
-                challenge: unhex(&a[0], PROOF_LEN)
-                    .and_then(|p| p.try_into().ok())
-                    .ok_or_else(|| ParseError("bad challenge".into()))?,
+                challenge: bytes_arg(&a[0], "challenge")?,
             },
             "REFUSED" => Reply::Refused {
                 reason: a.join(" "),
