@@ -349,8 +349,8 @@ impl Node {
             self.seg.read(slot + LINE, buf);
         }
         // Done with the slot, even on an error, or its next root would wait for ever.
-        if self.seg.word(done).fetch_add(1, SeqCst) + 1 == n - 1 && self.sleepers(done) {
-            sys::futex_wake_all(self.seg.word(done));
+        if self.seg.word(done).fetch_add(1, SeqCst) + 1 == n - 1 {
+            self.wake(done);
         }
         checked
     }
@@ -389,13 +389,14 @@ impl Node {
     /// Stores `value` into the word at `at` and wakes whoever sleeps on it.
     fn publish(&self, at: usize, value: u32) {
         self.seg.word(at).store(value, SeqCst);
-        if self.sleepers(at) {
-            sys::futex_wake_all(self.seg.word(at));
-        }
+        self.wake(at);
     }
 
-    fn sleepers(&self, at: usize) -> bool {
-        self.seg.word(at + 4).load(SeqCst) > 0
+    /// Wakes whoever sleeps on the word at `at` (a system call only if someone announced it).
+    fn wake(&self, at: usize) {
+        if self.seg.word(at + 4).load(SeqCst) > 0 {
+            sys::futex_wake_all(self.seg.word(at));
+        }
     }
 
     /// Waits until the word at `at` satisfies `done`: spins (or yields), then sleeps.
