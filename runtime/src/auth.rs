@@ -35,29 +35,14 @@ impl Secret {
         Ok(Secret(s))
     }
 
-    /// The secret of a process started without one (a singleton): nobody else can talk to it
-    /// anyway.
-    pub fn none() -> Secret {
-        Secret([0; 32])
-    }
-
     /// From its hex form (64 hex digits).
     pub fn from_hex(s: &str) -> Option<Secret> {
-        let b = s.trim().as_bytes();
-        if b.len() != 64 {
-            return None;
-        }
-        let mut out = [0u8; 32];
-        for (i, pair) in b.chunks_exact(2).enumerate() {
-            let hex = std::str::from_utf8(pair).ok()?;
-            out[i] = u8::from_str_radix(hex, 16).ok()?;
-        }
-        Some(Secret(out))
+        unhex(s.trim(), 32)?.try_into().ok().map(Secret)
     }
 
     /// Its hex form, for the environment.
     pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        hex(&self.0)
     }
 
     /// The MAC of `parts` under this secret, for `purpose` (so that a proof for one use is never
