@@ -8,7 +8,7 @@
 
 use std::io::{self, Read, Write};
 
-/// Largest payload of one frame. Output lines longer than this are cut into several frames.
+/// Largest payload of one frame. Output lines longer than this go in several frames.
 pub const MAX_PAYLOAD: usize = 1 << 20;
 
 /// The `word` of a frame meant for every rank of the host.
@@ -86,14 +86,21 @@ impl Frame {
     }
 
     /// Writes the frame in one `write_all` (so frames from several threads, each under the
-    /// writer's lock, never interleave) and flushes.
+    /// writer's lock, never interleave) and flushes. A payload over [`MAX_PAYLOAD`] is an
+    /// error, not cut: the other side would refuse it, and a cut one would lose data.
     pub fn write_to(&self, w: &mut impl Write) -> io::Result<()> {
-        let len = self.payload.len().min(MAX_PAYLOAD);
+        let len = self.payload.len();
+        if len > MAX_PAYLOAD {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("frame of {len} bytes (at most {MAX_PAYLOAD})"),
+            ));
+        }
         let mut buf = Vec::with_capacity(9 + len);
         buf.push(self.kind as u8);
         buf.extend_from_slice(&self.word.to_le_bytes());
         buf.extend_from_slice(&(len as u32).to_le_bytes());
-        buf.extend_from_slice(&self.payload[..len]);
+        buf.extend_from_slice(&self.payload);
         w.write_all(&buf)?;
         w.flush()
     }
@@ -360,6 +367,14 @@ mod tests {
         assert!(Frame::read_from(&mut &[0u8, 0, 0, 0, 0, 0, 0, 0, 0][..]).is_err());
         let huge = [5u8, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff];
         assert!(Frame::read_from(&mut &huge[..]).is_err());
+        // Too large to send: an error, and nothing written (not a cut frame).
+        let mut out = Vec::new();
+        let big = Frame::new(Kind::Job, 0, vec![0u8; MAX_PAYLOAD + 1]);
+        assert!(big.write_to(&mut out).is_err());
+        assert!(out.is_empty());
+        let full = Frame::new(Kind::Stdout, 0, vec![b'x'; MAX_PAYLOAD]);
+        full.write_to(&mut out).unwrap();
+        assert_eq!(Frame::read_from(&mut &out[..]).unwrap(), Some(full));
     }
 
     #[test]

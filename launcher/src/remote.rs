@@ -352,8 +352,18 @@ pub fn start(
     let names: Vec<(usize, String)> = specs.iter().map(|s| (s.0, s.1.clone())).collect();
     let name = |h: usize| host_name(&names, h);
     for (host, _, spec) in specs {
+        let job = spec.encode();
+        if job.len() > crate::link::MAX_PAYLOAD {
+            end_all(helpers);
+            return Err(LaunchError::Program(format!(
+                "the job is too large to send to host {}: {} bytes of program, arguments and environment (at most {})",
+                name(host),
+                job.len(),
+                crate::link::MAX_PAYLOAD
+            )));
+        }
         if let Some(h) = helpers.iter().find(|h| h.reaches(host)) {
-            h.send(&Frame::new(Kind::Job, host as u32, spec.encode()));
+            h.send(&Frame::new(Kind::Job, host as u32, job));
         }
     }
     while !waiting.is_empty() {

@@ -462,6 +462,20 @@ fn jobs_across_four_namespace_hosts_through_testnet_exec_and_sshd() {
     });
     assert!(named, "{}", out.stderr);
     assert!(out.stdout.is_empty(), "{}", out.stdout);
+    // A job whose arguments exceed what a link frame carries (1 MiB): one line, exit 2, not a
+    // job cut short on the other host.
+    let big = "a".repeat(110 << 10);
+    let mut args = vec![
+        "--host",
+        "h1:1,h2:1",
+        "--launch-agent",
+        exec_agent.as_str(),
+        "true",
+    ];
+    args.extend(std::iter::repeat_n(big.as_str(), 10));
+    let out = on_h1(&t, &args, None);
+    refused_naming(&out, "the job is too large to send to host h2");
+    nothing_left(&t);
     // An agent that does not exist.
     let out = on_h1(
         &t,
