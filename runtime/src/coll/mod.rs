@@ -30,19 +30,20 @@ use crate::error::{Error, Result};
 pub(crate) use node::NodeState;
 
 /// Collective calls of one communicator that may be in flight at once (see `Comm::begin_coll`).
-pub(crate) const SEQ_SPAN: u32 = 1 << 12;
+pub(crate) use crate::engine::coll_tag::SEQ_SPAN;
 
-/// Tags of the collective families (on the collective context), below bit 20; the call's
-/// sequence number goes above.
+/// Tags of the collective families (on the collective context); the layout, with the call's
+/// number above, is `engine::coll_tag`'s.
 pub(crate) mod tag {
-    pub const BARRIER: u32 = 0;
-    pub const BCAST: u32 = 1 << 16;
-    pub const REDUCE: u32 = 2 << 16;
-    pub const ALLREDUCE: u32 = 3 << 16;
-    pub const GATHER: u32 = 4 << 16;
-    pub const SCATTER: u32 = 5 << 16;
-    pub const ALLGATHER: u32 = 6 << 16;
-    pub const ALLTOALL: u32 = 7 << 16;
+    use crate::engine::coll_tag::family;
+    pub const BARRIER: u32 = family(0);
+    pub const BCAST: u32 = family(1);
+    pub const REDUCE: u32 = family(2);
+    pub const ALLREDUCE: u32 = family(3);
+    pub const GATHER: u32 = family(4);
+    pub const SCATTER: u32 = family(5);
+    pub const ALLGATHER: u32 = family(6);
+    pub const ALLTOALL: u32 = family(7);
 }
 
 impl Comm {
@@ -57,7 +58,7 @@ impl Comm {
 
     /// The tag of `family` in the current collective call.
     pub(crate) fn coll_tag(&self, family: u32) -> u32 {
-        ((self.coll_seq.get() % SEQ_SPAN) << 20) | family
+        crate::engine::coll_tag::tag(self.coll_seq.get(), family)
     }
 
     /// The element count from which reductions run on rayon, if they may here (see

@@ -47,6 +47,7 @@
 //! protocol answers with in an outbox, which the engine hands to the transport after each poll.
 
 mod blocking;
+pub(crate) mod coll_tag;
 pub(crate) mod contexts;
 pub(crate) mod matching;
 pub(crate) mod ops;

@@ -10,26 +10,12 @@ use super::ops::Op;
 use super::protocol::Protocol;
 use super::Engine;
 
-/// The collective families by the bits of their tag (see `coll::tag`).
-const FAMILIES: [&str; 8] = [
-    "barrier",
-    "broadcast",
-    "reduce",
-    "allreduce",
-    "gather",
-    "scatter",
-    "allgather",
-    "all-to-all",
-];
-
 /// A communicator context and tag in words.
 pub(crate) fn describe(ctx: u32, tag: Option<u32>) -> String {
     if ctx % 2 == 1 {
         let what = tag.map_or("collective".to_string(), |t| {
-            let family = FAMILIES
-                .get(((t >> 16) & 0xf) as usize)
-                .unwrap_or(&"collective");
-            format!("{family} #{}", t >> 20)
+            let (family, call) = super::coll_tag::decode(t);
+            format!("{family} #{call}")
         });
         return format!("{what} on communicator {}", ctx - 1);
     }
