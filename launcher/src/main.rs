@@ -395,8 +395,8 @@ fn run() -> Result<i32, LaunchError> {
         .map(|p| plan.hosts[p.host].clone())
         .collect();
     let on_timeout = || waits::summarize(&service.reports(Duration::from_secs(2)), &rank_hosts);
-    let on_failure = |failed: &[usize], how: &str| service.tell_failed(failed, how);
-    let code = report::supervise(&mut ranks, &host_of, &rx, relays, &on_timeout, &on_failure);
+    let on_ended = |ended: &[usize], how: Option<&str>| service.tell_ended(ended, how);
+    let code = report::supervise(&mut ranks, &host_of, &rx, relays, &on_timeout, &on_ended);
     trace::note(|| "every rank ended".into());
     remote::end_all(&helpers);
     service.close();

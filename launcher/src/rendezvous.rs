@@ -21,9 +21,11 @@ struct Table {
     /// Report lines as they come, and whole reports once a rank said END.
     partial: Vec<Vec<Wait>>,
     reports: Vec<Option<Vec<Wait>>>,
-    /// The notices of ranks that ended in failure, as told to the others (and to those that
-    /// connect later).
+    /// The notices of ranks that ended (in failure or normally), as told to the others (and to
+    /// those that connect later).
     failed: Vec<Reply>,
+    /// Ranks that have ended: a lookup of one that never registered is refused.
+    ended: Vec<bool>,
 }
 
 /// One thing a rank waits for: on which rank (if one), and what for.
@@ -57,6 +59,7 @@ impl Service {
                 partial: vec![Vec::new(); size],
                 reports: vec![None; size],
                 failed: Vec::new(),
+                ended: vec![false; size],
             }),
             Condvar::new(),
         ));
@@ -110,20 +113,23 @@ impl Service {
         t.reports.clone()
     }
 
-    /// Tells every other connected rank that `failed` ranks ended (`how`), so that their
-    /// operations on them fail instead of waiting.
-    pub fn tell_failed(&self, failed: &[usize], how: &str) {
-        let (m, _) = &*self.table;
+    /// Tells every other connected rank that `ended` ranks ended: in failure (`how`), or
+    /// normally (`None`), so that their operations on them fail instead of waiting.
+    pub fn tell_ended(&self, ended: &[usize], how: Option<&str>) {
+        let (m, cv) = &*self.table;
         let Ok(mut t) = m.lock() else { return };
-        let notices: Vec<Reply> = failed
+        let notices: Vec<Reply> = ended
             .iter()
-            .map(|&rank| Reply::Failed {
-                rank,
-                how: how.to_string(),
+            .map(|&rank| match how {
+                Some(how) => Reply::Failed {
+                    rank,
+                    how: how.to_string(),
+                },
+                None => Reply::Finished { rank },
             })
             .collect();
         for (r, w) in t.writers.iter_mut().enumerate() {
-            if failed.contains(&r) {
+            if ended.contains(&r) {
                 continue;
             }
             if let Some(w) = w.as_mut() {
@@ -132,7 +138,14 @@ impl Service {
                 }
             }
         }
+        for &r in ended {
+            if let Some(e) = t.ended.get_mut(r) {
+                *e = true;
+            }
+        }
         t.failed.extend(notices);
+        drop(t);
+        cv.notify_all(); // lookups of these ranks that wait for them to register
     }
 
     /// Wakes every waiting lookup with a refusal (the job is ending).
@@ -231,6 +244,11 @@ fn serve(
                             reason: format!("the job is ending; rank {r} never registered"),
                         });
                     }
+                    if t.ended[r] {
+                        break Some(Reply::Refused {
+                            reason: format!("rank {r} ended before it registered"),
+                        });
+                    }
                     t = match cv.wait_timeout(t, Duration::from_millis(500)) {
                         Ok((g, _)) => g,
                         Err(_) => return,
@@ -242,6 +260,10 @@ fn serve(
                 return; // closing the connection tells the rank its abort is on record
             }
             Ok(Request::Bye) => None,
+            Ok(Request::Gone { rank: of }) => {
+                let _ = events.send(Event::Gone { rank, of });
+                None
+            }
             Ok(Request::Blocked { peer, what }) => {
                 if let Ok(mut t) = m.lock() {
                     if t.partial[rank].len() < 1024 {

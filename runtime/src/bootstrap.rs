@@ -249,6 +249,12 @@ pub enum Request {
     },
     /// The end of a report.
     End,
+    /// An operation of this rank failed because world rank `rank` is gone: should this rank
+    /// fail too, it is that rank's victim, not the cause.
+    Gone {
+        /// The rank whose failure this rank saw.
+        rank: usize,
+    },
 }
 
 /// A message from the rendezvous service to a rank.
@@ -272,6 +278,11 @@ pub enum Reply {
         rank: usize,
         /// How it ended.
         how: String,
+    },
+    /// Rank `rank` ended normally (exit code 0): operations that need it cannot complete.
+    Finished {
+        /// The rank (in the world).
+        rank: usize,
     },
     /// The service's first line: prove the job's secret by answering this.
     Challenge {
@@ -314,6 +325,7 @@ impl fmt::Display for Request {
                 None => write!(f, "BLOCKED - {}", what.replace('\n', " ")),
             },
             Request::End => write!(f, "END"),
+            Request::Gone { rank } => write!(f, "GONE {rank}"),
         }
     }
 }
@@ -327,6 +339,7 @@ impl fmt::Display for Reply {
             Reply::Challenge { challenge } => write!(f, "CHALLENGE {}", hex(challenge)),
             Reply::Report => write!(f, "REPORT"),
             Reply::Failed { rank, how } => write!(f, "FAILED {rank} {}", how.replace('\n', " ")),
+            Reply::Finished { rank } => write!(f, "FINISHED {rank}"),
             Reply::Refused { reason } => write!(f, "REFUSED {}", reason.replace('\n', " ")),
         }
     }
@@ -423,6 +436,12 @@ impl Request {
                 expect(0)?;
                 Request::Bye
             }
+            "GONE" => {
+                expect(1)?;
+                Request::Gone {
+                    rank: arg(&a, 0, "rank")?,
+                }
+            }
             _ => {
                 return Err(ParseError(format!(
                     "unknown verb or bad arguments: {verb:?}"
@@ -446,6 +465,9 @@ impl Reply {
             "FAILED" if !a.is_empty() => Reply::Failed {
                 rank: arg(&a, 0, "rank")?,
                 how: a[1..].join(" "),
+            },
+            "FINISHED" if a.len() == 1 => Reply::Finished {
+                rank: arg(&a, 0, "rank")?,
             },
             "CHALLENGE" if a.len() == 1 => Reply::Challenge {
                 challenge: bytes_arg(&a[0], "challenge")?,
@@ -642,7 +664,7 @@ impl Client {
                 }
                 Reply::Refused { reason } => Err(reason),
                 // The service's own requests may come first: kept for the poller.
-                r @ (Reply::Report | Reply::Failed { .. }) => {
+                r @ (Reply::Report | Reply::Failed { .. } | Reply::Finished { .. }) => {
                     self.stash.push(r);
                     continue;
                 }
@@ -685,6 +707,7 @@ mod tests {
                 what: "barrier".into(),
             },
             Request::End,
+            Request::Gone { rank: 2 },
         ] {
             assert_eq!(Request::parse(&format!("{r}\n")), Ok(r));
         }
@@ -702,6 +725,7 @@ mod tests {
             Reply::Refused {
                 reason: "no such rank 9".into(),
             },
+            Reply::Finished { rank: 4 },
             Reply::Challenge {
                 challenge: [0xa5; PROOF_LEN],
             },

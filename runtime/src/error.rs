@@ -88,6 +88,9 @@ pub enum PeerCause {
     Vanished,
     /// The launcher saw the peer end, as said.
     Ended(String),
+    /// The launcher saw the peer end normally (exit code 0) with no connection to this rank
+    /// left that could still deliver anything from it.
+    Finished,
 }
 
 impl fmt::Display for PeerCause {
@@ -103,6 +106,7 @@ impl fmt::Display for PeerCause {
             PeerCause::Unreachable(what) => write!(f, "unreachable: {what}"),
             PeerCause::Vanished => write!(f, "its process no longer exists"),
             PeerCause::Ended(how) => write!(f, "it {how} (mprun says)"),
+            PeerCause::Finished => write!(f, "it has already ended normally (exit code 0)"),
         }
     }
 }

@@ -40,7 +40,9 @@
 //! **Waiting**: spin on the word (yielding the CPU between looks when ranks outnumber cores),
 //! then sleep on a futex. Sleepers announce themselves, so a rank that moves a word makes the
 //! wake-up system call only when someone sleeps. A sleeper wakes up now and then to check that
-//! every member still exists, and returns [`Error::PeerFailed`] if one is gone.
+//! every member still exists and has not finalized (its Fin, or mprun's notice that it ended,
+//! is read then), and returns [`Error::PeerFailed`] if one is gone: a member that finalized
+//! waits for this rank's Fin before it exits, so only this check ends such a wait.
 
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use std::time::{Duration, Instant};
@@ -229,8 +231,19 @@ impl Comm {
         f: impl FnOnce(&mut Node, Tick<'_>) -> Result<R>,
     ) -> Result<R> {
         self.begin_coll();
-        let engine = self.engine.clone();
-        let tick = move || engine.borrow_mut().poll_once();
+        // Between sleeps: move the rank's other operations (a Fin or the launcher's notice that
+        // a member ended arrives that way), then fail if a member is gone. A member that has
+        // finalized or died never comes to this collective.
+        let tick = || {
+            let mut e = self.engine.borrow_mut();
+            e.poll_once()?;
+            for r in 0..self.size() {
+                if let Some(err) = e.peer_failure(self.world_rank(r)?) {
+                    return Err(err);
+                }
+            }
+            Ok(())
+        };
         self.engine.borrow_mut().node_wait = Some(format!(
             "{what} #{} on communicator {} (shared memory), waiting for the other ranks",
             self.coll_seq.get() % super::SEQ_SPAN,

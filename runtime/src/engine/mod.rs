@@ -96,10 +96,12 @@ fn protocol_error(what: impl Into<String>) -> std::result::Result<(), String> {
 }
 
 impl Core {
-    fn peer_error(&self, peer: usize) -> Option<Error> {
-        self.gone[peer]
-            .clone()
-            .map(|cause| Error::PeerFailed { rank: peer, cause })
+    /// The error of an operation that needs `peer`, if it is gone (which makes this rank its
+    /// victim: see [`Ops::note_victim`]).
+    fn peer_error(&mut self, peer: usize) -> Option<Error> {
+        let cause = self.gone[peer].clone()?;
+        self.ops.note_victim(peer);
+        Some(Error::PeerFailed { rank: peer, cause })
     }
 
     /// A receive matched an unexpected message: deliver it.
@@ -536,7 +538,7 @@ impl Engine {
         synchronous: bool,
     ) -> Result<OpId> {
         self.check(peer)?;
-        if let Some(e) = self.core.peer_error(peer) {
+        if let Some(e) = self.peer_failure(peer) {
             return Err(e);
         }
         let protocol = protocol::choose(buf.len(), synchronous, self.tuning.eager_limit);
@@ -756,6 +758,7 @@ impl Engine {
         let queued = !self.core.outbox.is_empty();
         self.flush_outbox();
         self.advance_schedules();
+        self.tell_victims();
         if self
             .transport
             .net()
@@ -836,9 +839,33 @@ impl Engine {
         }
     }
 
+    /// Tells the launcher which peers' failures failed operations of this rank (once each), so
+    /// that it blames the root cause, not this rank, should this rank fail because of them.
+    fn tell_victims(&mut self) {
+        let Some(net) = self.transport.net() else {
+            return;
+        };
+        let of = self.core.ops.untold_victim_of();
+        if let (false, Some(d)) = (of.is_empty(), net.directory()) {
+            for &rank in of {
+                let _ = d.send(&crate::bootstrap::Request::Gone { rank });
+            }
+        }
+    }
+
+    /// The error of an operation that needs world rank `peer`, if that peer is gone.
+    pub(crate) fn peer_failure(&mut self, peer: usize) -> Option<Error> {
+        let e = self.core.peer_error(peer);
+        if e.is_some() {
+            self.tell_victims();
+        }
+        e
+    }
+
     /// Completes every send, tells every connected peer Fin and waits for theirs, so that nothing
     /// sent by either side is lost when the processes exit.
     pub(crate) fn finalize(&mut self) -> Result<()> {
+        self.tell_victims();
         if self.broken.is_some() {
             return Ok(());
         }

@@ -77,6 +77,11 @@ pub(crate) struct Ops {
     slots: Vec<(u32, Slot)>,
     free: Vec<u32>,
     pending: usize,
+    /// Peers whose failure has failed an operation of this rank, not yet told to the launcher
+    /// (which then knows this rank as their victim, should it fail too).
+    victim_of: Vec<usize>,
+    /// How many of `victim_of` the launcher has been told.
+    told: usize,
 }
 
 impl Ops {
@@ -85,6 +90,8 @@ impl Ops {
             slots: Vec::new(),
             free: Vec::new(),
             pending: 0,
+            victim_of: Vec::new(),
+            told: 0,
         }
     }
 
@@ -134,12 +141,32 @@ impl Ops {
 
     /// Ends a pending operation: its buffer view is dropped here, its result kept until taken.
     pub(crate) fn complete(&mut self, id: OpId, result: Result<RawStatus>) {
+        let failed_by = match &result {
+            Err(crate::Error::PeerFailed { rank, .. }) => Some(*rank),
+            _ => None,
+        };
         if let Some(slot) = self.slot_mut(id) {
             if matches!(slot, Slot::Pending(_)) {
                 *slot = Slot::Done(result);
                 self.pending -= 1;
+                if let Some(rank) = failed_by {
+                    self.note_victim(rank);
+                }
             }
         }
+    }
+
+    /// Records that peer `rank`'s failure failed an operation of this rank.
+    pub(crate) fn note_victim(&mut self, rank: usize) {
+        if !self.victim_of.contains(&rank) {
+            self.victim_of.push(rank);
+        }
+    }
+
+    /// The peers recorded by [`Ops::note_victim`] and not returned before (each peer once).
+    pub(crate) fn untold_victim_of(&mut self) -> &[usize] {
+        let from = std::mem::replace(&mut self.told, self.victim_of.len());
+        &self.victim_of[from..]
     }
 
     pub(crate) fn is_done(&self, id: OpId) -> bool {

@@ -204,6 +204,16 @@ impl Net {
                 {
                     self.fail_peer(rank, PeerCause::Ended(how), sink);
                 }
+                // A rank that ended normally had said Fin on every connection it had: if ours
+                // is up, its Fin (and anything before it) is still to be read from it.
+                crate::bootstrap::Reply::Finished { rank }
+                    if rank < self.links.len() && rank != self.me =>
+                {
+                    let l = &self.links[rank];
+                    if l.up.is_none() && !l.fin_in {
+                        self.fail_peer(rank, PeerCause::Finished, sink);
+                    }
+                }
                 _ => {}
             }
         }
@@ -412,6 +422,13 @@ impl Net {
                 )
             }
         };
+        // Notices that came while the lookup waited (the peer may have ended meanwhile).
+        if self.directory.as_ref().is_some_and(Client::has_stash) {
+            self.directory_requests(sink);
+            if self.links[peer].failed {
+                return;
+            }
+        }
         // Same host: a local socket; should that fail (say, a host name shared by two network
         // namespaces), TCP still reaches the peer.
         let local = (node.is_some() && node == self.node)
