@@ -1,0 +1,63 @@
+//! Faults that used to hang a job, blame the wrong rank or grow a rank without bound, each
+//! through the real `mprun` with a hard time limit (`t_fault` is the rank program).
+
+mod util;
+
+use std::time::Duration;
+
+use util::{rank_program, run, Outcome};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn fault_job(n: usize, args: &[&str], env: &[(&str, &str)]) -> Outcome {
+    let prog = rank_program("t_fault");
+    let n = n.to_string();
+    let mut words = vec!["-n", &n, prog.to_str().unwrap()];
+    words.extend_from_slice(args);
+    run(&words, env, None, LIMIT)
+}
+
+/// mprun's own lines on stderr.
+fn mprun_lines(out: &Outcome) -> Vec<&str> {
+    out.stderr
+        .lines()
+        .filter(|l| l.starts_with("mprun:"))
+        .collect()
+}
+
+/// Rank 1 panics, or returns an error from main, after a barrier while ranks 0 and 2 wait in
+/// an allreduce (through the node's shared segment by default, by message with
+/// MPR_NODE_COLL=0). With RUST_BACKTRACE=1 the panicking rank is slow to end and its victims
+/// end first; rank 1 is still the one named, every time, and the job ends within 2 s.
+#[test]
+fn a_rank_failing_during_a_collective_is_named_and_the_job_ends() {
+    for (mode, code) in [("panic", 101), ("err", 1)] {
+        for node in ["1", "0"] {
+            let runs = if node == "1" { 20 } else { 5 };
+            for _ in 0..runs {
+                let env = [("RUST_BACKTRACE", "1"), ("MPR_NODE_COLL", node)];
+                let out = fault_job(3, &["coll_fail", mode], &env);
+                let says = format!("mprun: rank 1 on localhost exited with code {code}");
+                assert_eq!(out.code, Some(code), "{mode}: stderr: {}", out.stderr);
+                assert_eq!(mprun_lines(&out), [says.as_str()], "stderr: {}", out.stderr);
+                assert!(out.elapsed < Duration::from_secs(2), "took {:?}", out.elapsed);
+            }
+        }
+    }
+}
+
+/// Rank 1 returns from main at once, never having talked to rank 0: every operation of rank 0
+/// that needs it fails with PeerFailed at once instead of waiting for ever.
+#[test]
+fn operations_on_a_rank_that_has_ended_fail_at_once() {
+    for op in ["recv", "probe", "ssend", "barrier", "allreduce", "bcast"] {
+        let out = fault_job(2, &["ended", op], &[]);
+        let stdout = out.ok();
+        assert!(
+            stdout.contains(&format!("rank 0: {op}: PeerFailed")),
+            "stdout: {stdout}\nstderr: {}",
+            out.stderr
+        );
+        assert!(out.elapsed < Duration::from_secs(2), "took {:?}", out.elapsed);
+    }
+}
