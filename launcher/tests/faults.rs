@@ -61,3 +61,33 @@ fn operations_on_a_rank_that_has_ended_fail_at_once() {
         assert!(out.elapsed < Duration::from_secs(2), "took {:?}", out.elapsed);
     }
 }
+
+/// Rank 0 posts 20,000 eager-sized messages of 60 KiB that rank 1 does not ask for yet (it
+/// waits for a later message first), over the local socket and over TCP. Rank 1 used to buffer
+/// them all (1.2 GB); with flow control it holds at most its unexpected-message budget (64 MiB)
+/// and still receives every message, in order.
+#[test]
+fn a_flood_of_unexpected_messages_is_bounded_and_kept_in_order() {
+    for local in ["unix", "tcp"] {
+        let out = fault_job(2, &["flood", "20000", "61440"], &[("MPR_LOCAL", local)]);
+        let stdout = out.ok();
+        let peak: u64 = stdout
+            .split("peak memory ")
+            .nth(1)
+            .and_then(|t| t.split_whitespace().next())
+            .and_then(|k| k.parse().ok())
+            .unwrap_or_else(|| panic!("no peak in {stdout}"));
+        assert!(stdout.contains("20000 messages in order"), "{stdout}");
+        assert!(peak < 256 << 10, "{local}: rank 1 peaked at {peak} KiB");
+    }
+    // A smaller budget is honoured too, and 0 sends everything by rendezvous.
+    for limit in ["1048576", "0"] {
+        let out = fault_job(
+            2,
+            &["flood", "2000", "61440"],
+            &[("MPR_UNEXPECTED_LIMIT", limit)],
+        );
+        let stdout = out.ok();
+        assert!(stdout.contains("2000 messages in order"), "{stdout}");
+    }
+}

@@ -33,6 +33,10 @@ pub const ENV_NODE_COLL: &str = "MPR_NODE_COLL";
 /// algorithm instead of recursive doubling.
 pub const ENV_ALLREDUCE_LARGE: &str = "MPR_ALLREDUCE_LARGE";
 
+/// Environment variable: bytes of unexpected eager messages a rank may be made to hold, shared
+/// among its peers; past a peer's share, its messages travel by rendezvous (engine/credit.rs).
+pub const ENV_UNEXPECTED_LIMIT: &str = "MPR_UNEXPECTED_LIMIT";
+
 /// The knobs of one rank.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tuning {
@@ -77,6 +81,11 @@ pub struct Tuning {
     /// of at most 8 KiB, through a shared-memory segment (`coll/node.rs`) instead of messages.
     /// Off: every collective is built on point-to-point messages, as between hosts.
     pub node_coll: bool,
+    /// Bytes of eager messages a rank may have to buffer for receives not yet posted, in all:
+    /// each other rank may have `unexpected_limit / (size - 1)` eager bytes in flight toward it,
+    /// and its messages beyond that go by rendezvous (only a queue entry waits at the receiver)
+    /// until receives take what it sent. 0: every message goes by rendezvous.
+    pub unexpected_limit: u64,
 }
 
 impl Default for Tuning {
@@ -93,6 +102,7 @@ impl Default for Tuning {
             local_unix: true,
             pull: true,
             node_coll: true,
+            unexpected_limit: 64 << 20,
         }
     }
 }
@@ -127,6 +137,9 @@ impl Tuning {
         }
         if let Some(v) = env_number(&get, ENV_ALLREDUCE_LARGE, u64::MAX)? {
             t.allreduce_large = v as usize;
+        }
+        if let Some(v) = env_number(&get, ENV_UNEXPECTED_LIMIT, 1 << 48)? {
+            t.unexpected_limit = v;
         }
         if let Some(v) = env_switch(&get, ENV_LOCAL, "unix", "tcp")? {
             t.local_unix = v;
@@ -205,6 +218,7 @@ mod tests {
             (ENV_PULL, "yes"),
             (ENV_NODE_COLL, "on"),
             (ENV_EAGER_LIMIT, "-1"),
+            (ENV_UNEXPECTED_LIMIT, "64M"),
         ] {
             let e = with(&[(k, v)]).unwrap_err().to_string();
             assert!(e.contains(k), "{e}");

@@ -31,7 +31,8 @@
 //!   one read (small messages, up to the 16 KiB read-ahead) are copied once from the read-ahead
 //!   buffer; the rest of a payload is read straight into the caller's buffer.
 //! - Unexpected eager messages (at most `MPR_EAGER_LIMIT` bytes): read into a buffer of their own
-//!   and copied once when a receive matches. Unexpected large messages are only announced
+//!   and copied once when a receive matches. What a rank buffers so is bounded by flow control
+//!   (credit.rs): a sender past its share of `MPR_UNEXPECTED_LIMIT` sends by rendezvous. Unexpected large messages are only announced
 //!   (request-to-send) and read straight into the buffer of the receive that matches them.
 //! - Large messages between ranks of one host: copied once, straight from the sender's buffer
 //!   into the receiver's, by the two processes together (pull.rs); no socket, no kernel buffer.
@@ -48,6 +49,7 @@
 
 mod blocking;
 pub(crate) mod coll_tag;
+mod credit;
 pub(crate) mod contexts;
 pub(crate) mod matching;
 pub(crate) mod ops;
@@ -89,6 +91,8 @@ pub(crate) struct Core {
     pull_from: Vec<Option<u32>>,
     /// Copies out of senders' memory this rank owes (pull.rs).
     pulls: pull::Pulls,
+    /// Eager windows, as sender and as receiver (credit.rs).
+    credit: credit::Credit,
 }
 
 fn protocol_error(what: impl Into<String>) -> std::result::Result<(), String> {
@@ -104,6 +108,19 @@ impl Core {
         Some(Error::PeerFailed { rank: peer, cause })
     }
 
+    /// A receive took an eager message of `len` bytes from `peer`: its window space goes back to
+    /// the sender, in batches (credit.rs).
+    fn give_back(&mut self, peer: usize, len: usize) {
+        if let Some(bytes) = self.credit.consumed(peer, len) {
+            if self.gone[peer].is_none() {
+                let mut h = Header::new(Kind::Credit);
+                h.src = self.me as u32;
+                h.len = bytes;
+                self.outbox.push((peer, h, RawSlice::EMPTY, None));
+            }
+        }
+    }
+
     /// A receive matched an unexpected message: deliver it.
     fn deliver_unexpected(&mut self, op: OpId, u: Unexpected) {
         let status = RawStatus {
@@ -116,6 +133,7 @@ impl Core {
         }
         match u.body {
             Body::Eager(data) => {
+                self.give_back(u.src, u.len);
                 if let Some(Op::Recv(r)) = self.ops.get_mut(op) {
                     if let Some(mut buf) = r.buf.take() {
                         let n = data.len().min(buf.len());
@@ -288,6 +306,7 @@ impl Sink for Core {
         match h.kind {
             Kind::Eager => match dest {
                 Some(Dest { op: Some(op), .. }) => {
+                    self.give_back(peer, h.len as usize);
                     let st = RawStatus {
                         source: peer,
                         tag: h.tag,
@@ -379,6 +398,7 @@ impl Sink for Core {
                 self.maybe_complete_send(h.send_id);
             }
             Kind::Pushed => return self.on_pushed(peer, &h),
+            Kind::Credit => self.credit.returned(peer, h.len),
             Kind::Fin => self.on_peer_failed(peer, PeerCause::Finalized),
             Kind::Hello | Kind::HelloAck | Kind::HelloReject | Kind::Challenge => {
                 return protocol_error("handshake frame")
@@ -480,6 +500,7 @@ impl Engine {
             gone: vec![None; size],
             pull_from: vec![None; size],
             pulls: pull::Pulls::new(),
+            credit: credit::Credit::new(size, tuning.unexpected_limit),
         };
         Engine {
             rank,
@@ -541,7 +562,10 @@ impl Engine {
         if let Some(e) = self.peer_failure(peer) {
             return Err(e);
         }
-        let protocol = protocol::choose(buf.len(), synchronous, self.tuning.eager_limit);
+        let mut protocol = protocol::choose(buf.len(), synchronous, self.tuning.eager_limit);
+        if protocol != Protocol::Rendezvous && !self.core.credit.take(peer, buf.len()) {
+            protocol = Protocol::Rendezvous; // the receiver's window is spent (credit.rs)
+        }
         let op = self.core.ops.insert(Op::Send(SendOp {
             peer,
             buf,

@@ -76,6 +76,8 @@ pub(crate) enum Kind {
     /// First frame of an accepted connection: a random challenge (`send_id`, `recv_id`) that
     /// the dialler's Hello must answer (see `auth.rs`).
     Challenge = 11,
+    /// The receiver gives back `len` bytes of the sender's eager window (engine/credit.rs).
+    Credit = 12,
 }
 
 impl Kind {
@@ -92,6 +94,7 @@ impl Kind {
             9 => Kind::Fin,
             10 => Kind::Pushed,
             11 => Kind::Challenge,
+            12 => Kind::Credit,
             _ => return None,
         })
     }
@@ -249,7 +252,7 @@ mod tests {
 
     #[test]
     fn round_trip_every_kind() {
-        for k in 1..=11u8 {
+        for k in 1..=12u8 {
             let h = sample(Kind::from_u8(k).unwrap());
             assert_eq!(Header::decode(&h.encode()), Ok(h));
         }
