@@ -46,11 +46,7 @@ pub fn from_env(
         return Ok(Some((Source::Slurm, hosts)));
     }
     if let Some(path) = get("PBS_NODEFILE").filter(|s| !s.is_empty()) {
-        let text = std::fs::read_to_string(&path).map_err(|e| LaunchError::Hostfile {
-            path: path.clone(),
-            line: 0,
-            what: format!("PBS_NODEFILE cannot be read: {e}"),
-        })?;
+        let text = crate::hostfile::read_capped(path.as_ref(), "PBS_NODEFILE: ")?;
         let mut hosts: Vec<HostSlots> = Vec::new();
         for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
             match hosts.iter_mut().find(|h| h.name == line) {

@@ -122,15 +122,50 @@ pub fn parse(path: &str, text: &str) -> Result<Vec<HostSlots>, LaunchError> {
     Ok(hosts)
 }
 
+/// The largest hostfile read: far more than any machine list (a million hosts of 16 bytes), and
+/// a bound for a path that is not a file of hosts at all (`/dev/zero`, a log).
+pub const MAX_BYTES: u64 = 16 << 20;
+/// The longest line of a hostfile.
+pub const MAX_LINE: usize = 4096;
+
+/// Reads a file of hosts (a hostfile, a batch system's node file) whole, refusing one larger
+/// than [`MAX_BYTES`], a line longer than [`MAX_LINE`] or text that is not UTF-8, so that a wrong
+/// path is a one-line error instead of mprun reading without end. `label` (such as
+/// `PBS_NODEFILE`) starts every message.
+pub fn read_capped(path: &std::path::Path, label: &str) -> Result<String, LaunchError> {
+    use std::io::Read;
+    let shown = path.display().to_string();
+    let fail = |line: usize, why: String| LaunchError::Hostfile {
+        path: shown.clone(),
+        line,
+        what: format!("{label}{why}"),
+    };
+    let file = std::fs::File::open(path).map_err(|e| fail(0, e.to_string()))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| fail(0, e.to_string()))?;
+    if bytes.len() as u64 > MAX_BYTES {
+        let mib = MAX_BYTES >> 20;
+        return Err(fail(0, format!("larger than {mib} MiB (not a list of hosts?)")));
+    }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let line = 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        fail(line, "not UTF-8 text".into())
+    })?;
+    if let Some(i) = text.lines().position(|l| l.len() > MAX_LINE) {
+        return Err(fail(i + 1, format!("line longer than {MAX_LINE} bytes")));
+    }
+    Ok(text)
+}
+
 /// Reads and parses a hostfile.
 pub fn load(path: &std::path::Path) -> Result<Vec<HostSlots>, LaunchError> {
-    let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| LaunchError::Hostfile {
-        path: shown.clone(),
-        line: 0,
-        what: e.to_string(),
-    })?;
-    parse(&shown, &text)
+    let text = read_capped(path, "")?;
+    parse(&path.display().to_string(), &text)
 }
 
 /// Parses `--host a:2,b,c:4`.

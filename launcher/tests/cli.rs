@@ -89,6 +89,26 @@ fn bad_hostfiles_name_the_line() {
     assert!(l.contains("no hosts") || l.contains("empty"), "{l}");
 }
 
+/// A path that is no list of hosts is refused after a bounded read, not read without end
+/// (`/dev/zero` used to grow mprun at 1 GB/s until it was killed).
+#[test]
+fn a_hostfile_that_never_ends_or_is_not_text_is_refused() {
+    let prog = rank_program("t_job");
+    let p = prog.to_str().unwrap();
+    let start = std::time::Instant::now();
+    let l = refused(&["--hostfile", "/dev/zero", p]);
+    assert!(l.contains("/dev/zero") && l.contains("larger than 16 MiB"), "{l}");
+    assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
+    let long = format!("localhost\n{}\n", "h".repeat(5000));
+    let l = refused(&["--hostfile", &hostfile("long-line", &long), p]);
+    assert!(l.contains("line 2") && l.contains("longer than 4096"), "{l}");
+    let dir = std::env::temp_dir().join(format!("mpr-cli-{}", std::process::id()));
+    let binary = dir.join("binary");
+    std::fs::write(&binary, b"localhost\n\xff\xfe\n").unwrap();
+    let l = refused(&["--hostfile", binary.to_str().unwrap(), p]);
+    assert!(l.contains("line 2") && l.contains("not UTF-8"), "{l}");
+}
+
 #[test]
 fn too_many_ranks_for_the_slots() {
     let prog = rank_program("t_job");

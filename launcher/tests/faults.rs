@@ -91,3 +91,17 @@ fn a_flood_of_unexpected_messages_is_bounded_and_kept_in_order() {
         assert!(stdout.contains("2000 messages in order"), "{stdout}");
     }
 }
+
+/// A message larger than the receiver may allocate: recv_vec returns OutOfMemory (it used to
+/// abort the process), and the message is still there to be received otherwise.
+#[test]
+fn recv_vec_of_a_message_too_large_to_allocate_is_an_error() {
+    let out = fault_job(2, &["huge", "4294967296"], &[]);
+    let stdout = out.ok();
+    assert!(
+        stdout.contains("rank 1: recv_vec: cannot allocate 4294967296 bytes"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("rank 1: then truncated: 4294967296 bytes"), "{stdout}");
+    assert!(stdout.contains("rank 0: sent"), "{stdout}");
+}

@@ -54,6 +54,15 @@ pub enum Error {
         /// What failed.
         what: String,
     },
+    /// Memory for a message could not be allocated (`recv_vec` of a message larger than this
+    /// process may allocate). Nothing was received: the message is still there for a receive
+    /// into a buffer of the caller's.
+    OutOfMemory {
+        /// The call concerned.
+        what: &'static str,
+        /// Bytes that could not be allocated.
+        bytes: usize,
+    },
     /// A local operating-system call failed.
     Os {
         /// The operation (for example `"bind listener"`, `"epoll_wait"`).
@@ -124,6 +133,10 @@ impl fmt::Display for Error {
             Error::PeerFailed { rank, cause } => write!(f, "peer rank {rank} failed: {cause}"),
             Error::InvalidArgument { what, detail } => write!(f, "invalid argument to {what}: {detail}"),
             Error::Bootstrap { what } => write!(f, "cannot join the job: {what}"),
+            Error::OutOfMemory { what, bytes } => write!(
+                f,
+                "{what}: cannot allocate {bytes} bytes for the message (it was not received)"
+            ),
             Error::Os { op, source } => write!(f, "{op} failed: {source}"),
         }
     }

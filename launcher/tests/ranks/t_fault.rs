@@ -109,6 +109,39 @@ fn run(args: &[String]) -> mpr::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        // Rank 0 sends a message of BYTES bytes; rank 1, allowed only 1 GiB more address
+        // space than it has, takes it with recv_vec: an OutOfMemory error, not an abort, and the
+        // message is still there (received into a small buffer: truncated).
+        "huge" => {
+            if rank == 0 {
+                let big = vec![0u8; num(1)];
+                match world.send(&big, 1, 5) {
+                    Ok(()) => println!("rank 0: sent"),
+                    Err(e) => println!("rank 0: send: {e}"),
+                }
+            } else if rank == 1 {
+                use nix::sys::resource::{getrlimit, setrlimit, Resource};
+                let vm_kib = status_kib("VmSize:");
+                let (_, hard) = getrlimit(Resource::RLIMIT_AS).expect("getrlimit");
+                let soft = (vm_kib << 10) + (1 << 30);
+                setrlimit(Resource::RLIMIT_AS, soft, hard).expect("setrlimit");
+                match world.recv_vec::<u8>(0, 5) {
+                    Err(e @ mpr::Error::OutOfMemory { .. }) => println!("rank 1: {e}"),
+                    other => {
+                        println!("rank 1: not OutOfMemory: {:?}", other.map(|(v, _)| v.len()));
+                        return Ok(ExitCode::from(32));
+                    }
+                }
+                let mut small = [0u8; 16];
+                match world.recv(&mut small, 0, 5) {
+                    Err(mpr::Error::Truncated { message_bytes, .. }) => {
+                        println!("rank 1: then truncated: {message_bytes} bytes")
+                    }
+                    other => println!("rank 1: then {other:?}"),
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         other => {
             eprintln!("unknown case {other:?}");
             Ok(ExitCode::from(3))
@@ -118,10 +151,15 @@ fn run(args: &[String]) -> mpr::Result<ExitCode> {
 
 /// Peak resident memory of this process (VmHWM), in KiB.
 fn peak_kib() -> u64 {
+    status_kib("VmHWM:")
+}
+
+/// A KiB figure of /proc/self/status.
+fn status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
 }

@@ -179,7 +179,17 @@ impl Comm {
             });
         }
         let probed = self.probe(src, tag)?;
-        let mut v = vec![T::zeroed(); probed.bytes.div_ceil(size)];
+        // The length comes from the peer: a size this process cannot allocate is an error the
+        // caller can act on (the message stays queued), never an abort.
+        let n = probed.bytes.div_ceil(size);
+        let mut v = Vec::new();
+        if v.try_reserve_exact(n).is_err() {
+            return Err(Error::OutOfMemory {
+                what: "recv_vec",
+                bytes: probed.bytes,
+            });
+        }
+        v.resize(n, T::zeroed());
         // The oldest message from that source with that tag is the probed one (non-overtaking).
         let st = self.recv(&mut v, probed.source, probed.tag)?;
         if st.bytes % size != 0 {
