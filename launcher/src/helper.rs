@@ -103,7 +103,7 @@ pub fn run() -> i32 {
     let mut children_open = 0;
     let mut me: Option<usize> = None;
     let mut ranks: Vec<Started> = Vec::new();
-    let mut stdin: Option<ChildStdin> = None;
+    let mut stdin: Option<Sender<Vec<u8>>> = None;
     let mut job_done = false;
     let mut live = 0;
     let mut relays = 0;
@@ -170,7 +170,7 @@ pub fn run() -> i32 {
                             live = r.len();
                             relays = 2 * r.len();
                             ranks = r;
-                            stdin = s;
+                            stdin = s.map(|pipe| stdin_writer(pipe, out.clone()));
                             job_done = true;
                             send(&out, Frame::new(Kind::Started, ALL_RANKS, Vec::new()));
                         }
@@ -197,11 +197,18 @@ pub fn run() -> i32 {
                         children[c].send(&f);
                         continue;
                     }
-                    let closed = f.payload.is_empty()
-                        || stdin.as_mut().is_some_and(|s| {
-                            s.write_all(&f.payload).and_then(|_| s.flush()).is_err()
-                        });
-                    if closed {
+                    let close = f.payload.is_empty();
+                    // Rank 0's pipe is written by a thread of its own, so a rank that does not
+                    // read blocks neither this loop nor the link; what it has not taken is
+                    // bounded by mprun's window (link::STDIN_WINDOW).
+                    let unsent = match &stdin {
+                        Some(w) => w.send(f.payload).err().map(|e| e.0),
+                        None => Some(f.payload),
+                    };
+                    if let Some(dropped) = unsent {
+                        took_stdin(&out, dropped.len());
+                    }
+                    if close {
                         stdin = None;
                     }
                 }
@@ -285,6 +292,37 @@ fn pass_up(from: impl Read + Send + 'static, link: Arc<Helper>, out: Out, events
             }
             let _ = events.send(Ev::ChildGone);
         });
+}
+
+/// Tells mprun that `n` stdin bytes are off its window.
+fn took_stdin(out: &Out, n: usize) {
+    if n > 0 {
+        send(out, Frame::with_int(Kind::StdinTaken, 0, n as i32));
+    }
+}
+
+/// A thread that writes what it is handed to rank 0's stdin (an empty piece closes it), saying
+/// for each piece that it was taken; once the rank has closed its end, pieces are dropped.
+fn stdin_writer(pipe: ChildStdin, out: Out) -> Sender<Vec<u8>> {
+    let (tx, rx) = channel::<Vec<u8>>();
+    let _ = std::thread::Builder::new()
+        .name("stdin-0".into())
+        .spawn(move || {
+            let mut pipe = Some(pipe);
+            for piece in rx {
+                if piece.is_empty() {
+                    pipe = None;
+                    continue;
+                }
+                if let Some(p) = pipe.as_mut() {
+                    if p.write_all(&piece).and_then(|_| p.flush()).is_err() {
+                        pipe = None;
+                    }
+                }
+                took_stdin(&out, piece.len());
+            }
+        });
+    tx
 }
 
 /// Starts the host's ranks with their output relays and exit watchers; rank 0's stdin, if here.

@@ -41,13 +41,23 @@ pub enum Kind {
     Tree = 10,
     /// helper -> mprun: the link to host `word` (below this helper) ended.
     Lost = 11,
+    /// helper -> mprun: rank `word`'s stdin took this many more bytes (payload: i32), written to
+    /// its pipe or dropped once the rank closed it; mprun may send that many more. See
+    /// [`STDIN_WINDOW`].
+    StdinTaken = 12,
 }
+
+/// Bytes of stdin mprun may have sent to a helper that its rank has not yet taken. The rank
+/// reads at its own pace: past the window mprun stops reading its own stdin, so `yes | mprun`
+/// with a rank 0 that never reads holds this much in the helper, not all that `yes` writes.
+pub const STDIN_WINDOW: usize = 1 << 20;
 
 impl Kind {
     fn from_u8(b: u8) -> Option<Kind> {
         use Kind::*;
         [
             Hello, Job, Started, Failed, Stdout, Stderr, Exit, Stdin, Signal, Tree, Lost,
+            StdinTaken,
         ]
         .into_iter()
         .find(|k| *k as u8 == b)

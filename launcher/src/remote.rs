@@ -16,13 +16,13 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::mpsc::{Receiver, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
 use crate::error::LaunchError;
-use crate::link::{split_tree, Frame, JobSpec, Kind, Tree, ALL_RANKS};
+use crate::link::{split_tree, Frame, JobSpec, Kind, Tree, ALL_RANKS, STDIN_WINDOW};
 use crate::relay::Stream;
 use crate::report::Event;
 use crate::trace;
@@ -41,6 +41,10 @@ pub struct Helper {
     agent: Mutex<Child>,
     /// The agent's last lines on stderr, for the error if the helper never answers.
     stderr_tail: Arc<Mutex<Vec<String>>>,
+    /// Stdin bytes mprun may still send through this link before rank 0 takes some
+    /// ([`STDIN_WINDOW`]); `None` once the link has ended.
+    stdin_window: Mutex<Option<usize>>,
+    stdin_taken: Condvar,
 }
 
 impl Helper {
@@ -56,6 +60,38 @@ impl Helper {
             Some(w) => f.write_to(w).is_ok(),
             None => false,
         }
+    }
+
+    /// Waits until rank 0 has room for stdin bytes, and reserves up to `want` of it; `None`
+    /// once the link has ended.
+    fn reserve_stdin(&self, want: usize) -> Option<usize> {
+        let mut w = self.stdin_window.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            match *w {
+                None => return None,
+                Some(0) => {
+                    w = self
+                        .stdin_taken
+                        .wait(w)
+                        .unwrap_or_else(|p| p.into_inner())
+                }
+                Some(room) => {
+                    let n = room.min(want);
+                    *w = Some(room - n);
+                    return Some(n);
+                }
+            }
+        }
+    }
+
+    /// The helper says rank 0 took `n` stdin bytes (or the link ended: `None`).
+    fn stdin_taken(&self, n: Option<usize>) {
+        let mut w = self.stdin_window.lock().unwrap_or_else(|p| p.into_inner());
+        *w = match (*w, n) {
+            (Some(room), Some(n)) => Some((room + n).min(STDIN_WINDOW)),
+            _ => None,
+        };
+        self.stdin_taken.notify_all();
     }
 
     /// Sends `sig` to `rank` (or [`ALL_RANKS`]) on this host.
@@ -115,10 +151,14 @@ pub struct RemoteStdin(pub Arc<Helper>);
 
 impl Write for RemoteStdin {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = buf.len().min(crate::link::MAX_PAYLOAD);
-        if n == 0 {
+        let want = buf.len().min(crate::link::MAX_PAYLOAD);
+        if want == 0 {
             return Ok(0);
         }
+        // Backpressure end to end: no more than the window may wait on the way to rank 0.
+        let Some(n) = self.0.reserve_stdin(want) else {
+            return Err(std::io::ErrorKind::BrokenPipe.into());
+        };
         if self.0.send(&Frame::new(Kind::Stdin, 0, &buf[..n])) {
             Ok(n)
         } else {
@@ -248,6 +288,8 @@ pub fn open_link(
         to: Mutex::new(Some(to)),
         agent: Mutex::new(child),
         stderr_tail: Arc::default(),
+        stdin_window: Mutex::new(Some(STDIN_WINDOW)),
+        stdin_taken: Condvar::new(),
     });
     relay_agent_stderr(err, h.stderr_tail.clone());
     Ok((h, from))
@@ -523,9 +565,15 @@ fn read_frames(
                             raw,
                         });
                     }
+                    Kind::StdinTaken => {
+                        if let Some(n) = f.int().and_then(|n| usize::try_from(n).ok()) {
+                            helper.stdin_taken(Some(n));
+                        }
+                    }
                     Kind::Job | Kind::Stdin | Kind::Signal | Kind::Tree => {}
                 }
             }
+            helper.stdin_taken(None);
             let _ = std::io::stdout().flush();
             trace::note(|| format!("{}: link closed", helper.name));
             let _ = startup.send(Startup::Gone(i));

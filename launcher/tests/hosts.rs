@@ -332,6 +332,24 @@ fn jobs_across_four_namespace_hosts_through_testnet_exec_and_sshd() {
         "{}",
         out.stderr
     );
+    // ... with backpressure end to end: `yes` into mprun while rank 0 (on h2) reads nothing for
+    // 2 s. The helper there used to buffer all of it (2.3 GB in 5 s); now it holds at most the
+    // link's stdin window, and mprun stops reading its own stdin.
+    let m = mprun();
+    let yes = format!(
+        "yes | {} --hostfile {hosts_2_to_4} -n 5 --launch-agent '{exec_agent}' {job} stdin_idle",
+        m.display()
+    );
+    let out = run_cmd(t.to_path_buf(), &["run", "h1", "sh", "-c", &yes], &[], None, LIMIT);
+    let stdout = out.ok();
+    let peak_kib: u64 = stdout
+        .split("parent peak ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|k| k.parse().ok())
+        .unwrap_or_else(|| panic!("no peak in {stdout}"));
+    assert!(stdout.contains("first line \"y\""), "{stdout}");
+    assert!(peak_kib < 64 << 10, "the helper peaked at {peak_kib} KiB");
 
     // Inside a Slurm allocation: hosts and slots from its variables, helpers through srun (a
     // fake one on PATH that records its arguments and reaches the host with testnet).

@@ -63,6 +63,24 @@ fn main() -> ExitCode {
             println!("rank {rank} read {lines} lines {bytes} bytes");
             ExitCode::SUCCESS
         }
+        // Rank 0 leaves its stdin unread for 2 s, then reports the peak memory of its parent
+        // (mprun, or the helper on its host) and reads one line. Backpressure keeps that peak
+        // small whatever floods mprun's stdin.
+        "stdin_idle" => {
+            if rank == 0 {
+                std::thread::sleep(std::time::Duration::from_secs(2));
+                let ppid = std::os::unix::process::parent_id();
+                let peak = std::fs::read_to_string(format!("/proc/{ppid}/status"))
+                    .unwrap_or_default()
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:").map(|v| v.trim().to_string()))
+                    .unwrap_or_default();
+                let mut first = String::new();
+                let _ = std::io::stdin().lock().read_line(&mut first);
+                println!("rank 0 parent peak {peak}; first line {:?}", first.trim_end());
+            }
+            ExitCode::SUCCESS
+        }
         // Prints the launch environment.
         "env" => {
             let get = |k: &str| std::env::var(k).unwrap_or_else(|_| "-".into());
