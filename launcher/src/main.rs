@@ -34,6 +34,7 @@ use crate::error::LaunchError;
 use crate::hostfile::HostSlots;
 
 fn main() {
+    raise_fd_limit();
     if std::env::args().nth(1).as_deref() == Some("--helper") {
         std::process::exit(helper::run());
     }
@@ -46,6 +47,18 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// Raises the soft limit of open files to the hard one: mprun (and a helper) holds pipes for
+/// every rank it starts and a connection per rank in the rendezvous service, and the ranks
+/// inherit the limit. Best effort: the old limit stays if the kernel says no.
+fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+        }
+    }
 }
 
 /// A fresh random job id (std's hasher keys are random per process).

@@ -12,6 +12,7 @@ use mpr::bootstrap::{read_line, Reply, Request, Secret};
 
 use crate::error::LaunchError;
 use crate::report::Event;
+use crate::trace;
 
 struct Table {
     addrs: Vec<Option<(SocketAddr, Option<String>)>>,
@@ -67,11 +68,31 @@ impl Service {
         std::thread::Builder::new()
             .name("rendezvous".into())
             .spawn(move || {
-                for stream in listener.incoming().flatten() {
+                let unproven = Unproven::default();
+                for (id, stream) in (0u64..).zip(listener.incoming()) {
+                    let stream = match stream {
+                        Ok(s) => s,
+                        Err(e) => {
+                            // Out of descriptors: make room by dropping the oldest stranger
+                            // (or wait a little for one to go).
+                            if !unproven.drop_oldest() {
+                                trace::note(|| format!("rendezvous: accept: {e}"));
+                                std::thread::sleep(Duration::from_millis(50));
+                            }
+                            continue;
+                        }
+                    };
+                    if !unproven.admit(id, &stream) {
+                        continue;
+                    }
                     let (t, ev, secret) = (t.clone(), events.clone(), secret.clone());
-                    let _ = std::thread::Builder::new()
+                    let mine = unproven.clone();
+                    let spawned = std::thread::Builder::new()
                         .name("rendezvous-conn".into())
-                        .spawn(move || serve(stream, job_id, &secret, t, ev));
+                        .spawn(move || serve(stream, job_id, &secret, t, ev, || mine.proven(id)));
+                    if spawned.is_err() {
+                        unproven.proven(id);
+                    }
                 }
             })
             .map_err(|e| LaunchError::System(format!("rendezvous service: thread: {e}")))?;
@@ -158,6 +179,54 @@ impl Service {
     }
 }
 
+/// How long a connection may take to prove it is a rank of the job; then it is dropped (a rank
+/// whose connection is dropped connects again).
+const HELLO_WITHIN: Duration = Duration::from_secs(10);
+/// Connections that have not yet proven themselves, at most (each has a thread): past it the
+/// oldest is dropped, so idle strangers cannot take the service's threads or descriptors, and
+/// a rank, which proves itself within a round trip, still gets in.
+const MAX_UNPROVEN: usize = 64;
+
+/// The connections accepted and not yet proven, oldest first, with a handle to shut each down.
+#[derive(Clone, Default)]
+struct Unproven(Arc<Mutex<std::collections::VecDeque<(u64, TcpStream)>>>);
+
+impl Unproven {
+    /// Takes connection `id` on, dropping the oldest unproven one if there are too many. False
+    /// if it cannot be watched (it is dropped).
+    fn admit(&self, id: u64, stream: &TcpStream) -> bool {
+        let Ok(handle) = stream.try_clone() else {
+            return false;
+        };
+        let mut q = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if q.len() >= MAX_UNPROVEN {
+            if let Some((_, oldest)) = q.pop_front() {
+                let _ = oldest.shutdown(std::net::Shutdown::Both);
+            }
+        }
+        q.push_back((id, handle));
+        true
+    }
+
+    /// Connection `id` proved itself, or its thread ended.
+    fn proven(&self, id: u64) {
+        let mut q = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        q.retain(|(i, _)| *i != id);
+    }
+
+    /// Shuts the oldest unproven connection down; false if there is none.
+    fn drop_oldest(&self) -> bool {
+        let mut q = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match q.pop_front() {
+            Some((_, s)) => {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 /// Sends one line, in one write: a rank reads the service's requests without blocking, and a
 /// line cut in two writes could reach it in two pieces. False if the connection is gone.
 fn send(w: &mut TcpStream, r: &Reply) -> bool {
@@ -170,6 +239,7 @@ fn serve(
     secret: &Secret,
     table: Arc<(Mutex<Table>, Condvar)>,
     events: Sender<Event>,
+    proven: impl FnOnce(),
 ) {
     let _ = stream.set_nodelay(true);
     let Ok(mut out) = stream.try_clone() else {
@@ -186,14 +256,10 @@ fn serve(
     if !send(&mut out, &Reply::Challenge { challenge }) {
         return;
     }
-    let _ = reader
-        .get_ref()
-        .set_read_timeout(Some(Duration::from_secs(30)));
-    let rank = match read_line(&mut reader)
-        .ok()
-        .flatten()
-        .map(|l| Request::parse(&l))
-    {
+    let _ = reader.get_ref().set_read_timeout(Some(HELLO_WITHIN));
+    let hello = read_line(&mut reader).ok().flatten();
+    proven(); // or dropped: either way no longer waiting
+    let rank = match hello.map(|l| Request::parse(&l)) {
         Some(Ok(Request::Hello {
             job_id: j,
             rank,

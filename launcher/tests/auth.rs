@@ -187,3 +187,104 @@ fn strangers_at_every_port_are_dropped_and_the_job_completes_untouched() {
         );
     }
 }
+
+/// The rank of `pid` (its MPR_RANK), if it is one.
+fn rank_of(pid: u32) -> Option<usize> {
+    let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    env.split(|&b| b == 0)
+        .find_map(|kv| kv.strip_prefix(b"MPR_RANK="))
+        .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
+}
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// 1100 strangers that connect and send nothing, at each of a rank's ports (TCP and local) and
+/// at the rendezvous service, under `ulimit -n 1024` (soft and hard): they used to take the rank
+/// to its descriptor limit, so that its own next connect failed, a live peer was reported
+/// failed and the job hung. Now a rank drops connections that do not prove themselves (the
+/// oldest first, past 64, and any after 5 s), and the job, whose ranks first talk while the
+/// strangers are there, finishes correctly.
+#[test]
+fn idle_strangers_by_the_thousand_do_not_starve_a_rank() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    let strangers = if hard >= 4000 { 1100 } else { (hard as usize - 200) / 3 };
+    let tok = format!("tok-crowd-{}", std::process::id());
+    let prog = rank_program("t_job");
+    let script = format!(
+        "ulimit -n 1024 && exec {} -n 4 {} crowd 20000 {tok}",
+        mprun().display(),
+        prog.display()
+    );
+    let mut job = Limited::spawn(
+        Command::new("sh")
+            .args(["-c", &script])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+        Duration::from_secs(90),
+    );
+    let mut out = job.child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("ready") {
+        let mut b = [0u8; 256];
+        match out.read(&mut b) {
+            Ok(0) | Err(_) => panic!("mprun ended early: {}", String::from_utf8_lossy(&seen)),
+            Ok(n) => seen.extend_from_slice(&b[..n]),
+        }
+    }
+    let ranks: Vec<u32> = processes_matching(&tok)
+        .iter()
+        .filter_map(|l| l.split(':').next()?.parse().ok())
+        .filter(|&p| p != job.child.id())
+        .collect();
+    let victim = *ranks
+        .iter()
+        .find(|&&p| rank_of(p) == Some(1))
+        .expect("rank 1 runs");
+    // Its listeners exist once it has joined; mprun's rendezvous port is mprun's only one.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (ports, names) = loop {
+        let l = listeners(victim);
+        if !l.0.is_empty() && !l.1.is_empty() {
+            break l;
+        }
+        assert!(Instant::now() < deadline, "rank 1 never listened");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let (service, _) = listeners(job.child.id());
+    let mut held: Vec<Box<dyn std::any::Any>> = Vec::new();
+    let mut max_fds = 0;
+    for i in 0..strangers {
+        for port in ports.iter().chain(&service) {
+            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], *port));
+            if let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) {
+                held.push(Box::new(s));
+            }
+        }
+        for name in &names {
+            use std::os::linux::net::SocketAddrExt;
+            let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+            if let Ok(s) = UnixStream::connect_addr(&addr) {
+                held.push(Box::new(s));
+            }
+        }
+        if i % 100 == 0 {
+            max_fds = max_fds.max(open_fds(victim));
+        }
+    }
+    assert!(held.len() >= strangers * 2, "only {} strangers got in", held.len());
+    let mut rest = String::new();
+    let _ = out.read_to_string(&mut rest);
+    let status = job.wait();
+    let mut err = String::new();
+    let _ = job.child.stderr.take().unwrap().read_to_string(&mut err);
+    assert!(status.success(), "job failed: {err}\n{rest}");
+    for r in 0..4 {
+        assert!(rest.contains(&format!("rank {r} done")), "{rest}\n{err}");
+    }
+    assert!(max_fds < 512, "rank 1 held {max_fds} descriptors");
+    drop(held);
+}

@@ -81,6 +81,29 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        // A job of about ARG1 ms during which strangers crowd a rank: rank 0 says ready at
+        // once, every rank stays in the library for 3 s (the strangers connect meanwhile), then
+        // the pairs of ranks talk, most for the first time, and go on every 250 ms to the end.
+        "crowd" => {
+            if rank == 0 {
+                println!("ready");
+                let _ = std::io::stdout().flush();
+            }
+            if !idle_in_library(&world, Duration::from_secs(3)) {
+                return ExitCode::from(23);
+            }
+            let rounds = (arg(1) / 250).max(1);
+            for _ in 0..rounds {
+                if !matches!(all_pairs(&world), Ok(true)) {
+                    return ExitCode::from(21);
+                }
+                if !idle_in_library(&world, Duration::from_millis(250)) {
+                    return ExitCode::from(23);
+                }
+            }
+            println!("rank {rank} done after {rounds} rounds");
+            ExitCode::SUCCESS
+        }
         // Prints the launch environment.
         "env" => {
             let get = |k: &str| std::env::var(k).unwrap_or_else(|_| "-".into());
@@ -101,20 +124,7 @@ fn main() -> ExitCode {
         // for ARG1 ms (while a test throws strangers at its ports), then checks that traffic is
         // untouched: a message with every other rank and a sum.
         "stranger" => {
-            let check = || -> mpr::Result<bool> {
-                let mut all = vec![0u64; size];
-                world.allgather(&[rank as u64], &mut all)?;
-                for p in 0..size {
-                    if p != rank {
-                        let mut back = [0u64];
-                        world.sendrecv(&[rank as u64], p, 1, &mut back, p, 1)?;
-                        if back[0] != p as u64 {
-                            return Ok(false);
-                        }
-                    }
-                }
-                Ok(all == (0..size as u64).collect::<Vec<_>>())
-            };
+            let check = || all_pairs(&world);
             if !matches!(check(), Ok(true)) {
                 return ExitCode::from(21);
             }
@@ -122,14 +132,9 @@ fn main() -> ExitCode {
                 println!("ready");
                 let _ = std::io::stdout().flush();
             }
-            // Stay in the library meanwhile (progress happens inside calls): poll for a
-            // message nobody sends.
-            let until = std::time::Instant::now() + Duration::from_millis(arg(1) as u64);
-            while std::time::Instant::now() < until {
-                if !matches!(world.iprobe(mpr::ANY_SOURCE, 77), Ok(None)) {
-                    return ExitCode::from(23);
-                }
-                std::thread::sleep(Duration::from_millis(1));
+            // Stay in the library meanwhile (progress happens inside calls).
+            if !idle_in_library(&world, Duration::from_millis(arg(1) as u64)) {
+                return ExitCode::from(23);
             }
             let _ = world.barrier();
             let mut sum = [0u64];
@@ -189,4 +194,35 @@ fn wait_for(world: &mpr::World, from: usize) -> ExitCode {
         }
         Ok(_) => ExitCode::SUCCESS,
     }
+}
+
+/// Every rank gathers every rank's number and exchanges one with each other rank: true when all
+/// came back right.
+fn all_pairs(world: &mpr::Comm) -> mpr::Result<bool> {
+    let (rank, size) = (world.rank(), world.size());
+    let mut all = vec![0u64; size];
+    world.allgather(&[rank as u64], &mut all)?;
+    for p in 0..size {
+        if p != rank {
+            let mut back = [0u64];
+            world.sendrecv(&[rank as u64], p, 1, &mut back, p, 1)?;
+            if back[0] != p as u64 {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(all == (0..size as u64).collect::<Vec<_>>())
+}
+
+/// Stays in the library for `d` (progress happens inside calls), probing for a message nobody
+/// sends; false if one came.
+fn idle_in_library(world: &mpr::Comm, d: Duration) -> bool {
+    let until = std::time::Instant::now() + d;
+    while std::time::Instant::now() < until {
+        if !matches!(world.iprobe(mpr::ANY_SOURCE, 77), Ok(None)) {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    true
 }

@@ -20,7 +20,7 @@ mod socket;
 mod stream;
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
 
@@ -85,7 +85,23 @@ pub(crate) struct Net {
     secret: Secret,
     /// The launcher asked for a report of what this rank waits for.
     report_asked: bool,
+    /// An accept failed for want of descriptors: the listeners' backlogs are retried on every
+    /// poll until one succeeds (edge-triggered epoll would not say again).
+    accept_stalled: bool,
+    /// When connections that have not proven themselves are next checked against their deadline.
+    next_sweep: Instant,
 }
+
+/// How long an accepted connection may take to prove that it belongs to the job (its Hello);
+/// then it is dropped. A rank of the job answers within a round trip; a dialler whose connection
+/// is dropped (under heavy loss) dials again.
+const HELLO_WITHIN: Duration = Duration::from_secs(5);
+/// Accepted connections that have not yet proven themselves, at most; past it the oldest is
+/// dropped. So idle strangers hold at most this many of a rank's descriptors, and a rank's own
+/// peers, which prove themselves within a round trip, still get through.
+const MAX_UNPROVEN: usize = 64;
+/// How often deadlines are checked while connections wait for theirs.
+const SWEEP_EVERY: Duration = Duration::from_millis(500);
 
 /// Puts 16 bytes of proof (or challenge) into a handshake header's send and recv ids.
 fn put_proof(h: &mut Header, p: [u8; PROOF_LEN]) {
@@ -109,6 +125,14 @@ fn answer_purpose(kind: Kind) -> &'static str {
     } else {
         "mpr reject"
     }
+}
+
+/// Whether an accept failed for want of descriptors (this process's or the system's) or memory.
+fn out_of_descriptors(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
 }
 
 /// While spinning, one poll in this many asks epoll about every connection; the others read the
@@ -167,6 +191,8 @@ impl Net {
             bytes_read: 0,
             secret,
             report_asked: false,
+            accept_stalled: false,
+            next_sweep: Instant::now(),
         })
     }
 
@@ -325,6 +351,14 @@ impl Net {
             }
         }
         self.spins = 0;
+        if self.accept_stalled {
+            self.accept_stalled = false;
+            self.accept_all(LISTENER);
+            if self.local.is_some() {
+                self.accept_all(LOCAL_LISTENER);
+            }
+        }
+        let timeout = self.bound_by_deadlines(timeout);
         match self.poll.poll(&mut self.events, timeout) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return Ok(false),
@@ -359,6 +393,7 @@ impl Net {
         if self.directory.as_ref().is_some_and(Client::has_stash) {
             self.directory_requests(sink);
         }
+        self.sweep();
         let active = !ready.is_empty();
         self.ready = ready;
         Ok(active)
@@ -450,6 +485,57 @@ impl Net {
         }
     }
 
+    /// Accepted connections still short of a Hello (strangers, or peers mid-handshake), oldest
+    /// first.
+    fn unproven(&self) -> Vec<usize> {
+        let mut v: Vec<(Instant, usize)> = self
+            .conns
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                let c = c.as_ref()?;
+                (c.role == Role::Acceptor && !c.up).then_some((c.opened, i))
+            })
+            .collect();
+        v.sort_unstable();
+        v.into_iter().map(|(_, i)| i).collect()
+    }
+
+    /// Drops accepted connections whose deadline to prove themselves has passed.
+    fn sweep(&mut self) {
+        let now = Instant::now();
+        if now < self.next_sweep {
+            return;
+        }
+        self.next_sweep = now + SWEEP_EVERY;
+        for idx in self.unproven() {
+            if self.conns[idx]
+                .as_ref()
+                .is_some_and(|c| now.duration_since(c.opened) >= HELLO_WITHIN)
+            {
+                self.close(idx);
+            }
+        }
+    }
+
+    /// A sleep in `epoll_wait` ends in time for the next deadline check when connections wait
+    /// for theirs, and soon when accepting is stalled.
+    fn bound_by_deadlines(&self, timeout: Option<Duration>) -> Option<Duration> {
+        let bound = if self.accept_stalled {
+            Duration::from_millis(50)
+        } else if self
+            .conns
+            .iter()
+            .flatten()
+            .any(|c| c.role == Role::Acceptor && !c.up)
+        {
+            self.next_sweep.saturating_duration_since(Instant::now())
+        } else {
+            return timeout;
+        };
+        Some(timeout.map_or(bound, |t| t.min(bound)))
+    }
+
     fn accept_all(&mut self, token: Token) {
         loop {
             let listener = match (token, &self.local) {
@@ -460,6 +546,10 @@ impl Net {
                 Ok(Some(stream)) => {
                     if socket::configure(&stream, &self.tuning).is_err() {
                         continue;
+                    }
+                    let unproven = self.unproven();
+                    if unproven.len() >= MAX_UNPROVEN {
+                        self.close(unproven[0]);
                     }
                     // Whoever this is must first answer a fresh challenge.
                     let Ok(challenge) = auth::challenge() else {
@@ -475,7 +565,18 @@ impl Net {
                 }
                 Ok(None) => return,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                // Out of descriptors or a connection reset before accept: try again on the next event.
+                Err(e) if out_of_descriptors(&e) => {
+                    // Make room by dropping the oldest connection that has not proven itself;
+                    // with none, retry on every poll until a descriptor is free.
+                    match self.unproven().first() {
+                        Some(&oldest) => self.close(oldest),
+                        None => {
+                            self.accept_stalled = true;
+                            return;
+                        }
+                    }
+                }
+                // A connection reset before it was accepted: the next one raises its own event.
                 Err(_) => return,
             }
         }

@@ -43,6 +43,8 @@ pub(crate) struct Conn {
     /// the dialler's own (see `auth.rs`).
     pub challenge: Option<[u8; PROOF_LEN]>,
     pub dialler_challenge: u64,
+    /// When the connection was made: an acceptor's handshake has a deadline from then.
+    pub opened: std::time::Instant,
 }
 
 impl Conn {
@@ -58,6 +60,7 @@ impl Conn {
             write_interest: false,
             challenge: None,
             dialler_challenge: 0,
+            opened: std::time::Instant::now(),
         }
     }
 
