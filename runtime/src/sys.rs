@@ -29,7 +29,7 @@ pub(crate) fn die_with_parent(expected_parent: Option<u32>) -> bool {
 /// in force. A rank holds a descriptor per peer it talks to, so the usual soft limit of 1024
 /// is too small for a large job long before the hard limit is, and a stranger's idle
 /// connections count against it too (transport/net caps those; this leaves room for the rest).
-pub(crate) fn raise_fd_limit() -> u64 {
+pub(crate) fn raise_fd_limit() -> libc::rlim_t {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -49,7 +49,7 @@ pub(crate) fn raise_fd_limit() -> u64 {
             lim = raised;
         }
     }
-    lim.rlim_cur as u64
+    lim.rlim_cur
 }
 
 /// Copies `dst.len()` bytes from address `remote` in process `pid` into `dst`
@@ -239,7 +239,7 @@ mod tests {
         // SAFETY: as in raise_fd_limit.
         assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
         assert_eq!(lim.rlim_cur, lim.rlim_max);
-        assert_eq!(now, lim.rlim_cur as u64);
+        assert_eq!(now, lim.rlim_cur);
     }
 
     #[test]
