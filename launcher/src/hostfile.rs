@@ -147,7 +147,10 @@ pub fn read_capped(path: &std::path::Path, label: &str) -> Result<String, Launch
         .map_err(|e| fail(0, e.to_string()))?;
     if bytes.len() as u64 > MAX_BYTES {
         let mib = MAX_BYTES >> 20;
-        return Err(fail(0, format!("larger than {mib} MiB (not a list of hosts?)")));
+        return Err(fail(
+            0,
+            format!("larger than {mib} MiB (not a list of hosts?)"),
+        ));
     }
     let text = String::from_utf8(bytes).map_err(|e| {
         let line = 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]

@@ -69,12 +69,7 @@ impl Helper {
         loop {
             match *w {
                 None => return None,
-                Some(0) => {
-                    w = self
-                        .stdin_taken
-                        .wait(w)
-                        .unwrap_or_else(|p| p.into_inner())
-                }
+                Some(0) => w = self.stdin_taken.wait(w).unwrap_or_else(|p| p.into_inner()),
                 Some(room) => {
                     let n = room.min(want);
                     *w = Some(room - n);

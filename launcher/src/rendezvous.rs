@@ -27,6 +27,8 @@ struct Table {
     failed: Vec<Reply>,
     /// Ranks that have ended: a lookup of one that never registered is refused.
     ended: Vec<bool>,
+    /// Ranks whose connection is being served (until the service has read all they said).
+    serving: Vec<bool>,
 }
 
 /// One thing a rank waits for: on which rank (if one), and what for.
@@ -61,6 +63,7 @@ impl Service {
                 reports: vec![None; size],
                 failed: Vec::new(),
                 ended: vec![false; size],
+                serving: vec![false; size],
             }),
             Condvar::new(),
         ));
@@ -136,9 +139,24 @@ impl Service {
 
     /// Tells every other connected rank that `ended` ranks ended: in failure (`how`), or
     /// normally (`None`), so that their operations on them fail instead of waiting.
+    ///
+    /// First it reads to the end what the ended ranks said (waiting at most [`DRAIN_WITHIN`]):
+    /// a rank that failed because another was gone said so just before it exited (`GONE`),
+    /// and the supervisor must hear that before it takes the rank for the root cause.
     pub fn tell_ended(&self, ended: &[usize], how: Option<&str>) {
         let (m, cv) = &*self.table;
         let Ok(mut t) = m.lock() else { return };
+        let until = std::time::Instant::now() + DRAIN_WITHIN;
+        while ended.iter().any(|&r| t.serving.get(r) == Some(&true)) {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            t = match cv.wait_timeout(t, left) {
+                Ok((g, _)) => g,
+                Err(_) => return,
+            };
+        }
         let notices: Vec<Reply> = ended
             .iter()
             .map(|&rank| match how {
@@ -179,6 +197,8 @@ impl Service {
     }
 }
 
+/// How long [`Service::tell_ended`] waits for the service to read what ended ranks said last.
+const DRAIN_WITHIN: Duration = Duration::from_millis(500);
 /// How long a connection may take to prove it is a rank of the job; then it is dropped (a rank
 /// whose connection is dropped connects again).
 const HELLO_WITHIN: Duration = Duration::from_secs(10);
@@ -281,9 +301,30 @@ fn serve(
         for n in &t.failed {
             send(&mut w, n);
         }
+        if !send(&mut w, &Reply::Welcome) {
+            return;
+        }
         t.writers[rank] = Some(w);
+        t.serving[rank] = true;
     }
-    while let Ok(Some(line)) = read_line(&mut reader) {
+    serve_rank(rank, &mut reader, &mut out, &table, &events);
+    if let Ok(mut t) = m.lock() {
+        t.serving[rank] = false;
+    }
+    cv.notify_all();
+}
+
+/// Serves the requests of authenticated rank `rank` until its connection ends.
+fn serve_rank(
+    rank: usize,
+    reader: &mut BufReader<TcpStream>,
+    out: &mut TcpStream,
+    table: &Arc<(Mutex<Table>, Condvar)>,
+    events: &Sender<Event>,
+) {
+    let (m, cv) = &**table;
+    let size = m.lock().map(|t| t.addrs.len()).unwrap_or(0);
+    while let Ok(Some(line)) = read_line(reader) {
         let reply = match Request::parse(&line) {
             Ok(Request::Register { addr, node }) => {
                 if let Ok(mut t) = m.lock() {
@@ -349,7 +390,7 @@ fn serve(
             Ok(Request::Hello { .. }) | Err(_) => return,
         };
         if let Some(r) = reply {
-            if !send(&mut out, &r) {
+            if !send(out, &r) {
                 return;
             }
         }

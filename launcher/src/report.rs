@@ -135,8 +135,7 @@ pub fn supervise(
                                     .iter()
                                     .any(|&c| ranks.get(c).is_some_and(|r| r.status.is_none()))
                             });
-                        let grace_left = first_failure
-                            .is_some_and(|t| t.elapsed() < CAUSE_GRACE);
+                        let grace_left = first_failure.is_some_and(|t| t.elapsed() < CAUSE_GRACE);
                         if waiting_for_cause && grace_left {
                             term_at = Some(Instant::now() + Duration::from_millis(20));
                             continue;
@@ -268,6 +267,19 @@ pub fn supervise(
                 }
             }
             Event::OutputClosed => relays_open = relays_open.saturating_sub(1),
+        }
+    }
+    // Whose victims the last ranks were: told before they ended (`tell_ended` reads each ended
+    // rank's connection to its end first), perhaps not yet taken from the queue.
+    while let Ok(ev) = events.try_recv() {
+        match ev {
+            Event::Gone { rank, of } => {
+                if let Some(v) = victim_of.get_mut(rank) {
+                    v.push(of);
+                }
+            }
+            Event::OutputClosed => relays_open = relays_open.saturating_sub(1),
+            _ => {}
         }
     }
     if outcome.is_none() {

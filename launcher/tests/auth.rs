@@ -211,7 +211,11 @@ fn idle_strangers_by_the_thousand_do_not_starve_a_rank() {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
     let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
-    let strangers = if hard >= 4000 { 1100 } else { (hard as usize - 200) / 3 };
+    let strangers = if hard >= 4000 {
+        1100
+    } else {
+        (hard as usize - 200) / 3
+    };
     let tok = format!("tok-crowd-{}", std::process::id());
     let prog = rank_program("t_job");
     let script = format!(
@@ -275,7 +279,11 @@ fn idle_strangers_by_the_thousand_do_not_starve_a_rank() {
             max_fds = max_fds.max(open_fds(victim));
         }
     }
-    assert!(held.len() >= strangers * 2, "only {} strangers got in", held.len());
+    assert!(
+        held.len() >= strangers * 2,
+        "only {} strangers got in",
+        held.len()
+    );
     let mut rest = String::new();
     let _ = out.read_to_string(&mut rest);
     let status = job.wait();

@@ -97,11 +97,21 @@ fn a_hostfile_that_never_ends_or_is_not_text_is_refused() {
     let p = prog.to_str().unwrap();
     let start = std::time::Instant::now();
     let l = refused(&["--hostfile", "/dev/zero", p]);
-    assert!(l.contains("/dev/zero") && l.contains("larger than 16 MiB"), "{l}");
-    assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
+    assert!(
+        l.contains("/dev/zero") && l.contains("larger than 16 MiB"),
+        "{l}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
     let long = format!("localhost\n{}\n", "h".repeat(5000));
     let l = refused(&["--hostfile", &hostfile("long-line", &long), p]);
-    assert!(l.contains("line 2") && l.contains("longer than 4096"), "{l}");
+    assert!(
+        l.contains("line 2") && l.contains("longer than 4096"),
+        "{l}"
+    );
     let dir = std::env::temp_dir().join(format!("mpr-cli-{}", std::process::id()));
     let binary = dir.join("binary");
     std::fs::write(&binary, b"localhost\n\xff\xfe\n").unwrap();

@@ -40,7 +40,11 @@ fn a_rank_failing_during_a_collective_is_named_and_the_job_ends() {
                 let says = format!("mprun: rank 1 on localhost exited with code {code}");
                 assert_eq!(out.code, Some(code), "{mode}: stderr: {}", out.stderr);
                 assert_eq!(mprun_lines(&out), [says.as_str()], "stderr: {}", out.stderr);
-                assert!(out.elapsed < Duration::from_secs(2), "took {:?}", out.elapsed);
+                assert!(
+                    out.elapsed < Duration::from_secs(2),
+                    "took {:?}",
+                    out.elapsed
+                );
             }
         }
     }
@@ -58,7 +62,11 @@ fn operations_on_a_rank_that_has_ended_fail_at_once() {
             "stdout: {stdout}\nstderr: {}",
             out.stderr
         );
-        assert!(out.elapsed < Duration::from_secs(2), "took {:?}", out.elapsed);
+        assert!(
+            out.elapsed < Duration::from_secs(2),
+            "took {:?}",
+            out.elapsed
+        );
     }
 }
 
@@ -102,6 +110,9 @@ fn recv_vec_of_a_message_too_large_to_allocate_is_an_error() {
         stdout.contains("rank 1: recv_vec: cannot allocate 4294967296 bytes"),
         "{stdout}"
     );
-    assert!(stdout.contains("rank 1: then truncated: 4294967296 bytes"), "{stdout}");
+    assert!(
+        stdout.contains("rank 1: then truncated: 4294967296 bytes"),
+        "{stdout}"
+    );
     assert!(stdout.contains("rank 0: sent"), "{stdout}");
 }

@@ -340,7 +340,13 @@ fn jobs_across_four_namespace_hosts_through_testnet_exec_and_sshd() {
         "yes | {} --hostfile {hosts_2_to_4} -n 5 --launch-agent '{exec_agent}' {job} stdin_idle",
         m.display()
     );
-    let out = run_cmd(t.to_path_buf(), &["run", "h1", "sh", "-c", &yes], &[], None, LIMIT);
+    let out = run_cmd(
+        t.to_path_buf(),
+        &["run", "h1", "sh", "-c", &yes],
+        &[],
+        None,
+        LIMIT,
+    );
     let stdout = out.ok();
     let peak_kib: u64 = stdout
         .split("parent peak ")

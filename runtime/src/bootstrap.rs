@@ -289,6 +289,9 @@ pub enum Reply {
         /// Random bytes.
         challenge: [u8; PROOF_LEN],
     },
+    /// The hello was proven: the connection is the rank's (so the rank knows its hello was
+    /// not lost with a connection the service dropped).
+    Welcome,
     /// The request was refused.
     Refused {
         /// Why (one line).
@@ -338,6 +341,7 @@ impl fmt::Display for Reply {
             }
             Reply::Challenge { challenge } => write!(f, "CHALLENGE {}", hex(challenge)),
             Reply::Report => write!(f, "REPORT"),
+            Reply::Welcome => write!(f, "WELCOME"),
             Reply::Failed { rank, how } => write!(f, "FAILED {rank} {}", how.replace('\n', " ")),
             Reply::Finished { rank } => write!(f, "FINISHED {rank}"),
             Reply::Refused { reason } => write!(f, "REFUSED {}", reason.replace('\n', " ")),
@@ -462,6 +466,7 @@ impl Reply {
                 node: node_arg(&a, 2)?,
             },
             "REPORT" if a.is_empty() => Reply::Report,
+            "WELCOME" if a.is_empty() => Reply::Welcome,
             "FAILED" if !a.is_empty() => Reply::Failed {
                 rank: arg(&a, 0, "rank")?,
                 how: a[1..].join(" "),
@@ -498,6 +503,9 @@ pub fn read_line<R: BufRead>(r: &mut R) -> std::io::Result<Option<String>> {
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "line is not UTF-8"))
 }
 
+/// How long a rank may take to join the rendezvous service, attempts included.
+pub const JOIN_WITHIN: Duration = Duration::from_secs(60);
+
 /// A rank's connection to the rendezvous service: blocking, request/reply, used rarely (once at
 /// start-up and once per new peer), so it stays outside the progress engine.
 pub(crate) struct Client {
@@ -511,20 +519,55 @@ pub(crate) struct Client {
 
 impl Client {
     /// Connects, says hello and registers `listen` (and `node`: see [`Request::Register`]).
+    ///
+    /// Every step has a deadline and a failed attempt is made again, for [`JOIN_WITHIN`] in
+    /// all: on a lossy network a TCP handshake can leave a connection established on this side
+    /// only (the service never sees it, and nothing ever arrives), a challenge or a hello can
+    /// be slow enough for the service to drop the connection, and neither may hang the rank.
     pub(crate) fn connect(
         boot: &Bootstrap,
         listen: SocketAddr,
         node: Option<String>,
     ) -> Result<Client> {
-        let fail = |what: &str, e: std::io::Error| Error::Bootstrap {
-            what: format!("rendezvous service at {}: {what}: {e}", boot.rendezvous),
-        };
-        let stream = TcpStream::connect_timeout(&boot.rendezvous, Duration::from_secs(10))
-            .map_err(|e| fail("connect", e))?;
+        let start = std::time::Instant::now();
+        let mut tries = 0u32;
+        loop {
+            let wait = Duration::from_secs(2 << tries.min(3));
+            match Self::try_connect(boot, wait) {
+                Ok(mut c) => {
+                    c.send(&Request::Register { addr: listen, node })?;
+                    return Ok(c);
+                }
+                Err(why) if start.elapsed() + wait >= JOIN_WITHIN => {
+                    return Err(Error::Bootstrap {
+                        what: format!(
+                            "rendezvous service at {}: no answer in {} s ({} attempts; the last: {why})",
+                            boot.rendezvous,
+                            JOIN_WITHIN.as_secs(),
+                            tries + 1
+                        ),
+                    })
+                }
+                Err(_) => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(100 << tries.min(3)));
+                }
+            }
+        }
+    }
+
+    /// One attempt: connect, read the challenge, say hello, read the welcome, each within
+    /// `wait`.
+    fn try_connect(boot: &Bootstrap, wait: Duration) -> std::result::Result<Client, String> {
+        let stream = TcpStream::connect_timeout(&boot.rendezvous, wait)
+            .map_err(|e| format!("connect: {e}"))?;
         stream
             .set_nodelay(true)
-            .map_err(|e| fail("set TCP_NODELAY", e))?;
-        let writer = stream.try_clone().map_err(|e| fail("clone socket", e))?;
+            .and_then(|_| stream.set_read_timeout(Some(wait)))
+            .map_err(|e| format!("socket options: {e}"))?;
+        let writer = stream
+            .try_clone()
+            .map_err(|e| format!("clone socket: {e}"))?;
         let mut c = Client {
             reader: BufReader::new(stream),
             writer,
@@ -532,31 +575,40 @@ impl Client {
             stash: Vec::new(),
         };
         // The service speaks first: a challenge, which the hello answers.
-        let challenge = match read_line(&mut c.reader) {
-            Ok(Some(line)) => match Reply::parse(&line) {
-                Ok(Reply::Challenge { challenge }) => challenge,
-                _ => {
-                    return Err(Error::Bootstrap {
-                        what: format!("rendezvous service at {}: no challenge", boot.rendezvous),
-                    })
-                }
-            },
-            Ok(None) | Err(_) => {
-                return Err(Error::Bootstrap {
-                    what: format!(
-                        "rendezvous service at {}: closed before its challenge",
-                        boot.rendezvous
-                    ),
-                })
-            }
+        let challenge = match c.read_reply("its challenge")? {
+            Reply::Challenge { challenge } => challenge,
+            other => return Err(format!("{other} where a challenge was due")),
         };
         c.send(&Request::Hello {
             job_id: boot.job_id,
             rank: boot.rank,
             proof: rendezvous_proof(&boot.secret, boot.job_id, boot.rank, &challenge),
-        })?;
-        c.send(&Request::Register { addr: listen, node })?;
+        })
+        .map_err(|e| e.to_string())?;
+        loop {
+            match c.read_reply("its welcome")? {
+                Reply::Welcome => break,
+                // Ranks that ended before this one joined: for the poller.
+                r @ (Reply::Failed { .. } | Reply::Finished { .. } | Reply::Report) => {
+                    c.stash.push(r)
+                }
+                other => return Err(format!("{other} where a welcome was due")),
+            }
+        }
+        c.reader
+            .get_ref()
+            .set_read_timeout(None)
+            .map_err(|e| format!("socket options: {e}"))?;
         Ok(c)
+    }
+
+    /// The next line from the service, as a reply; `what` names it in errors.
+    fn read_reply(&mut self, what: &str) -> std::result::Result<Reply, String> {
+        match read_line(&mut self.reader) {
+            Ok(Some(line)) => Reply::parse(&line).map_err(|e| e.to_string()),
+            Ok(None) => Err(format!("closed before {what}")),
+            Err(e) => Err(format!("waiting for {what}: {e}")),
+        }
     }
 
     pub(crate) fn send(&mut self, req: &Request) -> Result<()> {
@@ -668,7 +720,7 @@ impl Client {
                     self.stash.push(r);
                     continue;
                 }
-                Reply::Challenge { .. } => Err(format!(
+                Reply::Challenge { .. } | Reply::Welcome => Err(format!(
                     "rendezvous service: {line:?} where an address was due"
                 )),
             };
@@ -730,6 +782,7 @@ mod tests {
                 challenge: [0xa5; PROOF_LEN],
             },
             Reply::Report,
+            Reply::Welcome,
             Reply::Failed {
                 rank: 2,
                 how: "exited with code 3".into(),

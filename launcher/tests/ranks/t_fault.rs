@@ -105,7 +105,10 @@ fn run(args: &[String]) -> mpr::Result<ExitCode> {
                         return Ok(ExitCode::from(31));
                     }
                 }
-                println!("rank 1: {count} messages in order; peak memory {} KiB", peak_kib());
+                println!(
+                    "rank 1: {count} messages in order; peak memory {} KiB",
+                    peak_kib()
+                );
             }
             Ok(ExitCode::SUCCESS)
         }

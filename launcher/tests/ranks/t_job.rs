@@ -77,7 +77,10 @@ fn main() -> ExitCode {
                     .unwrap_or_default();
                 let mut first = String::new();
                 let _ = std::io::stdin().lock().read_line(&mut first);
-                println!("rank 0 parent peak {peak}; first line {:?}", first.trim_end());
+                println!(
+                    "rank 0 parent peak {peak}; first line {:?}",
+                    first.trim_end()
+                );
             }
             ExitCode::SUCCESS
         }

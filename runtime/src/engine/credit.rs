@@ -100,14 +100,21 @@ mod tests {
         assert!(!c.take(1, 0), "even an empty message costs its queue entry");
         c.returned(1, 1000 + PER_MESSAGE);
         assert!(c.take(1, 1000));
-        assert!(!c.take(0, 1 << 20), "a message larger than the window never goes eagerly");
+        assert!(
+            !c.take(0, 1 << 20),
+            "a message larger than the window never goes eagerly"
+        );
     }
 
     #[test]
     fn the_limit_is_shared_among_the_peers() {
         let c = Credit::new(5, 4 << 20);
         assert_eq!(c.window, 1 << 20);
-        assert_eq!(Credit::new(1, 64).window, 64, "a singleton sends only to itself");
+        assert_eq!(
+            Credit::new(1, 64).window,
+            64,
+            "a singleton sends only to itself"
+        );
     }
 
     #[test]
@@ -124,6 +131,10 @@ mod tests {
         assert_eq!(frames, 4);
         assert_eq!(back, 16 * (100 + PER_MESSAGE));
         let mut zero = Credit::new(2, 0);
-        assert_eq!(zero.consumed(1, 0), Some(PER_MESSAGE), "a zero window never owes");
+        assert_eq!(
+            zero.consumed(1, 0),
+            Some(PER_MESSAGE),
+            "a zero window never owes"
+        );
     }
 }

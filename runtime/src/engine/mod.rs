@@ -49,8 +49,8 @@
 
 mod blocking;
 pub(crate) mod coll_tag;
-mod credit;
 pub(crate) mod contexts;
+mod credit;
 pub(crate) mod matching;
 pub(crate) mod ops;
 pub(crate) mod protocol;

@@ -53,6 +53,11 @@ struct Link {
     failed: bool,
     /// The peer sent Fin: an end of stream after it is not a failure.
     fin_in: bool,
+    /// Failed attempts of the current effort to connect, and when the next one is due.
+    tries: u32,
+    redial_at: Option<Instant>,
+    /// Since when every TCP connect to the peer has failed.
+    unreachable_since: Option<Instant>,
 }
 
 pub(crate) struct Net {
@@ -88,8 +93,13 @@ pub(crate) struct Net {
     /// An accept failed for want of descriptors: the listeners' backlogs are retried on every
     /// poll until one succeeds (edge-triggered epoll would not say again).
     accept_stalled: bool,
-    /// When connections that have not proven themselves are next checked against their deadline.
+    /// When handshakes are next checked against their deadlines (see [`Net::sweep`]).
     next_sweep: Instant,
+    /// Accepted connections, by index, that may not have proven themselves yet (pruned by
+    /// [`Net::sweep`]).
+    accepted: Vec<usize>,
+    /// Peers this rank is connecting to: a dial out, or the next one due.
+    dialling: Vec<usize>,
 }
 
 /// How long an accepted connection may take to prove that it belongs to the job (its Hello);
@@ -101,7 +111,23 @@ const HELLO_WITHIN: Duration = Duration::from_secs(5);
 /// peers, which prove themselves within a round trip, still get through.
 const MAX_UNPROVEN: usize = 64;
 /// How often deadlines are checked while connections wait for theirs.
-const SWEEP_EVERY: Duration = Duration::from_millis(500);
+const SWEEP_EVERY: Duration = Duration::from_millis(100);
+/// How long TCP connects to a peer may fail in a row (refused, unreachable, timed out) before
+/// the peer counts as unreachable. A peer that died is reported by the launcher long before.
+const CONNECT_WITHIN: Duration = Duration::from_secs(60);
+
+/// How long a dial waits for the acceptor's challenge, by attempt: a lost packet of the TCP
+/// handshake can leave a connection established at the dialler only (its last ACK lost, the
+/// acceptor's retries lost too), where nothing would ever arrive. Later attempts wait longer,
+/// for an acceptor that is busy outside mpr calls (it accepts only inside them).
+fn challenge_within(tries: u32) -> Duration {
+    Duration::from_secs(1 << tries.min(3))
+}
+
+/// The pause before dialling again after a failed attempt.
+fn redial_after(tries: u32) -> Duration {
+    Duration::from_millis(50 << tries.min(5))
+}
 
 /// Puts 16 bytes of proof (or challenge) into a handshake header's send and recv ids.
 fn put_proof(h: &mut Header, p: [u8; PROOF_LEN]) {
@@ -193,6 +219,8 @@ impl Net {
             report_asked: false,
             accept_stalled: false,
             next_sweep: Instant::now(),
+            accepted: Vec::new(),
+            dialling: Vec::new(),
         })
     }
 
@@ -292,7 +320,7 @@ impl Net {
         if link.up.is_some() {
             return link.q.len() == 1;
         }
-        if link.dial.is_none() && !link.awaiting_peer {
+        if link.dial.is_none() && !link.awaiting_peer && link.redial_at.is_none() {
             self.dial(peer, sink);
         }
         false
@@ -393,7 +421,7 @@ impl Net {
         if self.directory.as_ref().is_some_and(Client::has_stash) {
             self.directory_requests(sink);
         }
-        self.sweep();
+        self.sweep(sink);
         let active = !ready.is_empty();
         self.ready = ready;
         Ok(active)
@@ -471,12 +499,18 @@ impl Net {
             .flatten();
         let stream = match local.map_or_else(|| socket::connect(addr, &self.tuning), Ok) {
             Ok(s) => s,
-            Err(e) => return self.fail_peer(peer, PeerCause::io("connect", &e), sink),
+            Err(e) => return self.dial_failed(peer, PeerCause::io("connect", &e), true, sink),
         };
+        self.links[peer].unreachable_since = None;
         // The acceptor speaks first (a challenge); the Hello answers it (see `handshake`).
         let conn = Conn::new(stream, Some(peer), Role::Dialer, self.tuning.read_ahead);
         match self.insert(conn) {
-            Some(idx) => self.links[peer].dial = Some(idx),
+            Some(idx) => {
+                self.links[peer].dial = Some(idx);
+                if !self.dialling.contains(&peer) {
+                    self.dialling.push(peer);
+                }
+            }
             None => self.fail_peer(
                 peer,
                 PeerCause::Unreachable(format!("cannot register connection to {addr}")),
@@ -485,24 +519,65 @@ impl Net {
         }
     }
 
+    /// An attempt to connect to `peer` failed before the handshake was done (`unreachable`:
+    /// at the TCP connect). Under packet loss, or with an acceptor that dropped a connection
+    /// that was slow to prove itself, another attempt succeeds: one is due after a pause. Only
+    /// connects that keep failing for [`CONNECT_WITHIN`] make the peer unreachable.
+    fn dial_failed(
+        &mut self,
+        peer: usize,
+        cause: PeerCause,
+        unreachable: bool,
+        sink: &mut impl Sink,
+    ) {
+        let now = Instant::now();
+        let link = &mut self.links[peer];
+        link.dial = None;
+        if link.failed || link.up.is_some() {
+            return;
+        }
+        if unreachable {
+            let since = *link.unreachable_since.get_or_insert(now);
+            if now.duration_since(since) >= CONNECT_WITHIN {
+                let secs = CONNECT_WITHIN.as_secs();
+                let why = format!("every connect for {secs} s failed; the last: {cause}");
+                return self.fail_peer(peer, PeerCause::Unreachable(why), sink);
+            }
+        }
+        link.tries += 1;
+        link.redial_at = Some(now + redial_after(link.tries));
+        if !self.dialling.contains(&peer) {
+            self.dialling.push(peer);
+        }
+    }
+
     /// Accepted connections still short of a Hello (strangers, or peers mid-handshake), oldest
     /// first.
-    fn unproven(&self) -> Vec<usize> {
+    fn unproven(&mut self) -> Vec<usize> {
+        let conns = &self.conns;
+        let waiting = |i: &usize| {
+            conns
+                .get(*i)
+                .and_then(Option::as_ref)
+                .is_some_and(|c| c.role == Role::Acceptor && !c.up)
+        };
+        self.accepted.retain(waiting);
+        self.accepted.sort_unstable();
+        self.accepted.dedup();
         let mut v: Vec<(Instant, usize)> = self
-            .conns
+            .accepted
             .iter()
-            .enumerate()
-            .filter_map(|(i, c)| {
-                let c = c.as_ref()?;
-                (c.role == Role::Acceptor && !c.up).then_some((c.opened, i))
-            })
+            .filter_map(|&i| Some((conns[i].as_ref()?.opened, i)))
             .collect();
         v.sort_unstable();
         v.into_iter().map(|(_, i)| i).collect()
     }
 
-    /// Drops accepted connections whose deadline to prove themselves has passed.
-    fn sweep(&mut self) {
+    /// Handshake deadlines, checked every [`SWEEP_EVERY`] while any handshake is under way:
+    /// accepted connections that have not proven themselves in [`HELLO_WITHIN`] are dropped;
+    /// dials whose challenge has not come in time are dropped and dialled again
+    /// ([`challenge_within`]), and dials due after a failed attempt are made.
+    fn sweep(&mut self, sink: &mut impl Sink) {
         let now = Instant::now();
         if now < self.next_sweep {
             return;
@@ -516,19 +591,44 @@ impl Net {
                 self.close(idx);
             }
         }
+        let mut i = 0;
+        while let Some(&p) = self.dialling.get(i) {
+            let link = &mut self.links[p];
+            if link.failed || link.up.is_some() {
+                (link.tries, link.redial_at, link.unreachable_since) = (0, None, None);
+                self.dialling.swap_remove(i);
+                continue;
+            }
+            i += 1;
+            match (link.redial_at, link.dial) {
+                (Some(at), _) if now >= at => {
+                    link.redial_at = None;
+                    if !link.awaiting_peer {
+                        self.dial(p, sink);
+                    }
+                }
+                (None, Some(idx)) => {
+                    let tries = link.tries;
+                    let silent = self.conns[idx].as_ref().is_some_and(|c| {
+                        c.challenge.is_none()
+                            && now.duration_since(c.opened) >= challenge_within(tries)
+                    });
+                    if silent {
+                        self.close(idx);
+                        self.dial_failed(p, PeerCause::ConnectionClosed, false, sink);
+                    }
+                }
+                _ => {}
+            }
+        }
     }
 
-    /// A sleep in `epoll_wait` ends in time for the next deadline check when connections wait
-    /// for theirs, and soon when accepting is stalled.
+    /// A sleep in `epoll_wait` ends in time for the next deadline check while handshakes are
+    /// under way, and soon when accepting is stalled.
     fn bound_by_deadlines(&self, timeout: Option<Duration>) -> Option<Duration> {
         let bound = if self.accept_stalled {
             Duration::from_millis(50)
-        } else if self
-            .conns
-            .iter()
-            .flatten()
-            .any(|c| c.role == Role::Acceptor && !c.up)
-        {
+        } else if !self.accepted.is_empty() || !self.dialling.is_empty() {
             self.next_sweep.saturating_duration_since(Instant::now())
         } else {
             return timeout;
@@ -561,7 +661,9 @@ impl Net {
                     conn.challenge = Some(challenge);
                     conn.ctl.extend_from_slice(&h.encode());
                     let _ = conn.write_ctl(); // the WRITABLE event retries whatever is left
-                    let _ = self.insert(conn);
+                    if let Some(idx) = self.insert(conn) {
+                        self.accepted.push(idx);
+                    }
                 }
                 Ok(None) => return,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -739,7 +841,11 @@ impl Net {
         } else if link.dial == Some(idx) {
             link.dial = None;
             if link.up.is_none() {
-                self.fail_peer(p, cause, sink);
+                match cause {
+                    // An answer without the job's secret is not a network accident.
+                    PeerCause::Protocol(_) => self.fail_peer(p, cause, sink),
+                    _ => self.dial_failed(p, cause, false, sink),
+                }
             }
         } else if up && role == Role::Acceptor && !link.fin_in && !link.failed {
             self.fail_peer(p, cause, sink);
