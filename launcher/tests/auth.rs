@@ -10,49 +10,7 @@ use std::os::unix::net::UnixStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use util::{mprun, processes_matching, rank_program, Limited};
-
-/// Listening sockets of process `pid`: TCP ports (IPv4, this namespace) and abstract Unix names.
-fn listeners(pid: u32) -> (Vec<u16>, Vec<String>) {
-    let mut inodes = Vec::new();
-    if let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
-        for fd in fds.flatten() {
-            if let Ok(link) = std::fs::read_link(fd.path()) {
-                let l = link.to_string_lossy().into_owned();
-                if let Some(i) = l.strip_prefix("socket:[").and_then(|r| r.strip_suffix(']')) {
-                    inodes.push(i.to_string());
-                }
-            }
-        }
-    }
-    let mut ports = Vec::new();
-    let tcp = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).unwrap_or_default();
-    for line in tcp.lines().skip(1) {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        // local_address, st (0A = listen), inode
-        if f.len() > 9 && f[3] == "0A" && inodes.iter().any(|i| i == f[9]) {
-            if let Some(port) = f[1]
-                .split(':')
-                .nth(1)
-                .and_then(|p| u16::from_str_radix(p, 16).ok())
-            {
-                ports.push(port);
-            }
-        }
-    }
-    let mut names = Vec::new();
-    let unix = std::fs::read_to_string(format!("/proc/{pid}/net/unix")).unwrap_or_default();
-    for line in unix.lines().skip(1) {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        // Num RefCount Protocol Flags Type St Inode Path; flags 00010000 = listening
-        if f.len() >= 8 && f[3] == "00010000" && inodes.iter().any(|i| i == f[6]) {
-            if let Some(name) = f[7].strip_prefix('@') {
-                names.push(name.to_string());
-            }
-        }
-    }
-    (ports, names)
-}
+use util::{listeners, mprun, open_fds, processes_matching, rank_of, rank_program, Limited};
 
 /// What a stranger sends: garbage, a forged hello (valid header, no knowledge of the secret),
 /// a forged rendezvous hello, or nothing.
@@ -186,18 +144,6 @@ fn strangers_at_every_port_are_dropped_and_the_job_completes_untouched() {
             "{rest}\n{err}"
         );
     }
-}
-
-/// The rank of `pid` (its MPR_RANK), if it is one.
-fn rank_of(pid: u32) -> Option<usize> {
-    let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
-    env.split(|&b| b == 0)
-        .find_map(|kv| kv.strip_prefix(b"MPR_RANK="))
-        .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
-}
-
-fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
 }
 
 /// 1100 strangers that connect and send nothing, at each of a rank's ports (TCP and local) and

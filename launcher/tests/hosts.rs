@@ -14,37 +14,11 @@ mod util;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use util::testnet::{tn, usable, Net};
 use util::{mprun, rank_program, run_cmd, Limited, Outcome};
 
 const LIMIT: Duration = Duration::from_secs(120);
 const HOSTS: &str = "/tmp/mpr-test-hosts";
-
-fn testnet() -> Option<PathBuf> {
-    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let candidates = [
-        std::env::var_os("MPR_TESTNET").map(PathBuf::from),
-        Some(here.join("../../shared/tools/testnet")),
-        Some(PathBuf::from("/work/shared/tools/testnet")),
-    ];
-    candidates.into_iter().flatten().find(|p| p.is_file())
-}
-
-fn usable() -> Option<PathBuf> {
-    let t = testnet()?;
-    let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-    });
-    let ip = std::process::Command::new("ip").arg("-V").output().is_ok();
-    (root && ip).then_some(t)
-}
-
-/// `testnet ARGS...`, which must succeed.
-fn tn(t: &Path, args: &[&str]) -> String {
-    let out = run_cmd(t.to_path_buf(), args, &[], None, Duration::from_secs(300));
-    assert_eq!(out.code, Some(0), "testnet {args:?}: {}", out.stderr);
-    out.stdout
-}
 
 /// mprun on host h1 with `args`.
 fn on_h1(t: &Path, args: &[&str], stdin: Option<&[u8]>) -> Outcome {
@@ -69,20 +43,6 @@ fn nothing_left(t: &Path) {
         std::thread::sleep(Duration::from_millis(100));
     }
     panic!("left running on the hosts: {}", tn(t, &["pids"]));
-}
-
-struct Net(PathBuf);
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        let _ = run_cmd(
-            self.0.clone(),
-            &["down"],
-            &[],
-            None,
-            Duration::from_secs(300),
-        );
-    }
 }
 
 #[test]

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod testnet;
+
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -226,4 +228,59 @@ pub fn processes_matching(needle: &str) -> Vec<String> {
         }
     }
     found
+}
+
+/// Listening sockets of process `pid`: TCP ports (IPv4, this namespace) and abstract Unix names.
+pub fn listeners(pid: u32) -> (Vec<u16>, Vec<String>) {
+    let mut inodes = Vec::new();
+    if let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
+        for fd in fds.flatten() {
+            if let Ok(link) = std::fs::read_link(fd.path()) {
+                let l = link.to_string_lossy().into_owned();
+                if let Some(i) = l.strip_prefix("socket:[").and_then(|r| r.strip_suffix(']')) {
+                    inodes.push(i.to_string());
+                }
+            }
+        }
+    }
+    let mut ports = Vec::new();
+    let tcp = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).unwrap_or_default();
+    for line in tcp.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        // local_address, st (0A = listen), inode
+        if f.len() > 9 && f[3] == "0A" && inodes.iter().any(|i| i == f[9]) {
+            if let Some(port) = f[1]
+                .split(':')
+                .nth(1)
+                .and_then(|p| u16::from_str_radix(p, 16).ok())
+            {
+                ports.push(port);
+            }
+        }
+    }
+    let mut names = Vec::new();
+    let unix = std::fs::read_to_string(format!("/proc/{pid}/net/unix")).unwrap_or_default();
+    for line in unix.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        // Num RefCount Protocol Flags Type St Inode Path; flags 00010000 = listening
+        if f.len() >= 8 && f[3] == "00010000" && inodes.iter().any(|i| i == f[6]) {
+            if let Some(name) = f[7].strip_prefix('@') {
+                names.push(name.to_string());
+            }
+        }
+    }
+    (ports, names)
+}
+
+/// The rank of `pid` (its MPR_RANK), if it is one.
+pub fn rank_of(pid: u32) -> Option<usize> {
+    let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    env.split(|&b| b == 0)
+        .find_map(|kv| kv.strip_prefix(b"MPR_RANK="))
+        .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
+}
+
+/// How many descriptors process `pid` has open.
+pub fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
 }

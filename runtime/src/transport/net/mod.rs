@@ -609,13 +609,20 @@ impl Net {
                 }
                 (None, Some(idx)) => {
                     let tries = link.tries;
-                    let silent = self.conns[idx].as_ref().is_some_and(|c| {
-                        c.challenge.is_none()
-                            && now.duration_since(c.opened) >= challenge_within(tries)
+                    let silent = self.conns[idx].as_ref().and_then(|c| {
+                        let late = c.challenge.is_none()
+                            && now.duration_since(c.opened) >= challenge_within(tries);
+                        late.then(|| c.stream.is_connected())
                     });
-                    if silent {
+                    if let Some(connected) = silent {
                         self.close(idx);
-                        self.dial_failed(p, PeerCause::ConnectionClosed, false, sink);
+                        let cause = if connected {
+                            "no challenge came".to_string()
+                        } else {
+                            "the connect did not complete".to_string()
+                        };
+                        let cause = PeerCause::Unreachable(cause);
+                        self.dial_failed(p, cause, !connected, sink);
                     }
                 }
                 _ => {}
@@ -830,6 +837,7 @@ impl Net {
             return;
         };
         let (peer, role, up) = (conn.peer, conn.role, conn.up);
+        let connected = conn.stream.is_connected();
         self.close(idx);
         let Some(p) = peer else { return }; // a stranger, or an acceptor before its Hello
         let link = &mut self.links[p];
@@ -844,7 +852,7 @@ impl Net {
                 match cause {
                     // An answer without the job's secret is not a network accident.
                     PeerCause::Protocol(_) => self.fail_peer(p, cause, sink),
-                    _ => self.dial_failed(p, cause, false, sink),
+                    _ => self.dial_failed(p, cause, !connected, sink),
                 }
             }
         } else if up && role == Role::Acceptor && !link.fin_in && !link.failed {

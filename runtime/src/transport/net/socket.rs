@@ -6,7 +6,6 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
 
 use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, Type};
 
@@ -43,24 +42,36 @@ fn bind_listen(s: Socket, addr: &SockAddr) -> io::Result<Socket> {
     Ok(s)
 }
 
-/// A connected, non-blocking, configured TCP stream to `addr`.
+/// A non-blocking, configured TCP stream to `addr`, connecting: the connect completes (or
+/// fails) while the rank goes on, and the transport learns which from the stream itself (the
+/// acceptor's challenge, or an error on read). A rank blocked in a connect would accept no one
+/// meanwhile, and under packet loss a connect can take seconds.
 pub(crate) fn connect(addr: SocketAddr, tuning: &Tuning) -> io::Result<Stream> {
     let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     s.set_cloexec(true)?;
     configure(&s, tuning)?;
-    s.connect_timeout(&addr.into(), Duration::from_secs(10))?;
     s.set_nonblocking(true)?;
+    start_connect(&s, &addr.into())?;
     Ok(Stream::Tcp(mio::net::TcpStream::from_std(s.into())))
 }
 
-/// A connected, non-blocking stream to rank `rank` of this host (see [`local_name`]).
+/// A non-blocking stream to rank `rank` of this host (see [`local_name`]). A full backlog at
+/// the peer is an error (`WouldBlock`), for the caller to try again, not a wait.
 pub(crate) fn connect_local(job_id: u64, rank: usize, tuning: &Tuning) -> io::Result<Stream> {
     let s = Socket::new(Domain::UNIX, Type::STREAM, None)?;
     s.set_cloexec(true)?;
     configure(&s, tuning)?;
-    s.connect(&local_name(job_id, rank)?)?;
     s.set_nonblocking(true)?;
+    start_connect(&s, &local_name(job_id, rank)?)?;
     Ok(Stream::Unix(mio::net::UnixStream::from_std(s.into())))
+}
+
+/// Starts a connect on a non-blocking socket: done, or under way (`EINPROGRESS`).
+fn start_connect(s: &Socket, addr: &SockAddr) -> io::Result<()> {
+    match s.connect(addr) {
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok(()),
+        other => other,
+    }
 }
 
 /// Applies the per-connection options to an accepted or dialled socket.

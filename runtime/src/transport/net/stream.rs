@@ -34,6 +34,11 @@ pub(crate) fn local_name(job_id: u64, rank: usize) -> io::Result<socket2::SockAd
 }
 
 impl Stream {
+    /// Whether the stream is connected (a dial's connect has completed).
+    pub(crate) fn is_connected(&self) -> bool {
+        socket2::SockRef::from(self).peer_addr().is_ok()
+    }
+
     /// The process at the other end, if this is a local socket (see `sys::peer_pid`).
     pub(crate) fn local_peer_pid(&self) -> Option<u32> {
         match self {
