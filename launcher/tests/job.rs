@@ -313,6 +313,32 @@ fn timeout_ends_a_hung_job_with_124_saying_who_waits_for_whom() {
     assert_nothing_left(&tok);
 }
 
+/// Ranks in finalize and in an all-to-all are named with what they wait for (the report used
+/// to say "nothing" for them).
+#[test]
+fn timeout_report_names_waits_in_finalize_and_alltoall() {
+    let (out, tok) = job_with(&["--timeout", "2"], 4, "stuck", &[], &[], None);
+    assert_eq!(out.code, Some(124), "stderr: {}", out.stderr);
+    let line = |r: usize| {
+        let head = format!("mprun:   rank {r} on localhost: ");
+        out.stderr
+            .lines()
+            .find_map(|l| l.strip_prefix(head.as_str()))
+            .unwrap_or_else(|| panic!("no line for rank {r}: {}", out.stderr))
+    };
+    assert!(line(0).starts_with("no answer"), "{}", out.stderr);
+    assert!(
+        line(1).contains("finalize (waiting for rank 0 to finalize too)"),
+        "{}",
+        out.stderr
+    );
+    for r in [2, 3] {
+        assert!(line(r).contains("all-to-all #"), "{}", out.stderr);
+    }
+    assert!(!out.stderr.contains("nothing"), "stderr: {}", out.stderr);
+    assert_nothing_left(&tok);
+}
+
 #[test]
 fn timeout_names_the_cycle_of_two_ranks_in_blocking_receives() {
     let (out, tok) = job_with(&["--timeout", "1"], 4, "deadlock", &[], &[], None);

@@ -172,6 +172,29 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        // Waits the --timeout report used to call "nothing": rank 0 computes outside mpr calls
+        // for ever; rank 1 has sent it a message and waits in finalize for its goodbye; the
+        // others wait in an all-to-all of 1 MiB blocks that rank 0 never joins.
+        "stuck" => {
+            if world.barrier().is_err() {
+                return ExitCode::from(24);
+            }
+            match rank {
+                0 => loop {
+                    std::thread::sleep(Duration::from_secs(1));
+                },
+                1 => {
+                    let _ = world.send(&[1u8], 0, 9);
+                }
+                _ => {
+                    let block = 1 << 20;
+                    let send = vec![1u8; block * size];
+                    let mut recv = vec![0u8; block * size];
+                    let _ = world.alltoall(&send, &mut recv);
+                }
+            }
+            ExitCode::SUCCESS
+        }
         // Blocks forever in a receive nobody sends (for --timeout and signal tests).
         "hang" => {
             println!("rank {rank} waiting");

@@ -474,6 +474,8 @@ pub(crate) struct Engine {
     local_crowded: bool,
     /// A collective waiting in the node's shared segment, in words (see `waits.rs`).
     pub(crate) node_wait: Option<String>,
+    /// In finalize, waiting for these peers' Fin (see `waits.rs`).
+    finalizing: Option<Vec<usize>>,
 }
 
 impl Engine {
@@ -517,6 +519,7 @@ impl Engine {
             one_host: local_size == size,
             local_crowded: sharing > cores,
             node_wait: None,
+            finalizing: None,
         }
     }
 
@@ -574,6 +577,7 @@ impl Engine {
             acked: false,
             lent: false,
             tag,
+            ctx,
         }));
         let seq = &mut self.core.seq_out[peer];
         *seq = seq.wrapping_add(1);
@@ -910,10 +914,12 @@ impl Engine {
             self.transport
                 .send(p, &fin, RawSlice::EMPTY, None, &mut self.core);
         }
+        self.finalizing = Some(peers.clone());
         self.wait_until(|e| {
             let net = e.transport.net()?;
             (peers.iter().all(|&p| net.peer_done(p)) && net.flushed()).then_some(())
         })?;
+        self.finalizing = None;
         if let Some(d) = self.transport.net().and_then(|t| t.directory()) {
             let _ = d.send(&crate::bootstrap::Request::Bye);
         }

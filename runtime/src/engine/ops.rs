@@ -28,6 +28,8 @@ pub(crate) struct SendOp {
     /// The receiver is still copying out of this buffer (engine/pull.rs).
     pub lent: bool,
     pub tag: u32,
+    /// The communicator context (for the `--timeout` report).
+    pub ctx: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

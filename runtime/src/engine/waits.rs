@@ -6,7 +6,7 @@
 //! communicator; a collective's are named by family and call number, from the tag), sends not
 //! yet taken by their receiver, and a collective waiting in the node's shared segment.
 
-use super::ops::Op;
+use super::ops::{Op, RecvState};
 use super::protocol::Protocol;
 use super::Engine;
 
@@ -43,16 +43,58 @@ impl Engine {
                 format!("receive from {from}, {}", describe(p.ctx, p.tag)),
             ));
         }
+        let net = self.transport.net_ref();
         for op in self.core.ops.pending() {
-            if let Op::Send(s) = op {
-                let what = match s.protocol {
-                    Protocol::EagerSync if !s.acked => "ssend",
-                    Protocol::Rendezvous if !s.written => "send (the receiver has not taken it)",
-                    _ => continue,
-                };
+            match op {
+                Op::Send(s) => {
+                    let what = match s.protocol {
+                        // Not yet handed to the kernel: the link is still being made, or the
+                        // socket is full (the receiver does not read).
+                        _ if !s.written && net.is_some_and(|n| n.connecting(s.peer)) => {
+                            "send (connecting to it)"
+                        }
+                        Protocol::Eager | Protocol::EagerSync if !s.written => {
+                            "send (not yet written: the connection is full)"
+                        }
+                        Protocol::EagerSync if !s.acked => "ssend",
+                        Protocol::Rendezvous if !s.written => {
+                            "send (the receiver has not taken it)"
+                        }
+                        Protocol::Rendezvous if s.lent => "send (the receiver is copying it)",
+                        _ => continue,
+                    };
+                    out.push((
+                        Some(s.peer),
+                        format!(
+                            "{what} to rank {}, {}",
+                            s.peer,
+                            describe(s.ctx, Some(s.tag))
+                        ),
+                    ));
+                }
+                // Matched, its data still on the way (a large message, or a copy between ranks
+                // of this host).
+                Op::Recv(r) => match r.state {
+                    RecvState::AwaitData { peer, tag, .. }
+                    | RecvState::Copying { peer, tag, .. } => out.push((
+                        Some(peer),
+                        format!(
+                            "receive from rank {peer}, tag {tag} (matched; its data on the way)"
+                        ),
+                    )),
+                    RecvState::Receiving => {
+                        out.push((r.src, "receive (its data arriving)".to_string()))
+                    }
+                    RecvState::Posted => {}
+                },
+                Op::Coll => {}
+            }
+        }
+        if let (Some(peers), Some(n)) = (&self.finalizing, net) {
+            for &p in peers.iter().filter(|&&p| !n.peer_done(p)) {
                 out.push((
-                    Some(s.peer),
-                    format!("{what} to rank {}, tag {}", s.peer, s.tag),
+                    Some(p),
+                    format!("finalize (waiting for rank {p} to finalize too)"),
                 ));
             }
         }

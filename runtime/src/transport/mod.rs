@@ -211,6 +211,10 @@ impl Transport {
         self.net.as_mut()
     }
 
+    pub(crate) fn net_ref(&self) -> Option<&net::Net> {
+        self.net.as_ref()
+    }
+
     /// Drops every queued frame and connection (the engine is being torn down after a fatal error).
     pub(crate) fn abandon(&mut self) {
         self.loopback = loopback::Loopback::default();

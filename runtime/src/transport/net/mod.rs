@@ -342,6 +342,12 @@ impl Net {
             .collect()
     }
 
+    /// Whether a connection to the peer is still being made (for the `--timeout` report).
+    pub(crate) fn connecting(&self, p: usize) -> bool {
+        let l = &self.links[p];
+        !l.failed && l.up.is_none()
+    }
+
     /// The peer has said Fin, or its link is gone.
     pub(crate) fn peer_done(&self, p: usize) -> bool {
         let l = &self.links[p];
