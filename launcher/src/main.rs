@@ -25,7 +25,7 @@ mod waits;
 use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mpr::bootstrap::{self, Bootstrap};
 
@@ -76,7 +76,7 @@ fn random_u64() -> u64 {
 /// Is `name` this machine (its host name, or an address of one of its interfaces)? `me` is
 /// this machine's host name; `addrs` its interfaces' addresses, listed once for all hosts and
 /// only if a host needs them.
-fn is_local(name: &str, me: Option<&str>, addrs: &std::cell::OnceCell<Vec<IpAddr>>) -> bool {
+fn is_local(name: &str, me: Option<&str>, addrs: &std::sync::OnceLock<Vec<IpAddr>>) -> bool {
     if name == "localhost" || name == "::1" || name.starts_with("127.") {
         return true;
     }
@@ -85,6 +85,42 @@ fn is_local(name: &str, me: Option<&str>, addrs: &std::cell::OnceCell<Vec<IpAddr
         || netif::resolve(name).is_ok_and(|ip| {
             ip.is_loopback() || addrs.get_or_init(netif::local_addresses).contains(&ip)
         })
+}
+
+/// How long telling which hosts are this machine may take: names are resolved at once, and
+/// one the resolver has not answered for by then is taken for another machine (its launch
+/// agent then says whether it can be reached).
+const RESOLVE_WITHIN: Duration = Duration::from_secs(10);
+
+/// Which hosts of the plan are this machine, for the hosts that get ranks (`used`); the others
+/// are never looked up. Names are resolved in parallel, within [`RESOLVE_WITHIN`] in all.
+fn local_hosts(hosts: &[String], used: &[bool], me: Option<&str>) -> Vec<bool> {
+    let addrs = std::sync::Arc::new(std::sync::OnceLock::new());
+    let (tx, rx) = mpsc::channel();
+    let mut waiting = 0;
+    for (i, name) in hosts.iter().enumerate().filter(|(i, _)| used[*i]) {
+        let (tx, name, me) = (tx.clone(), name.clone(), me.map(str::to_string));
+        let addrs = addrs.clone();
+        // A thread each: a resolver that never answers holds only its own thread.
+        let spawned = std::thread::Builder::new()
+            .name("resolve".into())
+            .spawn(move || {
+                let _ = tx.send((i, is_local(&name, me.as_deref(), &addrs)));
+            });
+        waiting += usize::from(spawned.is_ok());
+    }
+    let mut local = vec![false; hosts.len()];
+    let until = Instant::now() + RESOLVE_WITHIN;
+    while waiting > 0 {
+        match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+            Ok((i, yes)) => {
+                local[i] = yes;
+                waiting -= 1;
+            }
+            Err(_) => break,
+        }
+    }
+    local
 }
 
 /// How many agents mprun (and each helper) starts at most; more hosts start as a tree.
@@ -174,12 +210,10 @@ fn run() -> Result<i32, LaunchError> {
     let me = nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok());
-    let addrs = std::cell::OnceCell::new();
-    let local: Vec<bool> = plan
-        .hosts
-        .iter()
-        .map(|h| is_local(h, me.as_deref(), &addrs))
+    let used: Vec<bool> = (0..plan.hosts.len())
+        .map(|i| plan.ranks.iter().any(|r| r.host == i))
         .collect();
+    let local = local_hosts(&plan.hosts, &used, me.as_deref());
     let remote_hosts: Vec<(usize, String)> = plan
         .hosts
         .iter()

@@ -197,3 +197,27 @@ fn bad_tuning_values_are_refused_before_any_rank_starts() {
     let l = refused(&["-n", "2", "-x", "MPR_SPIN_US=-5", p, "env"]);
     assert!(l.contains("MPR_SPIN_US"), "{l}");
 }
+
+/// Hosts of a hostfile that get no rank are never looked up (100 names that do not resolve
+/// took 15 to 20 s, one after another, before a job of two local ranks could start).
+#[test]
+fn hosts_without_ranks_are_not_resolved() {
+    let prog = rank_program("t_job");
+    let mut text = String::from("localhost slots=2\n");
+    for i in 0..100 {
+        text.push_str(&format!("nohost-{i}.invalid slots=1\n"));
+    }
+    let hf = hostfile("unused-hosts", &text);
+    let out = run(
+        &["--hostfile", &hf, "-n", "2", prog.to_str().unwrap(), "env"],
+        &[],
+        None,
+        LIMIT,
+    );
+    assert!(out.ok().contains("rank=1 size=2"), "{}", out.stderr);
+    assert!(
+        out.elapsed < Duration::from_secs(3),
+        "took {:?}",
+        out.elapsed
+    );
+}
