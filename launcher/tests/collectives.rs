@@ -109,3 +109,29 @@ fn mismatched_lengths_are_errors_on_every_rank_through_shared_memory() {
         rank_case("t_coll", n, "disagree", &[], &[]);
     }
 }
+
+/// MPR_CHECK=1: a collective called differently at one rank (root, operator, length, which
+/// collective, element type) is an error at every rank naming that rank, through shared memory
+/// and by message; without the check some ranks would error and the others hang.
+#[test]
+fn mpr_check_names_the_rank_whose_collective_differs() {
+    for n in [3, 4] {
+        rank_case("t_coll", n, "signature", &[], &[("MPR_CHECK", "1")]);
+        rank_case(
+            "t_coll",
+            n,
+            "signature",
+            &[],
+            &[("MPR_CHECK", "1"), ("MPR_NODE_COLL", "0")],
+        );
+    }
+}
+
+/// MPR_CHECK=1 finds nothing wrong in correct programs: every collective at every size and
+/// root still passes.
+#[test]
+fn collectives_pass_their_signature_check() {
+    for n in [3, 5] {
+        rank_case("t_coll", n, "coll", &[], &[("MPR_CHECK", "1")]);
+    }
+}

@@ -37,6 +37,10 @@ pub const ENV_ALLREDUCE_LARGE: &str = "MPR_ALLREDUCE_LARGE";
 /// among its peers; past a peer's share, its messages travel by rendezvous (engine/credit.rs).
 pub const ENV_UNEXPECTED_LIMIT: &str = "MPR_UNEXPECTED_LIMIT";
 
+/// Environment variable: `1` makes every collective first check that all ranks called it
+/// alike (coll/check.rs); `0` (the default) does not.
+pub const ENV_CHECK: &str = "MPR_CHECK";
+
 /// The knobs of one rank.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tuning {
@@ -86,6 +90,10 @@ pub struct Tuning {
     /// and its messages beyond that go by rendezvous (only a queue entry waits at the receiver)
     /// until receives take what it sent. 0: every message goes by rendezvous.
     pub unexpected_limit: u64,
+    /// Every collective first agrees on its signature across the communicator (which
+    /// collective, root, operator, element type and count): a mismatch is an error at every
+    /// rank naming the rank that differs, instead of errors at some and a hang at the others.
+    pub check: bool,
 }
 
 impl Default for Tuning {
@@ -103,6 +111,7 @@ impl Default for Tuning {
             pull: true,
             node_coll: true,
             unexpected_limit: 64 << 20,
+            check: false,
         }
     }
 }
@@ -149,6 +158,9 @@ impl Tuning {
         }
         if let Some(v) = env_switch(&get, ENV_NODE_COLL, "1", "0")? {
             t.node_coll = v;
+        }
+        if let Some(v) = env_switch(&get, ENV_CHECK, "1", "0")? {
+            t.check = v;
         }
         Ok(t)
     }

@@ -21,6 +21,7 @@ fn main() -> ExitCode {
     run_case(|world, case, args| match case {
         "coll" => run(world, args.iter().any(|a| a == "big")),
         "disagree" => disagree(world),
+        "signature" => signature(world),
         other => Err(format!("unknown case {other:?}")),
     })
 }
@@ -379,6 +380,58 @@ fn disagree(w: &mpr::World) -> R<()> {
         s[0] == (n * (n + 1) / 2) as u64,
         "allreduce after the errors: {}",
         s[0]
+    );
+    Ok(())
+}
+
+/// With MPR_CHECK=1: rank 1 calls each collective differently from the others (another root,
+/// operator, length, collective, element type); every rank gets an error naming rank 1 and what
+/// differs, and the communicator goes on working.
+fn signature(w: &mpr::World) -> R<()> {
+    let odd = w.rank() == 1;
+    let named = |what: &str, got: mpr::Result<()>, want: &str| -> R<()> {
+        let text = got.err().map(|e| e.to_string()).unwrap_or_default();
+        check!(
+            text.contains("rank 1 ") && text.contains(want),
+            "{what}: {text:?} does not name rank 1 and {want:?}"
+        );
+        Ok(())
+    };
+    let mut b = [0u32; 4];
+    named(
+        "root",
+        w.broadcast(&mut b, if odd { 1 } else { 0 }),
+        "root 1, not 0",
+    )?;
+    let mut out = [0u32; 4];
+    let op = if odd { Op::Max } else { Op::Sum };
+    named(
+        "operator",
+        w.allreduce(&[1u32; 4], &mut out, op),
+        "operator Max, not Sum",
+    )?;
+    let len = if odd { 3 } else { 4 };
+    named(
+        "length",
+        w.allreduce(&vec![1u32; len], &mut out[..len], Op::Sum),
+        "3 elements, not 4",
+    )?;
+    let got = if odd {
+        w.barrier()
+    } else {
+        w.allreduce(&[1u32; 4], &mut out, Op::Sum)
+    };
+    named("collective", got, "called barrier, not allreduce")?;
+    let got = if odd {
+        w.allreduce(&[1i32; 4], &mut [0i32; 4], Op::Sum)
+    } else {
+        w.allreduce(&[1u32; 4], &mut out, Op::Sum)
+    };
+    named("type", got, "elements of another type")?;
+    w.allreduce(&[1u32; 4], &mut out, Op::Sum).map_err(e)?;
+    check!(
+        out == [w.size() as u32; 4],
+        "allreduce after the checks: {out:?}"
     );
     Ok(())
 }

@@ -50,6 +50,11 @@ impl Comm {
     /// Combines every rank's `send` element-wise with `op`; every rank gets the result in `recv`
     /// (`send.len()` elements).
     pub fn allreduce<T: Reduce>(&self, send: &[T], recv: &mut [T], op: Op) -> Result<()> {
+        self.agree(
+            super::check::Signature::of("allreduce")
+                .op(Some(op))
+                .elems::<T>(send.len()),
+        )?;
         let f = builtin::<T>(op, self.par_reduce())?;
         self.allreduce_run(send, recv, byte_combine(f))
     }
@@ -62,6 +67,11 @@ impl Comm {
         recv: &mut [T],
         f: impl Fn(&T, &T) -> T,
     ) -> Result<()> {
+        self.agree(
+            super::check::Signature::of("allreduce_with")
+                .op(None)
+                .elems::<T>(send.len()),
+        )?;
         self.allreduce_run(send, recv, byte_combine(user(f)))
     }
 
@@ -73,6 +83,11 @@ impl Comm {
         recv: &'scope mut [T],
         op: Op,
     ) -> Result<Request<'scope>> {
+        self.agree(
+            super::check::Signature::of("iallreduce")
+                .op(Some(op))
+                .elems::<T>(send.len()),
+        )?;
         let f = builtin::<T>(op, self.par_reduce())?;
         expect_len("iallreduce", recv.len(), send.len())?;
         self.begin_coll();
@@ -82,6 +97,12 @@ impl Comm {
         s.start_coll(self, bytes(send), bytes_mut(recv), move |i, o| {
             crate::engine::schedule::Schedule::new(ctx, i, o, scratch, rounds, Some(combine))
         })
+    }
+
+    /// The maximum of every rank's `send`, by the fastest path (the signature check's).
+    pub(super) fn allreduce_max_u64(&self, send: &[u64], recv: &mut [u64]) -> Result<()> {
+        let f = builtin::<u64>(Op::Max, None)?;
+        self.allreduce_run(send, recv, byte_combine(f))
     }
 
     /// The minimum of every rank's `send`, by message (the node segment's own set-up).

@@ -19,6 +19,7 @@ impl Comm {
     /// Block `i` of `send` goes to rank `i`; block `j` of `recv` comes from rank `j`. Both hold
     /// `size()` blocks of equal length.
     pub fn alltoall<T: Pod>(&self, send: &[T], recv: &mut [T]) -> Result<()> {
+        self.agree(super::check::Signature::of("alltoall").elems::<T>(send.len()))?;
         self.begin_coll();
         let (n, me) = (self.size(), self.rank());
         if send.len() % n != 0 {

@@ -16,6 +16,7 @@ use crate::scope::{Request, Scope};
 impl Comm {
     /// Blocks until every rank of the communicator has called `barrier`.
     pub fn barrier(&self) -> Result<()> {
+        self.agree(super::check::Signature::of("barrier"))?;
         if self.use_node(0)? {
             return self.node_barrier();
         }
@@ -28,6 +29,7 @@ impl Comm {
 
     /// Starts a barrier; the request completes once every rank has started it.
     pub fn ibarrier<'scope>(&self, s: &'scope Scope<'scope, '_>) -> Result<Request<'scope>> {
+        self.agree(super::check::Signature::of("ibarrier"))?;
         self.begin_coll();
         let rounds = self.barrier_plan()?;
         let ctx = self.coll_ctx();

@@ -20,6 +20,11 @@ use crate::scope::{Request, Scope};
 impl Comm {
     /// Sends `buf` of rank `root` to every rank, into their `buf` (same length everywhere).
     pub fn broadcast<T: Pod>(&self, buf: &mut [T], root: usize) -> Result<()> {
+        self.agree(
+            super::check::Signature::of("broadcast")
+                .root(root)
+                .elems::<T>(buf.len()),
+        )?;
         self.check_root(root)?;
         if self.use_node(std::mem::size_of_val(buf))? {
             return self.node_broadcast(bytes_mut(buf), root);
@@ -43,6 +48,11 @@ impl Comm {
         buf: &'scope mut [T],
         root: usize,
     ) -> Result<Request<'scope>> {
+        self.agree(
+            super::check::Signature::of("ibroadcast")
+                .root(root)
+                .elems::<T>(buf.len()),
+        )?;
         self.check_root(root)?;
         self.begin_coll();
         let rounds = self.bcast_plan(std::mem::size_of_val(buf), root)?;

@@ -27,6 +27,11 @@ impl Comm {
     /// Collects every rank's `send` at `root`, in rank order: there `recv.len()` must be
     /// `size() * send.len()` (elsewhere `recv` is not used and may be empty).
     pub fn gather<T: Pod>(&self, send: &[T], recv: &mut [T], root: usize) -> Result<()> {
+        self.agree(
+            super::check::Signature::of("gather")
+                .root(root)
+                .elems::<T>(send.len()),
+        )?;
         self.check_root(root)?;
         let n = self.size();
         if self.rank() != root {
@@ -39,6 +44,11 @@ impl Comm {
     /// Hands block `i` of `send` at `root` to rank `i`, into its `recv`: at the root
     /// `send.len()` must be `size() * recv.len()` (elsewhere `send` is not used).
     pub fn scatter<T: Pod>(&self, send: &[T], recv: &mut [T], root: usize) -> Result<()> {
+        self.agree(
+            super::check::Signature::of("scatter")
+                .root(root)
+                .elems::<T>(recv.len()),
+        )?;
         self.check_root(root)?;
         let n = self.size();
         if self.rank() != root {
@@ -51,6 +61,7 @@ impl Comm {
     /// Every rank gets every rank's `send`, in rank order: `recv.len()` must be
     /// `size() * send.len()`.
     pub fn allgather<T: Pod>(&self, send: &[T], recv: &mut [T]) -> Result<()> {
+        self.agree(super::check::Signature::of("allgather").elems::<T>(send.len()))?;
         let n = self.size();
         expect_len("allgather", recv.len(), n * send.len())?;
         if std::mem::size_of_val(recv) <= BRUCK_BYTES {
@@ -62,7 +73,7 @@ impl Comm {
     /// Bruck's allgather: in round k (distance 2^k) each rank sends the blocks it holds to
     /// `rank - 2^k` and receives as many from `rank + 2^k`, so after ceil(log2 n) rounds it
     /// holds all n blocks, rotated by its rank, which a local copy undoes.
-    fn bruck_allgather<T: Pod>(&self, send: &[T], recv: &mut [T]) -> Result<()> {
+    pub(super) fn bruck_allgather<T: Pod>(&self, send: &[T], recv: &mut [T]) -> Result<()> {
         self.begin_coll();
         let (n, me, bs) = (self.size(), self.rank(), send.len());
         let mut held = vec![T::zeroed(); n * bs];

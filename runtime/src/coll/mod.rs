@@ -15,6 +15,7 @@ mod allreduce;
 mod alltoall;
 mod barrier;
 mod bcast;
+mod check;
 mod flat;
 mod gather;
 mod node;

@@ -15,6 +15,12 @@ impl Comm {
     /// Combines every rank's `send` element-wise with `op` into `recv` at `root` (`recv` is only
     /// used at the root, where it must have `send.len()` elements; elsewhere it may be empty).
     pub fn reduce<T: Reduce>(&self, send: &[T], recv: &mut [T], op: Op, root: usize) -> Result<()> {
+        self.agree(
+            super::check::Signature::of("reduce")
+                .root(root)
+                .op(Some(op))
+                .elems::<T>(send.len()),
+        )?;
         let f = builtin::<T>(op, self.par_reduce())?;
         self.reduce_impl(send, recv, &*f, root)
     }
@@ -27,6 +33,12 @@ impl Comm {
         f: impl Fn(&T, &T) -> T,
         root: usize,
     ) -> Result<()> {
+        self.agree(
+            super::check::Signature::of("reduce_with")
+                .root(root)
+                .op(None)
+                .elems::<T>(send.len()),
+        )?;
         self.reduce_impl(send, recv, &user(f), root)
     }
 

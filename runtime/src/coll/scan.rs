@@ -23,6 +23,11 @@ const REDUCE_SCATTER: u32 = tag::ALLREDUCE + 0x200;
 impl Comm {
     /// Inclusive prefix reduction: rank `r` gets `send` of ranks `0..=r` combined with `op`.
     pub fn scan<T: Reduce>(&self, send: &[T], recv: &mut [T], op: Op) -> Result<()> {
+        self.agree(
+            super::check::Signature::of("scan")
+                .op(Some(op))
+                .elems::<T>(send.len()),
+        )?;
         let f = builtin::<T>(op, self.par_reduce())?;
         expect_len("scan", recv.len(), send.len())?;
         self.prefix(send, recv, &*f, true)
@@ -31,6 +36,11 @@ impl Comm {
     /// Exclusive prefix reduction: rank `r` gets `send` of ranks `0..r` combined with `op`;
     /// rank 0's `recv` is left as it was (there is nothing before it).
     pub fn exscan<T: Reduce>(&self, send: &[T], recv: &mut [T], op: Op) -> Result<()> {
+        self.agree(
+            super::check::Signature::of("exscan")
+                .op(Some(op))
+                .elems::<T>(send.len()),
+        )?;
         let f = builtin::<T>(op, self.par_reduce())?;
         expect_len("exscan", recv.len(), send.len())?;
         self.prefix(send, recv, &*f, false)
@@ -85,6 +95,11 @@ impl Comm {
         recv: &mut [T],
         op: Op,
     ) -> Result<()> {
+        self.agree(
+            super::check::Signature::of("reduce_scatter_block")
+                .op(Some(op))
+                .elems::<T>(recv.len()),
+        )?;
         self.begin_coll();
         let f = builtin::<T>(op, self.par_reduce())?;
         let (n, me, bs) = (self.size(), self.rank(), recv.len());

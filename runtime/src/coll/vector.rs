@@ -63,6 +63,11 @@ impl Comm {
         counts: &[usize],
         root: usize,
     ) -> Result<()> {
+        self.agree(
+            super::check::Signature::of("gatherv")
+                .root(root)
+                .elem_type::<T>(),
+        )?;
         self.begin_coll();
         self.check_root(root)?;
         let (n, me) = (self.size(), self.rank());
@@ -96,6 +101,11 @@ impl Comm {
         recv: &mut [T],
         root: usize,
     ) -> Result<()> {
+        self.agree(
+            super::check::Signature::of("scatterv")
+                .root(root)
+                .elem_type::<T>(),
+        )?;
         self.begin_coll();
         self.check_root(root)?;
         let (n, me) = (self.size(), self.rank());
@@ -117,6 +127,7 @@ impl Comm {
     /// Every rank gets `counts[i]` elements from each rank `i`, packed in rank order (every rank
     /// passes the same `counts`; `send.len()` = `counts[rank]`).
     pub fn allgatherv<T: Pod>(&self, send: &[T], recv: &mut [T], counts: &[usize]) -> Result<()> {
+        self.agree(super::check::Signature::of("allgatherv").elem_type::<T>())?;
         self.begin_coll();
         let (n, me) = (self.size(), self.rank());
         let offs = counts_for("allgatherv", counts, n)?;
@@ -153,6 +164,7 @@ impl Comm {
         recv: &mut [T],
         recv_counts: &[usize],
     ) -> Result<()> {
+        self.agree(super::check::Signature::of("alltoallv").elem_type::<T>())?;
         self.begin_coll();
         let (n, me) = (self.size(), self.rank());
         let so = counts_for("alltoallv send", send_counts, n)?;
