@@ -116,3 +116,30 @@ fn recv_vec_of_a_message_too_large_to_allocate_is_an_error() {
     );
     assert!(stdout.contains("rank 0: sent"), "{stdout}");
 }
+
+/// A rank that dies while the others compute outside mpr calls: mprun ends them 200 ms after
+/// the death (they cannot notice it themselves), locally and with 8 ranks on 2 cores.
+#[test]
+fn the_peers_of_a_dead_rank_are_ended_promptly() {
+    let prog = rank_program("t_job");
+    for n in ["3", "8"] {
+        let out = run(
+            &["-n", n, prog.to_str().unwrap(), "die_busy", "1"],
+            &[],
+            None,
+            LIMIT,
+        );
+        assert_eq!(out.code, Some(137), "stderr: {}", out.stderr);
+        assert_eq!(
+            mprun_lines(&out),
+            ["mprun: rank 1 on localhost was killed by signal 9 (SIGKILL)"],
+            "stderr: {}",
+            out.stderr
+        );
+        assert!(
+            out.elapsed < Duration::from_secs(1),
+            "took {:?}",
+            out.elapsed
+        );
+    }
+}

@@ -24,12 +24,21 @@ fn main() -> ExitCode {
             }
             wait_for(&world, arg(1) as usize)
         }
+        // After a barrier, rank ARG1 kills itself with SIGKILL while the others compute outside
+        // mpr calls for ever: only mprun can end them.
+        "die_busy" => {
+            let _ = world.barrier();
+            if rank as i64 == arg(1) {
+                let _ = kill_self();
+            }
+            loop {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
         // Rank ARG1 kills itself with SIGKILL.
         "kill" => {
             if rank as i64 == arg(1) {
-                let _ = std::process::Command::new("kill")
-                    .args(["-9", &std::process::id().to_string()])
-                    .status();
+                let _ = kill_self();
                 std::thread::sleep(Duration::from_secs(5));
             }
             let _ = world.barrier();
@@ -251,4 +260,11 @@ fn idle_in_library(world: &mpr::Comm, d: Duration) -> bool {
         std::thread::sleep(Duration::from_millis(1));
     }
     true
+}
+
+/// SIGKILL to this process, through kill(1) (the rank programs use no libc of their own).
+fn kill_self() -> std::io::Result<std::process::ExitStatus> {
+    std::process::Command::new("kill")
+        .args(["-9", &std::process::id().to_string()])
+        .status()
 }
