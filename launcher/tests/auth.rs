@@ -154,6 +154,20 @@ fn strangers_at_every_port_are_dropped_and_the_job_completes_untouched() {
 /// strangers are there, finishes correctly.
 #[test]
 fn idle_strangers_by_the_thousand_do_not_starve_a_rank() {
+    crowd(1024, 20_000);
+}
+
+/// Under `ulimit -n 64` the strangers exhaust the descriptors of the rank (and of mprun) before
+/// the cap of unproven connections is reached: accept fails with EMFILE, and the rank (the
+/// service) makes room by dropping the oldest stranger instead of never accepting again.
+#[test]
+fn a_rank_out_of_descriptors_keeps_accepting_its_peers() {
+    crowd(64, 8_000);
+}
+
+/// Strangers crowd rank 1 and mprun under `ulimit -n LIMIT` during a job of `ms` whose ranks
+/// first talk while the strangers are there.
+fn crowd(limit: u32, ms: u32) {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
     let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
@@ -165,7 +179,7 @@ fn idle_strangers_by_the_thousand_do_not_starve_a_rank() {
     let tok = format!("tok-crowd-{}", std::process::id());
     let prog = rank_program("t_job");
     let script = format!(
-        "ulimit -n 1024 && exec {} -n 4 {} crowd 20000 {tok}",
+        "ulimit -n {limit} && exec {} -n 4 {} crowd {ms} {tok}",
         mprun().display(),
         prog.display()
     );
