@@ -132,18 +132,7 @@ fn strangers_at_every_port_are_dropped_and_the_job_completes_untouched() {
         tcp >= 5 * 4 && unix >= 4 * 4,
         "probed only {tcp} TCP and {unix} local connections"
     );
-    let mut rest = String::new();
-    let _ = out.read_to_string(&mut rest);
-    let status = job.wait();
-    let mut err = String::new();
-    let _ = job.child.stderr.take().unwrap().read_to_string(&mut err);
-    assert!(status.success(), "job failed: {err}");
-    for r in 0..4 {
-        assert!(
-            rest.contains(&format!("rank {r} untouched")),
-            "{rest}\n{err}"
-        );
-    }
+    job.succeeds(&mut out, 4, "untouched");
 }
 
 /// 1100 strangers that connect and send nothing, at each of a rank's ports (TCP and local) and
@@ -191,14 +180,7 @@ fn crowd(limit: u32, ms: u32) {
         Duration::from_secs(90),
     );
     let mut out = job.child.stdout.take().unwrap();
-    let mut seen = Vec::new();
-    while !String::from_utf8_lossy(&seen).contains("ready") {
-        let mut b = [0u8; 256];
-        match out.read(&mut b) {
-            Ok(0) | Err(_) => panic!("mprun ended early: {}", String::from_utf8_lossy(&seen)),
-            Ok(n) => seen.extend_from_slice(&b[..n]),
-        }
-    }
+    Limited::read_until(&mut out, "ready");
     let ranks: Vec<u32> = processes_matching(&tok)
         .iter()
         .filter_map(|l| l.split(':').next()?.parse().ok())
@@ -244,15 +226,7 @@ fn crowd(limit: u32, ms: u32) {
         "only {} strangers got in",
         held.len()
     );
-    let mut rest = String::new();
-    let _ = out.read_to_string(&mut rest);
-    let status = job.wait();
-    let mut err = String::new();
-    let _ = job.child.stderr.take().unwrap().read_to_string(&mut err);
-    assert!(status.success(), "job failed: {err}\n{rest}");
-    for r in 0..4 {
-        assert!(rest.contains(&format!("rank {r} done")), "{rest}\n{err}");
-    }
+    job.succeeds(&mut out, 4, "done");
     assert!(max_fds < 512, "rank 1 held {max_fds} descriptors");
     drop(held);
 }

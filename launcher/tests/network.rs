@@ -7,7 +7,6 @@
 
 mod util;
 
-use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -41,6 +40,24 @@ fn job_words(t: &std::path::Path, n: usize, args: &[&str]) -> Vec<String> {
     w
 }
 
+/// Four hosts of one slot each, losing `loss` of what each sends.
+fn lossy(t: &std::path::Path, loss: &str) {
+    tn(t, &["down"]);
+    tn(
+        t,
+        &[
+            "up",
+            "4",
+            "--slots",
+            "1",
+            "--hostfile",
+            HOSTS,
+            "--loss",
+            loss,
+        ],
+    );
+}
+
 #[test]
 fn lossy_links_slow_jobs_down_and_strangers_from_other_hosts_are_dropped() {
     let Some(t) = usable() else {
@@ -63,14 +80,7 @@ fn lossy_links_slow_jobs_down_and_strangers_from_other_hosts_are_dropped() {
         LIMIT,
     );
     let mut out = job.child.stdout.take().unwrap();
-    let mut seen = Vec::new();
-    while !String::from_utf8_lossy(&seen).contains("ready") {
-        let mut b = [0u8; 256];
-        match out.read(&mut b) {
-            Ok(0) | Err(_) => panic!("mprun ended early: {}", String::from_utf8_lossy(&seen)),
-            Ok(n) => seen.extend_from_slice(&b[..n]),
-        }
-    }
+    Limited::read_until(&mut out, "ready");
     let pids = || -> Vec<u32> {
         processes_matching(&tok)
             .iter()
@@ -116,15 +126,7 @@ fn lossy_links_slow_jobs_down_and_strangers_from_other_hosts_are_dropped() {
         })
     })
     .collect();
-    let mut rest = String::new();
-    let _ = out.read_to_string(&mut rest);
-    let status = job.wait();
-    let mut err = String::new();
-    let _ = job.child.stderr.take().unwrap().read_to_string(&mut err);
-    assert!(status.success(), "job failed: {err}\n{rest}");
-    for r in 0..8 {
-        assert!(rest.contains(&format!("rank {r} done")), "{rest}\n{err}");
-    }
+    job.succeeds(&mut out, 8, "done");
     for s in strangers {
         let outcome = s.join().unwrap();
         let said = outcome.ok();
@@ -142,23 +144,10 @@ fn lossy_links_slow_jobs_down_and_strangers_from_other_hosts_are_dropped() {
             "strangers kept: {said}"
         );
     }
-    tn(&t, &["down"]);
 
     // 5 % loss on every host's link: 50 small jobs of a rank per host (every pair of ranks
     // connects, then collectives), all finished.
-    tn(
-        &t,
-        &[
-            "up",
-            "4",
-            "--slots",
-            "1",
-            "--hostfile",
-            HOSTS,
-            "--loss",
-            "5%",
-        ],
-    );
+    lossy(&t, "5%");
     for i in 0..50 {
         let words = job_words(&t, 4, &["stranger", "0", &tok]);
         let words: Vec<&str> = words.iter().map(String::as_str).collect();
@@ -172,23 +161,10 @@ fn lossy_links_slow_jobs_down_and_strangers_from_other_hosts_are_dropped() {
             );
         }
     }
-    tn(&t, &["down"]);
 
     // 25 % loss: 10 jobs, none hung (each finished, or ended with mprun's one-line error
     // rather than the time limit).
-    tn(
-        &t,
-        &[
-            "up",
-            "4",
-            "--slots",
-            "1",
-            "--hostfile",
-            HOSTS,
-            "--loss",
-            "25%",
-        ],
-    );
+    lossy(&t, "25%");
     let mut finished = 0;
     for i in 0..10 {
         let words = job_words(&t, 4, &["stranger", "0", &tok]);

@@ -44,6 +44,36 @@ impl Limited {
         self.done.store(true, std::sync::atomic::Ordering::SeqCst);
         self.child.wait().expect("wait")
     }
+
+    /// Reads `out` (its stdout, taken earlier) until `word` has come; panics if the job ends
+    /// first.
+    pub fn read_until(out: &mut impl Read, word: &str) {
+        let mut seen = Vec::new();
+        while !String::from_utf8_lossy(&seen).contains(word) {
+            let mut b = [0u8; 256];
+            match out.read(&mut b) {
+                Ok(0) | Err(_) => panic!("mprun ended early: {}", String::from_utf8_lossy(&seen)),
+                Ok(n) => seen.extend_from_slice(&b[..n]),
+            }
+        }
+    }
+
+    /// Reads the rest of `out` (its stdout, taken earlier) and all of its stderr, waits for it,
+    /// and checks that it succeeded and that each of ranks `0..n` said `"rank R {word}"`.
+    pub fn succeeds(&mut self, out: &mut impl Read, n: usize, word: &str) {
+        let mut rest = String::new();
+        let _ = out.read_to_string(&mut rest);
+        let status = self.wait();
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        assert!(status.success(), "job failed: {err}\n{rest}");
+        for r in 0..n {
+            let said = format!("rank {r} {word}");
+            assert!(rest.contains(&said), "no {said:?} in:\n{rest}\n{err}");
+        }
+    }
 }
 
 impl Drop for Limited {
