@@ -10,7 +10,9 @@
 //!
 //! Agreement is settled by one allreduce (maximum) of the signature's words and their
 //! complements, through the node's shared segment when it can; only when the ranks differ do
-//! they gather every signature, to name the odd rank alike everywhere.
+//! they gather every signature, to name the odd rank alike everywhere. A nonblocking
+//! collective is checked when it starts: with the check on, its start waits until every rank
+//! has started it (a debugging mode may serialize what it checks).
 
 use crate::comm::Comm;
 use crate::error::{Error, Result};
