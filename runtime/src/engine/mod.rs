@@ -32,8 +32,9 @@
 //!   buffer; the rest of a payload is read straight into the caller's buffer.
 //! - Unexpected eager messages (at most `MPR_EAGER_LIMIT` bytes): read into a buffer of their own
 //!   and copied once when a receive matches. What a rank buffers so is bounded by flow control
-//!   (credit.rs): a sender past its share of `MPR_UNEXPECTED_LIMIT` sends by rendezvous. Unexpected large messages are only announced
-//!   (request-to-send) and read straight into the buffer of the receive that matches them.
+//!   (credit.rs): a sender past its share of `MPR_UNEXPECTED_LIMIT` sends by rendezvous.
+//!   Unexpected large messages are only announced (request-to-send) and read straight into the
+//!   buffer of the receive that matches them.
 //! - Large messages between ranks of one host: copied once, straight from the sender's buffer
 //!   into the receiver's, by the two processes together (pull.rs); no socket, no kernel buffer.
 //! - A rank sending to itself: the loopback transport copies the payload once.
