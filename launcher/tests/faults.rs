@@ -40,6 +40,11 @@ fn a_rank_failing_during_a_collective_is_named_and_the_job_ends() {
                 let says = format!("mprun: rank 1 on localhost exited with code {code}");
                 assert_eq!(out.code, Some(code), "{mode}: stderr: {}", out.stderr);
                 assert_eq!(mprun_lines(&out), [says.as_str()], "stderr: {}", out.stderr);
+                if mode == "err" {
+                    // As `fn main() -> mpr::Result<()>` prints it: the Display text.
+                    let said = "Error: invalid argument to t_fault: rank 1 gives up";
+                    assert!(out.stderr.contains(said), "stderr: {}", out.stderr);
+                }
                 assert!(
                     out.elapsed < Duration::from_secs(2),
                     "took {:?}",

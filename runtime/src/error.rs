@@ -12,7 +12,10 @@ use std::io;
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// What went wrong in an mpr call.
-#[derive(Debug)]
+///
+/// Its `Debug` form is its `Display` text (as with `anyhow`): `fn main() -> mpr::Result<()>`
+/// prints an error that returns from `main` with `Debug`, and a person reads it at a terminal.
+/// Match on the variants for the details.
 #[non_exhaustive]
 pub enum Error {
     /// A message was larger than the receive buffer. The message has been consumed: the next
@@ -142,6 +145,12 @@ impl fmt::Display for Error {
     }
 }
 
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
@@ -164,5 +173,23 @@ impl PeerCause {
             kind: e.kind(),
             message: e.to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_reads_like_display() {
+        let e = Error::PeerFailed {
+            rank: 1,
+            cause: PeerCause::Finished,
+        };
+        assert_eq!(format!("{e:?}"), e.to_string());
+        assert_eq!(
+            format!("{e:?}"),
+            "peer rank 1 failed: it has already ended normally (exit code 0)"
+        );
     }
 }
