@@ -165,6 +165,16 @@ fn run() -> Result<i32, LaunchError> {
         Parsed::Run(o) => o,
         Parsed::Help => {
             print!("{}", cli::USAGE);
+            println!(
+                "\nEnvironment of the ranks (default: what it does; set it, or pass it with -x):"
+            );
+            for (name, what) in mpr::tuning::KNOBS {
+                println!("  {name:<22}{what}");
+            }
+            println!(
+                "  {:<22}16: at most this many agents started at once; more hosts start as a tree",
+                "MPR_LAUNCH_FANOUT"
+            );
             return Ok(0);
         }
         Parsed::Version => {

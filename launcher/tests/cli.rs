@@ -172,6 +172,9 @@ fn hostfile_sample_runs() {
 fn help_and_version() {
     let out = run(&["--help"], &[], None, LIMIT);
     assert!(out.ok().contains("usage: mprun"));
+    for (name, _) in mpr::tuning::KNOBS {
+        assert!(out.stdout.contains(name), "--help lacks {name}");
+    }
     let out = run(&["--version"], &[], None, LIMIT);
     assert!(out.ok().starts_with("mprun "));
 }

@@ -41,6 +41,23 @@ pub const ENV_UNEXPECTED_LIMIT: &str = "MPR_UNEXPECTED_LIMIT";
 /// alike (coll/check.rs); `0` (the default) does not.
 pub const ENV_CHECK: &str = "MPR_CHECK";
 
+/// Every knob, with its default and what it does, in a line each (`mprun --help` lists them;
+/// the README's table says more).
+pub const KNOBS: [(&str, &str); 12] = [
+    (ENV_EAGER_LIMIT, "65536: messages up to this many bytes go eagerly, larger ones by request-to-send"),
+    (ENV_UNEXPECTED_LIMIT, "67108864: bytes a rank buffers for eager messages not yet asked for, shared among its peers"),
+    (ENV_SPIN_US, "200: longest a waiting rank polls before it sleeps (0: never spins)"),
+    (ENV_SOCKET_BUFFER, "0: SO_SNDBUF/SO_RCVBUF of rank-to-rank sockets (0: the kernel's autotuning)"),
+    (ENV_LOCAL, "unix: how ranks of one host talk, unix (local sockets) or tcp"),
+    (ENV_PULL, "1: large messages within a host are copied once between the processes (0: by socket)"),
+    (ENV_NODE_COLL, "1: barrier and small broadcasts and allreduces within a host by shared memory"),
+    (ENV_FLAT_RANKS, "16: up to this many ranks, flat small collectives when ranks outnumber cores"),
+    (ENV_PAR_REDUCE, "262144: reductions of this many elements run on rayon's threads when cores are free"),
+    (ENV_BCAST_LARGE, "524288 unless crowded: broadcasts of this many bytes use scatter + allgather"),
+    (ENV_ALLREDUCE_LARGE, "65536: allreduces of this many bytes use reduce-scatter + allgather"),
+    (ENV_CHECK, "0: 1 checks that every rank called each collective alike, naming the one that did not"),
+];
+
 /// The knobs of one rank.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tuning {
@@ -212,6 +229,17 @@ mod tests {
                 .find(|(n, _)| *n == k)
                 .map(|(_, v)| v.to_string())
         })
+    }
+
+    #[test]
+    fn every_knob_is_listed_once() {
+        let names: Vec<&str> = KNOBS.iter().map(|(n, _)| *n).collect();
+        for n in &names {
+            assert_eq!(names.iter().filter(|m| *m == n).count(), 1, "{n}");
+            // Each one is read: a bad value of it is refused by name.
+            let e = with(&[(n, "x")]).unwrap_err().to_string();
+            assert!(e.contains(n), "{e}");
+        }
     }
 
     #[test]
