@@ -61,7 +61,6 @@ pub fn init() -> Result<World> {
             if tuning.pull && tuning.local_unix {
                 crate::sys::allow_peers_to_copy();
             }
-            crate::sys::raise_fd_limit();
             let mut net = Net::new(
                 b.rank,
                 b.size,

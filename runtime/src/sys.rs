@@ -25,33 +25,6 @@ pub(crate) fn die_with_parent(expected_parent: Option<u32>) -> bool {
     }
 }
 
-/// Raises this process's soft limit of open files to its hard limit, and returns the limit now
-/// in force. A rank holds a descriptor per peer it talks to, so the usual soft limit of 1024
-/// is too small for a large job long before the hard limit is, and a stranger's idle
-/// connections count against it too (transport/net caps those; this leaves room for the rest).
-pub(crate) fn raise_fd_limit() -> libc::rlim_t {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one rlimit struct into `lim`, which is valid and ours.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return 1024;
-    }
-    if lim.rlim_cur < lim.rlim_max {
-        let raised = libc::rlimit {
-            rlim_cur: lim.rlim_max,
-            rlim_max: lim.rlim_max,
-        };
-        // SAFETY: setrlimit reads one rlimit struct, valid for the call; it changes only this
-        // process's limit, and raising a soft limit up to the hard one is always permitted.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            lim = raised;
-        }
-    }
-    lim.rlim_cur
-}
-
 /// Copies `dst.len()` bytes from address `remote` in process `pid` into `dst`
 /// (`process_vm_readv`: one copy, from the other process's memory straight into ours). Used for
 /// large messages between ranks of one host (engine/pull.rs). Fails if the kernel refuses
@@ -226,20 +199,6 @@ mod tests {
             std::os::unix::process::parent_id()
         )));
         assert!(!super::die_with_parent(Some(u32::MAX)));
-    }
-
-    #[test]
-    #[cfg_attr(miri, ignore = "Miri cannot call setrlimit")]
-    fn the_fd_limit_is_raised_to_the_hard_one() {
-        let now = super::raise_fd_limit();
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: as in raise_fd_limit.
-        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
-        assert_eq!(lim.rlim_cur, lim.rlim_max);
-        assert_eq!(now, lim.rlim_cur);
     }
 
     #[test]
