@@ -50,8 +50,9 @@ fn main() {
 }
 
 /// Raises the soft limit of open files to the hard one: mprun (and a helper) holds pipes for
-/// every rank it starts and a connection per rank in the rendezvous service, and the ranks
-/// inherit the limit. Best effort: the old limit stays if the kernel says no.
+/// every rank it starts and a connection per rank in the rendezvous service, and the ranks,
+/// which hold a descriptor per peer (and a stranger's idle connections count against it too),
+/// inherit the raised limit from it. Best effort: the old limit stays if the kernel says no.
 fn raise_fd_limit() {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
@@ -123,10 +124,13 @@ fn local_hosts(hosts: &[String], used: &[bool], me: Option<&str>) -> Vec<bool> {
     local
 }
 
+/// How many agents mprun (and each helper) starts at most by default (`MPR_LAUNCH_FANOUT`).
+const LAUNCH_FANOUT: usize = 16;
+
 /// How many agents mprun (and each helper) starts at most; more hosts start as a tree.
 fn launch_fanout() -> Result<usize, LaunchError> {
     match std::env::var("MPR_LAUNCH_FANOUT") {
-        Err(_) => Ok(16),
+        Err(_) => Ok(LAUNCH_FANOUT),
         Ok(v) => v
             .trim()
             .parse::<usize>()
@@ -172,7 +176,7 @@ fn run() -> Result<i32, LaunchError> {
                 println!("  {name:<22}{what}");
             }
             println!(
-                "  {:<22}16: at most this many agents started at once; more hosts start as a tree",
+                "  {:<22}{LAUNCH_FANOUT}: at most this many agents started at once; more hosts start as a tree",
                 "MPR_LAUNCH_FANOUT"
             );
             return Ok(0);

@@ -193,13 +193,7 @@ pub fn supervise(
         let first = outcome.is_none() && failures.is_empty();
         match ev {
             Event::Exited(_) | Event::RemoteExited { .. } => {}
-            Event::Gone { rank, of } => {
-                if let Some(v) = victim_of.get_mut(rank) {
-                    if !v.contains(&of) {
-                        v.push(of);
-                    }
-                }
-            }
+            Event::Gone { rank, of } => note_victim(&mut victim_of, rank, of),
             Event::HostLost(h) => {
                 // Its ranks are gone with it (the helper kills them when the link drops).
                 let mut lost = Vec::new();
@@ -273,11 +267,7 @@ pub fn supervise(
     // rank's connection to its end first), perhaps not yet taken from the queue.
     while let Ok(ev) = events.try_recv() {
         match ev {
-            Event::Gone { rank, of } => {
-                if let Some(v) = victim_of.get_mut(rank) {
-                    v.push(of);
-                }
-            }
+            Event::Gone { rank, of } => note_victim(&mut victim_of, rank, of),
             Event::OutputClosed => relays_open = relays_open.saturating_sub(1),
             _ => {}
         }
@@ -301,6 +291,15 @@ pub fn supervise(
             code
         }
         None => 0,
+    }
+}
+
+/// Records that rank `rank` failed because rank `of` was gone (once each).
+fn note_victim(victim_of: &mut [Vec<usize>], rank: usize, of: usize) {
+    if let Some(v) = victim_of.get_mut(rank) {
+        if !v.contains(&of) {
+            v.push(of);
+        }
     }
 }
 

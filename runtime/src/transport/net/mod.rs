@@ -622,13 +622,12 @@ impl Net {
                     });
                     if let Some(connected) = silent {
                         self.close(idx);
-                        let cause = if connected {
-                            "no challenge came".to_string()
+                        let why = if connected {
+                            "no challenge came"
                         } else {
-                            "the connect did not complete".to_string()
+                            "the connect did not complete"
                         };
-                        let cause = PeerCause::Unreachable(cause);
-                        self.dial_failed(p, cause, !connected, sink);
+                        self.dial_failed(p, PeerCause::Unreachable(why.into()), !connected, sink);
                     }
                 }
                 _ => {}
