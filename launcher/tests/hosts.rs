@@ -14,7 +14,7 @@ mod util;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use util::testnet::{tn, usable, Net};
+use util::testnet::{fresh, tn};
 use util::{mprun, rank_program, run_cmd, Limited, Outcome};
 
 const LIMIT: Duration = Duration::from_secs(120);
@@ -47,12 +47,9 @@ fn nothing_left(t: &Path) {
 
 #[test]
 fn jobs_across_four_namespace_hosts_through_testnet_exec_and_sshd() {
-    let Some(t) = usable() else {
-        eprintln!("skipped: needs root, iproute2 and shared/tools/testnet");
+    let Some((t, net)) = fresh() else {
         return;
     };
-    tn(&t, &["down"]);
-    let net = Net(t.clone());
     tn(&t, &["up", "4", "--slots", "2", "--hostfile", HOSTS]);
     let coll = rank_program("t_coll");
     let job = rank_program("t_job");

@@ -10,7 +10,7 @@ mod util;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use util::testnet::{tn, usable, Net};
+use util::testnet::{fresh, tn};
 use util::{listeners, mprun, processes_matching, rank_of, rank_program, run_cmd, Limited};
 
 const HOSTS: &str = "/tmp/mpr-test-network-hosts";
@@ -60,12 +60,9 @@ fn lossy(t: &std::path::Path, loss: &str) {
 
 #[test]
 fn lossy_links_slow_jobs_down_and_strangers_from_other_hosts_are_dropped() {
-    let Some(t) = usable() else {
-        eprintln!("skipped: needs root, iproute2 and shared/tools/testnet");
+    let Some((t, _net)) = fresh() else {
         return;
     };
-    tn(&t, &["down"]);
-    let _net = Net(t.clone());
     let tok = format!("tok-net-{}", std::process::id());
 
     // 1100 idle strangers on h2 at the TCP port of rank 5 (on h3), and 1100 at the rendezvous

@@ -126,6 +126,11 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// Asserts that the job took less than `limit`.
+    pub fn took_less_than(&self, limit: Duration) {
+        assert!(self.elapsed < limit, "took {:?}", self.elapsed);
+    }
+
     /// Asserts success and returns stdout.
     pub fn ok(&self) -> &str {
         assert_eq!(

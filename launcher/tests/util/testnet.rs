@@ -51,3 +51,14 @@ impl Drop for Net {
         );
     }
 }
+
+/// A fresh network for a test: none left from before, and this one brought down when the
+/// returned guard drops. `None` (the test says it is skipped) where testnet cannot run.
+pub fn fresh() -> Option<(PathBuf, Net)> {
+    let Some(t) = usable() else {
+        eprintln!("skipped: needs root, iproute2 and shared/tools/testnet");
+        return None;
+    };
+    tn(&t, &["down"]);
+    Some((t.clone(), Net(t)))
+}
