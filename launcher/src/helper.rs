@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
-use mpr::bootstrap::{
+use mpr_launch::env::{
     ENV_BIND, ENV_LAUNCHER_PID, ENV_LOCAL_RANK, ENV_LOCAL_SIZE, ENV_RANK, ENV_RENDEZVOUS,
 };
 

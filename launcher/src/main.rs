@@ -27,7 +27,7 @@ use std::net::IpAddr;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use mpr::bootstrap::{self, Bootstrap};
+use mpr_launch::env::{self as bootstrap, Bootstrap};
 
 use crate::cli::Parsed;
 use crate::error::LaunchError;
@@ -264,7 +264,7 @@ fn run() -> Result<i32, LaunchError> {
             .map_err(LaunchError::Plan)?,
     };
     // The job's secret: every connection to a rank or to the rendezvous service proves it.
-    let secret = mpr::auth::Secret::random()
+    let secret = mpr_launch::Secret::random()
         .map_err(|e| LaunchError::System(format!("cannot draw the job's secret: {e}")))?;
     let service = rendezvous::Service::start(ip, job_id, np, secret.clone(), tx.clone())?;
     let (startup_tx, startup_rx) = mpsc::channel();

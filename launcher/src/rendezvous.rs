@@ -1,5 +1,5 @@
 //! The rendezvous service: where ranks register the address they listen on and look up their
-//! peers' (protocol in `mpr::bootstrap`). One thread accepts; one thread per rank serves its
+//! peers' (protocol in `mpr_launch::rendezvous`). One thread accepts; one thread per rank serves its
 //! connection. A lookup for a rank that has not registered yet waits until it has.
 
 use std::io::{BufReader, Write};
@@ -8,7 +8,8 @@ use std::sync::mpsc::Sender;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use mpr::bootstrap::{read_line, Reply, Request, Secret};
+use mpr_launch::rendezvous::{read_line, Reply, Request};
+use mpr_launch::{auth, Secret};
 
 use crate::error::LaunchError;
 use crate::report::Event;
@@ -270,7 +271,7 @@ fn serve(
     let size = m.lock().map(|t| t.addrs.len()).unwrap_or(0);
     // A challenge first; the first line back must say who this is, for this job, with the
     // proof that it holds the job's secret. Anything else is dropped unanswered.
-    let Ok(challenge) = mpr::auth::challenge() else {
+    let Ok(challenge) = auth::challenge() else {
         return;
     };
     if !send(&mut out, &Reply::Challenge { challenge }) {
@@ -286,8 +287,8 @@ fn serve(
             proof,
         })) if j == job_id
             && rank < size
-            && mpr::auth::same(
-                &mpr::auth::rendezvous_proof(secret, job_id, rank, &challenge),
+            && auth::same(
+                &auth::rendezvous_proof(secret, job_id, rank, &challenge),
                 &proof,
             ) =>
         {

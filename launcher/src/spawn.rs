@@ -16,7 +16,7 @@ use nix::sys::signal::{killpg, Signal};
 use nix::sys::wait::{waitid, Id, WaitPidFlag};
 use nix::unistd::Pid;
 
-use mpr::bootstrap::Bootstrap;
+use mpr_launch::Bootstrap;
 
 use crate::error::LaunchError;
 use crate::plan::Plan;

@@ -1,5 +1,5 @@
-//! Jobs across hosts, for real: four network namespaces made by `shared/tools/testnet` (each its
-//! own host name, address and network stack), mprun started on the first, the others reached
+//! Jobs across hosts, for real: four network namespaces made by `testnet` (util/testnet.rs; each
+//! its own host name, address and network stack), mprun started on the first, the others reached
 //! through `testnet exec` as the launch agent, then through a real sshd. Checks data between
 //! ranks on different hosts (point to point and every collective), environment, output lines,
 //! stdin, exit codes, unreachable hosts and failing agents, and that nothing is left running on

@@ -25,9 +25,9 @@ pub fn frame_header(bytes: &[u8]) {
 /// read them.
 pub fn rendezvous_line(bytes: &[u8]) {
     let mut reader = std::io::BufReader::new(bytes);
-    while let Ok(Some(line)) = crate::bootstrap::read_line(&mut reader) {
-        let _ = crate::bootstrap::Request::parse(&line);
-        let _ = crate::bootstrap::Reply::parse(&line);
+    while let Ok(Some(line)) = mpr_launch::rendezvous::read_line(&mut reader) {
+        let _ = mpr_launch::rendezvous::Request::parse(&line);
+        let _ = mpr_launch::rendezvous::Reply::parse(&line);
     }
 }
 

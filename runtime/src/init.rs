@@ -50,7 +50,9 @@ pub fn init() -> Result<World> {
     }
     let _ = wtime();
     let tuning = Tuning::from_env()?;
-    let engine = match Bootstrap::from_env()? {
+    let engine = match Bootstrap::from_env().map_err(|e| Error::Bootstrap {
+        what: e.to_string(),
+    })? {
         None => Engine::new(0, 1, Transport::new(0, None), tuning, (1, 1), false),
         Some(b) => {
             if !crate::sys::die_with_parent(b.launcher_pid) {

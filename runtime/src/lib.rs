@@ -121,8 +121,7 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
-pub mod auth;
-pub mod bootstrap;
+mod bootstrap;
 mod buf;
 mod coll;
 mod comm;

@@ -1,5 +1,5 @@
-//! Test hosts made by `shared/tools/testnet` (network namespaces on this machine): finding the
-//! tool, whether this machine can run it (root, iproute2), and bringing a network down when a
+//! Test hosts made by `testnet` (network namespaces on this machine): finding the tool (beside
+//! the checkout, at `../shared/tools/testnet`, or where `MPR_TESTNET` says), whether this machine can run it (root, iproute2), and bringing a network down when a
 //! test ends, however it ends. testnet allows one network per machine, so the tests that use it
 //! each run in one test function of their own binary (cargo runs test binaries one at a time).
 
@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use super::run_cmd;
 
-/// The testnet tool, if it is where the workspace keeps it (or `MPR_TESTNET` says).
+/// The testnet tool: where `MPR_TESTNET` says, else `../shared/tools/testnet` beside the
+/// checkout; `None` when it is in neither place.
 pub fn testnet() -> Option<PathBuf> {
-    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let candidates = [
         std::env::var_os("MPR_TESTNET").map(PathBuf::from),
-        Some(here.join("../../shared/tools/testnet")),
-        Some(PathBuf::from("/work/shared/tools/testnet")),
+        Some(checkout.join("../shared/tools/testnet")),
     ];
     candidates.into_iter().flatten().find(|p| p.is_file())
 }
@@ -56,7 +56,9 @@ impl Drop for Net {
 /// returned guard drops. `None` (the test says it is skipped) where testnet cannot run.
 pub fn fresh() -> Option<(PathBuf, Net)> {
     let Some(t) = usable() else {
-        eprintln!("skipped: needs root, iproute2 and shared/tools/testnet");
+        eprintln!(
+            "skipped: needs root, iproute2 and testnet (../shared/tools/testnet or MPR_TESTNET)"
+        );
         return None;
     };
     tn(&t, &["down"]);

@@ -107,7 +107,9 @@ impl Comm {
     /// Bytes this process has read from its sockets so far: headers and payloads of every
     /// message that came through a socket, from any communicator. Large messages from ranks of
     /// the same host are copied straight between the two processes and do not count. For
-    /// diagnostics (which path did my data take?) and tests.
+    /// diagnostics (which path did my data take?) and tests; hidden from the docs, as it is
+    /// no part of the API a rank program is meant to use.
+    #[doc(hidden)]
     pub fn socket_bytes_received(&self) -> u64 {
         self.engine.borrow_mut().socket_bytes_read()
     }

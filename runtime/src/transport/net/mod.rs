@@ -23,12 +23,12 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
+use mpr_launch::auth::{self, Secret, PROOF_LEN};
 
 use self::connect::LinkView;
 use self::peer::{write_frames, Conn, ReadOutcome, Role};
 use self::stream::Listener;
 use super::{OutFrame, SendQueue, Sink};
-use crate::auth::{self, Secret, PROOF_LEN};
 use crate::bootstrap::Client;
 use crate::error::{Error, PeerCause, Result};
 use crate::tuning::Tuning;

@@ -11,10 +11,10 @@ use std::io::{self, IoSlice, Read, Write};
 
 use super::stream::Stream;
 
-use crate::auth::PROOF_LEN;
 use crate::error::PeerCause;
 use crate::transport::{Dest, SendQueue, Sink};
 use crate::wire::{Header, Kind, HEADER_LEN};
+use mpr_launch::auth::PROOF_LEN;
 
 const MAX_IOV: usize = 64;
 

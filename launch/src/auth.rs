@@ -12,7 +12,7 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::error::{Error, Result};
+use std::io;
 
 /// Bytes of a challenge and of a MAC.
 pub const PROOF_LEN: usize = 16;
@@ -29,7 +29,7 @@ impl std::fmt::Debug for Secret {
 
 impl Secret {
     /// A new random secret.
-    pub fn random() -> Result<Secret> {
+    pub fn random() -> io::Result<Secret> {
         let mut s = [0u8; 32];
         fill_random(&mut s)?;
         Ok(Secret(s))
@@ -89,17 +89,15 @@ pub fn rendezvous_proof(
 }
 
 /// A fresh random challenge.
-pub fn challenge() -> Result<[u8; PROOF_LEN]> {
+pub fn challenge() -> io::Result<[u8; PROOF_LEN]> {
     let mut c = [0u8; PROOF_LEN];
     fill_random(&mut c)?;
     Ok(c)
 }
 
-fn fill_random(buf: &mut [u8]) -> Result<()> {
-    getrandom::fill(buf).map_err(|e| Error::Os {
-        op: "getrandom",
-        source: std::io::Error::other(e.to_string()),
-    })
+/// Fills `buf` from the operating system's random source (`getrandom`).
+fn fill_random(buf: &mut [u8]) -> io::Result<()> {
+    getrandom::fill(buf).map_err(|e| io::Error::other(format!("getrandom: {e}")))
 }
 
 /// Hex of bytes (challenges and proofs on the rendezvous line protocol).

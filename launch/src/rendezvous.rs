@@ -1,0 +1,393 @@
+//! The rendezvous protocol: how ranks find each other through `mprun`.
+//!
+//! One line of text per message over TCP, in both directions ([`Request`], [`Reply`]). The
+//! service speaks first (a challenge the rank's hello must answer, see [`crate::auth`]). A rank
+//! registers the address it listens on; when it first needs a peer, it asks for that peer's
+//! address (the service answers once the peer has registered). Connections between ranks are
+//! thus made on first use, and no rank ever learns the whole address table: start-up stays
+//! O(1) per rank however large the job. Text, because a person debugging a launch can read it
+//! with `strace` or `tcpdump`, and because each line is short and capped ([`MAX_LINE`]), so a
+//! stranger cannot make either side buffer without bound.
+
+use std::fmt;
+use std::io::{BufRead, Read};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::auth::{hex, unhex, PROOF_LEN};
+use crate::env::valid_node;
+
+/// Longest line either side of the rendezvous protocol accepts.
+pub const MAX_LINE: usize = 512;
+
+/// A message from a rank to the rendezvous service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// First message on the connection: who is speaking.
+    Hello {
+        /// The job id the rank was given.
+        job_id: u64,
+        /// The rank.
+        rank: usize,
+        /// Its answer to the service's challenge (see `auth.rs`).
+        proof: [u8; PROOF_LEN],
+    },
+    /// The address this rank listens on.
+    Register {
+        /// Listening address.
+        addr: SocketAddr,
+        /// The host it runs on, when it also listens for that host's ranks on a local socket.
+        node: Option<String>,
+    },
+    /// Where does `rank` listen? Answered with [`Reply::Addr`] once it has registered.
+    Lookup {
+        /// The rank asked about.
+        rank: usize,
+    },
+    /// The rank called `abort(code)`: end the job with that exit code.
+    Abort {
+        /// The exit code.
+        code: i32,
+    },
+    /// The rank finalized cleanly.
+    Bye,
+    /// Answer to [`Reply::Report`], one line per thing the rank waits for: on `peer` (a world
+    /// rank), or on no one rank in particular.
+    Blocked {
+        /// The rank waited on.
+        peer: Option<usize>,
+        /// What for, in words.
+        what: String,
+    },
+    /// The end of a report.
+    End,
+    /// An operation of this rank failed because world rank `rank` is gone: should this rank
+    /// fail too, it is that rank's victim, not the cause.
+    Gone {
+        /// The rank whose failure this rank saw.
+        rank: usize,
+    },
+}
+
+/// A message from the rendezvous service to a rank.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// The address of a rank.
+    Addr {
+        /// The rank.
+        rank: usize,
+        /// Where it listens.
+        addr: SocketAddr,
+        /// Its host, when it listens on a local socket too (see [`Request::Register`]).
+        node: Option<String>,
+    },
+    /// Say what you are waiting for (`--timeout` expired): answered with [`Request::Blocked`]
+    /// lines and [`Request::End`].
+    Report,
+    /// Rank `rank` ended (`how`, in words): operations on it cannot complete.
+    Failed {
+        /// The rank (in the world).
+        rank: usize,
+        /// How it ended.
+        how: String,
+    },
+    /// Rank `rank` ended normally (exit code 0): operations that need it cannot complete.
+    Finished {
+        /// The rank (in the world).
+        rank: usize,
+    },
+    /// The service's first line: prove the job's secret by answering this.
+    Challenge {
+        /// Random bytes.
+        challenge: [u8; PROOF_LEN],
+    },
+    /// The hello was proven: the connection is the rank's (so the rank knows its hello was
+    /// not lost with a connection the service dropped).
+    Welcome,
+    /// The request was refused.
+    Refused {
+        /// Why (one line).
+        reason: String,
+    },
+}
+
+/// A line that is not a valid rendezvous message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError(pub String);
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "malformed rendezvous message: {}", self.0)
+    }
+}
+
+impl fmt::Display for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Request::Hello {
+                job_id,
+                rank,
+                proof,
+            } => write!(f, "HELLO {job_id} {rank} {}", hex(proof)),
+            Request::Register { addr, node } => {
+                write!(f, "REGISTER {addr}{}", with_node(node))
+            }
+            Request::Lookup { rank } => write!(f, "LOOKUP {rank}"),
+            Request::Abort { code } => write!(f, "ABORT {code}"),
+            Request::Bye => write!(f, "BYE"),
+            Request::Blocked { peer, what } => match peer {
+                Some(p) => write!(f, "BLOCKED {p} {}", what.replace('\n', " ")),
+                None => write!(f, "BLOCKED - {}", what.replace('\n', " ")),
+            },
+            Request::End => write!(f, "END"),
+            Request::Gone { rank } => write!(f, "GONE {rank}"),
+        }
+    }
+}
+
+impl fmt::Display for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reply::Addr { rank, addr, node } => {
+                write!(f, "ADDR {rank} {addr}{}", with_node(node))
+            }
+            Reply::Challenge { challenge } => write!(f, "CHALLENGE {}", hex(challenge)),
+            Reply::Report => write!(f, "REPORT"),
+            Reply::Welcome => write!(f, "WELCOME"),
+            Reply::Failed { rank, how } => write!(f, "FAILED {rank} {}", how.replace('\n', " ")),
+            Reply::Finished { rank } => write!(f, "FINISHED {rank}"),
+            Reply::Refused { reason } => write!(f, "REFUSED {}", reason.replace('\n', " ")),
+        }
+    }
+}
+
+fn with_node(node: &Option<String>) -> String {
+    node.as_ref().map(|n| format!(" {n}")).unwrap_or_default()
+}
+
+/// The optional host name at `args[i]`.
+fn node_arg(args: &[String], i: usize) -> std::result::Result<Option<String>, ParseError> {
+    match args.get(i) {
+        None => Ok(None),
+        Some(n) if valid_node(n) => Ok(Some(n.clone())),
+        Some(n) => Err(ParseError(format!("bad host name {n:?}"))),
+    }
+}
+
+/// A proof or challenge: [`PROOF_LEN`] bytes in hex.
+fn bytes_arg(word: &str, what: &str) -> std::result::Result<[u8; PROOF_LEN], ParseError> {
+    unhex(word, PROOF_LEN)
+        .and_then(|p| p.try_into().ok())
+        .ok_or_else(|| ParseError(format!("bad {what}")))
+}
+
+fn words(line: &str) -> std::result::Result<(String, Vec<String>), ParseError> {
+    let line = line.trim_end_matches(['\r', '\n']);
+    if line.len() > MAX_LINE {
+        return Err(ParseError(format!("line of {} bytes", line.len())));
+    }
+    let mut it = line.split(' ');
+    let verb = it.next().unwrap_or("").to_string();
+    Ok((verb, it.map(str::to_string).collect()))
+}
+
+fn arg<T: std::str::FromStr>(
+    args: &[String],
+    i: usize,
+    what: &str,
+) -> std::result::Result<T, ParseError> {
+    args.get(i)
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| ParseError(format!("missing or bad {what}")))
+}
+
+impl Request {
+    /// Parses one line (with or without its newline).
+    pub fn parse(line: &str) -> std::result::Result<Request, ParseError> {
+        let (verb, a) = words(line)?;
+        let expect = |n: usize| {
+            if a.len() == n {
+                Ok(())
+            } else {
+                Err(ParseError(format!("{verb} takes {n} arguments")))
+            }
+        };
+        Ok(match verb.as_str() {
+            "HELLO" => {
+                expect(3)?;
+                Request::Hello {
+                    job_id: arg(&a, 0, "job id")?,
+                    rank: arg(&a, 1, "rank")?,
+                    proof: bytes_arg(&a[2], "proof")?,
+                }
+            }
+            "REGISTER" if a.len() == 1 || a.len() == 2 => Request::Register {
+                addr: arg(&a, 0, "address")?,
+                node: node_arg(&a, 1)?,
+            },
+            "BLOCKED" if !a.is_empty() => Request::Blocked {
+                peer: match a[0].as_str() {
+                    "-" => None,
+                    p => Some(
+                        p.parse()
+                            .map_err(|_| ParseError(format!("bad rank {p:?}")))?,
+                    ),
+                },
+                what: a[1..].join(" "),
+            },
+            "END" if a.is_empty() => Request::End,
+            "LOOKUP" => {
+                expect(1)?;
+                Request::Lookup {
+                    rank: arg(&a, 0, "rank")?,
+                }
+            }
+            "ABORT" => {
+                expect(1)?;
+                Request::Abort {
+                    code: arg(&a, 0, "exit code")?,
+                }
+            }
+            "BYE" => {
+                expect(0)?;
+                Request::Bye
+            }
+            "GONE" => {
+                expect(1)?;
+                Request::Gone {
+                    rank: arg(&a, 0, "rank")?,
+                }
+            }
+            _ => {
+                return Err(ParseError(format!(
+                    "unknown verb or bad arguments: {verb:?}"
+                )))
+            }
+        })
+    }
+}
+
+impl Reply {
+    /// Parses one line (with or without its newline).
+    pub fn parse(line: &str) -> std::result::Result<Reply, ParseError> {
+        let (verb, a) = words(line)?;
+        Ok(match verb.as_str() {
+            "ADDR" if a.len() == 2 || a.len() == 3 => Reply::Addr {
+                rank: arg(&a, 0, "rank")?,
+                addr: arg(&a, 1, "address")?,
+                node: node_arg(&a, 2)?,
+            },
+            "REPORT" if a.is_empty() => Reply::Report,
+            "WELCOME" if a.is_empty() => Reply::Welcome,
+            "FAILED" if !a.is_empty() => Reply::Failed {
+                rank: arg(&a, 0, "rank")?,
+                how: a[1..].join(" "),
+            },
+            "FINISHED" if a.len() == 1 => Reply::Finished {
+                rank: arg(&a, 0, "rank")?,
+            },
+            "CHALLENGE" if a.len() == 1 => Reply::Challenge {
+                challenge: bytes_arg(&a[0], "challenge")?,
+            },
+            "REFUSED" => Reply::Refused {
+                reason: a.join(" "),
+            },
+            _ => return Err(ParseError(format!("unexpected reply {verb:?}"))),
+        })
+    }
+}
+
+/// Reads one line of at most [`MAX_LINE`] bytes. `Ok(None)` at end of stream.
+pub fn read_line<R: BufRead>(r: &mut R) -> std::io::Result<Option<String>> {
+    let mut buf = Vec::new();
+    let n = Read::take(&mut *r, MAX_LINE as u64 + 1).read_until(b'\n', &mut buf)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if buf.last() != Some(&b'\n') {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "line too long or cut short",
+        ));
+    }
+    String::from_utf8(buf)
+        .map(Some)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "line is not UTF-8"))
+}
+
+/// How long a rank may take to join the rendezvous service, attempts included.
+pub const JOIN_WITHIN: Duration = Duration::from_secs(60);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::SocketAddr;
+
+    #[test]
+    fn messages_round_trip() {
+        let addr: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        for r in [
+            Request::Hello {
+                job_id: u64::MAX,
+                rank: 3,
+                proof: [7; PROOF_LEN],
+            },
+            Request::Register { addr, node: None },
+            Request::Register {
+                addr,
+                node: Some("mprt-h1".into()),
+            },
+            Request::Lookup { rank: 7 },
+            Request::Abort { code: -1 },
+            Request::Bye,
+            Request::Blocked {
+                peer: Some(3),
+                what: "receive from rank 3, tag 5".into(),
+            },
+            Request::Blocked {
+                peer: None,
+                what: "barrier".into(),
+            },
+            Request::End,
+            Request::Gone { rank: 2 },
+        ] {
+            assert_eq!(Request::parse(&format!("{r}\n")), Ok(r));
+        }
+        for r in [
+            Reply::Addr {
+                rank: 1,
+                addr,
+                node: None,
+            },
+            Reply::Addr {
+                rank: 1,
+                addr,
+                node: Some("10.99.0.2".into()),
+            },
+            Reply::Refused {
+                reason: "no such rank 9".into(),
+            },
+            Reply::Finished { rank: 4 },
+            Reply::Challenge {
+                challenge: [0xa5; PROOF_LEN],
+            },
+            Reply::Report,
+            Reply::Welcome,
+            Reply::Failed {
+                rank: 2,
+                how: "exited with code 3".into(),
+            },
+        ] {
+            assert_eq!(Reply::parse(&r.to_string()), Ok(r));
+        }
+        assert!(Request::parse("LOOKUP").is_err());
+        assert!(Request::parse("HELLO 1 2").is_err());
+        assert!(Request::parse("HELLO 1 2 abc").is_err());
+        assert!(Reply::parse("CHALLENGE 00").is_err());
+        assert!(Request::parse("LOOKUP x").is_err());
+        assert!(Request::parse("DANCE 1").is_err());
+        assert!(Request::parse("REGISTER 127.0.0.1:1 a b").is_err());
+        assert!(Reply::parse("ADDR 1 127.0.0.1:1 a b").is_err());
+        assert!(Request::parse(&"A".repeat(MAX_LINE + 1)).is_err());
+    }
+}
