@@ -22,6 +22,13 @@ static INITIALIZED: AtomicBool = AtomicBool::new(false);
 static EPOCH: OnceLock<Instant> = OnceLock::new();
 
 /// Seconds since an arbitrary point in this process's past; monotonic (MPI_Wtime).
+///
+/// ```
+/// let t0 = mpr::wtime();
+/// let x: f64 = (0..1000).map(|i| i as f64).sum();
+/// let dt = mpr::wtime() - t0;
+/// assert!(dt >= 0.0 && x > 0.0);
+/// ```
 pub fn wtime() -> f64 {
     EPOCH.get_or_init(Instant::now).elapsed().as_secs_f64()
 }
@@ -93,6 +100,15 @@ pub fn init() -> Result<World> {
 impl World {
     /// Leaves the job: waits until every message this rank sent has been delivered (or its peer
     /// is gone) and every connected peer has finalized too, then closes the connections.
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// world.send(&[1u8], world.rank(), 0)?;
+    /// # let mut b = [0u8]; world.recv(&mut b, world.rank(), 0)?;
+    /// // Dropping the world does the same, printing an error if there is one; finalize returns it.
+    /// world.finalize()?;
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
     pub fn finalize(mut self) -> Result<()> {
         self.finalize_inner()
     }

@@ -2,7 +2,7 @@
 //!
 //! A message-passing runtime in the spirit of MPI, written in Rust from the ground up: ranked
 //! processes started by `mprun`, point-to-point messages matched by source and tag, and
-//! collectives, over TCP sockets driven by `mio`.
+//! collectives, over TCP between hosts and local sockets and shared memory within one.
 //!
 //! ## Hello
 //!
@@ -15,6 +15,72 @@
 //! ```
 //!
 //! Run it with `mprun -n 4 target/release/hello`. Without `mprun` it runs as a world of one rank.
+//! An error returned from `main` prints as its message (`Error: rank 1 failed: ...`).
+//!
+//! ## Using mpr from your own crate
+//!
+//! mpr is not on crates.io: depend on it by path (a checkout beside your crate) or by git, and
+//! install the launcher from the same checkout, so that the two match:
+//!
+//! ```toml
+//! [dependencies]
+//! mpr = { path = "../mpr/runtime" }          # or: mpr = { git = "URL of the mpr repository" }
+//! ```
+//!
+//! ```sh
+//! cargo install --path ../mpr/launcher       # puts mprun in ~/.cargo/bin
+//! cargo build --release && mprun -n 4 target/release/my_program
+//! ```
+//!
+//! `mprun --help` lists its options and every `MPR_*` variable; the repository's README says
+//! the same at length (hosts, exit codes, what each rank sees in its environment).
+//!
+//! ## Your own element types
+//!
+//! Buffers are slices of any [`Pod`] type ("plain old data": every bit pattern is a valid
+//! value, no pointers, no padding): the primitive numbers, arrays of them, and your own
+//! `#[repr(C)]` structs of them, which derive it. The derives come with mpr, so your crate needs
+//! no `bytemuck` dependency of its own; tell them where the crate is with
+//! `#[bytemuck(crate = "mpr::bytemuck")]`:
+//!
+//! ```
+//! #[derive(Clone, Copy, Debug, PartialEq, mpr::Pod, mpr::Zeroable)]
+//! #[bytemuck(crate = "mpr::bytemuck")]
+//! #[repr(C)]
+//! struct Particle {
+//!     pos: [f64; 3],
+//!     mass: f64,
+//!     id: u32,
+//!     _pad: u32, // the padding made explicit: 8 + 24 + 4 + 4 = 40 bytes, a multiple of 8
+//! }
+//!
+//! let world = mpr::init()?;
+//! let me = world.rank();
+//! let out = [Particle { pos: [1.0, 2.0, 3.0], mass: 0.5, id: 7, _pad: 0 }; 10];
+//! world.send(&out, me, 0)?;
+//! let (got, _) = world.recv_vec::<Particle>(me, 0)?;
+//! assert_eq!(got[9], out[9]);
+//! # Ok::<(), mpr::Error>(())
+//! ```
+//!
+//! A struct with padding does not derive `Pod` (its padding bytes are uninitialized, and
+//! sending them would read uninitialized memory); the compiler says so:
+//!
+//! ```compile_fail
+//! #[derive(Clone, Copy, mpr::Pod, mpr::Zeroable)]
+//! #[bytemuck(crate = "mpr::bytemuck")]
+//! #[repr(C)]
+//! struct Padded {
+//!     id: u32, // 4 bytes of padding follow, before the f64
+//!     mass: f64,
+//! }
+//! ```
+//!
+//! Make the padding a field of its own (`_pad: u32` above), or order the fields from largest to
+//! smallest alignment so there is none. Types that are not plain data (`bool`, enums,
+//! `Option`, `String`, `Vec`) go through a plain twin: convert to a `#[repr(C)]` struct of
+//! numbers (a `bool` as a `u8`, an enum as its discriminant) before sending, and back after.
+//! `bytemuck`'s casts (`mpr::bytemuck::cast_slice`) view a slice of one Pod type as another.
 //!
 //! ## Point to point
 //!
@@ -137,7 +203,10 @@ mod transport;
 pub mod tuning;
 mod wire;
 
-pub use bytemuck::Pod;
+/// The `bytemuck` crate mpr is built with: its casts, and the path its derives need in a crate
+/// that does not depend on `bytemuck` itself (`#[bytemuck(crate = "mpr::bytemuck")]`).
+pub use bytemuck;
+pub use bytemuck::{Pod, Zeroable};
 pub use coll::op::{Op, Reduce};
 pub use comm::{Comm, Source, Status, TagMatch, ANY_SOURCE, ANY_TAG};
 pub use error::{Error, PeerCause, Result};

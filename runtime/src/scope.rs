@@ -321,6 +321,21 @@ impl<'scope> Request<'scope> {
 
     /// Waits until the operation completes. For a receive, the status of the message (or
     /// [`Error::Truncated`]); for a send, a status naming the destination.
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// let me = world.rank();
+    /// let out = [1u8, 2, 3];
+    /// let mut inb = [0u8; 8];
+    /// mpr::scope(|s| -> mpr::Result<()> {
+    ///     let r = world.irecv(s, &mut inb, mpr::ANY_SOURCE, mpr::ANY_TAG)?;
+    ///     world.isend(s, &out, me, 6)?.wait()?;
+    ///     let st = r.wait()?; // the status of the message received
+    ///     assert_eq!((st.source(), st.tag(), st.bytes()), (me, 6, 3));
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
     pub fn wait(mut self) -> Result<Status> {
         if let Some(r) = self.already() {
             return r;
@@ -334,6 +349,25 @@ impl<'scope> Request<'scope> {
 
     /// Moves communication forward without blocking; `Some(status)` once the operation has
     /// completed (and again on every later call).
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// let me = world.rank();
+    /// let out = [5u64];
+    /// let mut inb = [0u64];
+    /// mpr::scope(|s| -> mpr::Result<()> {
+    ///     let mut r = world.irecv(s, &mut inb, me, 0)?;
+    ///     let _send = world.isend(s, &out, me, 0)?; // waited for by the scope if not before
+    ///     let mut steps = 0;
+    ///     while r.test()?.is_none() {
+    ///         steps += 1; // ... a slice of computation between polls ...
+    ///     }
+    ///     println!("received after {steps} steps of work");
+    ///     Ok(())
+    /// })?;
+    /// assert_eq!(inb, [5]);
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
     pub fn test(&mut self) -> Result<Option<Status>> {
         if let Some(r) = self.already() {
             return r.map(Some);
@@ -349,6 +383,22 @@ impl<'scope> Request<'scope> {
     }
 
     /// Whether the operation has completed (as last seen; does not make progress).
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// let me = world.rank();
+    /// let mut inb = [0u8];
+    /// mpr::scope(|s| -> mpr::Result<()> {
+    ///     let mut r = world.irecv(s, &mut inb, me, 0)?;
+    ///     assert!(!r.is_complete()); // nothing was sent yet
+    ///     world.send(&[1u8], me, 0)?;
+    ///     r.test()?; // or wait: is_complete itself moves nothing
+    ///     # while r.test()?.is_none() {}
+    ///     assert!(r.is_complete());
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
     pub fn is_complete(&self) -> bool {
         !matches!(self.state, State::Pending(_))
     }
@@ -377,6 +427,26 @@ impl std::fmt::Debug for Request<'_> {
 
 /// Waits for every request; returns their statuses in order. All are waited for even when one
 /// fails; then the first error is returned.
+///
+/// ```
+/// let world = mpr::init()?;
+/// let (rank, size) = (world.rank(), world.size());
+/// let out = vec![rank as i32; 32];
+/// let mut inb = vec![0i32; 32 * size];
+/// mpr::scope(|s| -> mpr::Result<()> {
+///     let mut reqs = Vec::new();
+///     for (src, part) in inb.chunks_mut(32).enumerate() {
+///         reqs.push(world.irecv(s, part, src, 0)?);
+///     }
+///     for dest in 0..size {
+///         reqs.push(world.isend(s, &out, dest, 0)?);
+///     }
+///     let statuses = mpr::wait_all(reqs)?; // in the order of `reqs`
+///     assert_eq!(statuses[0].source(), 0);
+///     Ok(())
+/// })?;
+/// # Ok::<(), mpr::Error>(())
+/// ```
 pub fn wait_all(reqs: Vec<Request<'_>>) -> Result<Vec<Status>> {
     let mut first_err = None;
     let mut out = Vec::with_capacity(reqs.len());
@@ -398,6 +468,29 @@ pub fn wait_all(reqs: Vec<Request<'_>>) -> Result<Vec<Status>> {
 /// Waits until one of `reqs` completes, removes it from the vector and returns its former index
 /// and status. A request that completed with an error is removed too, and its error returned.
 /// An empty vector is an error.
+///
+/// ```
+/// let world = mpr::init()?;
+/// let (rank, size) = (world.rank(), world.size());
+/// let out = [rank as u64];
+/// let mut inb = vec![0u64; size];
+/// mpr::scope(|s| -> mpr::Result<()> {
+///     let mut reqs = Vec::new();
+///     for (src, slot) in inb.chunks_mut(1).enumerate() {
+///         reqs.push(world.irecv(s, slot, src, 0)?);
+///     }
+///     for dest in 0..size {
+///         world.isend(s, &out, dest, 0)?.wait()?;
+///     }
+///     // Handle the answers in the order they come, not the order asked.
+///     while !reqs.is_empty() {
+///         let (_index, st) = mpr::wait_any(&mut reqs)?; // removed from `reqs`
+///         println!("rank {} answered", st.source());
+///     }
+///     Ok(())
+/// })?;
+/// # Ok::<(), mpr::Error>(())
+/// ```
 pub fn wait_any(reqs: &mut Vec<Request<'_>>) -> Result<(usize, Status)> {
     if reqs.is_empty() {
         return Err(Error::InvalidArgument {
@@ -420,6 +513,25 @@ pub fn wait_any(reqs: &mut Vec<Request<'_>>) -> Result<(usize, Status)> {
 
 /// Tests every request once (one progress step); `Some` with all statuses, in order, once all have
 /// completed. An error of any request is returned at once (the others stay valid).
+///
+/// ```
+/// let world = mpr::init()?;
+/// let me = world.rank();
+/// let out = [1.0f32; 4];
+/// let mut inb = [0.0f32; 4];
+/// mpr::scope(|s| -> mpr::Result<()> {
+///     let mut reqs = vec![world.irecv(s, &mut inb, me, 0)?, world.isend(s, &out, me, 0)?];
+///     let statuses = loop {
+///         if let Some(all) = mpr::test_all(&mut reqs)? {
+///             break all;
+///         }
+///         // ... more work until both have completed ...
+///     };
+///     assert_eq!(statuses.len(), 2);
+///     Ok(())
+/// })?;
+/// # Ok::<(), mpr::Error>(())
+/// ```
 pub fn test_all(reqs: &mut [Request<'_>]) -> Result<Option<Vec<Status>>> {
     let mut all = Vec::with_capacity(reqs.len());
     for r in reqs.iter_mut() {
@@ -432,6 +544,27 @@ pub fn test_all(reqs: &mut [Request<'_>]) -> Result<Option<Vec<Status>>> {
 
 /// Tests the requests (one progress step); if one has completed, removes it and returns its index
 /// and status, as [`wait_any`] does.
+///
+/// ```
+/// let world = mpr::init()?;
+/// let me = world.rank();
+/// let out = [9u16];
+/// let mut inb = [0u16];
+/// mpr::scope(|s| -> mpr::Result<()> {
+///     let mut reqs = vec![world.irecv(s, &mut inb, me, 0)?];
+///     world.send(&out, me, 0)?;
+///     loop {
+///         if let Some((i, st)) = mpr::test_any(&mut reqs)? {
+///             assert_eq!((i, st.bytes()), (0, 2));
+///             break;
+///         }
+///         // ... work while none has completed ...
+///     }
+///     assert!(reqs.is_empty()); // the completed request was removed
+///     Ok(())
+/// })?;
+/// # Ok::<(), mpr::Error>(())
+/// ```
 pub fn test_any(reqs: &mut Vec<Request<'_>>) -> Result<Option<(usize, Status)>> {
     for i in 0..reqs.len() {
         match reqs[i].test() {

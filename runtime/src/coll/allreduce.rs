@@ -49,6 +49,16 @@ pub(crate) fn byte_combine<'a, T: Pod>(
 impl Comm {
     /// Combines every rank's `send` element-wise with `op`; every rank gets the result in `recv`
     /// (`send.len()` elements).
+    ///
+    /// ```
+    /// use mpr::Op;
+    /// let world = mpr::init()?;
+    /// let local = [world.rank() as f64, 1.0];
+    /// let mut global = [0.0f64; 2];
+    /// world.allreduce(&local, &mut global, Op::Sum)?; // element-wise, every rank gets it
+    /// assert_eq!(global[1], world.size() as f64);
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
     pub fn allreduce<T: Reduce>(&self, send: &[T], recv: &mut [T], op: Op) -> Result<()> {
         self.agree(
             super::check::Signature::of("allreduce")
@@ -61,6 +71,19 @@ impl Comm {
 
     /// [`Comm::allreduce`] with a user operation, which must be associative and commutative
     /// (every rank gets the same bits: the combining order is fixed).
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// // Combine (count, mean) pairs: associative and commutative, as a reduction must be.
+    /// let mine = [[10.0f64, world.rank() as f64]];
+    /// let mut all = [[0.0f64; 2]];
+    /// world.allreduce_with(&mine, &mut all, |a, b| {
+    ///     let n = a[0] + b[0];
+    ///     [n, (a[0] * a[1] + b[0] * b[1]) / n]
+    /// })?;
+    /// assert_eq!(all[0][0], 10.0 * world.size() as f64);
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
     pub fn allreduce_with<T: Pod>(
         &self,
         send: &[T],
@@ -76,6 +99,21 @@ impl Comm {
     }
 
     /// Starts an allreduce of `send` into `recv` with `op`; the request completes with it.
+    ///
+    /// ```
+    /// use mpr::Op;
+    /// let world = mpr::init()?;
+    /// let residual = [0.25f64];
+    /// let mut norm = [0.0f64];
+    /// mpr::scope(|s| -> mpr::Result<()> {
+    ///     let r = world.iallreduce(s, &residual, &mut norm, Op::Max)?;
+    ///     // ... the next step's independent work overlaps the reduction ...
+    ///     r.wait()?;
+    ///     Ok(())
+    /// })?;
+    /// assert_eq!(norm[0], 0.25);
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
     pub fn iallreduce<'scope, T: Reduce>(
         &self,
         s: &'scope Scope<'scope, '_>,

@@ -18,6 +18,17 @@ use crate::error::{Error, Result};
 impl Comm {
     /// Block `i` of `send` goes to rank `i`; block `j` of `recv` comes from rank `j`. Both hold
     /// `size()` blocks of equal length.
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// let (rank, size) = (world.rank(), world.size());
+    /// // A transpose: block i (2 elements) goes to rank i; block j of recv came from rank j.
+    /// let send: Vec<u32> = (0..size).flat_map(|i| [rank as u32, i as u32]).collect();
+    /// let mut recv = vec![0u32; 2 * size];
+    /// world.alltoall(&send, &mut recv)?;
+    /// assert_eq!(recv[..2], [0, rank as u32]); // rank 0's block for this rank
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
     pub fn alltoall<T: Pod>(&self, send: &[T], recv: &mut [T]) -> Result<()> {
         self.agree(super::check::Signature::of("alltoall").elems::<T>(send.len()))?;
         self.begin_coll();

@@ -15,6 +15,18 @@ use crate::scope::{Request, Scope};
 
 impl Comm {
     /// Blocks until every rank of the communicator has called `barrier`.
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// world.barrier()?; // every rank starts the timed part together
+    /// let t0 = mpr::wtime();
+    /// // ... the work being timed ...
+    /// world.barrier()?;
+    /// if world.rank() == 0 {
+    ///     println!("{:.3} s", mpr::wtime() - t0);
+    /// }
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
     pub fn barrier(&self) -> Result<()> {
         self.agree(super::check::Signature::of("barrier"))?;
         if self.use_node(0)? {
@@ -28,6 +40,18 @@ impl Comm {
     }
 
     /// Starts a barrier; the request completes once every rank has started it.
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// mpr::scope(|s| -> mpr::Result<()> {
+    ///     let mut b = world.ibarrier(s)?;
+    ///     while b.test()?.is_none() {
+    ///         // ... useful work until every rank has arrived ...
+    ///     }
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
     pub fn ibarrier<'scope>(&self, s: &'scope Scope<'scope, '_>) -> Result<Request<'scope>> {
         self.agree(super::check::Signature::of("ibarrier"))?;
         self.begin_coll();

@@ -19,6 +19,17 @@ use crate::scope::{Request, Scope};
 
 impl Comm {
     /// Sends `buf` of rank `root` to every rank, into their `buf` (same length everywhere).
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// let mut params = [0.0f32; 3];
+    /// if world.rank() == 0 {
+    ///     params = [0.1, 0.2, 0.3]; // read from a file, say
+    /// }
+    /// world.broadcast(&mut params, 0)?;
+    /// assert_eq!(params, [0.1, 0.2, 0.3]);
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
     pub fn broadcast<T: Pod>(&self, buf: &mut [T], root: usize) -> Result<()> {
         self.agree(
             super::check::Signature::of("broadcast")
@@ -42,6 +53,22 @@ impl Comm {
     }
 
     /// Starts a broadcast of `buf` from `root`; the request completes with it.
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// let mut table = vec![0u32; 1024];
+    /// if world.rank() == 0 {
+    ///     table.iter_mut().enumerate().for_each(|(i, x)| *x = i as u32);
+    /// }
+    /// mpr::scope(|s| -> mpr::Result<()> {
+    ///     let r = world.ibroadcast(s, &mut table, 0)?;
+    ///     // ... work that does not need the table ...
+    ///     r.wait()?;
+    ///     Ok(())
+    /// })?;
+    /// assert_eq!(table[1023], 1023);
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
     pub fn ibroadcast<'scope, T: Pod>(
         &self,
         s: &'scope Scope<'scope, '_>,

@@ -26,6 +26,19 @@ const BRUCK_BYTES: usize = 64 << 10;
 impl Comm {
     /// Collects every rank's `send` at `root`, in rank order: there `recv.len()` must be
     /// `size() * send.len()` (elsewhere `recv` is not used and may be empty).
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// let (rank, size) = (world.rank(), world.size());
+    /// let mine = [rank as u32, 2 * rank as u32];
+    /// // Only the root needs room for everything; the others pass an empty buffer.
+    /// let mut all = if rank == 0 { vec![0u32; 2 * size] } else { Vec::new() };
+    /// world.gather(&mine, &mut all, 0)?;
+    /// if rank == 0 {
+    ///     assert_eq!(all[..2], [0, 0]);
+    /// }
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
     pub fn gather<T: Pod>(&self, send: &[T], recv: &mut [T], root: usize) -> Result<()> {
         self.agree(
             super::check::Signature::of("gather")
@@ -43,6 +56,17 @@ impl Comm {
 
     /// Hands block `i` of `send` at `root` to rank `i`, into its `recv`: at the root
     /// `send.len()` must be `size() * recv.len()` (elsewhere `send` is not used).
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// let (rank, size) = (world.rank(), world.size());
+    /// // The root holds size blocks of 3; block i goes to rank i.
+    /// let work: Vec<f64> = if rank == 0 { (0..3 * size).map(|i| i as f64).collect() } else { Vec::new() };
+    /// let mut mine = [0.0f64; 3];
+    /// world.scatter(&work, &mut mine, 0)?;
+    /// assert_eq!(mine[0], (3 * rank) as f64);
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
     pub fn scatter<T: Pod>(&self, send: &[T], recv: &mut [T], root: usize) -> Result<()> {
         self.agree(
             super::check::Signature::of("scatter")
@@ -60,6 +84,15 @@ impl Comm {
 
     /// Every rank gets every rank's `send`, in rank order: `recv.len()` must be
     /// `size() * send.len()`.
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// let size = world.size();
+    /// let mut all = vec![0u64; size];
+    /// world.allgather(&[world.rank() as u64 * 10], &mut all)?; // every rank gets every value
+    /// assert_eq!(all[size - 1], (size as u64 - 1) * 10);
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
     pub fn allgather<T: Pod>(&self, send: &[T], recv: &mut [T]) -> Result<()> {
         self.agree(super::check::Signature::of("allgather").elems::<T>(send.len()))?;
         let n = self.size();

@@ -14,6 +14,18 @@ use crate::error::Result;
 impl Comm {
     /// Combines every rank's `send` element-wise with `op` into `recv` at `root` (`recv` is only
     /// used at the root, where it must have `send.len()` elements; elsewhere it may be empty).
+    ///
+    /// ```
+    /// use mpr::Op;
+    /// let world = mpr::init()?;
+    /// let (rank, n) = (world.rank(), world.size() as u64);
+    /// let mut total = [0u64]; // read at the root only: the other ranks may pass &mut []
+    /// world.reduce(&[rank as u64 + 1], &mut total, Op::Sum, 0)?;
+    /// if rank == 0 {
+    ///     assert_eq!(total[0], n * (n + 1) / 2);
+    /// }
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
     pub fn reduce<T: Reduce>(&self, send: &[T], recv: &mut [T], op: Op, root: usize) -> Result<()> {
         self.agree(
             super::check::Signature::of("reduce")
@@ -26,6 +38,21 @@ impl Comm {
     }
 
     /// [`Comm::reduce`] with a user operation, which must be associative and commutative.
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// let rank = world.rank();
+    /// let local_max = (rank as f64 * 0.7).sin();
+    /// // The largest value and the rank that holds it (MPI_MAXLOC), as [value, rank] pairs.
+    /// let mut best = [[0.0f64; 2]];
+    /// // Ties go to the lower rank, so the operation is commutative as it must be.
+    /// let better = |a: &[f64; 2], b: &[f64; 2]| if (b[0], -b[1]) > (a[0], -a[1]) { *b } else { *a };
+    /// world.reduce_with(&[[local_max, rank as f64]], &mut best, better, 0)?;
+    /// if rank == 0 {
+    ///     println!("max {} on rank {}", best[0][0], best[0][1]);
+    /// }
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
     pub fn reduce_with<T: Pod>(
         &self,
         send: &[T],

@@ -22,6 +22,16 @@ const REDUCE_SCATTER: u32 = tag::ALLREDUCE + 0x200;
 
 impl Comm {
     /// Inclusive prefix reduction: rank `r` gets `send` of ranks `0..=r` combined with `op`.
+    ///
+    /// ```
+    /// use mpr::Op;
+    /// let world = mpr::init()?;
+    /// let rank = world.rank() as u64;
+    /// let mut upto = [0u64];
+    /// world.scan(&[rank + 1], &mut upto, Op::Sum)?; // 1 + 2 + ... + (rank + 1)
+    /// assert_eq!(upto[0], (rank + 1) * (rank + 2) / 2);
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
     pub fn scan<T: Reduce>(&self, send: &[T], recv: &mut [T], op: Op) -> Result<()> {
         self.agree(
             super::check::Signature::of("scan")
@@ -35,6 +45,16 @@ impl Comm {
 
     /// Exclusive prefix reduction: rank `r` gets `send` of ranks `0..r` combined with `op`;
     /// rank 0's `recv` is left as it was (there is nothing before it).
+    ///
+    /// ```
+    /// use mpr::Op;
+    /// let world = mpr::init()?;
+    /// // Where this rank's items start in a global numbering: the sum of the counts before it.
+    /// let my_count = 100 + world.rank() as u64;
+    /// let mut offset = [0u64]; // rank 0 keeps its own value (0 here): nothing comes before it
+    /// world.exscan(&[my_count], &mut offset, Op::Sum)?;
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
     pub fn exscan<T: Reduce>(&self, send: &[T], recv: &mut [T], op: Op) -> Result<()> {
         self.agree(
             super::check::Signature::of("exscan")
@@ -89,6 +109,18 @@ impl Comm {
 
     /// Combines every rank's `send` (`size()` blocks of `recv.len()` elements) with `op` and
     /// leaves block `r` of the result at rank `r`.
+    ///
+    /// ```
+    /// use mpr::Op;
+    /// let world = mpr::init()?;
+    /// let size = world.size();
+    /// // Every rank holds a contribution to all of a vector of 4 * size; each keeps its 4 summed.
+    /// let contrib = vec![1i64; 4 * size];
+    /// let mut mine = [0i64; 4];
+    /// world.reduce_scatter_block(&contrib, &mut mine, Op::Sum)?;
+    /// assert_eq!(mine, [size as i64; 4]);
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
     pub fn reduce_scatter_block<T: Reduce>(
         &self,
         send: &[T],

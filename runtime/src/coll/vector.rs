@@ -56,6 +56,20 @@ impl Comm {
     /// Collects `counts[i]` elements from each rank `i` at `root`, packed in rank order into
     /// `recv` (`recv.len()` = the sum of `counts`). `counts` is read at the root; elsewhere it
     /// may be empty, or if given, `counts[rank]` must equal `send.len()`.
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// let (rank, size) = (world.rank(), world.size());
+    /// // Rank i contributes i + 1 elements.
+    /// let mine = vec![rank as u8; rank + 1];
+    /// let counts: Vec<usize> = (1..=size).collect();
+    /// let mut all = vec![0u8; counts.iter().sum()];
+    /// world.gatherv(&mine, &mut all, &counts, 0)?; // counts and all are read at the root only
+    /// if rank == 0 {
+    ///     assert_eq!(all.len(), size * (size + 1) / 2);
+    /// }
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
     pub fn gatherv<T: Pod>(
         &self,
         send: &[T],
@@ -94,6 +108,17 @@ impl Comm {
     /// Hands `counts[i]` elements of `send` (packed in rank order) at `root` to each rank `i`,
     /// into its `recv`. `counts` is read at the root; elsewhere it may be empty, or if given,
     /// `counts[rank]` must equal `recv.len()`.
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// let (rank, size) = (world.rank(), world.size());
+    /// // Uneven shares of 10 items: the first 10 % size ranks get one more.
+    /// let counts: Vec<usize> = (0..size).map(|r| 10 / size + usize::from(r < 10 % size)).collect();
+    /// let items: Vec<i32> = if rank == 0 { (0..10).collect() } else { Vec::new() };
+    /// let mut mine = vec![0i32; counts[rank]];
+    /// world.scatterv(&items, &counts, &mut mine, 0)?;
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
     pub fn scatterv<T: Pod>(
         &self,
         send: &[T],
@@ -126,6 +151,17 @@ impl Comm {
 
     /// Every rank gets `counts[i]` elements from each rank `i`, packed in rank order (every rank
     /// passes the same `counts`; `send.len()` = `counts[rank]`).
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// let (rank, size) = (world.rank(), world.size());
+    /// let counts: Vec<usize> = (0..size).map(|r| r % 3 + 1).collect(); // the same on every rank
+    /// let mine = vec![rank as f32; counts[rank]];
+    /// let mut all = vec![0.0f32; counts.iter().sum()];
+    /// world.allgatherv(&mine, &mut all, &counts)?;
+    /// assert_eq!(all[0], 0.0);
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
     pub fn allgatherv<T: Pod>(&self, send: &[T], recv: &mut [T], counts: &[usize]) -> Result<()> {
         self.agree(super::check::Signature::of("allgatherv").elem_type::<T>())?;
         self.begin_coll();
@@ -157,6 +193,18 @@ impl Comm {
 
     /// `send_counts[i]` elements of `send` (packed in rank order) go to rank `i`;
     /// `recv_counts[j]` elements from rank `j` land packed in rank order in `recv`.
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// let (rank, size) = (world.rank(), world.size());
+    /// // Rank r sends r + 1 elements to every rank, so it receives j + 1 from each rank j.
+    /// let send_counts = vec![rank + 1; size];
+    /// let recv_counts: Vec<usize> = (1..=size).collect();
+    /// let send = vec![rank as u16; (rank + 1) * size];
+    /// let mut recv = vec![0u16; recv_counts.iter().sum()];
+    /// world.alltoallv(&send, &send_counts, &mut recv, &recv_counts)?;
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
     pub fn alltoallv<T: Pod>(
         &self,
         send: &[T],

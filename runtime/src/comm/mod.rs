@@ -100,6 +100,16 @@ impl Comm {
     }
 
     /// This process's rank in the communicator, `0..size()`.
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// let (rank, size) = (world.rank(), world.size());
+    /// assert!(rank < size);
+    /// if rank == 0 {
+    ///     println!("{size} ranks");
+    /// }
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
     pub fn rank(&self) -> usize {
         self.rank
     }
@@ -115,6 +125,15 @@ impl Comm {
     }
 
     /// Number of ranks in the communicator.
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// // Split 1000 items as evenly as the ranks allow: the first `1000 % size` ranks take one more.
+    /// let (n, size, rank) = (1000, world.size(), world.rank());
+    /// let mine = n / size + usize::from(rank < n % size);
+    /// # assert!(mine > 0);
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
     pub fn size(&self) -> usize {
         self.size
     }
@@ -143,6 +162,15 @@ impl Comm {
     }
 
     /// Ends the whole job: every rank is stopped and `mprun` exits with `code`.
+    ///
+    /// ```no_run
+    /// let world = mpr::init()?;
+    /// if world.rank() == 0 && std::fs::metadata("input.dat").is_err() {
+    ///     eprintln!("input.dat is missing");
+    ///     world.abort(2); // every rank of the job is stopped; mprun exits with status 2
+    /// }
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
     pub fn abort(&self, code: i32) -> ! {
         use std::io::Write;
         let _ = std::io::stdout().flush();

@@ -13,6 +13,21 @@ use crate::scope::{Request, Scope};
 impl Comm {
     /// Starts sending `buf` to `dest`. The buffer stays borrowed until the scope ends; the request
     /// completes when the buffer could be reused (as [`Comm::send`] returns).
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// let (rank, size) = (world.rank(), world.size());
+    /// let edge = vec![rank as f64; 256]; // declared outside the scope: it must outlive the requests
+    /// let mut ghost = vec![0.0f64; 256];
+    /// mpr::scope(|s| -> mpr::Result<()> {
+    ///     let send = world.isend(s, &edge, (rank + 1) % size, 0)?;
+    ///     let recv = world.irecv(s, &mut ghost, (rank + size - 1) % size, 0)?;
+    ///     // ... compute on the interior while the edges move ...
+    ///     mpr::wait_all(vec![send, recv])?;
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
     pub fn isend<'scope, T: Pod>(
         &self,
         s: &'scope Scope<'scope, '_>,
@@ -25,6 +40,22 @@ impl Comm {
     }
 
     /// Starts a synchronous-mode send: the request completes once the receiver has matched it.
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// let (rank, size) = (world.rank(), world.size());
+    /// let token = [rank as u32];
+    /// let mut got = [0u32];
+    /// mpr::scope(|s| -> mpr::Result<()> {
+    ///     let r = world.irecv(s, &mut got, (rank + size - 1) % size, 0)?;
+    ///     // Completes once the next rank's receive has matched it (not merely once it is buffered).
+    ///     let z = world.issend(s, &token, (rank + 1) % size, 0)?;
+    ///     z.wait()?;
+    ///     r.wait()?;
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
     pub fn issend<'scope, T: Pod>(
         &self,
         s: &'scope Scope<'scope, '_>,
@@ -39,6 +70,52 @@ impl Comm {
     /// Posts a receive into `buf` from `src` (a rank or [`ANY_SOURCE`](crate::ANY_SOURCE)) with
     /// `tag` (or [`ANY_TAG`](crate::ANY_TAG)). Bytes are read from the socket straight into `buf`
     /// when the receive is posted before the message arrives.
+    ///
+    /// **The buffer stays borrowed until the scope ends**, not only until the request is waited
+    /// for: the borrow checker cannot see when a request completes, and the scope is what makes
+    /// a leaked request harmless. So the data is read after the scope returns, and the buffer
+    /// must be declared outside it. Two patterns cover what this rules out:
+    ///
+    /// - *Many receives into one buffer*: split it with `chunks_mut` (or `split_at_mut`), one
+    ///   part per request, as below.
+    /// - *A loop that uses what arrived before the next receive*: one scope per iteration; the
+    ///   buffer is yours again at the end of each.
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// let (rank, size) = (world.rank(), world.size());
+    /// // Many receives into one buffer: `chunks_mut` gives each its own part.
+    /// let mine = [rank as u32; 4];
+    /// let mut rows = vec![0u32; 4 * size];
+    /// mpr::scope(|s| -> mpr::Result<()> {
+    ///     let mut reqs = Vec::new();
+    ///     for (src, row) in rows.chunks_mut(4).enumerate() {
+    ///         reqs.push(world.irecv(s, row, src, 0)?);
+    ///     }
+    ///     for dest in 0..size {
+    ///         reqs.push(world.isend(s, &mine, dest, 0)?);
+    ///     }
+    ///     mpr::wait_all(reqs)?;
+    ///     Ok(())
+    /// })?;
+    /// assert_eq!(rows[4 * (size - 1)], (size - 1) as u32); // the scope has ended: rows is ours again
+    ///
+    /// // A scope per iteration: the buffer comes back at the end of each one.
+    /// let mut ghost = [0.0f64; 16];
+    /// let mut sum = 0.0;
+    /// for step in 0..3u32 {
+    ///     let edge = [step as f64; 16];
+    ///     mpr::scope(|s| -> mpr::Result<()> {
+    ///         let r = world.irecv(s, &mut ghost, (rank + size - 1) % size, step)?;
+    ///         let q = world.isend(s, &edge, (rank + 1) % size, step)?;
+    ///         mpr::wait_all(vec![r, q])?;
+    ///         Ok(())
+    ///     })?;
+    ///     sum += ghost[0]; // read what arrived, then start the next step
+    /// }
+    /// assert_eq!(sum, 3.0);
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
     pub fn irecv<'scope, T: Pod>(
         &self,
         s: &'scope Scope<'scope, '_>,

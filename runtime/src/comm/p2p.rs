@@ -65,21 +65,54 @@ pub struct Status {
 
 impl Status {
     /// Rank (in the communicator) that sent the message.
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// world.send(&[0u16; 5], world.rank(), 4)?;
+    /// let st = world.probe(mpr::ANY_SOURCE, mpr::ANY_TAG)?;
+    /// assert_eq!(st.source(), world.rank()); // who sent it, as a rank of this communicator
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
     pub fn source(&self) -> usize {
         self.source
     }
 
     /// Tag of the message.
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// world.send(&[0u16; 5], world.rank(), 4)?;
+    /// let st = world.probe(world.rank(), mpr::ANY_TAG)?;
+    /// assert_eq!(st.tag(), 4);
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
     pub fn tag(&self) -> u32 {
         self.tag
     }
 
     /// Size of the message in bytes.
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// world.send(&[0u16; 5], world.rank(), 4)?;
+    /// let st = world.probe(world.rank(), 4)?;
+    /// assert_eq!(st.bytes(), 10);
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
     pub fn bytes(&self) -> usize {
         self.bytes
     }
 
     /// Number of whole `T` elements in the message (rounded down; 0 for zero-sized `T`).
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// world.send(&[0u16; 5], world.rank(), 4)?;
+    /// let st = world.probe(world.rank(), 4)?;
+    /// assert_eq!(st.count::<u16>(), 5);
+    /// assert_eq!(st.count::<u32>(), 2); // whole elements only
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
     pub fn count<T: Pod>(&self) -> usize {
         self.bytes
             .checked_div(std::mem::size_of::<T>())
@@ -145,12 +178,40 @@ impl Comm {
     }
 
     /// Synchronous send: returns only once the receiver has matched the message with a receive.
+    ///
+    /// ```no_run
+    /// let world = mpr::init()?;
+    /// if world.rank() == 0 {
+    ///     // Returns only once rank 1 has posted the matching receive: a handshake as well as data.
+    ///     world.ssend(&[7u32], 1, 0)?;
+    /// } else if world.rank() == 1 {
+    ///     let mut x = [0u32];
+    ///     world.recv(&mut x, 0, 0)?;
+    /// }
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
     pub fn ssend<T: Pod>(&self, buf: &[T], dest: usize, tag: u32) -> Result<()> {
         self.send_mode(buf, dest, tag, true)
     }
 
     /// Receives a message from `src` (a rank or [`ANY_SOURCE`]) with `tag` (or [`ANY_TAG`]) into
     /// `buf`. A message larger than `buf` is consumed and reported as [`Error::Truncated`].
+    ///
+    /// ```
+    /// use mpr::{Error, ANY_SOURCE, ANY_TAG};
+    /// let world = mpr::init()?;
+    /// let (rank, size) = (world.rank(), world.size());
+    /// world.send(&[rank as u64; 4], (rank + 1) % size, 3)?; // to the next rank (itself when alone)
+    /// let mut got = [0u64; 4];
+    /// let st = world.recv(&mut got, ANY_SOURCE, ANY_TAG)?;
+    /// assert_eq!(st.source(), (rank + size - 1) % size);
+    /// assert_eq!((st.tag(), st.count::<u64>()), (3, 4));
+    /// // A message larger than the buffer is an error, and it is consumed:
+    /// world.send(&[0u8; 16], rank, 9)?;
+    /// let mut small = [0u8; 8];
+    /// assert!(matches!(world.recv(&mut small, rank, 9), Err(Error::Truncated { .. })));
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
     pub fn recv<T: Pod>(
         &self,
         buf: &mut [T],
@@ -166,6 +227,15 @@ impl Comm {
     }
 
     /// Receives a message whose size is not known in advance into a new vector.
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// let me = world.rank();
+    /// world.send(&vec![1.5f64; 100], me, 0)?; // a length the receiver does not know
+    /// let (v, st) = world.recv_vec::<f64>(mpr::ANY_SOURCE, 0)?;
+    /// assert_eq!((v.len(), st.bytes()), (100, 800));
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
     pub fn recv_vec<T: Pod>(
         &self,
         src: impl Into<Source>,
@@ -203,6 +273,17 @@ impl Comm {
     }
 
     /// Blocks until a matching message has arrived; returns its status without receiving it.
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// let me = world.rank();
+    /// world.send(&[1u32, 2, 3], me, 5)?;
+    /// let st = world.probe(mpr::ANY_SOURCE, mpr::ANY_TAG)?; // blocks until a message is there
+    /// let mut buf = vec![0u32; st.count::<u32>()]; // size the buffer from the status
+    /// world.recv(&mut buf, st.source(), st.tag())?; // receives the probed message
+    /// assert_eq!(buf, [1, 2, 3]);
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
     pub fn probe(&self, src: impl Into<Source>, tag: impl Into<TagMatch>) -> Result<Status> {
         let src = self.src(src.into())?;
         let tag = tag.into().as_option();
@@ -211,6 +292,22 @@ impl Comm {
     }
 
     /// The status of a matching message that has arrived, if any; never blocks.
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// let me = world.rank();
+    /// world.send(&[7u8], me, 99)?;
+    /// // Poll for a request while doing other work: a task farm's server loop.
+    /// let st = loop {
+    ///     if let Some(st) = world.iprobe(mpr::ANY_SOURCE, 99)? {
+    ///         break st;
+    ///     }
+    ///     // ... other work while nothing has arrived ...
+    /// };
+    /// let mut b = [0u8];
+    /// world.recv(&mut b, st.source(), 99)?;
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
     pub fn iprobe(
         &self,
         src: impl Into<Source>,
@@ -224,6 +321,17 @@ impl Comm {
 
     /// Sends `out` to `dest` and receives into `inb` from `src` at the same time (no deadlock
     /// when two ranks exchange with each other).
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// let (rank, size) = (world.rank(), world.size());
+    /// let (left, right) = ((rank + size - 1) % size, (rank + 1) % size);
+    /// // Shift a ring by one: every rank sends right and receives from the left, all at once.
+    /// let mut from_left = [0.0f64; 8];
+    /// world.sendrecv(&[rank as f64; 8], right, 0, &mut from_left, left, 0)?;
+    /// assert_eq!(from_left[0], left as f64);
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
     #[allow(clippy::too_many_arguments)]
     pub fn sendrecv<S: Pod, R: Pod>(
         &self,

@@ -23,6 +23,18 @@ impl Comm {
     /// Splits the communicator: ranks passing the same `Some(color)` form a new communicator,
     /// ordered by `key` (ties by their rank here); `None` takes part but joins none (and gets
     /// `None`). Every rank of this communicator must call it.
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// let rank = world.rank();
+    /// // Rows of a grid with 4 columns: ranks 0-3 form row 0, ranks 4-7 row 1, ...
+    /// let row = world.split(Some((rank / 4) as u32), rank as i64)?.expect("every rank gave a color");
+    /// assert_eq!(row.rank(), rank % 4);
+    /// // Only even ranks join; the others pass None (they must still call) and get None.
+    /// let evens = world.split((rank % 2 == 0).then_some(0), 0)?;
+    /// assert_eq!(evens.is_some(), rank % 2 == 0);
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
     pub fn split(&self, color: Option<u32>, key: i64) -> Result<Option<Comm>> {
         let n = self.size();
         let mine = [color.map_or(NO_COLOR, u64::from), key as u64];
@@ -71,6 +83,15 @@ impl Comm {
     }
 
     /// A new communicator with the same ranks in the same order and traffic of its own.
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// // A library's own communicator: its messages never match the application's receives.
+    /// let lib = world.dup()?;
+    /// assert_eq!((lib.rank(), lib.size()), (world.rank(), world.size()));
+    /// lib.barrier()?;
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
     pub fn dup(&self) -> Result<Comm> {
         self.split(Some(0), self.rank() as i64)?
             .ok_or_else(|| Error::InvalidArgument {
