@@ -59,6 +59,17 @@ usage: mprun [OPTIONS] PROGRAM [ARGS...]
   -V, --version         mprun's version
 ";
 
+/// The end of `--help`, after the list of `MPR_*` knobs: what each rank is told, and the exit
+/// statuses.
+pub const AFTER_KNOBS: &str = "
+Each rank sees MPR_RANK, MPR_SIZE, MPR_LOCAL_RANK and MPR_LOCAL_SIZE (its rank and the job's
+size, in the world and on its host), and the job's private variables that mpr::init reads.
+
+Exit status: 0 when every rank exits 0; else the code of the rank that failed first (128 + N
+when killed by signal N; the code given to abort), named on one line of stderr; 124 after
+--timeout; 130 after Ctrl-C or SIGTERM; 2 for bad input, before any rank starts.
+";
+
 fn number<T: std::str::FromStr>(opt: &str, v: &str) -> Result<T, LaunchError> {
     v.parse()
         .map_err(|_| LaunchError::Usage(format!("{opt} takes a whole number, not {v:?}")))

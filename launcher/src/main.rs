@@ -179,6 +179,7 @@ fn run() -> Result<i32, LaunchError> {
                 "  {:<22}{LAUNCH_FANOUT}: at most this many agents started at once; more hosts start as a tree",
                 "MPR_LAUNCH_FANOUT"
             );
+            print!("{}", cli::AFTER_KNOBS);
             return Ok(0);
         }
         Parsed::Version => {

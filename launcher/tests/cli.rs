@@ -175,6 +175,10 @@ fn help_and_version() {
     for (name, _) in mpr::tuning::KNOBS {
         assert!(out.stdout.contains(name), "--help lacks {name}");
     }
+    // What a rank is told and what the exit statuses mean, so no one needs another page.
+    for what in ["MPR_RANK", "MPR_LOCAL_SIZE", "Exit status", "124", "130"] {
+        assert!(out.stdout.contains(what), "--help lacks {what:?}");
+    }
     let out = run(&["--version"], &[], None, LIMIT);
     assert!(out.ok().starts_with("mprun "));
 }
