@@ -41,14 +41,28 @@ fn every_size_class_round_trips_without_single_copy() {
 }
 
 #[test]
-fn ranks_of_one_host_talk_over_a_local_socket_and_copy_large_messages_directly() {
-    util::rank_case("t_p2p", 3, "local_path", &["unix", "copy"], &[]);
+fn ranks_of_one_host_talk_through_shared_memory_and_copy_large_messages_directly() {
+    util::rank_case("t_p2p", 3, "local_path", &["shm", "copy"], &[]);
+    util::rank_case(
+        "t_p2p",
+        3,
+        "local_path",
+        &["shm", "socket"],
+        &[("MPR_PULL", "0")],
+    );
+    util::rank_case(
+        "t_p2p",
+        3,
+        "local_path",
+        &["unix", "copy"],
+        &[("MPR_LOCAL", "unix")],
+    );
     util::rank_case(
         "t_p2p",
         3,
         "local_path",
         &["unix", "socket"],
-        &[("MPR_PULL", "0")],
+        &[("MPR_LOCAL", "unix"), ("MPR_PULL", "0")],
     );
     util::rank_case(
         "t_p2p",

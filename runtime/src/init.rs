@@ -70,15 +70,7 @@ pub fn init() -> Result<World> {
             if tuning.pull && tuning.local_unix {
                 crate::sys::allow_peers_to_copy();
             }
-            let mut net = Net::new(
-                b.rank,
-                b.size,
-                b.job_id,
-                b.bind,
-                b.host.clone(),
-                tuning.clone(),
-                b.secret.clone(),
-            )?;
+            let mut net = Net::new(&b, tuning.clone())?;
             let (addr, node) = net.registration();
             net.set_directory(Client::connect(&b, addr, node)?);
             Engine::new(

@@ -28,10 +28,11 @@ pub(crate) struct Segment {
 
 impl Segment {
     /// A new zero-filled segment of `len` bytes, and the descriptor others map it through.
-    pub(crate) fn create(len: usize) -> io::Result<Segment> {
+    /// `name` shows in `/proc/PID/maps` (as `/memfd:NAME`), to tell what a mapping is for.
+    pub(crate) fn create(name: &std::ffi::CStr, len: usize) -> io::Result<Segment> {
         // SAFETY: the name is a NUL-terminated string that lives for the call; the flags are
         // plain integers.
-        let raw = unsafe { libc::memfd_create(c"mpr-node".as_ptr(), libc::MFD_CLOEXEC) };
+        let raw = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
         if raw < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -166,7 +167,7 @@ mod tests {
     #[test]
     #[cfg_attr(miri, ignore = "Miri cannot call memfd_create or mmap")]
     fn two_mappings_of_one_segment_see_each_others_writes() {
-        let a = Segment::create(1 << 16).unwrap();
+        let a = Segment::create(c"mpr-test", 1 << 16).unwrap();
         let b = Segment::open(std::process::id(), a.fd().unwrap(), 1 << 16).unwrap();
         assert!(Segment::open(std::process::id(), a.fd().unwrap(), 1 << 12).is_err());
         a.word(64).store(7, Ordering::SeqCst);
@@ -193,7 +194,7 @@ mod tests {
     #[test]
     #[cfg_attr(miri, ignore = "Miri cannot call memfd_create or mmap")]
     fn ranges_outside_the_segment_are_refused() {
-        let a = Segment::create(4096).unwrap();
+        let a = Segment::create(c"mpr-test", 4096).unwrap();
         let past_end = std::panic::catch_unwind(|| a.read(4090, &mut [0u8; 8]));
         assert!(past_end.is_err());
         let wrapping = std::panic::catch_unwind(|| a.write(usize::MAX, &[0u8; 2]));

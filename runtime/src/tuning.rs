@@ -21,7 +21,8 @@ pub const ENV_PAR_REDUCE: &str = "MPR_PAR_REDUCE";
 pub const ENV_FLAT_RANKS: &str = "MPR_FLAT_RANKS";
 /// Environment variable: broadcasts of at least this many bytes use scatter + ring allgather.
 pub const ENV_BCAST_LARGE: &str = "MPR_BCAST_LARGE";
-/// Environment variable: `unix` (the default) or `tcp`: how ranks of one host talk to each other.
+/// Environment variable: `shm` (the default), `unix` or `tcp`: how ranks of one host talk to each
+/// other (rings in shared memory, local sockets, or loopback TCP as between hosts).
 pub const ENV_LOCAL: &str = "MPR_LOCAL";
 /// Environment variable: `1` (the default) or `0`: may a rank copy a large message out of the
 /// memory of a sender on its host?
@@ -48,7 +49,7 @@ pub const KNOBS: [(&str, &str); 12] = [
     (ENV_UNEXPECTED_LIMIT, "67108864: bytes a rank buffers for eager messages not yet asked for, shared among its peers"),
     (ENV_SPIN_US, "200: longest a waiting rank polls before it sleeps (0: never spins)"),
     (ENV_SOCKET_BUFFER, "0: SO_SNDBUF/SO_RCVBUF of rank-to-rank sockets (0: the kernel's autotuning)"),
-    (ENV_LOCAL, "unix: how ranks of one host talk, unix (local sockets) or tcp"),
+    (ENV_LOCAL, "shm: how ranks of one host talk, shm (shared-memory rings), unix (local sockets) or tcp"),
     (ENV_PULL, "1: large messages within a host are copied once between the processes (0: by socket)"),
     (ENV_NODE_COLL, "1: barrier and small broadcasts and allreduces within a host by shared memory"),
     (ENV_FLAT_RANKS, "16: up to this many ranks, flat small collectives when ranks outnumber cores"),
@@ -94,6 +95,10 @@ pub struct Tuning {
     /// `transport/net/stream.rs`); TCP is there to measure against and to test the TCP path on
     /// one machine.
     pub local_unix: bool,
+    /// Frames between ranks of one host travel through a ring in shared memory once their local
+    /// socket is up (`transport/shm`); the socket stays for set-up, wake-ups and the peer's end.
+    /// Needs `local_unix`.
+    pub local_shm: bool,
     /// Large messages between ranks of one host (over local sockets) are copied by the receiver
     /// straight out of the sender's memory (`process_vm_readv`: one copy) instead of through
     /// the socket (two). Off: through the socket, as between hosts.
@@ -125,6 +130,7 @@ impl Default for Tuning {
             flat_ranks: 16,
             bcast_large: None,
             local_unix: true,
+            local_shm: true,
             pull: true,
             node_coll: true,
             unexpected_limit: 64 << 20,
@@ -167,8 +173,16 @@ impl Tuning {
         if let Some(v) = env_number(&get, ENV_UNEXPECTED_LIMIT, 1 << 48)? {
             t.unexpected_limit = v;
         }
-        if let Some(v) = env_switch(&get, ENV_LOCAL, "unix", "tcp")? {
-            t.local_unix = v;
+        match get(ENV_LOCAL).as_deref().map(str::trim) {
+            None | Some("shm") => {}
+            Some("unix") => t.local_shm = false,
+            Some("tcp") => (t.local_unix, t.local_shm) = (false, false),
+            Some(other) => {
+                return Err(Error::InvalidArgument {
+                    what: ENV_LOCAL,
+                    detail: format!("{other:?} is not shm, unix or tcp"),
+                })
+            }
         }
         if let Some(v) = env_switch(&get, ENV_PULL, "1", "0")? {
             t.pull = v;
@@ -247,14 +261,13 @@ mod tests {
         let d = with(&[]).unwrap();
         assert!(d.local_unix && d.pull && d.node_coll);
         let t = with(&[(ENV_LOCAL, "tcp"), (ENV_PULL, " 0 "), (ENV_NODE_COLL, "0")]).unwrap();
-        assert!(!t.local_unix && !t.pull && !t.node_coll);
-        assert!(
-            with(&[(ENV_LOCAL, "unix"), (ENV_PULL, "1")])
-                .unwrap()
-                .local_unix
-        );
+        assert!(!t.local_unix && !t.local_shm && !t.pull && !t.node_coll);
+        let t = with(&[(ENV_LOCAL, "unix"), (ENV_PULL, "1")]).unwrap();
+        assert!(t.local_unix && !t.local_shm);
+        let t = with(&[(ENV_LOCAL, " shm")]).unwrap();
+        assert!(t.local_unix && t.local_shm);
         for (k, v) in [
-            (ENV_LOCAL, "shm"),
+            (ENV_LOCAL, "ring"),
             (ENV_PULL, "yes"),
             (ENV_NODE_COLL, "on"),
             (ENV_EAGER_LIMIT, "-1"),

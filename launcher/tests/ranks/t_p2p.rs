@@ -325,12 +325,13 @@ fn sendrecv(w: &mpr::World) -> R<()> {
 }
 
 /// A rank sends to itself.
-/// Which path carried messages between ranks 0 and 1? First argument `unix` or `tcp`: the
-/// link. Rank 0 dials rank 1, so rank 1 accepts on its local listener if the link is local: the
-/// kernel's table of Unix sockets (/proc/net/unix) then shows that listener's abstract name
-/// twice (the listener and the accepted connection); over TCP, not at all. Second argument
-/// `copy` or `socket`: how a 4 MiB message travels; copied between the processes, it never
-/// passes through rank 1's sockets.
+/// Which path carried messages between ranks 0 and 1? First argument `shm`, `unix` or `tcp`:
+/// the link. Rank 0 dials rank 1, so rank 1 accepts on its local listener if the link is local:
+/// the kernel's table of Unix sockets (/proc/net/unix) then shows that listener's abstract name
+/// twice (the listener and the accepted connection); over TCP, not at all. With `shm`, rank 1
+/// also maps rank 0's ring (`/memfd:mpr-ring` in its /proc/self/maps); with `unix`, no ring.
+/// Second argument `copy` or `socket`: how a 4 MiB message travels; copied between the
+/// processes, it never passes through rank 1's link (socket or ring).
 fn local_path(w: &mpr::World, args: &[String]) -> R<()> {
     let want = args.first().map(String::as_str).unwrap_or("unix");
     let copy = args.get(1).map(String::as_str) == Some("copy");
@@ -351,8 +352,22 @@ fn local_path(w: &mpr::World, args: &[String]) -> R<()> {
             let table = std::fs::read_to_string("/proc/net/unix").map_err(|x| x.to_string())?;
             let n = table.lines().filter(|l| l.ends_with(&name)).count();
             match want {
-                "unix" => check!(n >= 2, "{n} sockets named {name}: the link is not local"),
+                "shm" | "unix" => {
+                    check!(n >= 2, "{n} sockets named {name}: the link is not local")
+                }
                 _ => check!(n == 0, "{n} sockets named {name} with MPR_LOCAL=tcp"),
+            }
+            let maps = std::fs::read_to_string("/proc/self/maps").map_err(|x| x.to_string())?;
+            let rings = maps
+                .lines()
+                .filter(|l| l.contains("/memfd:mpr-ring"))
+                .count();
+            match want {
+                "shm" => check!(
+                    rings >= 1,
+                    "no ring mapped: the link is not in shared memory"
+                ),
+                _ => check!(rings == 0, "{rings} rings mapped with MPR_LOCAL={want}"),
             }
             let before = w.socket_bytes_received();
             let mut got = vec![0u8; big.len()];

@@ -177,7 +177,7 @@ impl Comm {
         // [made it, pid, descriptor]
         let mut offer = [0u32; 3];
         if me == 0 {
-            if let Ok(seg) = Segment::create(at.total) {
+            if let Ok(seg) = Segment::create(c"mpr-node", at.total) {
                 for slot in 0..BCAST_SLOTS {
                     // Every broadcast slot starts out read by all: free for a root.
                     seg.word(bcast_done(slot)).store(n as u32 - 1, Relaxed);
@@ -497,7 +497,7 @@ mod tests {
     }
 
     fn make(n: usize) -> Segment {
-        let seg = Segment::create(Layout::new(n).total).unwrap();
+        let seg = Segment::create(c"mpr-node", Layout::new(n).total).unwrap();
         for slot in 0..BCAST_SLOTS {
             seg.word(bcast_done(slot)).store(n as u32 - 1, Relaxed);
         }

@@ -114,8 +114,8 @@ impl Comm {
         self.rank
     }
 
-    /// Bytes this process has read from its sockets so far: headers and payloads of every
-    /// message that came through a socket, from any communicator. Large messages from ranks of
+    /// Bytes this process has read from its links so far: headers and payloads of every
+    /// message that came through a socket or a ring in shared memory, from any communicator. Large messages from ranks of
     /// the same host are copied straight between the two processes and do not count. For
     /// diagnostics (which path did my data take?) and tests; hidden from the docs, as it is
     /// no part of the API a rank program is meant to use.

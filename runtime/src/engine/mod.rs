@@ -404,6 +404,12 @@ impl Sink for Core {
             Kind::Hello | Kind::HelloAck | Kind::HelloReject | Kind::Challenge => {
                 return protocol_error("handshake frame")
             }
+            // The transport's own: they never reach the engine.
+            Kind::ShmOffer
+            | Kind::ShmAccept
+            | Kind::ShmRefuse
+            | Kind::ShmSwitch
+            | Kind::Doorbell => return protocol_error("transport frame"),
         }
         Ok(())
     }

@@ -18,7 +18,6 @@
 
 pub(crate) mod loopback;
 pub(crate) mod net;
-#[allow(dead_code)] // wired into net/ in the next commit
 pub(crate) mod shm;
 
 use std::collections::VecDeque;

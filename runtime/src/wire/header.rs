@@ -78,6 +78,17 @@ pub(crate) enum Kind {
     Challenge = 11,
     /// The receiver gives back `len` bytes of the sender's eager window (engine/credit.rs).
     Credit = 12,
+    /// Between ranks of one host: the sender offers a ring for its frames (`len` bytes of data,
+    /// its descriptor number in `tag`; see `transport/shm`).
+    ShmOffer = 13,
+    /// The offered ring is mapped.
+    ShmAccept = 14,
+    /// The offered ring could not be mapped: frames stay on the socket.
+    ShmRefuse = 15,
+    /// The last frame on the socket: every later one comes through the ring.
+    ShmSwitch = 16,
+    /// Wake up: the ring has bytes for you, or room for your bytes.
+    Doorbell = 17,
 }
 
 impl Kind {
@@ -95,6 +106,11 @@ impl Kind {
             10 => Kind::Pushed,
             11 => Kind::Challenge,
             12 => Kind::Credit,
+            13 => Kind::ShmOffer,
+            14 => Kind::ShmAccept,
+            15 => Kind::ShmRefuse,
+            16 => Kind::ShmSwitch,
+            17 => Kind::Doorbell,
             _ => return None,
         })
     }
@@ -252,10 +268,11 @@ mod tests {
 
     #[test]
     fn round_trip_every_kind() {
-        for k in 1..=12u8 {
+        for k in 1..=17u8 {
             let h = sample(Kind::from_u8(k).unwrap());
             assert_eq!(Header::decode(&h.encode()), Ok(h));
         }
+        assert_eq!(Kind::from_u8(18), None);
     }
 
     #[test]

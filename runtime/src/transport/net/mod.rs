@@ -16,6 +16,7 @@
 
 mod connect;
 mod peer;
+mod rings;
 mod socket;
 mod stream;
 
@@ -29,7 +30,7 @@ use self::connect::LinkView;
 use self::peer::{write_frames, Conn, ReadOutcome, Role};
 use self::stream::Listener;
 use super::{OutFrame, SendQueue, Sink};
-use crate::bootstrap::Client;
+use crate::bootstrap::{Bootstrap, Client};
 use crate::error::{Error, PeerCause, Result};
 use crate::tuning::Tuning;
 use crate::wire::{Header, Kind};
@@ -100,6 +101,10 @@ pub(crate) struct Net {
     accepted: Vec<usize>,
     /// Peers this rank is connecting to: a dial out, or the next one due.
     dialling: Vec<usize>,
+    /// Connections with rings in shared memory (`rings.rs`), read on every poll.
+    ring_conns: Vec<usize>,
+    /// Ranks on this host, which the size of each ring depends on.
+    local_size: usize,
 }
 
 /// How long an accepted connection may take to prove that it belongs to the job (its Hello);
@@ -168,15 +173,9 @@ const EPOLL_EVERY: u32 = 16;
 impl Net {
     /// Listens on TCP at `bind`, and locally when `node` (this rank's host) is known and
     /// local sockets are on.
-    pub(crate) fn new(
-        me: usize,
-        size: usize,
-        job_id: u64,
-        bind: std::net::IpAddr,
-        node: Option<String>,
-        tuning: Tuning,
-        secret: Secret,
-    ) -> Result<Net> {
+    pub(crate) fn new(b: &Bootstrap, tuning: Tuning) -> Result<Net> {
+        let (me, size, local_size, job_id) = (b.rank, b.size, b.local_size, b.job_id);
+        let (bind, node, secret) = (b.bind, b.host.clone(), b.secret.clone());
         let poll = Poll::new().map_err(|e| Error::os("create epoll instance", e))?;
         let (mut listener, listen_addr) =
             socket::listen(bind).map_err(|e| Error::os("listen", e))?;
@@ -221,6 +220,8 @@ impl Net {
             next_sweep: Instant::now(),
             accepted: Vec::new(),
             dialling: Vec::new(),
+            ring_conns: Vec::new(),
+            local_size,
         })
     }
 
@@ -376,15 +377,29 @@ impl Net {
     /// connection waits long. Reading without an event is always allowed; events for bytes read
     /// this way just find nothing later.
     pub(crate) fn poll(&mut self, sink: &mut impl Sink, timeout: Option<Duration>) -> Result<bool> {
+        // Rings first: they need no event, and looking at an idle one costs a load.
+        let mut rings_moved = self.poll_rings(sink);
+        let mut timeout = timeout;
+        if rings_moved {
+            timeout = Some(Duration::ZERO);
+        }
         if timeout == Some(Duration::ZERO) {
             self.spins += 1;
             if self.spins < EPOLL_EVERY {
                 if let Some(idx) = self.hot {
-                    return Ok(self.spin_hot(idx, sink));
+                    return Ok(self.spin_hot(idx, sink) || rings_moved);
+                }
+                if !self.ring_conns.is_empty() {
+                    return Ok(rings_moved);
                 }
             }
         }
         self.spins = 0;
+        // About to sleep: every ring must know, so that its writer rings the doorbell.
+        let sleeping = timeout != Some(Duration::ZERO) && !self.ring_conns.is_empty();
+        if sleeping && !self.rings_may_sleep(sink) {
+            timeout = Some(Duration::ZERO);
+        }
         if self.accept_stalled {
             self.accept_stalled = false;
             self.accept_all(LISTENER);
@@ -393,9 +408,13 @@ impl Net {
             }
         }
         let timeout = self.bound_by_deadlines(timeout);
-        match self.poll.poll(&mut self.events, timeout) {
+        let polled = self.poll.poll(&mut self.events, timeout);
+        if sleeping {
+            self.rings_awake();
+        }
+        match polled {
             Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return Ok(false),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return Ok(rings_moved),
             Err(e) => return Err(Error::os("epoll_wait", e)),
         }
         let mut ready = std::mem::take(&mut self.ready);
@@ -428,7 +447,10 @@ impl Net {
             self.directory_requests(sink);
         }
         self.sweep(sink);
-        let active = !ready.is_empty();
+        if !ready.is_empty() || sleeping {
+            rings_moved |= self.poll_rings(sink);
+        }
+        let active = !ready.is_empty() || rings_moved;
         self.ready = ready;
         Ok(active)
     }
@@ -459,6 +481,7 @@ impl Net {
         if self.hot == Some(idx) {
             self.hot = None;
         }
+        self.ring_conns.retain(|&c| c != idx);
         if let Some(mut c) = self.conns.get_mut(idx).and_then(Option::take) {
             let _ = self.poll.registry().deregister(&mut c.stream);
             self.free.push(idx);
@@ -701,6 +724,14 @@ impl Net {
         let Some(Some(conn)) = link.up.map(|c| self.conns[c].as_mut()) else {
             return;
         };
+        if conn.rings.is_some() {
+            let Some(idx) = link.up else { return };
+            match self.flush_rings(idx, peer, sink) {
+                Err(cause) => self.fail_peer(peer, cause, sink),
+                Ok(()) => self.want_write(idx),
+            }
+            return;
+        }
         let res = match conn.write_ctl() {
             Ok(true) => write_frames(&mut conn.stream, &mut link.q, sink),
             other => other,
@@ -723,9 +754,12 @@ impl Net {
         let Some(conn) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
             return;
         };
-        let queued = conn
-            .peer
-            .is_some_and(|p| self.links[p].up == Some(idx) && !self.links[p].q.is_empty());
+        // Frames that wait for room in a ring wait for its doorbell, not for the socket.
+        let on_ring = conn.rings.as_ref().is_some_and(|r| r.tx_on);
+        let queued = !on_ring
+            && conn
+                .peer
+                .is_some_and(|p| self.links[p].up == Some(idx) && !self.links[p].q.is_empty());
         let want = !conn.ctl.is_empty() || queued;
         if want == conn.write_interest {
             return;
@@ -803,7 +837,7 @@ impl Net {
             .get(idx)
             .and_then(Option::as_ref)
             .is_some_and(|c| c.up);
-        if up && moved {
+        if up && moved && !self.reads_ring(idx) {
             self.hot = Some(idx);
         } else if !up && self.hot == Some(idx) {
             self.hot = None;
@@ -827,8 +861,11 @@ impl Net {
             match outcome {
                 ReadOutcome::Drained => return,
                 ReadOutcome::Handshake(h) => self.handshake(idx, h, sink),
+                ReadOutcome::Control(h) => self.on_control(idx, h, false, sink),
                 ReadOutcome::Closed => {
-                    return self.conn_failed(idx, PeerCause::ConnectionClosed, sink)
+                    // What the peer wrote into its ring before it ended (its Fin, say) counts.
+                    self.read_ring(idx, sink);
+                    return self.conn_failed(idx, PeerCause::ConnectionClosed, sink);
                 }
                 ReadOutcome::Failed(cause) => return self.conn_failed(idx, cause, sink),
             }
@@ -987,6 +1024,7 @@ impl Net {
                     link.up = Some(idx);
                     link.awaiting_peer = false;
                     sink.on_link_up(p, self.pull_from(idx));
+                    self.offer_ring(idx, p);
                     self.flush(p, sink);
                 } else {
                     conn.closing = true;
@@ -1011,6 +1049,7 @@ impl Net {
                 if link.up.is_none() {
                     link.up = Some(idx);
                     sink.on_link_up(p, self.pull_from(idx));
+                    self.offer_ring(idx, p);
                     self.flush(p, sink);
                 }
             }

@@ -12,6 +12,7 @@ use std::io::{self, IoSlice, Read, Write};
 use super::stream::Stream;
 
 use crate::error::PeerCause;
+use crate::transport::shm::{Rx, Tx};
 use crate::transport::{Dest, SendQueue, Sink};
 use crate::wire::{Header, Kind, HEADER_LEN};
 use mpr_launch::auth::PROOF_LEN;
@@ -45,6 +46,39 @@ pub(crate) struct Conn {
     pub dialler_challenge: u64,
     /// When the connection was made: an acceptor's handshake has a deadline from then.
     pub opened: std::time::Instant,
+    /// The pair's rings, once a move of its frames to shared memory has begun (local links).
+    pub rings: Option<Box<Rings>>,
+}
+
+/// A local link's rings in shared memory (`transport/shm`), one per direction, each moved to
+/// on its own: this side's once the peer has mapped it and `ShmSwitch` is written, the peer's
+/// once its `ShmSwitch` is read.
+pub(crate) struct Rings {
+    /// The ring this rank writes, once offered.
+    pub tx: Option<Tx>,
+    /// Frames at the front of the link's queue that still go on the socket, the last of them
+    /// `ShmSwitch` (0 when no switch is under way).
+    pub pre_switch: usize,
+    /// This rank's frames go into `tx`; the socket carries only doorbells from it.
+    pub tx_on: bool,
+    /// The peer's ring, once mapped.
+    pub rx: Option<Rx>,
+    /// The peer's frames come from `rx`.
+    pub rx_on: bool,
+    pub rx_reader: Reader,
+}
+
+impl Rings {
+    pub(crate) fn new(read_ahead: usize) -> Rings {
+        Rings {
+            tx: None,
+            pre_switch: 0,
+            tx_on: false,
+            rx: None,
+            rx_on: false,
+            rx_reader: Reader::for_ring(read_ahead),
+        }
+    }
 }
 
 impl Conn {
@@ -61,6 +95,7 @@ impl Conn {
             challenge: None,
             dialler_challenge: 0,
             opened: std::time::Instant::now(),
+            rings: None,
         }
     }
 
@@ -84,7 +119,7 @@ impl Conn {
 /// Writes frames from `q` until it is empty (Ok(true)) or the socket is full (Ok(false)),
 /// reporting each completed frame's token.
 pub(crate) fn write_frames(
-    stream: &mut Stream,
+    stream: &mut impl Write,
     q: &mut SendQueue,
     sink: &mut impl Sink,
 ) -> io::Result<bool> {
@@ -145,6 +180,9 @@ pub(crate) enum ReadOutcome {
     Closed,
     /// A header arrived on a connection not yet up: the handshake decides.
     Handshake(Header),
+    /// A frame of the transport's own (the move to shared memory, a doorbell): the
+    /// connection's owner handles it.
+    Control(Header),
     Failed(PeerCause),
 }
 
@@ -164,19 +202,32 @@ pub(crate) struct Reader {
     /// every arrival of new data on a TCP socket raises a new readiness event, even when earlier
     /// data was not read to exhaustion.
     short: bool,
+    /// Whether to skip reads after a short one (see `short`): for sockets, not for rings,
+    /// where looking costs no system call and bytes may come at any moment.
+    skip_after_short: bool,
     /// Bytes read from the socket so far (to tell whether a read attempt found anything).
     pub bytes_in: u64,
 }
 
 impl Reader {
-    fn new(read_ahead: usize) -> Reader {
+    /// A reader of a socket.
+    pub(crate) fn new(read_ahead: usize) -> Reader {
         Reader {
             stage: vec![0; read_ahead.max(HEADER_LEN * 4)].into_boxed_slice(),
             start: 0,
             end: 0,
             state: ReadState::Header,
             short: false,
+            skip_after_short: true,
             bytes_in: 0,
+        }
+    }
+
+    /// A reader of a ring in shared memory.
+    pub(crate) fn for_ring(read_ahead: usize) -> Reader {
+        Reader {
+            skip_after_short: false,
+            ..Reader::new(read_ahead)
         }
     }
 
@@ -184,7 +235,7 @@ impl Reader {
     /// handshake is done; then frames go to `sink`. Sets `*fin` when a Fin frame passes.
     pub(crate) fn read(
         &mut self,
-        stream: &mut Stream,
+        stream: &mut impl Read,
         peer: Option<usize>,
         sink: &mut impl Sink,
         fin: &mut bool,
@@ -215,6 +266,16 @@ impl Reader {
                                 h.kind
                             )));
                         }
+                        if matches!(
+                            h.kind,
+                            Kind::ShmOffer
+                                | Kind::ShmAccept
+                                | Kind::ShmRefuse
+                                | Kind::ShmSwitch
+                                | Kind::Doorbell
+                        ) {
+                            return ReadOutcome::Control(h);
+                        }
                         if h.kind == Kind::Fin {
                             *fin = true;
                         }
@@ -239,6 +300,7 @@ impl Reader {
                         self.start = 0;
                     }
                     match read_tracked(
+                        self.skip_after_short,
                         &mut self.short,
                         &mut self.bytes_in,
                         stream,
@@ -271,10 +333,17 @@ impl Reader {
                             let slot = dest.slot(got, len);
                             let r = if !slot.is_empty() && remaining >= self.stage.len() / 2 {
                                 // Much left: straight into the destination, no copy.
-                                read_tracked(&mut self.short, &mut self.bytes_in, stream, slot)
-                                    .map(|o| o.map(|n| (n, true)))
+                                read_tracked(
+                                    self.skip_after_short,
+                                    &mut self.short,
+                                    &mut self.bytes_in,
+                                    stream,
+                                    slot,
+                                )
+                                .map(|o| o.map(|n| (n, true)))
                             } else {
                                 read_tracked(
+                                    self.skip_after_short,
                                     &mut self.short,
                                     &mut self.bytes_in,
                                     stream,
@@ -309,12 +378,13 @@ impl Reader {
 /// [`read_some`], skipping the read when the previous one came back short (see
 /// `Reader::short`) and recording whether this one does.
 fn read_tracked(
+    skip_after_short: bool,
     short: &mut bool,
     bytes_in: &mut u64,
-    stream: &mut Stream,
+    stream: &mut impl Read,
     buf: &mut [u8],
 ) -> Result<Option<usize>, ReadOutcome> {
-    if std::mem::take(short) {
+    if std::mem::take(short) && skip_after_short {
         return Ok(None);
     }
     let r = read_some(stream, buf)?;
@@ -326,13 +396,17 @@ fn read_tracked(
 }
 
 /// One read: Ok(Some(n)) bytes, Ok(None) would block, Err(outcome) end of stream or failure.
-fn read_some(stream: &mut Stream, buf: &mut [u8]) -> Result<Option<usize>, ReadOutcome> {
+fn read_some(stream: &mut impl Read, buf: &mut [u8]) -> Result<Option<usize>, ReadOutcome> {
     loop {
         match stream.read(buf) {
             Ok(0) if !buf.is_empty() => return Err(ReadOutcome::Closed),
             Ok(n) => return Ok(Some(n)),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // A ring whose positions no correct peer writes (`transport/shm/ring.rs`).
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                return Err(ReadOutcome::Failed(PeerCause::Protocol(e.to_string())))
+            }
             Err(e) => return Err(ReadOutcome::Failed(PeerCause::io("read", &e))),
         }
     }

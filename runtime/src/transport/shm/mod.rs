@@ -100,7 +100,7 @@ pub(crate) struct Rx {
 impl Tx {
     /// A new ring of `cap` bytes and the descriptor number a peer opens it through.
     pub(crate) fn create(cap: usize) -> io::Result<(Tx, i32)> {
-        let seg = Segment::create(ring::segment_len(cap))?;
+        let seg = Segment::create(c"mpr-ring", ring::segment_len(cap))?;
         let fd = seg
             .fd()
             .ok_or_else(|| io::Error::other("a new segment without descriptor"))?;

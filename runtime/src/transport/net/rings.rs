@@ -1,0 +1,347 @@
+//! Local links whose frames move to shared memory: the set-up of `transport/shm` (offer, accept,
+//! switch), reading and writing the rings, and the doorbells that wake a sleeping peer.
+//!
+//! A link's socket carries its frames until the switch, and after it only doorbells (a
+//! header-only `Doorbell` frame, written when a ring says its other side sleeps) and, by its end,
+//! the news that the peer is gone. Reads of a ring need no event: every poll reads every ring
+//! (a load of a word the peer last wrote when it is empty), and a poll that may sleep first
+//! tells each ring so ([`Rx::may_sleep`]), so that a writer rings the doorbell.
+
+use super::peer::{write_frames, Conn, ReadOutcome, Rings};
+use super::Net;
+use crate::buf::RawSlice;
+use crate::error::PeerCause;
+use crate::transport::shm::{ring_capacity, Rx, Tx};
+use crate::transport::{OutFrame, SendQueue, Sink};
+use crate::wire::{Header, Kind};
+
+impl Net {
+    /// A local link to `peer` on connection `idx` is up: offer the peer a ring for this
+    /// rank's frames (when rings are on and the peer is a process of this host we can name).
+    pub(super) fn offer_ring(&mut self, idx: usize, peer: usize) {
+        if !self.tuning.local_shm {
+            return;
+        }
+        let Some(conn) = self.conns[idx].as_mut() else {
+            return;
+        };
+        if conn.stream.local_peer_pid().is_none() || conn.rings.is_some() {
+            return;
+        }
+        let Ok((tx, fd)) = Tx::create(ring_capacity(self.local_size)) else {
+            return; // no memfd: the link stays on its socket
+        };
+        let mut rings = Rings::new(self.tuning.read_ahead);
+        rings.tx = Some(tx);
+        conn.rings = Some(Box::new(rings));
+        self.ring_conns.push(idx);
+        let mut h = Header::new(Kind::ShmOffer);
+        h.len = ring_capacity(self.local_size) as u64;
+        h.tag = fd as u32;
+        self.links[peer]
+            .q
+            .push_back(OutFrame::new(&h, RawSlice::EMPTY, None));
+    }
+
+    /// A frame of the transport's own arrived on connection `idx` (`from_ring`: through the
+    /// peer's ring, else on the socket).
+    pub(super) fn on_control(
+        &mut self,
+        idx: usize,
+        h: Header,
+        from_ring: bool,
+        sink: &mut impl Sink,
+    ) {
+        let Some(conn) = self.conns[idx].as_mut() else {
+            return;
+        };
+        let Some(peer) = conn.peer else { return };
+        let bad = |what: &str| PeerCause::Protocol(format!("{what} out of turn"));
+        match h.kind {
+            Kind::Doorbell => {} // the poll after this one reads the rings
+            Kind::ShmOffer => {
+                if from_ring || conn.rings.as_ref().is_some_and(|r| r.rx.is_some()) {
+                    return self.conn_failed(idx, bad("a second ring offer"), sink);
+                }
+                // The process at the other end of the socket, whatever the frame says.
+                let opened =
+                    conn.stream.local_peer_pid().ok_or(()).and_then(|pid| {
+                        Rx::open(pid, h.tag as i32, h.len as usize).map_err(|_| ())
+                    });
+                let answer = match opened {
+                    Ok(rx) => {
+                        if conn.rings.is_none() {
+                            conn.rings = Some(Box::new(Rings::new(self.tuning.read_ahead)));
+                            self.ring_conns.push(idx);
+                        }
+                        if let Some(r) = conn.rings.as_mut() {
+                            r.rx = Some(rx);
+                        }
+                        Kind::ShmAccept
+                    }
+                    Err(()) => Kind::ShmRefuse,
+                };
+                self.send_control(peer, answer, sink);
+            }
+            Kind::ShmAccept | Kind::ShmRefuse => {
+                let Some(r) = conn
+                    .rings
+                    .as_mut()
+                    .filter(|r| r.tx.is_some() && !r.tx_on && r.pre_switch == 0)
+                else {
+                    return self.conn_failed(idx, bad("an answer to a ring offer"), sink);
+                };
+                if h.kind == Kind::ShmRefuse {
+                    r.tx = None;
+                    return;
+                }
+                if let Some(tx) = r.tx.as_mut() {
+                    tx.mapped();
+                }
+                // Every frame queued so far goes on the socket, then ShmSwitch, then the ring.
+                let q = &mut self.links[peer].q;
+                q.push_back(OutFrame::new(
+                    &Header::new(Kind::ShmSwitch),
+                    RawSlice::EMPTY,
+                    None,
+                ));
+                r.pre_switch = q.len();
+                self.flush(peer, sink);
+            }
+            Kind::ShmSwitch => {
+                match conn.rings.as_mut() {
+                    Some(r) if !from_ring && r.rx.is_some() && !r.rx_on => r.rx_on = true,
+                    _ => return self.conn_failed(idx, bad("a switch to a ring"), sink),
+                }
+                self.read_ring(idx, sink);
+            }
+            other => {
+                let cause = PeerCause::Protocol(format!("{other:?} is no transport frame"));
+                self.conn_failed(idx, cause, sink);
+            }
+        }
+    }
+
+    /// Queues a header-only frame of the transport's own for `peer`, on whichever path its
+    /// frames take now, and writes it.
+    fn send_control(&mut self, peer: usize, kind: Kind, sink: &mut impl Sink) {
+        self.links[peer]
+            .q
+            .push_back(OutFrame::new(&Header::new(kind), RawSlice::EMPTY, None));
+        self.flush(peer, sink);
+    }
+
+    /// Wakes `peer` on connection `idx`: a doorbell on the socket, which carries nothing else
+    /// from this rank once its frames go by ring (before that, a frame on the socket wakes it
+    /// anyway: the doorbell is queued as one).
+    fn doorbell(&mut self, idx: usize, peer: usize, sink: &mut impl Sink) {
+        let Some(conn) = self.conns[idx].as_mut() else {
+            return;
+        };
+        if conn.rings.as_ref().is_some_and(|r| r.tx_on) {
+            if conn.ctl.is_empty() {
+                conn.ctl
+                    .extend_from_slice(&Header::new(Kind::Doorbell).encode());
+            }
+            match conn.write_ctl() {
+                Ok(_) => self.want_write(idx),
+                Err(e) => self.conn_failed(idx, PeerCause::io("write", &e), sink),
+            }
+        } else {
+            self.send_control(peer, Kind::Doorbell, sink);
+        }
+    }
+
+    /// Writes `peer`'s queue on connection `idx`, which has rings: the frames before the switch
+    /// on the socket, the rest into the ring. Returns an error to fail the peer with.
+    pub(super) fn flush_rings(
+        &mut self,
+        idx: usize,
+        peer: usize,
+        sink: &mut impl Sink,
+    ) -> Result<(), PeerCause> {
+        let Some(conn) = self.conns[idx].as_mut() else {
+            return Ok(());
+        };
+        let Some(mut r) = conn.rings.take() else {
+            return Ok(());
+        };
+        let q = &mut self.links[peer].q;
+        let res = write_both(conn, &mut r, q, sink);
+        let ring =
+            r.tx.as_mut()
+                .is_some_and(|t| std::mem::take(&mut t.ring_doorbell));
+        conn.rings = Some(r);
+        res?;
+        if ring {
+            self.doorbell(idx, peer, sink);
+        }
+        Ok(())
+    }
+
+    /// Reads what the peer's ring on connection `idx` holds; true if any byte came.
+    pub(super) fn read_ring(&mut self, idx: usize, sink: &mut impl Sink) -> bool {
+        let mut moved = false;
+        loop {
+            let Some(conn) = self.conns[idx].as_mut() else {
+                return moved;
+            };
+            let (Some(peer), Some(r)) = (conn.peer, conn.rings.as_mut()) else {
+                return moved;
+            };
+            let Some(rx) = r.rx.as_mut().filter(|_| r.rx_on) else {
+                return moved;
+            };
+            let before = r.rx_reader.bytes_in;
+            let mut fin = false;
+            let outcome = r.rx_reader.read(rx, Some(peer), sink, &mut fin);
+            let came = r.rx_reader.bytes_in - before;
+            self.bytes_read += came;
+            moved |= came > 0;
+            let wake = std::mem::take(&mut rx.ring_doorbell);
+            if fin {
+                self.links[peer].fin_in = true;
+            }
+            if wake {
+                self.doorbell(idx, peer, sink);
+            }
+            match outcome {
+                ReadOutcome::Drained => return moved,
+                ReadOutcome::Control(h) => self.on_control(idx, h, true, sink),
+                ReadOutcome::Failed(cause) => {
+                    self.conn_failed(idx, cause, sink);
+                    return moved;
+                }
+                ReadOutcome::Closed | ReadOutcome::Handshake(_) => {
+                    let cause = PeerCause::Protocol("a ring that ended".into());
+                    self.conn_failed(idx, cause, sink);
+                    return moved;
+                }
+            }
+        }
+    }
+
+    /// Reads every ring and writes into every ring with frames waiting; true if anything moved.
+    pub(super) fn poll_rings(&mut self, sink: &mut impl Sink) -> bool {
+        let mut active = false;
+        let mut i = 0;
+        while i < self.ring_conns.len() {
+            let idx = self.ring_conns[i];
+            i += 1;
+            active |= self.read_ring(idx, sink);
+            let Some(peer) = self.conns[idx].as_ref().and_then(|c| c.peer) else {
+                continue;
+            };
+            let link = &self.links[peer];
+            if link.up == Some(idx) && !link.q.is_empty() {
+                let before = (link.q.len(), link.q.front().map(|f| f.written));
+                self.flush(peer, sink);
+                let link = &self.links[peer];
+                active |= (link.q.len(), link.q.front().map(|f| f.written)) != before;
+            }
+        }
+        active
+    }
+
+    /// Before a poll that may sleep: tells every ring so. False if one of them has bytes to
+    /// read or room for bytes waiting: then do not sleep.
+    pub(super) fn rings_may_sleep(&mut self, sink: &mut impl Sink) -> bool {
+        let mut may = true;
+        let mut broken = Vec::new();
+        for &idx in &self.ring_conns {
+            let Some(conn) = self.conns[idx].as_mut() else {
+                continue;
+            };
+            let Some(r) = conn.rings.as_mut() else {
+                continue;
+            };
+            let waiting = conn
+                .peer
+                .is_some_and(|p| self.links[p].up == Some(idx) && !self.links[p].q.is_empty());
+            if let Some(rx) = r.rx.as_mut().filter(|_| r.rx_on) {
+                match rx.may_sleep() {
+                    Ok(true) => {}
+                    Ok(false) => may = false,
+                    Err(e) => broken.push((idx, e)),
+                }
+            }
+            if let Some(tx) = r.tx.as_mut().filter(|_| r.tx_on && waiting) {
+                match tx.may_sleep() {
+                    Ok(true) => {}
+                    Ok(false) => may = false,
+                    Err(e) => broken.push((idx, e)),
+                }
+            }
+        }
+        for (idx, e) in broken {
+            self.conn_failed(idx, PeerCause::Protocol(e.to_string()), sink);
+            may = false;
+        }
+        may
+    }
+
+    /// After a poll that may have slept: no ring needs a doorbell until the next sleep.
+    pub(super) fn rings_awake(&mut self) {
+        for &idx in &self.ring_conns {
+            if let Some(rx) = self.conns[idx]
+                .as_ref()
+                .and_then(|c| c.rings.as_ref())
+                .filter(|r| r.rx_on)
+                .and_then(|r| r.rx.as_ref())
+            {
+                rx.awake();
+            }
+        }
+    }
+
+    /// Whether connection `idx` reads its peer's frames from a ring (so reading its socket
+    /// while spinning would only cost a system call).
+    pub(super) fn reads_ring(&self, idx: usize) -> bool {
+        self.conns
+            .get(idx)
+            .and_then(Option::as_ref)
+            .and_then(|c| c.rings.as_ref())
+            .is_some_and(|r| r.rx_on)
+    }
+}
+
+/// The writing half of [`Net::flush_rings`], with the rings taken out of the connection.
+fn write_both(
+    conn: &mut Conn,
+    r: &mut Rings,
+    q: &mut SendQueue,
+    sink: &mut impl Sink,
+) -> Result<(), PeerCause> {
+    let io = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::InvalidData => PeerCause::Protocol(e.to_string()),
+        _ => PeerCause::io("write", &e),
+    };
+    if !r.tx_on {
+        let mut socket = |q: &mut SendQueue| match conn.write_ctl() {
+            Ok(true) => write_frames(&mut conn.stream, q, sink).map_err(io),
+            Ok(false) => Ok(false),
+            Err(e) => Err(io(e)),
+        };
+        if r.pre_switch == 0 {
+            // No switch under way: the socket's path, as for any link.
+            return socket(q).map(|_| ());
+        }
+        // The frames up to ShmSwitch on the socket (a short queue: those queued while the peer
+        // mapped the ring), then the rest into the ring.
+        let mut ahead: SendQueue = q.drain(..r.pre_switch.min(q.len())).collect();
+        let res = socket(&mut ahead);
+        r.pre_switch = ahead.len();
+        r.tx_on = r.pre_switch == 0;
+        while let Some(f) = ahead.pop_back() {
+            q.push_front(f);
+        }
+        res?;
+        if !r.tx_on {
+            return Ok(());
+        }
+    }
+    match r.tx.as_mut() {
+        Some(tx) => write_frames(tx, q, sink).map(|_| ()).map_err(io),
+        None => Ok(()),
+    }
+}
