@@ -169,6 +169,9 @@ fn out_of_descriptors(e: &std::io::Error) -> bool {
 /// While spinning, one poll in this many asks epoll about every connection; the others read the
 /// hot connection directly.
 const EPOLL_EVERY: u32 = 16;
+/// The same when rings in shared memory are read on every poll: a spin is then some 50 ns, not
+/// a system call, so 128 of them still ask epoll every few microseconds.
+const EPOLL_EVERY_WITH_RINGS: u32 = 128;
 
 impl Net {
     /// Listens on TCP at `bind`, and locally when `node` (this rank's host) is known and
@@ -385,7 +388,13 @@ impl Net {
         }
         if timeout == Some(Duration::ZERO) {
             self.spins += 1;
-            if self.spins < EPOLL_EVERY {
+            // With rings, polls are cheap and come fast: ask epoll less often, by count.
+            let every = if self.ring_conns.is_empty() {
+                EPOLL_EVERY
+            } else {
+                EPOLL_EVERY_WITH_RINGS
+            };
+            if self.spins < every {
                 if let Some(idx) = self.hot {
                     return Ok(self.spin_hot(idx, sink) || rings_moved);
                 }

@@ -113,6 +113,11 @@ impl Net {
                     Some(r) if !from_ring && r.rx.is_some() && !r.rx_on => r.rx_on = true,
                     _ => return self.conn_failed(idx, bad("a switch to a ring"), sink),
                 }
+                // Its socket carries nothing but doorbells from now on: never read it while
+                // spinning.
+                if self.hot == Some(idx) {
+                    self.hot = None;
+                }
                 self.read_ring(idx, sink);
             }
             other => {
@@ -228,7 +233,15 @@ impl Net {
         while i < self.ring_conns.len() {
             let idx = self.ring_conns[i];
             i += 1;
-            active |= self.read_ring(idx, sink);
+            let ready = self.conns[idx]
+                .as_mut()
+                .and_then(|c| c.rings.as_mut())
+                .filter(|r| r.rx_on)
+                .and_then(|r| r.rx.as_mut())
+                .is_some_and(Rx::maybe_ready);
+            if ready {
+                active |= self.read_ring(idx, sink);
+            }
             let Some(peer) = self.conns[idx].as_ref().and_then(|c| c.peer) else {
                 continue;
             };

@@ -147,6 +147,11 @@ impl Rx {
         self.cons.sleep().map_err(corrupt)
     }
 
+    /// Whether bytes may have come (cheap: for every poll of an idle ring).
+    pub(crate) fn maybe_ready(&mut self) -> bool {
+        self.cons.maybe_ready()
+    }
+
     /// Awake again.
     pub(crate) fn awake(&self) {
         self.cons.wake()

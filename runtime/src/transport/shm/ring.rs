@@ -207,6 +207,15 @@ impl<M: Mem> Consumer<M> {
         }
     }
 
+    /// Whether bytes may be ready (one load of the producer's word when none were known): the
+    /// check of an idle ring on every poll.
+    pub(crate) fn maybe_ready(&mut self) -> bool {
+        self.tail_seen != self.head || {
+            self.tail_seen = self.mem.load(TAIL, true);
+            self.tail_seen != self.head
+        }
+    }
+
     /// Bytes ready to be read.
     pub(crate) fn available(&mut self) -> Result<usize, Corrupt> {
         let cap = self.cap as u32;
