@@ -1,47 +1,62 @@
 //! A single-producer, single-consumer byte ring in memory two processes share: the path of every
 //! frame from one rank to another of its host once their link has moved to shared memory.
 //!
-//! A byte stream, not a queue of cells: the frame reader and writer of a socket
-//! (`net/peer.rs`) run over it unchanged (header, then payload straight into its destination),
-//! a frame larger than the ring streams through it in pieces, and no message size needs a
-//! cell size chosen in advance. Open MPI's fast boxes and MPICH's per-pair cells are rings of
-//! the same kind; what makes them fast is that an idle ring costs nothing but a load of a cache
-//! line its producer last wrote, and a message costs one copy in and one copy out, with no
-//! system call on either side while both spin.
+//! A byte stream to its users: the frame reader and writer of a socket (`net/peer.rs`) run over
+//! it unchanged (header, then payload straight into its destination), a frame larger than the
+//! ring streams through it in pieces, and no message size needs a cell size chosen in advance.
+//! Inside, the stream is cut into *records*, each opened by an 8-byte record header whose first
+//! word, stored last, says the record is complete: the consumer polls that word at its own
+//! position, in the cache line that holds the record's first bytes, so a small message costs one
+//! cache line moving from the producer's core to the consumer's (the 48-byte frame header, an
+//! 8-byte payload and the record header fill one 64-byte line exactly). A separate "tail"
+//! counter, as a plain byte ring has, would cost a second line per message: that is what Open
+//! MPI's fast boxes and MPICH's cells avoid the same way.
 //!
-//! Layout (every control word alone in its cache line, so the two sides never write one line):
+//! Layout:
 //!
-//! | offset | word | written by |
+//! | offset | what | written by |
 //! | --- | --- | --- |
-//! | 64 | `tail`: bytes ever written (mod 2^32) | producer |
-//! | 128 | `head`: bytes ever read (mod 2^32) | consumer |
+//! | 128 | `head`: the stream position up to which records are consumed (mod 2^32) | consumer |
 //! | 192 | `sleeping`: the consumer sleeps in the kernel | consumer sets, producer clears |
 //! | 256 | `want_space`: the producer waits for room | producer sets, consumer clears |
-//! | 4096.. | `cap` bytes of data (a power of two) | producer |
+//! | 4096.. | `cap` bytes of records (a power of two) | producer |
 //!
-//! Order: the producer copies bytes in, then stores `tail` with release; the consumer loads
-//! `tail` with acquire, copies the bytes out, then stores `head` with release, which the
-//! producer loads with acquire before it reuses the space. Sleeping is Dekker's handshake with
-//! sequentially consistent fences: the consumer sets `sleeping`, fences, and looks at `tail` once
-//! more before it sleeps; the producer stores `tail`, fences, and looks at `sleeping`. At least
-//! one of them sees the other's store, so either the consumer does not sleep or the producer
-//! rings its doorbell (the same for `want_space` the other way). Checked under `loom` (the
-//! `loom` tests below, `RUSTFLAGS="--cfg loom"`), with the index logic under Miri.
+//! A record at stream position `p` (a multiple of [`ALIGN`]) is `size: u32, len: u32`, then
+//! `len` bytes, then padding up to `p + size`, where the next record goes. `size` is written
+//! last, with release; the consumer loads it with acquire, and 0 means "not yet". So that no
+//! older bytes (of a lap before, where payload may have lain) ever pass for a header, the
+//! producer zeroes the next record's `size` word before it publishes a record (it keeps a line
+//! free for it), and the consumer finds there either 0 or a record. Once a record is consumed
+//! the consumer stores `head` with release; the producer loads it with acquire before it reuses
+//! the space.
 //!
-//! The other process is trusted with nothing: positions it writes are checked (a consumer never
-//! reads more than `cap` bytes past its own head, a producer never sees `head` ahead of its
-//! `tail`), and a position out of range is a [`Corrupt`] error, which fails the peer. Bytes are
-//! only ever copied in and out ([`Mem`]), never borrowed.
+//! Sleeping is Dekker's handshake with sequentially consistent fences: the consumer sets
+//! `sleeping`, fences, and looks once more at the word where the next record's `end` goes; the
+//! producer publishes a record, fences, and looks at `sleeping`. At least one of them sees the
+//! other's store, so either the consumer does not sleep or the producer rings its doorbell (the
+//! same for `want_space` the other way). Checked under `loom` (the `loom` tests below,
+//! `RUSTFLAGS="--cfg loom"`); the position arithmetic is pure functions, checked under Miri.
+//!
+//! The other process is trusted with nothing: a record header that claims a length that does not
+//! fit its size, or a `head` that is not within `cap` bytes behind the producer, is a
+//! [`Corrupt`] error, which fails the peer; every copy is bounds-checked by [`Mem`], and bytes
+//! are only ever copied in and out, never borrowed.
 
 use std::io::IoSlice;
 
 /// Offsets of the control words.
-const TAIL: usize = 64;
 const HEAD: usize = 128;
 const SLEEPING: usize = 192;
 const WANT_SPACE: usize = 256;
 /// Where the data starts: a page of its own for the control words.
 pub(crate) const DATA: usize = 4096;
+/// Records start at multiples of this: a cache line.
+pub(crate) const ALIGN: u32 = 64;
+/// Bytes of a record header.
+const REC: u32 = 8;
+/// The most a record carries, so that a large frame streams through the ring in pieces that the
+/// consumer copies out while the producer copies the next ones in.
+const MAX_RECORD: usize = 16 << 10;
 
 /// The smallest and largest ring.
 pub(crate) const MIN_CAP: usize = 4096;
@@ -49,7 +64,7 @@ pub(crate) const MAX_CAP: usize = 1 << 30;
 
 /// What a ring lives in: a shared segment in mpr, a model of one under `loom`.
 pub(crate) trait Mem {
-    /// The control word at `offset`.
+    /// The 4-byte word at `offset` (a control word, or a word of a record header).
     fn load(&self, offset: usize, acquire: bool) -> u32;
     fn store(&self, offset: usize, v: u32, release: bool);
     fn swap(&self, offset: usize, v: u32) -> u32;
@@ -60,13 +75,13 @@ pub(crate) trait Mem {
     fn read(&self, offset: usize, dst: &mut [u8]);
 }
 
-/// The peer wrote a position no correct peer writes.
+/// The peer wrote what no correct peer writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Corrupt(pub String);
 
-/// The bytes in the ring between `head` and `tail`, if that is a possible count.
-pub(crate) fn used(head: u32, tail: u32, cap: u32) -> Option<u32> {
-    let n = tail.wrapping_sub(head);
+/// Bytes between `head` and `next` (the producer's next record), if that is a possible count.
+pub(crate) fn used(head: u32, next: u32, cap: u32) -> Option<u32> {
+    let n = next.wrapping_sub(head);
     (n <= cap).then_some(n)
 }
 
@@ -78,6 +93,25 @@ pub(crate) fn spans(pos: u32, len: usize, cap: usize) -> [(usize, usize); 2] {
     [(at, first), (0, len - first)]
 }
 
+/// The size of a record of `len` bytes, header and padding included.
+pub(crate) fn record_size(len: u32) -> u32 {
+    (REC + len).div_ceil(ALIGN) * ALIGN
+}
+
+/// Checks the header `size, len` of a record: `None` while it is not written yet (`size` 0),
+/// its length once it is, an error if it cannot be a record of a ring of `cap` bytes.
+pub(crate) fn record(size: u32, len: u32, cap: u32) -> Result<Option<u32>, Corrupt> {
+    if size == 0 {
+        return Ok(None);
+    }
+    if size > cap - ALIGN || len > size - REC.min(size) || record_size(len) != size {
+        return Err(Corrupt(format!(
+            "a record of {size} bytes says it holds {len}"
+        )));
+    }
+    Ok(Some(len))
+}
+
 /// The size of a ring's segment for `cap` data bytes.
 pub(crate) fn segment_len(cap: usize) -> usize {
     DATA + cap
@@ -87,8 +121,8 @@ pub(crate) fn segment_len(cap: usize) -> usize {
 pub(crate) struct Producer<M: Mem> {
     mem: M,
     cap: usize,
-    /// Bytes written so far (what `tail` says).
-    tail: u32,
+    /// Where the next record goes.
+    next: u32,
     /// The consumer's `head` as last loaded: space is known free up to it without a load.
     head_seen: u32,
 }
@@ -97,16 +131,18 @@ pub(crate) struct Producer<M: Mem> {
 pub(crate) struct Consumer<M: Mem> {
     mem: M,
     cap: usize,
-    /// Bytes read so far (what `head` says).
-    head: u32,
-    /// The producer's `tail` as last loaded.
-    tail_seen: u32,
+    /// The next byte to read, inside the current record (or at its end).
+    pos: u32,
+    /// The end of the current record's bytes.
+    data_end: u32,
+    /// Where the next record starts.
+    next: u32,
 }
 
 /// Rings of mpr's own are [`MIN_CAP`] or more (the models under `loom` use tiny ones).
 fn check_cap(cap: usize) {
     assert!(
-        cap.is_power_of_two() && cap <= MAX_CAP,
+        cap.is_power_of_two() && cap >= ALIGN as usize && cap <= MAX_CAP,
         "ring of {cap} bytes"
     );
 }
@@ -118,7 +154,7 @@ impl<M: Mem> Producer<M> {
         Producer {
             mem,
             cap,
-            tail: 0,
+            next: 0,
             head_seen: 0,
         }
     }
@@ -128,47 +164,69 @@ impl<M: Mem> Producer<M> {
         &mut self.mem
     }
 
-    /// Bytes that can be written now.
-    fn space(&mut self) -> Result<usize, Corrupt> {
+    /// Bytes free for records now; `fresh` loads the consumer's `head` first.
+    fn space(&mut self, fresh: bool) -> Result<u32, Corrupt> {
         let cap = self.cap as u32;
-        let mut used_now = used(self.head_seen, self.tail, cap);
-        if used_now != Some(0) {
+        if fresh {
             self.head_seen = self.mem.load(HEAD, true);
-            used_now = used(self.head_seen, self.tail, cap);
         }
-        match used_now {
-            Some(n) => Ok((cap - n) as usize),
+        match used(self.head_seen, self.next, cap) {
+            Some(n) => Ok(cap - n),
             None => Err(Corrupt(format!(
                 "the reader's position {} is not within {cap} bytes behind {}",
-                self.head_seen, self.tail
+                self.head_seen, self.next
             ))),
         }
     }
 
-    /// Copies as much of `bufs` as fits, in order, and publishes it: `Ok(0)` when the ring is
-    /// full (or `bufs` empty).
+    /// Copies as much of `bufs` as fits into one record, in order, and publishes it: `Ok(0)`
+    /// when the ring is full (or `bufs` empty).
     pub(crate) fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> Result<usize, Corrupt> {
-        let mut room = self.space()?;
-        let mut done = 0;
+        let want = bufs.iter().map(|b| b.len()).sum::<usize>().min(MAX_RECORD);
+        if want == 0 {
+            return Ok(0);
+        }
+        // A record needs its size and a line beyond it, for the next record's header.
+        let mut room = self.space(false)?;
+        if room < record_size(want as u32) + ALIGN {
+            room = self.space(true)?;
+        }
+        if room < 2 * ALIGN {
+            return Ok(0);
+        }
+        // What is wanted, or what the room allows (room is whole lines: a multiple of ALIGN).
+        let len = if record_size(want as u32) + ALIGN <= room {
+            want as u32
+        } else {
+            room - ALIGN - REC
+        };
+        let mut done = 0usize;
         for b in bufs {
-            if room == 0 {
+            let n = b.len().min(len as usize - done);
+            if n == 0 {
+                continue;
+            }
+            self.copy_in(REC as usize + done, &b[..n]);
+            done += n;
+            if done == len as usize {
                 break;
             }
-            let n = b.len().min(room);
-            self.copy_in(done, &b[..n]);
-            done += n;
-            room -= n;
         }
-        if done > 0 {
-            self.tail = self.tail.wrapping_add(done as u32);
-            self.mem.store(TAIL, self.tail, true);
-        }
+        let at = DATA + (self.next as usize & (self.cap - 1));
+        let size = record_size(len);
+        let end = self.next.wrapping_add(size);
+        // The next record's size word: 0 until it is written (whatever lay there a lap ago).
+        self.mem
+            .store(DATA + (end as usize & (self.cap - 1)), 0, false);
+        self.mem.store(at + 4, len, false);
+        self.mem.store(at, size, true);
+        self.next = end;
         Ok(done)
     }
 
-    /// Copies `src` to stream position `tail + offset` (not yet published).
+    /// Copies `src` to stream position `next + offset` (not yet published).
     fn copy_in(&self, offset: usize, src: &[u8]) {
-        let [(a, n), (b, m)] = spans(self.tail.wrapping_add(offset as u32), src.len(), self.cap);
+        let [(a, n), (b, m)] = spans(self.next.wrapping_add(offset as u32), src.len(), self.cap);
         self.mem.write(DATA + a, &src[..n]);
         if m > 0 {
             self.mem.write(DATA + b, &src[n..n + m]);
@@ -187,7 +245,7 @@ impl<M: Mem> Producer<M> {
     pub(crate) fn wait_for_space(&mut self) -> Result<bool, Corrupt> {
         self.mem.store(WANT_SPACE, 1, false);
         self.mem.fence();
-        if self.space()? > 0 {
+        if self.space(true)? >= 2 * ALIGN {
             self.mem.store(WANT_SPACE, 0, false);
             return Ok(false);
         }
@@ -202,53 +260,66 @@ impl<M: Mem> Consumer<M> {
         Consumer {
             mem,
             cap,
-            head: 0,
-            tail_seen: 0,
+            pos: 0,
+            data_end: 0,
+            next: 0,
         }
     }
 
-    /// Whether bytes may be ready (one load of the producer's word when none were known): the
-    /// check of an idle ring on every poll.
+    /// Moves to the next record if the current one is read and the next is complete. True if
+    /// bytes are ready.
+    fn ready(&mut self) -> Result<bool, Corrupt> {
+        if self.pos != self.data_end {
+            return Ok(true);
+        }
+        let at = DATA + (self.next as usize & (self.cap - 1));
+        let size = self.mem.load(at, true);
+        if size == 0 {
+            return Ok(false); // the common case of an idle ring: one load
+        }
+        let len = self.mem.load(at + 4, false);
+        match record(size, len, self.cap as u32)? {
+            None => Ok(false),
+            Some(len) => {
+                self.pos = self.next.wrapping_add(REC);
+                self.data_end = self.pos.wrapping_add(len);
+                self.next = self.next.wrapping_add(size);
+                Ok(true)
+            }
+        }
+    }
+
+    /// Whether bytes may be ready: the check of an idle ring on every poll (an error shows on
+    /// the read that follows).
     pub(crate) fn maybe_ready(&mut self) -> bool {
-        self.tail_seen != self.head || {
-            self.tail_seen = self.mem.load(TAIL, true);
-            self.tail_seen != self.head
-        }
+        self.ready().unwrap_or(true)
     }
 
-    /// Bytes ready to be read.
-    pub(crate) fn available(&mut self) -> Result<usize, Corrupt> {
-        let cap = self.cap as u32;
-        if self.tail_seen == self.head {
-            self.tail_seen = self.mem.load(TAIL, true);
-        }
-        used(self.head, self.tail_seen, cap)
-            .map(|n| n as usize)
-            .ok_or_else(|| {
-                Corrupt(format!(
-                    "the writer's position {} is more than {cap} bytes ahead of {}",
-                    self.tail_seen, self.head
-                ))
-            })
-    }
-
-    /// Copies up to `dst.len()` bytes out and frees their space: `Ok(0)` when the ring is
-    /// empty. Returns, with the count, whether the producer waits for space and must be woken.
+    /// Copies up to `dst.len()` bytes out, freeing the records read to their end: `Ok(0)` when
+    /// the ring is empty. Returns, with the count, whether the producer waits for space and
+    /// must be woken.
     pub(crate) fn read(&mut self, dst: &mut [u8]) -> Result<(usize, bool), Corrupt> {
-        let n = self.available()?.min(dst.len());
-        if n == 0 {
-            return Ok((0, false));
+        let mut done = 0;
+        let mut freed = false;
+        while done < dst.len() && self.ready()? {
+            let n = (self.data_end.wrapping_sub(self.pos) as usize).min(dst.len() - done);
+            let [(a, k), (b, m)] = spans(self.pos, n, self.cap);
+            self.mem.read(DATA + a, &mut dst[done..done + k]);
+            if m > 0 {
+                self.mem.read(DATA + b, &mut dst[done + k..done + k + m]);
+            }
+            self.pos = self.pos.wrapping_add(n as u32);
+            done += n;
+            if self.pos == self.data_end {
+                self.mem.store(HEAD, self.next, true);
+                freed = true;
+            }
         }
-        let [(a, k), (b, m)] = spans(self.head, n, self.cap);
-        self.mem.read(DATA + a, &mut dst[..k]);
-        if m > 0 {
-            self.mem.read(DATA + b, &mut dst[k..k + m]);
-        }
-        self.head = self.head.wrapping_add(n as u32);
-        self.mem.store(HEAD, self.head, true);
-        self.mem.fence();
-        let waker = self.mem.load(WANT_SPACE, false) != 0 && self.mem.swap(WANT_SPACE, 0) != 0;
-        Ok((n, waker))
+        let waker = freed && {
+            self.mem.fence();
+            self.mem.load(WANT_SPACE, false) != 0 && self.mem.swap(WANT_SPACE, 0) != 0
+        };
+        Ok((done, waker))
     }
 
     /// Before sleeping: tell the producer to ring. False if bytes have come already (do not
@@ -256,7 +327,7 @@ impl<M: Mem> Consumer<M> {
     pub(crate) fn sleep(&mut self) -> Result<bool, Corrupt> {
         self.mem.store(SLEEPING, 1, false);
         self.mem.fence();
-        if self.available()? > 0 {
+        if self.ready()? {
             self.mem.store(SLEEPING, 0, false);
             return Ok(false);
         }
@@ -269,99 +340,62 @@ impl<M: Mem> Consumer<M> {
     }
 }
 
-/// A ring in this process's own memory, for the tests: control words and data bytes as
-/// atomics, so that two threads may share it without `unsafe`.
-#[cfg(all(test, not(loom)))]
-pub(crate) mod heap {
-    use std::sync::atomic::{fence, AtomicU32, AtomicU8, Ordering};
-    use std::sync::Arc;
-
-    #[derive(Clone)]
-    pub(crate) struct HeapMem(Arc<(Vec<AtomicU32>, Vec<AtomicU8>)>);
-
-    impl HeapMem {
-        pub(crate) fn new(cap: usize) -> HeapMem {
-            let words = (0..super::DATA / 4).map(|_| AtomicU32::new(0)).collect();
-            let data = (0..cap).map(|_| AtomicU8::new(0)).collect();
-            HeapMem(Arc::new((words, data)))
-        }
-        /// Overwrites a control word, as a misbehaving peer would.
-        pub(crate) fn poke(&self, offset: usize, v: u32) {
-            self.0 .0[offset / 4].store(v, Ordering::SeqCst);
-        }
-    }
-
-    fn order(strong: bool, then: Ordering) -> Ordering {
-        if strong {
-            then
-        } else {
-            Ordering::Relaxed
-        }
-    }
-
-    impl super::Mem for HeapMem {
-        fn load(&self, offset: usize, acquire: bool) -> u32 {
-            self.0 .0[offset / 4].load(order(acquire, Ordering::Acquire))
-        }
-        fn store(&self, offset: usize, v: u32, release: bool) {
-            self.0 .0[offset / 4].store(v, order(release, Ordering::Release))
-        }
-        fn swap(&self, offset: usize, v: u32) -> u32 {
-            self.0 .0[offset / 4].swap(v, Ordering::AcqRel)
-        }
-        fn fence(&self) {
-            fence(Ordering::SeqCst)
-        }
-        fn write(&self, offset: usize, src: &[u8]) {
-            for (i, &b) in src.iter().enumerate() {
-                self.0 .1[offset - super::DATA + i].store(b, Ordering::Relaxed);
-            }
-        }
-        fn read(&self, offset: usize, dst: &mut [u8]) {
-            for (i, b) in dst.iter_mut().enumerate() {
-                *b = self.0 .1[offset - super::DATA + i].load(Ordering::Relaxed);
-            }
-        }
-    }
-}
-
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use super::heap::HeapMem;
     use super::*;
-
-    fn pair(cap: usize) -> (Producer<HeapMem>, Consumer<HeapMem>, HeapMem) {
-        let m = HeapMem::new(cap);
-        (
-            Producer::new(m.clone(), cap),
-            Consumer::new(m.clone(), cap),
-            m,
-        )
-    }
+    use crate::shm::Segment;
 
     #[test]
-    fn index_logic() {
-        assert_eq!(used(0, 0, 8), Some(0));
+    fn position_arithmetic() {
+        assert_eq!(used(0, 0, 4096), Some(0));
         assert_eq!(
-            used(u32::MAX - 1, 2, 8),
-            Some(4),
+            used(u32::MAX - 63, 64, 4096),
+            Some(128),
             "positions wrap around 2^32"
         );
-        assert_eq!(used(5, 4, 8), None, "a head ahead of the tail");
-        assert_eq!(used(0, 9, 8), None, "more than the ring holds");
-        assert_eq!(spans(6, 4, 8), [(6, 2), (0, 2)]);
-        assert_eq!(spans(8, 4, 8), [(0, 4), (0, 0)]);
-        assert_eq!(spans(u32::MAX, 2, 8), [(7, 1), (0, 1)]);
+        assert_eq!(used(64, 0, 4096), None, "a head ahead of the producer");
+        assert_eq!(used(0, 4160, 4096), None, "more than the ring holds");
+        assert_eq!(spans(4090, 10, 4096), [(4090, 6), (0, 4)]);
+        assert_eq!(spans(4096, 4, 4096), [(0, 4), (0, 0)]);
+        assert_eq!(record_size(0), 64);
+        assert_eq!(
+            record_size(56),
+            64,
+            "a frame header and 8 bytes: one cache line"
+        );
+        assert_eq!(record_size(57), 128);
+        assert_eq!(record(64, 56, 4096), Ok(Some(56)));
+        assert_eq!(record(0, 0, 4096), Ok(None), "not written yet");
+        assert_eq!(
+            record(0, 77, 4096),
+            Ok(None),
+            "not yet, whatever the length says"
+        );
+        assert!(record(64, 57, 4096).is_err(), "a length past its end");
+        assert!(record(36, 8, 4096).is_err(), "a size off the alignment");
+        assert!(record(192, 8, 4096).is_err(), "padding of more than a line");
+        assert!(
+            record(4096, 4088, 4096).is_err(),
+            "no line left for the next header"
+        );
+        assert!(record(u32::MAX, 0, 4096).is_err());
+    }
+
+    fn pair(cap: usize) -> (Producer<Segment>, Consumer<Segment>) {
+        let seg = Segment::create(c"mpr-test", segment_len(cap)).unwrap();
+        let other = Segment::open(std::process::id(), seg.fd().unwrap(), segment_len(cap)).unwrap();
+        (Producer::new(seg, cap), Consumer::new(other, cap))
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "Miri cannot call memfd_create or mmap")]
     fn bytes_come_out_in_order_across_wrap_around_and_partial_writes() {
         let cap = MIN_CAP;
-        let (mut p, mut c, _) = pair(cap);
+        let (mut p, mut c) = pair(cap);
         let mut next_in = 0u8;
         let mut next_out = 0u8;
         let mut buf = vec![0u8; 3000];
-        for round in 0..200usize {
+        for round in 0..300usize {
             // Writes of every size up to more than the ring holds, in two slices.
             let n = (round * 997) % (cap + 500);
             let data: Vec<u8> = (0..n).map(|i| next_in.wrapping_add(i as u8)).collect();
@@ -386,22 +420,32 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "Miri cannot call memfd_create or mmap")]
     fn a_full_ring_takes_nothing_until_read() {
-        let (mut p, mut c, _) = pair(MIN_CAP);
+        let (mut p, mut c) = pair(MIN_CAP);
         let big = vec![7u8; 2 * MIN_CAP];
-        assert_eq!(p.write_vectored(&[IoSlice::new(&big)]).unwrap(), MIN_CAP);
+        let first = p.write_vectored(&[IoSlice::new(&big)]).unwrap();
+        assert_eq!(
+            first,
+            MIN_CAP - (ALIGN + REC) as usize,
+            "one record fills the ring, but for a line for the next header"
+        );
         assert_eq!(p.write_vectored(&[IoSlice::new(&big)]).unwrap(), 0);
         assert!(p.wait_for_space().unwrap(), "full: the producer may sleep");
         let (n, wake) = c.read(&mut [0u8; 100]).unwrap();
         assert_eq!(n, 100);
+        assert!(!wake, "nothing freed before the record is read to its end");
+        let (n, wake) = c.read(&mut vec![0u8; MIN_CAP]).unwrap();
+        assert_eq!(n, first - 100);
         assert!(wake, "the producer asked to be woken");
         assert!(!c.read(&mut [0u8; 1]).unwrap().1, "once");
-        assert_eq!(p.write_vectored(&[IoSlice::new(&big)]).unwrap(), 101);
+        assert!(p.write_vectored(&[IoSlice::new(&big)]).unwrap() > 0);
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "Miri cannot call memfd_create or mmap")]
     fn sleeping_consumers_are_woken_once() {
-        let (mut p, mut c, _) = pair(MIN_CAP);
+        let (mut p, mut c) = pair(MIN_CAP);
         assert!(c.sleep().unwrap(), "empty: the consumer may sleep");
         assert_eq!(p.write_vectored(&[IoSlice::new(b"hi")]).unwrap(), 2);
         assert!(p.take_sleeper());
@@ -412,27 +456,33 @@ mod tests {
     }
 
     #[test]
-    fn positions_out_of_range_are_errors() {
-        let (mut p, mut c, m) = pair(MIN_CAP);
+    #[cfg_attr(miri, ignore = "Miri cannot call memfd_create or mmap")]
+    fn records_and_positions_out_of_range_are_errors() {
+        let (mut p, mut c) = pair(MIN_CAP);
         p.write_vectored(&[IoSlice::new(&[1u8; 10])]).unwrap();
-        m.poke(TAIL, 10 + MIN_CAP as u32);
-        assert!(c.read(&mut [0u8; 4]).is_err(), "a tail too far ahead");
-        let (mut p, _c, m) = pair(MIN_CAP);
+        // The record claims more bytes than its size holds.
+        c.mem.store(DATA + 4, 100, false);
+        assert!(c.read(&mut [0u8; 4]).is_err());
+        let (mut p, c) = pair(MIN_CAP);
         p.write_vectored(&[IoSlice::new(&[1u8; 10])]).unwrap();
-        m.poke(HEAD, 11);
+        c.mem.store(HEAD, 128, true);
         assert!(
             p.write_vectored(&[IoSlice::new(&[1u8; MIN_CAP])]).is_err(),
-            "a head ahead of the tail"
+            "a head ahead of the producer"
         );
     }
 
     #[test]
-    #[cfg_attr(miri, ignore = "many steps: the single-thread tests cover Miri")]
+    #[cfg_attr(miri, ignore = "Miri cannot call memfd_create or mmap")]
     fn two_threads_stream_every_byte_in_order() {
-        let cap = MIN_CAP;
-        let (mut p, mut c, _) = pair(cap);
-        const TOTAL: usize = 4 << 20;
+        let seg = Segment::create(c"mpr-test", segment_len(MIN_CAP)).unwrap();
+        let fd = seg.fd().unwrap();
+        let mut c = Consumer::new(seg, MIN_CAP);
+        const TOTAL: usize = 8 << 20;
         let producer = std::thread::spawn(move || {
+            // A mapping of its own (a segment stays in the thread that mapped it).
+            let mine = Segment::open(std::process::id(), fd, segment_len(MIN_CAP)).unwrap();
+            let mut p = Producer::new(mine, MIN_CAP);
             let mut sent = 0usize;
             let chunk: Vec<u8> = (0..5000).map(|i| (i % 251) as u8).collect();
             while sent < TOTAL {
@@ -474,8 +524,12 @@ mod loom_tests {
     use loom::sync::atomic::{fence, AtomicBool, AtomicU32, Ordering};
     use loom::sync::Arc;
 
+    /// Control words, the words of record headers, and data bytes. (In a real segment a
+    /// header word and data bytes of another lap share memory; the model keeps them apart, and
+    /// checks that no copy races with the other side's.)
     struct Model {
         words: Vec<AtomicU32>,
+        headers: Vec<AtomicU32>,
         data: Vec<UnsafeCell<u8>>,
     }
 
@@ -486,8 +540,19 @@ mod loom_tests {
         fn new(cap: usize) -> LoomMem {
             LoomMem(Arc::new(Model {
                 words: (0..5).map(|_| AtomicU32::new(0)).collect(),
+                headers: (0..cap / 4).map(|_| AtomicU32::new(0)).collect(),
                 data: (0..cap).map(|_| UnsafeCell::new(0)).collect(),
             }))
+        }
+    }
+
+    impl LoomMem {
+        fn word(&self, offset: usize) -> &AtomicU32 {
+            if offset >= DATA {
+                &self.0.headers[(offset - DATA) / 4]
+            } else {
+                &self.0.words[offset / 64 - 1]
+            }
         }
     }
 
@@ -498,7 +563,7 @@ mod loom_tests {
             } else {
                 Ordering::Relaxed
             };
-            self.0.words[offset / 64 - 1].load(o)
+            self.word(offset).load(o)
         }
         fn store(&self, offset: usize, v: u32, release: bool) {
             let o = if release {
@@ -506,10 +571,10 @@ mod loom_tests {
             } else {
                 Ordering::Relaxed
             };
-            self.0.words[offset / 64 - 1].store(v, o)
+            self.word(offset).store(v, o)
         }
         fn swap(&self, offset: usize, v: u32) -> u32 {
-            self.0.words[offset / 64 - 1].swap(v, Ordering::AcqRel)
+            self.word(offset).swap(v, Ordering::AcqRel)
         }
         fn fence(&self) {
             fence(Ordering::SeqCst)
@@ -529,14 +594,18 @@ mod loom_tests {
     #[test]
     fn loom_bytes_cross_in_order_through_a_wrapping_ring() {
         loom::model(|| {
-            let m = LoomMem::new(2);
-            let mut p = Producer::new(m.clone(), 2);
-            let mut c = Consumer::new(m, 2);
+            // One record's room (and a line for the next header): each byte waits for the one
+            // before to be read, and records wrap around the end.
+            let m = LoomMem::new(128);
+            let mut p = Producer::new(m.clone(), 128);
+            let mut c = Consumer::new(m, 128);
             let t = loom::thread::spawn(move || {
                 let msg = [1u8, 2, 3];
                 let mut sent = 0;
                 while sent < msg.len() {
-                    let n = p.write_vectored(&[IoSlice::new(&msg[sent..])]).unwrap();
+                    let n = p
+                        .write_vectored(&[IoSlice::new(&msg[sent..=sent])])
+                        .unwrap();
                     sent += n;
                     if n == 0 {
                         loom::thread::yield_now();
@@ -560,9 +629,9 @@ mod loom_tests {
     #[test]
     fn loom_a_consumer_never_sleeps_through_a_write() {
         loom::model(|| {
-            let m = LoomMem::new(4);
-            let mut p = Producer::new(m.clone(), 4);
-            let mut c = Consumer::new(m, 4);
+            let m = LoomMem::new(128);
+            let mut p = Producer::new(m.clone(), 128);
+            let mut c = Consumer::new(m, 128);
             let rang = Arc::new(AtomicBool::new(false));
             let r = rang.clone();
             let t = loom::thread::spawn(move || {
@@ -579,15 +648,16 @@ mod loom_tests {
     #[test]
     fn loom_a_producer_never_sleeps_through_a_read() {
         loom::model(|| {
-            let m = LoomMem::new(4);
-            let mut p = Producer::new(m.clone(), 4);
-            let mut c = Consumer::new(m, 4);
-            assert_eq!(p.write_vectored(&[IoSlice::new(&[1, 2, 3, 4])]).unwrap(), 4);
+            // Full: one record of 56 bytes and a line for the next header fill a ring of 128.
+            let m = LoomMem::new(128);
+            let mut p = Producer::new(m.clone(), 128);
+            let mut c = Consumer::new(m, 128);
+            assert_eq!(p.write_vectored(&[IoSlice::new(&[1; 56])]).unwrap(), 56);
             let rang = Arc::new(AtomicBool::new(false));
             let r = rang.clone();
             let t = loom::thread::spawn(move || {
-                let (n, wake) = c.read(&mut [0u8; 1]).unwrap();
-                assert_eq!(n, 1);
+                let (n, wake) = c.read(&mut [0u8; 56]).unwrap();
+                assert_eq!(n, 56);
                 r.store(wake, Ordering::SeqCst);
             });
             let slept = p.wait_for_space().unwrap();
