@@ -34,20 +34,10 @@ use std::sync::atomic::Ordering;
 
 impl Mem for Segment {
     fn load(&self, offset: usize, acquire: bool) -> u32 {
-        let o = if acquire {
-            Ordering::Acquire
-        } else {
-            Ordering::Relaxed
-        };
-        self.word(offset).load(o)
+        self.word(offset).load(ring::load_order(acquire))
     }
     fn store(&self, offset: usize, v: u32, release: bool) {
-        let o = if release {
-            Ordering::Release
-        } else {
-            Ordering::Relaxed
-        };
-        self.word(offset).store(v, o)
+        self.word(offset).store(v, ring::store_order(release))
     }
     fn swap(&self, offset: usize, v: u32) -> u32 {
         self.word(offset).swap(v, Ordering::AcqRel)

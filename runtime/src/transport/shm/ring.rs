@@ -75,6 +75,26 @@ pub(crate) trait Mem {
     fn read(&self, offset: usize, dst: &mut [u8]);
 }
 
+/// The ordering of a [`Mem::load`]: acquire, or relaxed.
+pub(crate) fn load_order(acquire: bool) -> std::sync::atomic::Ordering {
+    use std::sync::atomic::Ordering::{Acquire, Relaxed};
+    if acquire {
+        Acquire
+    } else {
+        Relaxed
+    }
+}
+
+/// The ordering of a [`Mem::store`]: release, or relaxed.
+pub(crate) fn store_order(release: bool) -> std::sync::atomic::Ordering {
+    use std::sync::atomic::Ordering::{Relaxed, Release};
+    if release {
+        Release
+    } else {
+        Relaxed
+    }
+}
+
 /// The peer wrote what no correct peer writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Corrupt(pub String);
@@ -558,20 +578,10 @@ mod loom_tests {
 
     impl Mem for LoomMem {
         fn load(&self, offset: usize, acquire: bool) -> u32 {
-            let o = if acquire {
-                Ordering::Acquire
-            } else {
-                Ordering::Relaxed
-            };
-            self.word(offset).load(o)
+            self.word(offset).load(load_order(acquire))
         }
         fn store(&self, offset: usize, v: u32, release: bool) {
-            let o = if release {
-                Ordering::Release
-            } else {
-                Ordering::Relaxed
-            };
-            self.word(offset).store(v, o)
+            self.word(offset).store(v, store_order(release))
         }
         fn swap(&self, offset: usize, v: u32) -> u32 {
             self.word(offset).swap(v, Ordering::AcqRel)
