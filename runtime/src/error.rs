@@ -167,7 +167,13 @@ impl Error {
 }
 
 impl PeerCause {
+    /// The cause of a failed `op` on a link. `InvalidData` never comes from a socket: it is how
+    /// a ring in shared memory says its peer wrote what no correct peer writes
+    /// (`transport/shm`), a protocol violation.
     pub(crate) fn io(op: &'static str, e: &io::Error) -> PeerCause {
+        if e.kind() == io::ErrorKind::InvalidData {
+            return PeerCause::Protocol(e.to_string());
+        }
         PeerCause::Io {
             op,
             kind: e.kind(),

@@ -851,14 +851,13 @@ impl Engine {
         let mut quiet_since = Instant::now();
         let mut budget = self.waiter.budget();
         let mut spinning = !budget.is_zero();
-        let mut polls = 0u32;
         // Polls since the last activity: a few spins are a short gap, known without the clock
         // (a read of it, some 25 ns here, would sit on the path of every message).
         let mut quiet_polls = 0u32;
         loop {
             let was_spinning = spinning;
             let polled = self.progress(if spinning { Some(Duration::ZERO) } else { None })?;
-            quiet_polls += 1;
+            quiet_polls = quiet_polls.wrapping_add(1);
             if polled.active {
                 // A silent gap ended: tell the waiter how long it was, and spin afresh.
                 let gap = if was_spinning && quiet_polls <= QUICK_POLLS {
@@ -888,8 +887,7 @@ impl Engine {
                     std::thread::yield_now();
                 }
                 // The clock costs as much as a poll of a ring: look at it every 16th spin.
-                polls = polls.wrapping_add(1);
-                if polls % 16 == 0 {
+                if quiet_polls % 16 == 0 {
                     spinning = quiet_since.elapsed() < budget;
                 }
             }

@@ -92,6 +92,15 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
+    /// A frame of the transport's own (the move to shared memory, doorbells), which the
+    /// transport handles and never hands on.
+    pub(crate) fn is_transport(self) -> bool {
+        matches!(
+            self,
+            Kind::ShmOffer | Kind::ShmAccept | Kind::ShmRefuse | Kind::ShmSwitch | Kind::Doorbell
+        )
+    }
+
     fn from_u8(v: u8) -> Option<Kind> {
         Some(match v {
             1 => Kind::Hello,

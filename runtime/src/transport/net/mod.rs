@@ -27,7 +27,7 @@ use mio::{Events, Interest, Poll, Token};
 use mpr_launch::auth::{self, Secret, PROOF_LEN};
 
 use self::connect::LinkView;
-use self::peer::{write_frames, Conn, ReadOutcome, Role};
+use self::peer::{Conn, ReadOutcome, Role};
 use self::stream::Listener;
 use super::{OutFrame, SendQueue, Sink};
 use crate::bootstrap::{Bootstrap, Client};
@@ -730,29 +730,35 @@ impl Net {
 
     fn flush(&mut self, peer: usize, sink: &mut impl Sink) {
         let link = &mut self.links[peer];
-        let Some(Some(conn)) = link.up.map(|c| self.conns[c].as_mut()) else {
+        let Some(idx) = link.up else { return };
+        let Some(conn) = self.conns[idx].as_mut() else {
             return;
         };
-        if conn.rings.is_some() {
-            let Some(idx) = link.up else { return };
-            match self.flush_rings(idx, peer, sink) {
-                Err(cause) => self.fail_peer(peer, cause, sink),
-                Ok(()) => self.want_write(idx),
-            }
-            return;
-        }
-        let res = match conn.write_ctl() {
-            Ok(true) => write_frames(&mut conn.stream, &mut link.q, sink),
-            other => other,
+        let res = if conn.rings.is_some() {
+            self.flush_rings(idx, peer, sink)
+        } else {
+            conn.write_queue(&mut link.q, sink)
+                .map(|_| ())
+                .map_err(|e| PeerCause::io("write", &e))
         };
         match res {
-            Err(e) => self.fail_peer(peer, PeerCause::io("write", &e), sink),
-            Ok(_) => {
-                if let Some(idx) = self.links[peer].up {
-                    self.want_write(idx);
-                }
-            }
+            Err(cause) => self.fail_peer(peer, cause, sink),
+            Ok(()) => self.want_write(idx),
         }
+    }
+
+    /// Writes what waits for `peer` on connection `idx`, if that connection carries its link:
+    /// true if a byte of it moved.
+    fn flush_waiting(&mut self, idx: usize, peer: usize, sink: &mut impl Sink) -> bool {
+        let mark = |l: &Link| {
+            (l.up == Some(idx) && !l.q.is_empty())
+                .then(|| (l.q.len(), l.q.front().map(|f| f.written)))
+        };
+        let Some(before) = mark(&self.links[peer]) else {
+            return false;
+        };
+        self.flush(peer, sink);
+        mark(&self.links[peer]) != Some(before)
     }
 
     /// Asks epoll for writability on connection `idx` exactly while it has output waiting
@@ -815,13 +821,8 @@ impl Net {
             .get(idx)
             .and_then(Option::as_ref)
             .and_then(|c| c.peer);
-        if let Some(p) =
-            peer.filter(|&p| self.links[p].up == Some(idx) && !self.links[p].q.is_empty())
-        {
-            let mark = |q: &SendQueue| (q.len(), q.front().map(|f| f.written));
-            let before = mark(&self.links[p].q);
-            self.flush(p, sink);
-            active |= mark(&self.links[p].q) != before;
+        if let Some(p) = peer {
+            active |= self.flush_waiting(idx, p, sink);
         }
         active
     }

@@ -69,6 +69,11 @@ pub(crate) struct Rings {
 }
 
 impl Rings {
+    /// The peer's ring, once its frames come from it.
+    pub(crate) fn reading(&mut self) -> Option<&mut Rx> {
+        self.rx.as_mut().filter(|_| self.rx_on)
+    }
+
     pub(crate) fn new(read_ahead: usize) -> Rings {
         Rings {
             tx: None,
@@ -96,6 +101,19 @@ impl Conn {
             dialler_challenge: 0,
             opened: std::time::Instant::now(),
             rings: None,
+        }
+    }
+
+    /// Writes what waits for this connection's socket: handshake (or doorbell) bytes first, then
+    /// the frames of `q`. Ok(true) when nothing is left.
+    pub(crate) fn write_queue(
+        &mut self,
+        q: &mut SendQueue,
+        sink: &mut impl Sink,
+    ) -> io::Result<bool> {
+        match self.write_ctl() {
+            Ok(true) => write_frames(&mut self.stream, q, sink),
+            other => other,
         }
     }
 
@@ -266,14 +284,7 @@ impl Reader {
                                 h.kind
                             )));
                         }
-                        if matches!(
-                            h.kind,
-                            Kind::ShmOffer
-                                | Kind::ShmAccept
-                                | Kind::ShmRefuse
-                                | Kind::ShmSwitch
-                                | Kind::Doorbell
-                        ) {
+                        if h.kind.is_transport() {
                             return ReadOutcome::Control(h);
                         }
                         if h.kind == Kind::Fin {
@@ -403,10 +414,6 @@ fn read_some(stream: &mut impl Read, buf: &mut [u8]) -> Result<Option<usize>, Re
             Ok(n) => return Ok(Some(n)),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            // A ring whose positions no correct peer writes (`transport/shm/ring.rs`).
-            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                return Err(ReadOutcome::Failed(PeerCause::Protocol(e.to_string())))
-            }
             Err(e) => return Err(ReadOutcome::Failed(PeerCause::io("read", &e))),
         }
     }

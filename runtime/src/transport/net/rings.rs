@@ -28,15 +28,15 @@ impl Net {
         if conn.stream.local_peer_pid().is_none() || conn.rings.is_some() {
             return;
         }
-        let Ok((tx, fd)) = Tx::create(ring_capacity(self.local_size)) else {
+        let cap = ring_capacity(self.local_size);
+        let Ok((tx, fd)) = Tx::create(cap) else {
             return; // no memfd: the link stays on its socket
         };
-        let mut rings = Rings::new(self.tuning.read_ahead);
-        rings.tx = Some(tx);
-        conn.rings = Some(Box::new(rings));
-        self.ring_conns.push(idx);
+        if let Some(r) = self.rings_of(idx) {
+            r.tx = Some(tx);
+        }
         let mut h = Header::new(Kind::ShmOffer);
-        h.len = ring_capacity(self.local_size) as u64;
+        h.len = cap as u64;
         h.tag = fd as u32;
         self.links[peer]
             .q
@@ -70,11 +70,7 @@ impl Net {
                     });
                 let answer = match opened {
                     Ok(rx) => {
-                        if conn.rings.is_none() {
-                            conn.rings = Some(Box::new(Rings::new(self.tuning.read_ahead)));
-                            self.ring_conns.push(idx);
-                        }
-                        if let Some(r) = conn.rings.as_mut() {
+                        if let Some(r) = self.rings_of(idx) {
                             r.rx = Some(rx);
                         }
                         Kind::ShmAccept
@@ -100,11 +96,7 @@ impl Net {
                 }
                 // Every frame queued so far goes on the socket, then ShmSwitch, then the ring.
                 let q = &mut self.links[peer].q;
-                q.push_back(OutFrame::new(
-                    &Header::new(Kind::ShmSwitch),
-                    RawSlice::EMPTY,
-                    None,
-                ));
+                q.push_back(control(Kind::ShmSwitch));
                 r.pre_switch = q.len();
                 self.flush(peer, sink);
             }
@@ -130,10 +122,18 @@ impl Net {
     /// Queues a header-only frame of the transport's own for `peer`, on whichever path its
     /// frames take now, and writes it.
     fn send_control(&mut self, peer: usize, kind: Kind, sink: &mut impl Sink) {
-        self.links[peer]
-            .q
-            .push_back(OutFrame::new(&Header::new(kind), RawSlice::EMPTY, None));
+        self.links[peer].q.push_back(control(kind));
         self.flush(peer, sink);
+    }
+
+    /// Connection `idx`'s rings, made (and read on every poll from now on) if it has none yet.
+    fn rings_of(&mut self, idx: usize) -> Option<&mut Rings> {
+        let conn = self.conns[idx].as_mut()?;
+        if conn.rings.is_none() {
+            conn.rings = Some(Box::new(Rings::new(self.tuning.read_ahead)));
+            self.ring_conns.push(idx);
+        }
+        conn.rings.as_deref_mut()
     }
 
     /// Wakes `peer` on connection `idx`: a doorbell on the socket, which carries nothing else
@@ -191,16 +191,22 @@ impl Net {
             let Some(conn) = self.conns[idx].as_mut() else {
                 return moved;
             };
-            let (Some(peer), Some(r)) = (conn.peer, conn.rings.as_mut()) else {
+            let (Some(peer), Some(r)) = (conn.peer, conn.rings.as_deref_mut()) else {
                 return moved;
             };
-            let Some(rx) = r.rx.as_mut().filter(|_| r.rx_on) else {
+            let Rings {
+                rx: Some(rx),
+                rx_on: true,
+                rx_reader,
+                ..
+            } = r
+            else {
                 return moved;
             };
-            let before = r.rx_reader.bytes_in;
+            let before = rx_reader.bytes_in;
             let mut fin = false;
-            let outcome = r.rx_reader.read(rx, Some(peer), sink, &mut fin);
-            let came = r.rx_reader.bytes_in - before;
+            let outcome = rx_reader.read(rx, Some(peer), sink, &mut fin);
+            let came = rx_reader.bytes_in - before;
             self.bytes_read += came;
             moved |= came > 0;
             let wake = std::mem::take(&mut rx.ring_doorbell);
@@ -236,21 +242,13 @@ impl Net {
             let ready = self.conns[idx]
                 .as_mut()
                 .and_then(|c| c.rings.as_mut())
-                .filter(|r| r.rx_on)
-                .and_then(|r| r.rx.as_mut())
+                .and_then(|r| r.reading())
                 .is_some_and(Rx::maybe_ready);
             if ready {
                 active |= self.read_ring(idx, sink);
             }
-            let Some(peer) = self.conns[idx].as_ref().and_then(|c| c.peer) else {
-                continue;
-            };
-            let link = &self.links[peer];
-            if link.up == Some(idx) && !link.q.is_empty() {
-                let before = (link.q.len(), link.q.front().map(|f| f.written));
-                self.flush(peer, sink);
-                let link = &self.links[peer];
-                active |= (link.q.len(), link.q.front().map(|f| f.written)) != before;
+            if let Some(peer) = self.conns[idx].as_ref().and_then(|c| c.peer) {
+                active |= self.flush_waiting(idx, peer, sink);
             }
         }
         active
@@ -271,7 +269,7 @@ impl Net {
             let waiting = conn
                 .peer
                 .is_some_and(|p| self.links[p].up == Some(idx) && !self.links[p].q.is_empty());
-            if let Some(rx) = r.rx.as_mut().filter(|_| r.rx_on) {
+            if let Some(rx) = r.reading() {
                 match rx.may_sleep() {
                     Ok(true) => {}
                     Ok(false) => may = false,
@@ -287,7 +285,7 @@ impl Net {
             }
         }
         for (idx, e) in broken {
-            self.conn_failed(idx, PeerCause::Protocol(e.to_string()), sink);
+            self.conn_failed(idx, PeerCause::io("ring", &e), sink);
             may = false;
         }
         may
@@ -297,10 +295,9 @@ impl Net {
     pub(super) fn rings_awake(&mut self) {
         for &idx in &self.ring_conns {
             if let Some(rx) = self.conns[idx]
-                .as_ref()
-                .and_then(|c| c.rings.as_ref())
-                .filter(|r| r.rx_on)
-                .and_then(|r| r.rx.as_ref())
+                .as_mut()
+                .and_then(|c| c.rings.as_mut())
+                .and_then(|r| r.reading())
             {
                 rx.awake();
             }
@@ -325,16 +322,9 @@ fn write_both(
     q: &mut SendQueue,
     sink: &mut impl Sink,
 ) -> Result<(), PeerCause> {
-    let io = |e: std::io::Error| match e.kind() {
-        std::io::ErrorKind::InvalidData => PeerCause::Protocol(e.to_string()),
-        _ => PeerCause::io("write", &e),
-    };
+    let io = |e: std::io::Error| PeerCause::io("write", &e);
     if !r.tx_on {
-        let mut socket = |q: &mut SendQueue| match conn.write_ctl() {
-            Ok(true) => write_frames(&mut conn.stream, q, sink).map_err(io),
-            Ok(false) => Ok(false),
-            Err(e) => Err(io(e)),
-        };
+        let mut socket = |q: &mut SendQueue| conn.write_queue(q, sink).map_err(io);
         if r.pre_switch == 0 {
             // No switch under way: the socket's path, as for any link.
             return socket(q).map(|_| ());
@@ -357,4 +347,9 @@ fn write_both(
         Some(tx) => write_frames(tx, q, sink).map(|_| ()).map_err(io),
         None => Ok(()),
     }
+}
+
+/// A header-only frame of the transport's own.
+fn control(kind: Kind) -> OutFrame {
+    OutFrame::new(&Header::new(kind), RawSlice::EMPTY, None)
 }
