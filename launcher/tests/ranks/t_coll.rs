@@ -77,6 +77,17 @@ fn run(w: &mpr::World, big: bool) -> R<()> {
             fo.iter().zip(&sum).all(|(a, &b)| *a == b as f64 * 0.5),
             "allreduce f64 len {len}"
         );
+        // elements of 24 bytes, a size no chunk is a multiple of
+        let triples: Vec<[i64; 3]> = mine.iter().map(|&x| [x, -x, 1]).collect();
+        let mut to = vec![[0i64; 3]; len];
+        w.allreduce_with(&triples, &mut to, |a, b| {
+            [a[0] + b[0], a[1] + b[1], a[2] + b[2]]
+        })
+        .map_err(e)?;
+        check!(
+            to.iter().zip(&sum).all(|(t, &s)| *t == [s, -s, n as i64]),
+            "allreduce_with of triples len {len}"
+        );
         let bits: Vec<u32> = mine
             .iter()
             .map(|&x| 1u32 << (x.unsigned_abs() % 32))
@@ -368,6 +379,27 @@ fn disagree(w: &mpr::World) -> R<()> {
             "broadcast with mismatched lengths: {got:?}"
         );
     }
+    // The same through the large region (both lengths above the small slots').
+    let mut b = vec![7i64; if me == root { 40_000 } else { 70_000 }];
+    let got = w.broadcast(&mut b, root);
+    if me == root {
+        check!(
+            got.is_ok(),
+            "root of the mismatched large broadcast: {got:?}"
+        );
+    } else {
+        check!(
+            matches!(&got, Err(Error::InvalidArgument { .. })),
+            "large broadcast with mismatched lengths: {got:?}"
+        );
+    }
+    let len = if me == 0 { 40_000 } else { 70_000 };
+    let mut out = vec![0i64; len];
+    let got = w.allreduce(&vec![1i64; len], &mut out, Op::Sum);
+    check!(
+        matches!(&got, Err(Error::InvalidArgument { detail, .. }) if detail.contains("mismatched")),
+        "large allreduce with mismatched lengths: {got:?}"
+    );
     // And the communicator still works: many broadcasts from rotating roots, then sums.
     for i in 0..200 {
         let mut x = [if me == i % n { i as u64 } else { 0 }];

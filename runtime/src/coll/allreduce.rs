@@ -157,8 +157,12 @@ impl Comm {
         combine: ByteCombine<'_>,
     ) -> Result<()> {
         expect_len("allreduce", recv.len(), send.len())?;
-        if self.use_node(std::mem::size_of_val(send))? {
+        let (len, elem) = (std::mem::size_of_val(send), std::mem::size_of::<T>());
+        if self.use_node(len)? {
             return self.node_allreduce(bytes(send), bytes_mut(recv), &combine);
+        }
+        if self.use_node_large(len, elem)? {
+            return self.node_allreduce_large(bytes(send), bytes_mut(recv), elem, &combine);
         }
         self.msg_allreduce(send, recv, combine)
     }

@@ -37,8 +37,12 @@ impl Comm {
                 .elems::<T>(buf.len()),
         )?;
         self.check_root(root)?;
-        if self.use_node(std::mem::size_of_val(buf))? {
+        let len = std::mem::size_of_val(buf);
+        if self.use_node(len)? {
             return self.node_broadcast(bytes_mut(buf), root);
+        }
+        if self.use_node_large(len, 1)? {
+            return self.node_broadcast_large(bytes_mut(buf), root);
         }
         self.msg_broadcast(buf, root)
     }

@@ -53,6 +53,9 @@ use crate::error::{Error, PeerCause, Result};
 use crate::shm::Segment;
 use crate::sys;
 
+mod large;
+use large::Large;
+
 /// Largest broadcast and allreduce (bytes per rank) that go through the segment.
 pub(crate) const NODE_BYTES: usize = 8 << 10;
 
@@ -141,6 +144,8 @@ pub(crate) struct Node {
     spin: Duration,
     /// World rank of each member, to name one that is gone.
     world: Vec<usize>,
+    /// The region of large allreduces and broadcasts (`large.rs`).
+    large: Large,
 }
 
 impl Comm {
@@ -173,31 +178,15 @@ impl Comm {
     fn node_setup(&self) -> Result<Option<Box<Node>>> {
         let (n, me) = (self.size(), self.rank());
         let at = Layout::new(n);
-        let mut created = None;
-        // [made it, pid, descriptor]
-        let mut offer = [0u32; 3];
-        if me == 0 {
-            if let Ok(seg) = Segment::create(c"mpr-node", at.total) {
-                for slot in 0..BCAST_SLOTS {
-                    // Every broadcast slot starts out read by all: free for a root.
-                    seg.word(bcast_done(slot)).store(n as u32 - 1, Relaxed);
-                }
-                offer = [1, std::process::id(), seg.fd().unwrap_or(-1) as u32];
-                created = Some(seg);
+        let seg = self.share_segment(c"mpr-node", at.total, |seg| {
+            for slot in 0..BCAST_SLOTS {
+                // Every broadcast slot starts out read by all: free for a root.
+                seg.word(bcast_done(slot)).store(n as u32 - 1, Relaxed);
             }
-        }
-        self.msg_broadcast(&mut offer, 0)?;
-        let seg = match (created, offer) {
-            (Some(s), _) => Some(s),
-            (None, [1, pid, fd]) => Segment::open(pid, fd as i32, at.total).ok(),
-            _ => None,
-        };
-        let mut everyone = [0u32];
-        self.msg_allreduce_min(&[u32::from(seg.is_some())], &mut everyone)?;
-        let Some(mut seg) = seg.filter(|_| everyone[0] == 1) else {
+        })?;
+        let Some(seg) = seg else {
             return Ok(None);
         };
-        seg.close_fd();
         seg.word(at.pids + 4 * me)
             .store(std::process::id(), Release);
         let world = (0..n).map(|r| self.world_rank(r)).collect::<Result<_>>()?;
@@ -209,6 +198,40 @@ impl Comm {
             )
         };
         Ok(Some(Box::new(Node::new(seg, at, me, crowded, spin, world))))
+    }
+
+    /// A segment of `len` bytes mapped by every rank of the communicator (a collective step):
+    /// rank 0 creates it and runs `init` on it, broadcasts its pid and descriptor by message,
+    /// the others map it, and an allreduce checks that all did. `None` (everywhere) if any rank
+    /// could not.
+    pub(super) fn share_segment(
+        &self,
+        name: &std::ffi::CStr,
+        len: usize,
+        init: impl FnOnce(&Segment),
+    ) -> Result<Option<Segment>> {
+        let mut created = None;
+        // [made it, pid, descriptor]
+        let mut offer = [0u32; 3];
+        if self.rank() == 0 {
+            if let Ok(seg) = Segment::create(name, len) {
+                init(&seg);
+                offer = [1, std::process::id(), seg.fd().unwrap_or(-1) as u32];
+                created = Some(seg);
+            }
+        }
+        self.msg_broadcast(&mut offer, 0)?;
+        let seg = match (created, offer) {
+            (Some(s), _) => Some(s),
+            (None, [1, pid, fd]) => Segment::open(pid, fd as i32, len).ok(),
+            _ => None,
+        };
+        let mut everyone = [0u32];
+        self.msg_allreduce_min(&[u32::from(seg.is_some())], &mut everyone)?;
+        Ok(seg.filter(|_| everyone[0] == 1).map(|mut seg| {
+            seg.close_fd();
+            seg
+        }))
     }
 
     /// Runs `f` on the node segment (set up by [`Comm::use_node`]).
@@ -295,6 +318,7 @@ impl Node {
             crowded,
             spin,
             world,
+            large: Large::Untried,
         }
     }
 
@@ -377,26 +401,7 @@ impl Node {
         what: &str,
         by: usize,
     ) -> Result<()> {
-        let mut h = [0u8; 8];
-        self.seg.read(slot, &mut h);
-        let (got_call, got_len) = parse_header(h);
-        if got_call != call {
-            return Err(Error::InvalidArgument {
-                what: "collective",
-                detail: format!(
-                    "rank {by} is not in the same {what}: the ranks called collectives in different orders"
-                ),
-            });
-        }
-        if got_len != len as u64 {
-            return Err(Error::InvalidArgument {
-                what: "collective",
-                detail: format!(
-                    "rank {by} passed {got_len} bytes to {what} where this rank passed {len}: the ranks passed mismatched lengths"
-                ),
-            });
-        }
-        Ok(())
+        check_slot(&self.seg, slot, call, len, what, by)
     }
 
     /// Stores `value` into the word at `at` and wakes whoever sleeps on it.
@@ -469,17 +474,52 @@ impl Node {
     }
 }
 
-fn slot_header(call: u32, len: usize) -> [u8; 8] {
-    let mut h = [0u8; 8];
+/// Checks that the slot at `slot` of `seg` holds call `call` with `len` bytes, written by rank
+/// `by`.
+fn check_slot(
+    seg: &Segment,
+    slot: usize,
+    call: u32,
+    len: usize,
+    what: &str,
+    by: usize,
+) -> Result<()> {
+    let mut h = [0u8; HEADER];
+    seg.read(slot, &mut h);
+    let (got_call, got_len) = parse_header(h);
+    if got_call != call {
+        return Err(Error::InvalidArgument {
+            what: "collective",
+            detail: format!(
+                "rank {by} is not in the same {what}: the ranks called collectives in different orders"
+            ),
+        });
+    }
+    if got_len != len as u64 {
+        return Err(Error::InvalidArgument {
+            what: "collective",
+            detail: format!(
+                "rank {by} passed {got_len} bytes to {what} where this rank passed {len}: the ranks passed mismatched lengths"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Bytes of a slot's header: the call's number, then its length.
+const HEADER: usize = 12;
+
+fn slot_header(call: u32, len: usize) -> [u8; HEADER] {
+    let mut h = [0u8; HEADER];
     h[..4].copy_from_slice(&call.to_le_bytes());
-    h[4..].copy_from_slice(&(len as u32).to_le_bytes());
+    h[4..].copy_from_slice(&(len as u64).to_le_bytes());
     h
 }
 
-fn parse_header(h: [u8; 8]) -> (u32, u64) {
+fn parse_header(h: [u8; HEADER]) -> (u32, u64) {
     let call = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
-    let len = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
-    (call, len.into())
+    let len = u64::from_le_bytes([h[4], h[5], h[6], h[7], h[8], h[9], h[10], h[11]]);
+    (call, len)
 }
 
 #[cfg(test)]
@@ -487,7 +527,7 @@ mod tests {
     use super::*;
 
     /// Member `me` of an n-member segment made by [`make`], mapped anew (as another process would).
-    fn member(fd: i32, n: usize, me: usize, crowded: bool) -> Node {
+    pub(super) fn member(fd: i32, n: usize, me: usize, crowded: bool) -> Node {
         let at = Layout::new(n);
         let seg = Segment::open(std::process::id(), fd, at.total).unwrap();
         seg.word(at.pids + 4 * me)
@@ -496,7 +536,7 @@ mod tests {
         Node::new(seg, at, me, crowded, Duration::from_micros(50), world)
     }
 
-    fn make(n: usize) -> Segment {
+    pub(super) fn make(n: usize) -> Segment {
         let seg = Segment::create(c"mpr-node", Layout::new(n).total).unwrap();
         for slot in 0..BCAST_SLOTS {
             seg.word(bcast_done(slot)).store(n as u32 - 1, Relaxed);
@@ -504,7 +544,7 @@ mod tests {
         seg
     }
 
-    fn sum_u64() -> ByteCombine<'static> {
+    pub(super) fn sum_u64() -> ByteCombine<'static> {
         Box::new(|acc: &mut [u8], x: &[u8], _| {
             for (a, b) in acc.chunks_exact_mut(8).zip(x.chunks_exact(8)) {
                 let v = u64::from_le_bytes(a.try_into().unwrap())
