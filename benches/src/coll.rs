@@ -1,6 +1,7 @@
 //! Collective benchmarks, as `osu_barrier`, `osu_bcast`, `osu_allreduce`, ...: every rank times
-//! each call of the collective; each rank's mean, p50 and p99 are combined with a max over the
-//! ranks (the slowest rank is what a program waits for). Reductions work on `f32` elements, so
+//! its whole loop of calls (the mean) and one call in four (p50 and p99: reading the clock around
+//! every call would add its own cost to the mean of the smallest collectives); each rank's
+//! figures are combined with a max over the ranks (the slowest rank is what a program waits for). Reductions work on `f32` elements, so
 //! their sizes start at 4 bytes; gathers and all-to-all move `size` bytes per rank pair; the
 //! barrier has one row (size 0).
 
@@ -9,6 +10,7 @@ use std::time::Instant;
 use mpr::Op;
 
 use crate::args::{Coll, Plan};
+use crate::p2p::SAMPLE_EVERY;
 use crate::stats::{Row, Samples};
 use crate::{report, Failure};
 
@@ -35,8 +37,13 @@ pub fn run(world: &mpr::World, plan: &Plan, which: Coll) -> Result<(), Failure> 
         let (fa, mut fb) = (vec![1f32; floats], vec![0f32; floats]);
         let mut samples = Samples::new();
         world.barrier()?;
+        let mut start = Instant::now();
         for i in 0..warmup + iters {
-            let t = Instant::now();
+            if i == warmup {
+                start = Instant::now();
+            }
+            let sampled = i >= warmup && (i - warmup) % SAMPLE_EVERY == 0;
+            let t = sampled.then(Instant::now);
             match which {
                 Coll::Barrier => world.barrier()?,
                 Coll::Bcast => world.broadcast(&mut a, 0)?,
@@ -47,10 +54,11 @@ pub fn run(world: &mpr::World, plan: &Plan, which: Coll) -> Result<(), Failure> 
                 Coll::Allgather => world.allgather(&a[..size], &mut b)?,
                 Coll::Alltoall => world.alltoall(&a, &mut b)?,
             }
-            if i >= warmup {
+            if let Some(t) = t {
                 samples.record(t.elapsed().as_nanos() as u64);
             }
         }
+        samples.overall(start.elapsed().as_nanos(), iters);
         let row = samples.row(size, 1.0);
         let mine = [row.avg_us, row.p50_us, row.p99_us];
         let mut worst = [0f64; 3];

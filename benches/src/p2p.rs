@@ -37,7 +37,7 @@ fn two_ranks(world: &mpr::World, plan: &Plan) -> Result<(), Failure> {
 /// when several pairs share the cores; rank 0 reports the mean of the pairs' means, the median of
 /// their p50s and the worst of their p99s.
 /// Latency: one round trip in this many is timed on its own (for the percentiles).
-const SAMPLE_EVERY: usize = 4;
+pub(crate) const SAMPLE_EVERY: usize = 4;
 
 pub fn latency(world: &mpr::World, plan: &Plan) -> Result<(), Failure> {
     let n = world.size();

@@ -49,6 +49,7 @@ use std::time::{Duration, Instant};
 
 use crate::comm::Comm;
 use crate::engine::schedule::ByteCombine;
+use crate::engine::waits::NodeWait;
 use crate::error::{Error, PeerCause, Result};
 use crate::shm::Segment;
 use crate::sys;
@@ -59,8 +60,9 @@ use large::Large;
 /// Largest broadcast and allreduce (bytes per rank) that go through the segment.
 pub(crate) const NODE_BYTES: usize = 8 << 10;
 
-/// Broadcasts a root may run ahead of its slowest reader.
-const BCAST_SLOTS: usize = 8;
+/// Broadcasts a root may run ahead of its slowest reader (8 KiB each, but only the pages
+/// written are ever taken: 64 let the ranks of a crowded host run longer between switches).
+const BCAST_SLOTS: usize = 64;
 
 /// Cache line: words that different ranks write sit on lines of their own.
 const LINE: usize = 64;
@@ -70,8 +72,10 @@ const SLOT: usize = LINE + NODE_BYTES;
 
 /// Looks at a word, yielding in between, before sleeping, when ranks outnumber cores
 /// (measured in the C prototype, 8 ranks on 2 cores: 0 yields 50 µs per barrier, 3 to 30
-/// yields 8 to 9 µs, 100 or more 11 to 13 µs).
-const CROWDED_LOOKS: u32 = 10;
+/// yields 8 to 9 µs, 100 or more 11 to 13 µs; in mpr, 4 ranks on 2 cores, medians of 5 runs:
+/// 10 looks 0.81 µs per 8-byte broadcast and 4.0 µs per allreduce, 50 looks 0.61 and 3.7 µs, the
+/// 8-rank barrier alike; a reader that sleeps costs its root a wake-up).
+const CROWDED_LOOKS: u32 = 50;
 
 /// How long a sleeper sleeps before it checks that the members still exist.
 const CHECK_EVERY: Duration = Duration::from_millis(50);
@@ -250,7 +254,7 @@ impl Comm {
     /// while it does.
     fn node_op<R>(
         &self,
-        what: &str,
+        what: &'static str,
         f: impl FnOnce(&mut Node, Tick<'_>) -> Result<R>,
     ) -> Result<R> {
         self.begin_coll();
@@ -267,11 +271,11 @@ impl Comm {
             }
             Ok(())
         };
-        self.engine.borrow_mut().node_wait = Some(format!(
-            "{what} #{} on communicator {} (shared memory), waiting for the other ranks",
-            self.coll_seq.get() % super::SEQ_SPAN,
-            self.ctx
-        ));
+        self.engine.borrow_mut().node_wait = Some(NodeWait {
+            what,
+            seq: self.coll_seq.get() % super::SEQ_SPAN,
+            ctx: self.ctx,
+        });
         let r = self.with_node(|node| f(node, &tick));
         self.engine.borrow_mut().node_wait = None;
         r
@@ -428,7 +432,8 @@ impl Node {
                 std::thread::yield_now();
             }
         } else if !self.spin.is_zero() {
-            let start = Instant::now();
+            // The clock is read only once the first looks have not done (most waits end there).
+            let mut start = None;
             let mut looks = 0u32;
             loop {
                 if done(word.load(Acquire)) {
@@ -436,7 +441,7 @@ impl Node {
                 }
                 std::hint::spin_loop();
                 looks += 1;
-                if looks % 64 == 0 && start.elapsed() > self.spin {
+                if looks % 64 == 0 && start.get_or_insert_with(Instant::now).elapsed() > self.spin {
                     break;
                 }
             }

@@ -58,7 +58,7 @@ pub(crate) mod protocol;
 mod pull;
 pub(crate) mod schedule;
 pub(crate) mod wait;
-mod waits;
+pub(crate) mod waits;
 
 use std::time::{Duration, Instant};
 
@@ -480,7 +480,7 @@ pub(crate) struct Engine {
     /// This host runs more ranks than it has cores.
     local_crowded: bool,
     /// A collective waiting in the node's shared segment, in words (see `waits.rs`).
-    pub(crate) node_wait: Option<String>,
+    pub(crate) node_wait: Option<waits::NodeWait>,
     /// In finalize, waiting for these peers' Fin (see `waits.rs`).
     finalizing: Option<Vec<usize>>,
 }

@@ -27,12 +27,30 @@ pub(crate) fn describe(ctx: u32, tag: Option<u32>) -> String {
     }
 }
 
+/// A collective waiting in the node's shared segment: kept as parts and put in words only for a
+/// report (a `format!` on every call was a tenth of an 8-byte broadcast).
+pub(crate) struct NodeWait {
+    pub(crate) what: &'static str,
+    pub(crate) seq: u32,
+    pub(crate) ctx: u32,
+}
+
+impl std::fmt::Display for NodeWait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} #{} on communicator {} (shared memory), waiting for the other ranks",
+            self.what, self.seq, self.ctx
+        )
+    }
+}
+
 impl Engine {
     /// Everything this rank waits for: (the rank waited on, if one, and what for).
     pub(crate) fn blocked_on(&self) -> Vec<(Option<usize>, String)> {
         let mut out = Vec::new();
         if let Some(what) = &self.node_wait {
-            out.push((None, what.clone()));
+            out.push((None, what.to_string()));
         }
         for p in self.core.matching.posted() {
             let from = p
