@@ -51,7 +51,7 @@ pub const KNOBS: [(&str, &str); 12] = [
     (ENV_SOCKET_BUFFER, "0: SO_SNDBUF/SO_RCVBUF of rank-to-rank sockets (0: the kernel's autotuning)"),
     (ENV_LOCAL, "shm: how ranks of one host talk, shm (shared-memory rings), unix (local sockets) or tcp"),
     (ENV_PULL, "1: large messages within a host are copied once between the processes (0: by socket)"),
-    (ENV_NODE_COLL, "1: barrier and small broadcasts and allreduces within a host by shared memory"),
+    (ENV_NODE_COLL, "1: barrier, broadcasts and allreduces within a host by shared memory"),
     (ENV_FLAT_RANKS, "16: up to this many ranks, flat small collectives when ranks outnumber cores"),
     (ENV_PAR_REDUCE, "262144: reductions of this many elements run on rayon's threads when cores are free"),
     (ENV_BCAST_LARGE, "524288 unless crowded: broadcasts of this many bytes use scatter + allgather"),
@@ -103,8 +103,9 @@ pub struct Tuning {
     /// straight out of the sender's memory (`process_vm_readv`: one copy) instead of through
     /// the socket (two). Off: through the socket, as between hosts.
     pub pull: bool,
-    /// Communicators whose ranks all run on this host take barrier, and broadcast and allreduce
-    /// of at most 8 KiB, through a shared-memory segment (`coll/node.rs`) instead of messages.
+    /// Communicators whose ranks all run on this host take barrier, broadcast and allreduce
+    /// through shared memory (`coll/node.rs`, and `coll/node/large.rs` above 8 KiB) instead of
+    /// messages.
     /// Off: every collective is built on point-to-point messages, as between hosts.
     pub node_coll: bool,
     /// Bytes of eager messages a rank may have to buffer for receives not yet posted, in all:

@@ -1,5 +1,5 @@
-//! Barrier, small broadcasts and small allreduces among the ranks of one host, through a
-//! shared-memory segment (`shm.rs`) instead of messages.
+//! Barrier, broadcasts and allreduces among the ranks of one host, through shared-memory
+//! segments (`shm.rs`) instead of messages.
 //!
 //! **Why.** On one host a message-based collective pays, for every message, a system call to
 //! send, one to receive, and (whenever the receiver sleeps) a wake-up through `epoll`. When
@@ -9,8 +9,9 @@
 //! on) took 50 µs when every waiter slept at once and 8 to 15 µs when it first yielded the CPU
 //! a few times: a rank that yields lets the late ranks run, and checking a word in memory costs
 //! no system call. (This is what Open MPI's `coll/sm` and MPICH's shared-memory collectives do
-//! too, but they spin, and collapse when oversubscribed.) Across hosts, for nonblocking
-//! collectives, and above [`NODE_BYTES`], collectives stay on messages.
+//! too, but they spin, and collapse when oversubscribed.) Broadcasts and allreduces above
+//! [`NODE_BYTES`] go through a second region, in rounds (`node/large.rs`). Across hosts and for
+//! nonblocking collectives, collectives stay on messages.
 //!
 //! **When.** On communicators of more than one rank whose ranks all run on this host (every
 //! rank of the job does: the same answer everywhere) unless `MPR_NODE_COLL=0`. The segment is
