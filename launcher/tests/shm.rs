@@ -20,6 +20,12 @@ fn random_sizes_both_ways_on_4_and_16_ranks_every_byte_checked() {
 }
 
 #[test]
+fn a_rank_in_a_node_barrier_keeps_its_other_operations_moving() {
+    rank_case("t_shm", 2, "barrier_moves", &[], &[("MPR_PULL", "0")]);
+    rank_case("t_shm", 4, "barrier_moves", &[], &[("MPR_PULL", "0")]);
+}
+
+#[test]
 fn a_rank_blocked_on_a_ring_uses_almost_no_cpu_alone_or_oversubscribed() {
     rank_case("t_shm", 2, "idle", &[], &[]);
     rank_case("t_shm", 8, "idle", &[], &[]);

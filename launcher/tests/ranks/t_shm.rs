@@ -14,6 +14,7 @@ fn main() -> ExitCode {
         "idle" => idle(world),
         "kill" => kill(world),
         "hold" => hold(world),
+        "barrier_moves" => barrier_moves(world),
         other => Err(format!("unknown case {other:?}")),
     })
 }
@@ -205,4 +206,41 @@ fn hold(w: &mpr::World) -> R<()> {
             .map_err(|x| x.to_string())?;
     }
     w.barrier().map_err(e)
+}
+
+/// A rank in a node barrier still moves its other operations: rank 0 starts a 1 MiB send and
+/// enters the barrier; rank 1 needs rank 0's help to receive it (with `MPR_PULL=0` rank 0
+/// must push the data once rank 1 answers) before it comes to the barrier. 50 rounds; if the
+/// waiting rank moved only when it woke up to check its members (every 50 ms), this would take
+/// seconds.
+fn barrier_moves(w: &mpr::World) -> R<()> {
+    let me = w.rank();
+    let big = vec![7u8; 1 << 20];
+    let mut into = vec![0u8; 1 << 20];
+    let start = Instant::now();
+    for round in 0..50 {
+        if me == 0 {
+            mpr::scope(|s| -> mpr::Result<()> {
+                let r = w.isend(s, &big, 1, round)?;
+                w.barrier()?;
+                r.wait().map(|_| ())
+            })
+            .map_err(e)?;
+        } else if me == 1 {
+            w.recv(&mut into, 0, round).map_err(e)?;
+            w.barrier().map_err(e)?;
+        } else {
+            w.barrier().map_err(e)?;
+        }
+    }
+    let took = start.elapsed();
+    if into != big && me == 1 {
+        return Err("the message came wrong".into());
+    }
+    if took > Duration::from_millis(1500) {
+        return Err(format!(
+            "50 rounds took {took:?}: the barrier's wait kept the send from moving"
+        ));
+    }
+    Ok(())
 }

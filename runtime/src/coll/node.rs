@@ -81,6 +81,14 @@ const CROWDED_LOOKS: u32 = 50;
 /// How long a sleeper sleeps before it checks that the members still exist.
 const CHECK_EVERY: Duration = Duration::from_millis(50);
 
+/// How long it sleeps instead while the rank has other operations under way (a send whose
+/// frames wait for room in a ring, a receive whose sender waits for an answer): they move only
+/// when the wait ticks.
+const BUSY_CHECK_EVERY: Duration = Duration::from_millis(1);
+
+/// Looks between ticks while a wait spins.
+const TICK_LOOKS: u32 = 256;
+
 /// Where things are in the segment of an n-rank communicator.
 struct Layout {
     pids: usize,
@@ -121,9 +129,10 @@ impl Layout {
     }
 }
 
-/// Called now and then while a wait sleeps: moves the rank's other operations and answers the
-/// launcher (a `--timeout` report).
-type Tick<'a> = &'a dyn Fn() -> Result<()>;
+/// Called now and then while a wait spins or sleeps: moves the rank's other operations and
+/// answers the launcher (a `--timeout` report). True while the rank has operations under way
+/// (then the wait looks again sooner).
+type Tick<'a> = &'a dyn Fn() -> Result<bool>;
 
 /// A communicator's use of the node segment.
 pub(crate) enum NodeState {
@@ -270,7 +279,7 @@ impl Comm {
                     return Err(err);
                 }
             }
-            Ok(())
+            Ok(e.busy())
         };
         self.engine.borrow_mut().node_wait = Some(NodeWait {
             what,
@@ -422,15 +431,22 @@ impl Node {
         }
     }
 
-    /// Waits until the word at `at` satisfies `done`: spins (or yields), then sleeps.
+    /// Waits until the word at `at` satisfies `done`: spins (or yields), then sleeps. The
+    /// rank's other operations move on meanwhile: ticks every [`TICK_LOOKS`] looks and after
+    /// every yield while spinning, and after every sleep, which is short while they are under
+    /// way. This is the rank's one wait while it is in a node collective.
     fn wait_for(&self, at: usize, done: impl Fn(u32) -> bool, tick: Tick<'_>) -> Result<()> {
         let word = self.seg.word(at);
+        let mut busy = true;
         if self.crowded {
-            for _ in 0..CROWDED_LOOKS {
+            for look in 0..CROWDED_LOOKS {
                 if done(word.load(Acquire)) {
                     return Ok(());
                 }
                 std::thread::yield_now();
+                if look % 8 == 7 {
+                    busy = tick()?;
+                }
             }
         } else if !self.spin.is_zero() {
             // The clock is read only once the first looks have not done (most waits end there).
@@ -442,8 +458,11 @@ impl Node {
                 }
                 std::hint::spin_loop();
                 looks += 1;
-                if looks % 64 == 0 && start.get_or_insert_with(Instant::now).elapsed() > self.spin {
-                    break;
+                if looks % TICK_LOOKS == 0 {
+                    busy = tick()?;
+                    if start.get_or_insert_with(Instant::now).elapsed() > self.spin {
+                        break;
+                    }
                 }
             }
         }
@@ -454,14 +473,15 @@ impl Node {
             sleepers.fetch_add(1, SeqCst);
             let v = word.load(SeqCst);
             if !done(v) {
-                sys::futex_wait(word, v, CHECK_EVERY);
+                let nap = if busy { BUSY_CHECK_EVERY } else { CHECK_EVERY };
+                sys::futex_wait(word, v, nap);
             }
             sleepers.fetch_sub(1, SeqCst);
             if done(word.load(Acquire)) {
                 return Ok(());
             }
             self.check_members()?;
-            tick()?;
+            busy = tick()?;
         }
     }
 
@@ -577,7 +597,7 @@ mod tests {
                         for i in 0..300u64 {
                             let root = (i as usize) % n;
                             let mut b = [if me == root { i * 3 } else { 0 }; 5];
-                            node.broadcast(bytemuck::cast_slice_mut(&mut b), root, &|| Ok(()))?;
+                            node.broadcast(bytemuck::cast_slice_mut(&mut b), root, &|| Ok(false))?;
                             assert_eq!(b, [i * 3; 5], "broadcast {i}");
                             let mine = [me as u64 + i; 3];
                             let mut out = [0u64; 3];
@@ -585,12 +605,12 @@ mod tests {
                                 bytemuck::cast_slice(&mine),
                                 bytemuck::cast_slice_mut(&mut out),
                                 &combine,
-                                &|| Ok(()),
+                                &|| Ok(false),
                             )?;
                             let want = (0..n as u64).map(|r| r + i).sum::<u64>();
                             assert_eq!(out, [want; 3], "allreduce {i}");
                             if i % 7 == 0 {
-                                node.barrier(&|| Ok(()))?;
+                                node.barrier(&|| Ok(false))?;
                             }
                         }
                         Ok(())
@@ -616,7 +636,7 @@ mod tests {
         gone.wait().unwrap();
         node.seg.word(node.at.pids + 4).store(pid, Release);
         let t = Instant::now();
-        match node.barrier(&|| Ok(())) {
+        match node.barrier(&|| Ok(false)) {
             Err(Error::PeerFailed {
                 rank: 101,
                 cause: PeerCause::Vanished,

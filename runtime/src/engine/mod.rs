@@ -959,6 +959,12 @@ impl Engine {
         self.progress(Some(Duration::ZERO)).map(|_| ())
     }
 
+    /// Whether operations of this rank are under way: pending operations, or frames still to
+    /// write (a wait elsewhere, in the node segment, then looks back here often).
+    pub(crate) fn busy(&self) -> bool {
+        self.core.ops.pending_count() > 0 || !self.transport.flushed()
+    }
+
     /// Bytes this rank has read from its sockets.
     pub(crate) fn socket_bytes_read(&mut self) -> u64 {
         self.transport.net().map_or(0, |n| n.bytes_read())

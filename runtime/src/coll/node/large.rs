@@ -308,7 +308,7 @@ mod tests {
                                 bytemuck::cast_slice_mut(&mut out),
                                 8,
                                 &combine,
-                                &|| Ok(()),
+                                &|| Ok(false),
                             )?;
                             let ranks = (1..=n as u64).sum::<u64>();
                             let want: Vec<u64> = (0..len as u64)
@@ -321,7 +321,7 @@ mod tests {
                             } else {
                                 vec![0; len * 3]
                             };
-                            node.broadcast_large(&mut b, root, &|| Ok(()))?;
+                            node.broadcast_large(&mut b, root, &|| Ok(false))?;
                             assert!(
                                 b.iter().enumerate().all(|(k, &v)| v == (k * 7 + i) as u8),
                                 "broadcast {i}"

@@ -145,26 +145,12 @@ pub(crate) fn write_frames(
         if q.is_empty() {
             return Ok(true);
         }
-        let result = {
-            let mut iov = [IoSlice::new(&[]); MAX_IOV];
-            let mut n = 0;
-            for f in q.iter() {
-                if n + 2 > MAX_IOV {
-                    break;
-                }
-                if f.written < HEADER_LEN {
-                    iov[n] = IoSlice::new(&f.header[f.written..]);
-                    n += 1;
-                    if f.payload.len() > 0 {
-                        iov[n] = IoSlice::new(f.payload.tail(0));
-                        n += 1;
-                    }
-                } else {
-                    iov[n] = IoSlice::new(f.payload.tail(f.written - HEADER_LEN));
-                    n += 1;
-                }
-            }
-            stream.write_vectored(&iov[..n])
+        // A frame or two (the usual case for small messages) need no 64-slot array: filling
+        // one costs more than a small message's copy into a ring.
+        let result = if q.len() <= FEW_FRAMES {
+            write_gathered::<{ 2 * FEW_FRAMES }>(stream, q)
+        } else {
+            write_gathered::<MAX_IOV>(stream, q)
         };
         match result {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -188,6 +174,32 @@ pub(crate) fn write_frames(
             Err(e) => return Err(e),
         }
     }
+}
+
+/// Frames that [`write_frames`] gathers in a small array.
+const FEW_FRAMES: usize = 2;
+
+/// One `write_vectored` of the front frames of `q`, at most `N` slices (N >= 2).
+fn write_gathered<const N: usize>(stream: &mut impl Write, q: &SendQueue) -> io::Result<usize> {
+    let mut iov = [IoSlice::new(&[]); N];
+    let mut n = 0;
+    for f in q.iter() {
+        if n + 2 > N {
+            break;
+        }
+        if f.written < HEADER_LEN {
+            iov[n] = IoSlice::new(&f.header[f.written..]);
+            n += 1;
+            if f.payload.len() > 0 {
+                iov[n] = IoSlice::new(f.payload.tail(0));
+                n += 1;
+            }
+        } else {
+            iov[n] = IoSlice::new(f.payload.tail(f.written - HEADER_LEN));
+            n += 1;
+        }
+    }
+    stream.write_vectored(&iov[..n])
 }
 
 /// Why [`Reader::read`] stopped.
