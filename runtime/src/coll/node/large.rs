@@ -26,7 +26,7 @@
 //! ranks and shrink with more (32 KiB at 64 ranks) so a region stays at about 8 MiB or less up to
 //! 255 ranks (16 KiB chunks beyond).
 
-use super::{check_slot, slot_header, Comm, Node, Tick, LINE, NODE_BYTES};
+use super::{check_slot, scratch_bytes, slot_header, Comm, Node, Tick, LINE, NODE_BYTES};
 use crate::engine::schedule::ByteCombine;
 use crate::error::{Error, Result};
 use crate::shm::Segment;
@@ -172,16 +172,33 @@ impl Node {
         combine: &ByteCombine<'_>,
         tick: Tick<'_>,
     ) -> Result<()> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let r = self.allreduce_rounds(&mut scratch, send, recv, elem, combine, tick);
+        self.scratch = scratch;
+        r
+    }
+
+    fn allreduce_rounds(
+        &mut self,
+        scratch: &mut Vec<u128>,
+        send: &[u8],
+        recv: &mut [u8],
+        elem: usize,
+        combine: &ByteCombine<'_>,
+        tick: Tick<'_>,
+    ) -> Result<()> {
         let (len, n, me) = (send.len(), self.at.n, self.me);
         let (first, step) = {
             let r = self.region()?;
             (r.rounds, r.chunk / elem * elem)
         };
         let rounds = len.div_ceil(step);
-        // Scratch for this rank's slice, as 16-byte words so any element type is aligned.
+        // Scratch for this rank's slice (the accumulator, then a slot's copy), each part
+        // starting on a 16-byte word so any element type is aligned in it.
         let most = (step / elem).div_ceil(n) * elem;
-        let mut scratch = vec![0u128; 2 * most.div_ceil(16)];
-        let (acc, x) = bytemuck::cast_slice_mut::<u128, u8>(&mut scratch).split_at_mut(most);
+        let half = most.div_ceil(16) * 16;
+        let (acc, x) = scratch_bytes(scratch, 2 * half).split_at_mut(half);
+        let (acc, x) = (&mut acc[..most], &mut x[..most]);
         let copy_in = |node: &Node, j: usize| -> Result<()> {
             let r = node.region()?;
             let (lo, hi) = span(j, step, len);
