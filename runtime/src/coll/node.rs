@@ -373,7 +373,7 @@ impl Node {
         let mut folded = Ok(());
         for r in 0..self.at.n {
             let slot = self.at.reduce_slot(call, r);
-            folded = self.check_header(slot, call, send.len(), "allreduce", r);
+            folded = check_slot(&self.seg, slot, call, send.len(), "allreduce", r);
             if folded.is_err() {
                 break;
             }
@@ -408,7 +408,7 @@ impl Node {
         }
         // Calls are numbered alike everywhere; a later number than ours means ours is out too.
         self.wait_for(BCAST_SEQ, |s| s.wrapping_sub(call) as i32 >= 0, tick)?;
-        let checked = self.check_header(slot, call, buf.len(), "broadcast", root);
+        let checked = check_slot(&self.seg, slot, call, buf.len(), "broadcast", root);
         if checked.is_ok() {
             self.seg.read(slot + LINE, buf);
         }
@@ -417,18 +417,6 @@ impl Node {
             self.wake(done);
         }
         checked
-    }
-
-    /// Checks that the slot at `slot` holds call `call` with `len` bytes, written by rank `by`.
-    fn check_header(
-        &self,
-        slot: usize,
-        call: u32,
-        len: usize,
-        what: &str,
-        by: usize,
-    ) -> Result<()> {
-        check_slot(&self.seg, slot, call, len, what, by)
     }
 
     /// Stores `value` into the word at `at` and wakes whoever sleeps on it.
