@@ -438,6 +438,12 @@ impl Node {
     /// way. This is the rank's one wait while it is in a node collective.
     fn wait_for(&self, at: usize, done: impl Fn(u32) -> bool, tick: Tick<'_>) -> Result<()> {
         let word = self.seg.word(at);
+        // A member that finalized (or failed) after it passed this wait's point makes the tick
+        // fail; that is no error when the word has already moved.
+        let tick = || match tick() {
+            Err(_) if done(word.load(Acquire)) => Ok(None),
+            r => r.map(Some),
+        };
         let mut busy = true;
         if self.crowded {
             for look in 0..CROWDED_LOOKS {
@@ -446,7 +452,10 @@ impl Node {
                 }
                 std::thread::yield_now();
                 if look % 8 == 7 {
-                    busy = tick()?;
+                    match tick()? {
+                        Some(b) => busy = b,
+                        None => return Ok(()),
+                    }
                 }
             }
         } else if !self.spin.is_zero() {
@@ -460,7 +469,10 @@ impl Node {
                 std::hint::spin_loop();
                 looks += 1;
                 if looks % TICK_LOOKS == 0 {
-                    busy = tick()?;
+                    match tick()? {
+                        Some(b) => busy = b,
+                        None => return Ok(()),
+                    }
                     if start.get_or_insert_with(Instant::now).elapsed() > self.spin {
                         break;
                     }
@@ -481,8 +493,17 @@ impl Node {
             if done(word.load(Acquire)) {
                 return Ok(());
             }
-            self.check_members()?;
-            busy = tick()?;
+            if let Err(gone) = self.check_members() {
+                return if done(word.load(Acquire)) {
+                    Ok(())
+                } else {
+                    Err(gone)
+                };
+            }
+            match tick()? {
+                Some(b) => busy = b,
+                None => return Ok(()),
+            }
         }
     }
 
