@@ -368,27 +368,31 @@ impl Node {
         self.seg.write(mine, &slot_header(call, send.len()));
         self.seg.write(mine + LINE, send);
         self.barrier(tick)?;
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let x = scratch_bytes(&mut scratch, send.len());
-        let mut folded = Ok(());
-        for r in 0..self.at.n {
-            let slot = self.at.reduce_slot(call, r);
-            folded = check_slot(&self.seg, slot, call, send.len(), "allreduce", r);
-            if folded.is_err() {
-                break;
-            }
-            if r == 0 {
-                self.seg.read(slot + LINE, recv);
-            } else {
-                self.seg.read(slot + LINE, x);
-                folded = combine(recv, x, false);
-                if folded.is_err() {
-                    break;
+        self.with_scratch(|node, scratch| {
+            let x = scratch_bytes(scratch, send.len());
+            for r in 0..node.at.n {
+                let slot = node.at.reduce_slot(call, r);
+                check_slot(&node.seg, slot, call, send.len(), "allreduce", r)?;
+                if r == 0 {
+                    node.seg.read(slot + LINE, recv);
+                } else {
+                    node.seg.read(slot + LINE, x);
+                    combine(recv, x, false)?;
                 }
             }
-        }
+            Ok(())
+        })
+    }
+
+    /// Runs `f` with the node's scratch, kept for the next call whatever `f` returns.
+    fn with_scratch<R>(
+        &mut self,
+        f: impl FnOnce(&mut Node, &mut Vec<u128>) -> Result<R>,
+    ) -> Result<R> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let r = f(self, &mut scratch);
         self.scratch = scratch;
-        folded
+        r
     }
 
     fn broadcast(&mut self, buf: &mut [u8], root: usize, tick: Tick<'_>) -> Result<()> {

@@ -135,7 +135,9 @@ impl Comm {
         combine: &ByteCombine<'_>,
     ) -> Result<()> {
         self.node_op("allreduce", |node, tick| {
-            node.allreduce_large(send, recv, elem, combine, tick)
+            node.with_scratch(|node, scratch| {
+                node.allreduce_large(scratch, send, recv, elem, combine, tick)
+            })
         })
     }
 
@@ -164,21 +166,8 @@ impl Node {
         }
     }
 
+    /// Allreduce in rounds (module docs), folding this rank's slices in `scratch`.
     fn allreduce_large(
-        &mut self,
-        send: &[u8],
-        recv: &mut [u8],
-        elem: usize,
-        combine: &ByteCombine<'_>,
-        tick: Tick<'_>,
-    ) -> Result<()> {
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let r = self.allreduce_rounds(&mut scratch, send, recv, elem, combine, tick);
-        self.scratch = scratch;
-        r
-    }
-
-    fn allreduce_rounds(
         &mut self,
         scratch: &mut Vec<u128>,
         send: &[u8],
@@ -320,7 +309,9 @@ mod tests {
                                 .map(|k| k * (me as u64 + 1) + i as u64)
                                 .collect();
                             let mut out = vec![0u64; len];
+                            let mut scratch = Vec::new();
                             node.allreduce_large(
+                                &mut scratch,
                                 bytemuck::cast_slice(&mine),
                                 bytemuck::cast_slice_mut(&mut out),
                                 8,
