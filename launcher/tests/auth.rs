@@ -59,7 +59,7 @@ fn strangers_at_every_port_are_dropped_and_the_job_completes_untouched() {
     let prog = rank_program("t_job");
     let mut job = Limited::spawn(
         Command::new(mprun())
-            .args(["-n", "4", prog.to_str().unwrap(), "stranger", "12000", &tok])
+            .args(["-n", "4", prog.to_str().unwrap(), "stranger", "60000", &tok])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped()),
         Duration::from_secs(90),
@@ -127,12 +127,17 @@ fn strangers_at_every_port_are_dropped_and_the_job_completes_untouched() {
             }
         }
     }
+    // Probing done: the ranks may finish (they wait for this file, so that none ends while a
+    // stranger is still to come).
+    let stop = std::env::temp_dir().join(&tok);
+    std::fs::write(&stop, b"").expect("write the stop file");
     // 4 ranks with a TCP and a local listener each, and the rendezvous service.
     assert!(
         tcp >= 5 * 4 && unix >= 4 * 4,
         "probed only {tcp} TCP and {unix} local connections"
     );
     job.succeeds(&mut out, 4, "untouched");
+    let _ = std::fs::remove_file(&stop);
 }
 
 /// 1100 strangers that connect and send nothing, at each of a rank's ports (TCP and local) and

@@ -133,8 +133,10 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         // Every rank connects to every other (so all listeners are in use), says ready, polls
-        // for ARG1 ms (while a test throws strangers at its ports), then checks that traffic is
-        // untouched: a message with every other rank and a sum.
+        // while a test throws strangers at its ports, until the test creates the file named by
+        // ARG2 in the temporary directory (at most ARG1 ms: a job that outlived the probing
+        // would refuse the test's next connection), then checks that traffic is untouched: a
+        // message with every other rank and a sum.
         "stranger" => {
             let check = || all_pairs(&world);
             if !matches!(check(), Ok(true)) {
@@ -145,8 +147,12 @@ fn main() -> ExitCode {
                 let _ = std::io::stdout().flush();
             }
             // Stay in the library meanwhile (progress happens inside calls).
-            if !idle_in_library(&world, Duration::from_millis(arg(1) as u64)) {
-                return ExitCode::from(23);
+            let stop = std::env::temp_dir().join(args.get(2).map_or("-", String::as_str));
+            let until = std::time::Instant::now() + Duration::from_millis(arg(1) as u64);
+            while !stop.exists() && std::time::Instant::now() < until {
+                if !idle_in_library(&world, Duration::from_millis(50)) {
+                    return ExitCode::from(23);
+                }
             }
             let _ = world.barrier();
             let mut sum = [0u64];
