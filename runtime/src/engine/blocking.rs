@@ -6,7 +6,7 @@
 //! the borrow it came from: this is how the `buf.rs` invariant is kept for blocking calls.
 
 use super::schedule::{ByteCombine, Round, Schedule};
-use super::{Engine, OpId, RawStatus};
+use super::{Engine, OpId, RawStatus, Started};
 use crate::buf::{RawMut, RawSlice};
 use crate::error::Result;
 
@@ -35,10 +35,14 @@ impl Engine {
         buf: &[u8],
         synchronous: bool,
     ) -> Result<RawStatus> {
-        // SAFETY (RawSlice::new): `buf` is borrowed for this whole call and `wait` returns only
-        // once the operation has left the engine.
-        let op = self.isend(ctx, peer, tag, unsafe { RawSlice::new(buf) }, synchronous)?;
-        self.wait(op)
+        // SAFETY (RawSlice::new): `buf` is borrowed for this whole call; a send that went at
+        // once holds no view of it, and `wait` returns only once the operation has left the
+        // engine.
+        let buf = unsafe { RawSlice::new(buf) };
+        match self.start_send(ctx, peer, tag, buf, synchronous)? {
+            Started::Written(st) => Ok(st),
+            Started::Queued(op) => self.wait(op),
+        }
     }
 
     /// Receives into `buf` and waits for the message.

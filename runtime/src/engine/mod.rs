@@ -489,6 +489,14 @@ pub(crate) struct Engine {
 /// clock: a spin is a non-blocking poll, well under a microsecond (see `wait_until`).
 const QUICK_POLLS: u32 = 16;
 
+/// What [`Engine::start_send`] did.
+pub(crate) enum Started {
+    /// The send is an operation under way.
+    Queued(OpId),
+    /// The message went whole into its peer's ring: sent.
+    Written(RawStatus),
+}
+
 impl Engine {
     pub(crate) fn new(
         rank: usize,
@@ -572,6 +580,23 @@ impl Engine {
         buf: RawSlice,
         synchronous: bool,
     ) -> Result<OpId> {
+        Ok(match self.start_send(ctx, peer, tag, buf, synchronous)? {
+            Started::Queued(op) => op,
+            Started::Written(st) => self.core.ops.insert_done(Ok(st)),
+        })
+    }
+
+    /// Starts a send. A small eager message goes straight into its peer's ring when nothing is
+    /// queued before it and it fits: it is then sent, with no operation to make and complete
+    /// (for a blocking send, none at all). Sequence number and credit are the same either way.
+    pub(crate) fn start_send(
+        &mut self,
+        ctx: u32,
+        peer: usize,
+        tag: u32,
+        buf: RawSlice,
+        synchronous: bool,
+    ) -> Result<Started> {
         self.check(peer)?;
         if let Some(e) = self.peer_failure(peer) {
             return Err(e);
@@ -580,16 +605,6 @@ impl Engine {
         if protocol != Protocol::Rendezvous && !self.core.credit.take(peer, buf.len()) {
             protocol = Protocol::Rendezvous; // the receiver's window is spent (credit.rs)
         }
-        let op = self.core.ops.insert(Op::Send(SendOp {
-            peer,
-            buf,
-            protocol,
-            written: false,
-            acked: false,
-            lent: false,
-            tag,
-            ctx,
-        }));
         let seq = &mut self.core.seq_out[peer];
         *seq = seq.wrapping_add(1);
         let mut h = Header::new(if protocol == Protocol::Rendezvous {
@@ -602,6 +617,27 @@ impl Engine {
         h.tag = tag;
         h.seq = *seq;
         h.len = buf.len() as u64;
+        if protocol == Protocol::Eager
+            && self
+                .transport
+                .write_now(peer, &h, buf.tail(0), &mut self.core)
+        {
+            return Ok(Started::Written(RawStatus {
+                source: peer,
+                tag,
+                bytes: buf.len(),
+            }));
+        }
+        let op = self.core.ops.insert(Op::Send(SendOp {
+            peer,
+            buf,
+            protocol,
+            written: false,
+            acked: false,
+            lent: false,
+            tag,
+            ctx,
+        }));
         h.send_id = op;
         if protocol == Protocol::EagerSync {
             h.flags = FLAG_SYNC;
@@ -618,7 +654,7 @@ impl Engine {
             _ => self.transport.send(peer, &h, buf, Some(op), &mut self.core),
         }
         self.flush_outbox();
-        Ok(op)
+        Ok(Started::Queued(op))
     }
 
     /// Starts receiving into `buf` from world rank `src` (or any).

@@ -147,6 +147,22 @@ impl Transport {
         }
     }
 
+    /// Writes `header` + `payload` for `peer` at once, if it can go whole and first in line
+    /// (a ring with room and nothing queued before it): true if it went. Nothing is queued
+    /// otherwise, and no `on_sent` follows either way.
+    pub(crate) fn write_now(
+        &mut self,
+        peer: usize,
+        header: &Header,
+        payload: &[u8],
+        sink: &mut impl Sink,
+    ) -> bool {
+        match &mut self.net {
+            Some(net) if peer != self.me => net.write_now(peer, header, payload, sink),
+            _ => false,
+        }
+    }
+
     /// Like [`Transport::send`], but the frame may wait in its queue until
     /// [`Transport::flush_deferred`], so that frames to one peer go out in one `writev`.
     pub(crate) fn send_deferred(

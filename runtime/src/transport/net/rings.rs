@@ -7,6 +7,8 @@
 //! (a load of a word the peer last wrote when it is empty), and a poll that may sleep first
 //! tells each ring so ([`Rx::may_sleep`]), so that a writer rings the doorbell.
 
+use std::io::IoSlice;
+
 use super::peer::{write_frames, Conn, ReadOutcome, Rings};
 use super::Net;
 use crate::buf::RawSlice;
@@ -182,6 +184,38 @@ impl Net {
             self.doorbell(idx, peer, sink);
         }
         Ok(())
+    }
+
+    /// Writes a frame straight into `peer`'s ring, bypassing the link's queue, when the queue
+    /// is empty (so the pair's order holds) and the ring has room for the whole frame now: true
+    /// if it went. The path of a small blocking send: no queue entry, no completion to report.
+    pub(crate) fn write_now(
+        &mut self,
+        peer: usize,
+        header: &Header,
+        payload: &[u8],
+        sink: &mut impl Sink,
+    ) -> bool {
+        let Some(link) = self.links.get(peer).filter(|l| !l.failed && l.q.is_empty()) else {
+            return false;
+        };
+        let Some(idx) = link.up else { return false };
+        let Some(tx) = self.conns[idx]
+            .as_mut()
+            .and_then(|c| c.rings.as_mut())
+            .filter(|r| r.tx_on)
+            .and_then(|r| r.tx.as_mut())
+        else {
+            return false;
+        };
+        let head = header.encode();
+        if !tx.write_whole(&[IoSlice::new(&head), IoSlice::new(payload)]) {
+            return false;
+        }
+        if std::mem::take(&mut tx.ring_doorbell) {
+            self.doorbell(idx, peer, sink);
+        }
+        true
     }
 
     /// Reads what the peer's ring on connection `idx` holds; true if any byte came.

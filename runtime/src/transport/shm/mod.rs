@@ -108,6 +108,14 @@ impl Tx {
         self.prod.mem_mut().close_fd();
     }
 
+    /// Writes `bufs` as one record if they fit now (see [`Producer::write_whole`]); true if
+    /// they did. A ring that is corrupt writes nothing here: the next queued write finds out.
+    pub(crate) fn write_whole(&mut self, bufs: &[IoSlice<'_>]) -> bool {
+        let done = self.prod.write_whole(bufs).unwrap_or(false);
+        self.ring_doorbell |= done && self.prod.take_sleeper();
+        done
+    }
+
     /// Before this rank sleeps with frames still to write: true if it may (the peer will ring
     /// when it frees space), false if there is room now.
     pub(crate) fn may_sleep(&mut self) -> io::Result<bool> {
