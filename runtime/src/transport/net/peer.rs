@@ -261,6 +261,74 @@ impl Reader {
         }
     }
 
+    /// Reads and dispatches the frames of a peer's ring, as [`Reader::read`] does, but a frame
+    /// that lies whole in one record (every frame up to a record's size, which is every small
+    /// message) goes straight from the ring: its header onto the stack, its payload into its
+    /// destination, with no stop in the staging buffer and no look at the next record before it
+    /// is delivered. Anything else (a frame in pieces, bytes already staged) takes the path of
+    /// [`Reader::read`], which reads the ring as a byte stream.
+    pub(crate) fn read_ring(
+        &mut self,
+        rx: &mut Rx,
+        peer: usize,
+        sink: &mut impl Sink,
+        fin: &mut bool,
+    ) -> ReadOutcome {
+        let io = |e: io::Error| ReadOutcome::Failed(PeerCause::io("read", &e));
+        loop {
+            if !matches!(self.state, ReadState::Header) || self.start != self.end {
+                return self.read(rx, Some(peer), sink, fin);
+            }
+            let left = match rx.record_left() {
+                Ok(0) => return ReadOutcome::Drained,
+                Ok(n) => n,
+                Err(e) => return io(e),
+            };
+            if left < HEADER_LEN {
+                return self.read(rx, Some(peer), sink, fin);
+            }
+            let mut raw = [0u8; HEADER_LEN];
+            if let Err(e) = rx.read_exact(&mut raw) {
+                return io(e);
+            }
+            self.bytes_in += HEADER_LEN as u64;
+            let h = match Header::decode(&raw) {
+                Ok(h) => h,
+                Err(e) => return ReadOutcome::Failed(PeerCause::Protocol(e.to_string())),
+            };
+            if h.payload_len() != (left - HEADER_LEN) as u64 {
+                // Not whole in this record: the stream's path, from this header on.
+                self.stage[..HEADER_LEN].copy_from_slice(&raw);
+                (self.start, self.end) = (0, HEADER_LEN);
+                return self.read(rx, Some(peer), sink, fin);
+            }
+            let mut dest = match take_header(h, Some(peer), sink, fin) {
+                Next::Done => continue,
+                Next::Payload(dest) => dest,
+                Next::Stop(outcome) => return outcome,
+            };
+            let len = left - HEADER_LEN;
+            let kept = dest.slot(0, len);
+            let k = kept.len();
+            if let Err(e) = rx.read_exact(kept) {
+                return io(e);
+            }
+            // A truncated message: the rest of its payload is read and dropped.
+            let mut rest = len - k;
+            while rest > 0 {
+                let n = rest.min(self.stage.len());
+                if let Err(e) = rx.read_exact(&mut self.stage[..n]) {
+                    return io(e);
+                }
+                rest -= n;
+            }
+            self.bytes_in += len as u64;
+            if let Err(e) = sink.on_frame(peer, h, Some(dest)) {
+                return ReadOutcome::Failed(PeerCause::Protocol(e));
+            }
+        }
+    }
+
     /// Reads and dispatches frames until the socket is drained. `peer` is `None` until the
     /// handshake is done; then frames go to `sink`. Sets `*fin` when a Fin frame passes.
     pub(crate) fn read(
@@ -284,33 +352,12 @@ impl Reader {
                             }
                         };
                         self.start += HEADER_LEN;
-                        let Some(peer) = peer else {
-                            return ReadOutcome::Handshake(h);
-                        };
-                        if matches!(
-                            h.kind,
-                            Kind::Hello | Kind::HelloAck | Kind::HelloReject | Kind::Challenge
-                        ) {
-                            return ReadOutcome::Failed(PeerCause::Protocol(format!(
-                                "{:?} after the handshake",
-                                h.kind
-                            )));
-                        }
-                        if h.kind.is_transport() {
-                            return ReadOutcome::Control(h);
-                        }
-                        if h.kind == Kind::Fin {
-                            *fin = true;
-                        }
-                        if h.payload_len() == 0 {
-                            if let Err(e) = sink.on_frame(peer, h, None) {
-                                return ReadOutcome::Failed(PeerCause::Protocol(e));
+                        match take_header(h, peer, sink, fin) {
+                            Next::Done => {}
+                            Next::Payload(dest) => {
+                                self.state = ReadState::Payload { h, dest, got: 0 }
                             }
-                            continue;
-                        }
-                        match sink.on_header(peer, &h) {
-                            Ok(dest) => self.state = ReadState::Payload { h, dest, got: 0 },
-                            Err(e) => return ReadOutcome::Failed(PeerCause::Protocol(e)),
+                            Next::Stop(outcome) => return outcome,
                         }
                         continue;
                     }
@@ -395,6 +442,48 @@ impl Reader {
                 }
             }
         }
+    }
+}
+
+/// What a frame's header asks of its reader, once the checks every frame passes are done.
+enum Next {
+    /// A frame without payload, delivered.
+    Done,
+    /// Read the payload into this destination.
+    Payload(Dest),
+    /// Stop reading: hand this to the connection's owner.
+    Stop(ReadOutcome),
+}
+
+/// The checks and dispatch of an arrived header, for both of [`Reader`]'s paths.
+fn take_header(h: Header, peer: Option<usize>, sink: &mut impl Sink, fin: &mut bool) -> Next {
+    let Some(peer) = peer else {
+        return Next::Stop(ReadOutcome::Handshake(h));
+    };
+    if matches!(
+        h.kind,
+        Kind::Hello | Kind::HelloAck | Kind::HelloReject | Kind::Challenge
+    ) {
+        return Next::Stop(ReadOutcome::Failed(PeerCause::Protocol(format!(
+            "{:?} after the handshake",
+            h.kind
+        ))));
+    }
+    if h.kind.is_transport() {
+        return Next::Stop(ReadOutcome::Control(h));
+    }
+    if h.kind == Kind::Fin {
+        *fin = true;
+    }
+    if h.payload_len() == 0 {
+        return match sink.on_frame(peer, h, None) {
+            Ok(()) => Next::Done,
+            Err(e) => Next::Stop(ReadOutcome::Failed(PeerCause::Protocol(e))),
+        };
+    }
+    match sink.on_header(peer, &h) {
+        Ok(dest) => Next::Payload(dest),
+        Err(e) => Next::Stop(ReadOutcome::Failed(PeerCause::Protocol(e))),
     }
 }
 

@@ -239,7 +239,7 @@ impl Net {
             };
             let before = rx_reader.bytes_in;
             let mut fin = false;
-            let outcome = rx_reader.read(rx, Some(peer), sink, &mut fin);
+            let outcome = rx_reader.read_ring(rx, peer, sink, &mut fin);
             let came = rx_reader.bytes_in - before;
             self.bytes_read += came;
             moved |= came > 0;

@@ -145,6 +145,12 @@ impl Rx {
         self.cons.sleep().map_err(corrupt)
     }
 
+    /// Bytes ready in the ring's current record (0: none ready); a read of at most that many
+    /// takes them from this record alone.
+    pub(crate) fn record_left(&mut self) -> io::Result<usize> {
+        self.cons.record_left().map_err(corrupt)
+    }
+
     /// Whether bytes may have come (cheap: for every poll of an idle ring).
     pub(crate) fn maybe_ready(&mut self) -> bool {
         self.cons.maybe_ready()

@@ -329,6 +329,16 @@ impl<M: Mem> Consumer<M> {
         }
     }
 
+    /// Bytes left to read in the current record (moving to the next one if the current one is
+    /// read and the next is complete): 0 when none are ready.
+    pub(crate) fn record_left(&mut self) -> Result<usize, Corrupt> {
+        Ok(if self.ready()? {
+            self.data_end.wrapping_sub(self.pos) as usize
+        } else {
+            0
+        })
+    }
+
     /// Whether bytes may be ready: the check of an idle ring on every poll (an error shows on
     /// the read that follows).
     pub(crate) fn maybe_ready(&mut self) -> bool {
