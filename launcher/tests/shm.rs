@@ -20,6 +20,12 @@ fn random_sizes_both_ways_on_4_and_16_ranks_every_byte_checked() {
 }
 
 #[test]
+fn receives_straight_from_a_ring_keep_the_matching_rules() {
+    rank_case("t_shm", 2, "direct", &["300"], &[]);
+    rank_case("t_shm", 3, "direct", &["100"], &[("MPR_LOCAL", "unix")]);
+}
+
+#[test]
 fn a_rank_in_a_node_barrier_keeps_its_other_operations_moving() {
     rank_case("t_shm", 2, "barrier_moves", &[], &[("MPR_PULL", "0")]);
     rank_case("t_shm", 4, "barrier_moves", &[], &[("MPR_PULL", "0")]);

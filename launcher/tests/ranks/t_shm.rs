@@ -15,6 +15,7 @@ fn main() -> ExitCode {
         "kill" => kill(world),
         "hold" => hold(world),
         "barrier_moves" => barrier_moves(world),
+        "direct" => direct(world, args),
         other => Err(format!("unknown case {other:?}")),
     })
 }
@@ -242,5 +243,83 @@ fn barrier_moves(w: &mpr::World) -> R<()> {
             "50 rounds took {took:?}: the barrier's wait kept the send from moving"
         ));
     }
+    Ok(())
+}
+
+/// Blocking receives that may take their message straight from the sender's ring keep MPI's
+/// matching rules whatever comes first (ARG1 rounds, so that the rings wrap many times): a
+/// receive posted earlier takes its message first, a message of another tag, communicator or
+/// kind (synchronous) waits in order for its own receive, a truncated message is an error and
+/// the next is untouched, ANY_TAG takes the next in order. Ranks 0 and 1; others idle.
+fn direct(w: &mpr::World, args: &[String]) -> R<()> {
+    let rounds: u32 = args.first().and_then(|a| a.parse().ok()).unwrap_or(200);
+    let twin = w.dup().map_err(e)?;
+    let msg = |round: u32, k: u32| -> [u32; 2] { [round, k] };
+    for round in 0..rounds {
+        match w.rank() {
+            0 => {
+                w.send(&msg(round, 1), 1, 5).map_err(e)?;
+                w.send(&msg(round, 2), 1, 6).map_err(e)?;
+                w.send(&msg(round, 3), 1, 5).map_err(e)?;
+                twin.send(&msg(round, 4), 1, 5).map_err(e)?;
+                w.send(&msg(round, 5), 1, 5).map_err(e)?;
+                w.ssend(&msg(round, 6), 1, 7).map_err(e)?;
+                w.send(&[round; 25], 1, 8).map_err(e)?;
+                w.send(&msg(round, 7), 1, 9).map_err(e)?;
+                w.send(&msg(round, 8), 1, 5).map_err(e)?;
+                w.send(&msg(round, 9), 1, 5).map_err(e)?;
+            }
+            1 => {
+                let mut early = [0u32; 2];
+                let mut six = [0u32; 2];
+                let mut b = [0u32; 2];
+                mpr::scope(|s| -> R<()> {
+                    // Posted before any blocking receive: tag 6 must land here, not be
+                    // skipped over or taken by a receive of tag 5.
+                    let r6 = w.irecv(s, &mut six, 0, 6).map_err(e)?;
+                    w.recv(&mut b, 0, 5).map_err(e)?;
+                    check!(b == msg(round, 1), "round {round}: first tag 5 got {b:?}");
+                    w.recv(&mut b, 0, 5).map_err(e)?;
+                    check!(b == msg(round, 3), "round {round}: second tag 5 got {b:?}");
+                    r6.wait().map_err(e)?;
+                    Ok(())
+                })?;
+                check!(six == msg(round, 2), "round {round}: tag 6 got {six:?}");
+                w.recv(&mut b, 0, 5).map_err(e)?;
+                check!(
+                    b == msg(round, 5),
+                    "round {round}: the other communicator's came"
+                );
+                twin.recv(&mut b, 0, 5).map_err(e)?;
+                check!(b == msg(round, 4), "round {round}: twin got {b:?}");
+                w.recv(&mut b, 0, 7).map_err(e)?;
+                check!(b == msg(round, 6), "round {round}: ssend got {b:?}");
+                match w.recv(&mut b, 0, 8) {
+                    Err(mpr::Error::Truncated {
+                        message_bytes: 100, ..
+                    }) => {}
+                    other => return Err(format!("round {round}: truncation gave {other:?}")),
+                }
+                let st = w.recv(&mut b, 0, mpr::ANY_TAG).map_err(e)?;
+                check!(
+                    b == msg(round, 7) && st.tag() == 9,
+                    "round {round}: ANY_TAG got {b:?} {st:?}"
+                );
+                mpr::scope(|s| -> R<()> {
+                    // Same tag: the receive posted first takes the first message.
+                    let r = w.irecv(s, &mut early, 0, 5).map_err(e)?;
+                    w.recv(&mut b, 0, 5).map_err(e)?;
+                    r.wait().map_err(e)?;
+                    Ok(())
+                })?;
+                check!(
+                    early == msg(round, 8) && b == msg(round, 9),
+                    "round {round}: posted first got {early:?}, blocking {b:?}"
+                );
+            }
+            _ => {}
+        }
+    }
+    w.barrier().map_err(e)?;
     Ok(())
 }

@@ -53,6 +53,9 @@ impl Engine {
         tag: Option<u32>,
         buf: &mut [u8],
     ) -> Result<RawStatus> {
+        if let Some(st) = self.recv_direct(ctx, src, tag, buf)? {
+            return Ok(st);
+        }
         // SAFETY (RawMut::new): `buf` is borrowed mutably for this whole call and `wait` returns
         // only once the operation has left the engine.
         let op = self.irecv(ctx, src, tag, unsafe { RawMut::new(buf) })?;

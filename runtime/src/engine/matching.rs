@@ -60,6 +60,13 @@ impl Matching {
         self.posted.remove(i).map(|p| p.op)
     }
 
+    /// Whether a message would be taken by a posted receive.
+    pub(crate) fn would_take(&self, ctx: u32, src: usize, tag: u32) -> bool {
+        self.posted
+            .iter()
+            .any(|p| p.ctx == ctx && matches(p.src, p.tag, src, tag))
+    }
+
     /// The posted receives, oldest first.
     pub(crate) fn posted(&self) -> impl Iterator<Item = &Posted> {
         self.posted.iter()

@@ -52,6 +52,7 @@ mod blocking;
 pub(crate) mod coll_tag;
 pub(crate) mod contexts;
 mod credit;
+mod direct;
 pub(crate) mod matching;
 pub(crate) mod ops;
 pub(crate) mod protocol;

@@ -219,6 +219,28 @@ impl Transport {
         }
     }
 
+    /// The next frame from `peer`'s ring, looked at and left there (see `Net::peek_ring`).
+    pub(crate) fn peek_ring(&mut self, peer: usize) -> net::RingPeek {
+        match &mut self.net {
+            Some(net) if peer != self.me => net.peek_ring(peer),
+            _ => net::RingPeek::Other,
+        }
+    }
+
+    /// Takes the frame [`Transport::peek_ring`] saw (see `Net::take_ring`).
+    pub(crate) fn take_ring(
+        &mut self,
+        peer: usize,
+        len: usize,
+        dst: &mut [u8],
+        sink: &mut impl Sink,
+    ) -> bool {
+        match &mut self.net {
+            Some(net) if peer != self.me => net.take_ring(peer, len, dst, sink),
+            _ => false,
+        }
+    }
+
     /// True when nothing is waiting to be written to any peer.
     pub(crate) fn flushed(&self) -> bool {
         self.net.as_ref().is_none_or(|t| t.flushed())

@@ -26,6 +26,8 @@ use std::time::{Duration, Instant};
 use mio::{Events, Interest, Poll, Token};
 use mpr_launch::auth::{self, Secret, PROOF_LEN};
 
+pub(crate) use self::rings::RingPeek;
+
 use self::connect::LinkView;
 use self::peer::{Conn, ReadOutcome, Role};
 use self::stream::Listener;

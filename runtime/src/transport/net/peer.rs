@@ -253,6 +253,11 @@ impl Reader {
         }
     }
 
+    /// Nothing read and not yet dispatched: the next byte of the stream starts a frame.
+    pub(crate) fn idle(&self) -> bool {
+        matches!(self.state, ReadState::Header) && self.start == self.end
+    }
+
     /// A reader of a ring in shared memory.
     pub(crate) fn for_ring(read_ahead: usize) -> Reader {
         Reader {

@@ -15,7 +15,18 @@ use crate::buf::RawSlice;
 use crate::error::PeerCause;
 use crate::transport::shm::{ring_capacity, Rx, Tx};
 use crate::transport::{OutFrame, SendQueue, Sink};
-use crate::wire::{Header, Kind};
+use crate::wire::{Header, Kind, HEADER_LEN};
+
+/// What the next frame from a peer's ring is (see [`Net::peek_ring`]).
+pub(crate) enum RingPeek {
+    /// Nothing has come.
+    Empty,
+    /// A frame that lies whole in the ring's current record, not yet taken: its header.
+    Whole(Header),
+    /// What only the ordinary path reads: no ring, bytes of the peer already staged, a frame
+    /// in pieces, a header that does not decode.
+    Other,
+}
 
 impl Net {
     /// A local link to `peer` on connection `idx` is up: offer the peer a ring for this
@@ -216,6 +227,78 @@ impl Net {
             self.doorbell(idx, peer, sink);
         }
         true
+    }
+
+    /// The next frame from `peer`'s ring, looked at but left there: for a receive that waits
+    /// on that peer alone and takes a frame it matches with [`Net::take_ring`].
+    pub(crate) fn peek_ring(&mut self, peer: usize) -> RingPeek {
+        let Some((_, r)) = self.rings_for(peer) else {
+            return RingPeek::Other;
+        };
+        if !r.rx_reader.idle() {
+            return RingPeek::Other;
+        }
+        let Some(rx) = r.reading() else {
+            return RingPeek::Other;
+        };
+        let mut raw = [0u8; HEADER_LEN];
+        match rx.peek(&mut raw) {
+            Ok(0) => return RingPeek::Empty,
+            Ok(HEADER_LEN) => {}
+            _ => return RingPeek::Other,
+        }
+        let left = rx.record_left().unwrap_or(0);
+        match Header::decode(&raw) {
+            Ok(h) if h.payload_len() + HEADER_LEN as u64 == left as u64 => RingPeek::Whole(h),
+            _ => RingPeek::Other,
+        }
+    }
+
+    /// Takes the frame [`Net::peek_ring`] saw, of `len` payload bytes: the first of them into
+    /// `dst`, the rest (a truncated message) dropped. False if the ring broke (the peer is
+    /// failed).
+    pub(crate) fn take_ring(
+        &mut self,
+        peer: usize,
+        len: usize,
+        dst: &mut [u8],
+        sink: &mut impl Sink,
+    ) -> bool {
+        let Some((idx, r)) = self.rings_for(peer) else {
+            return false;
+        };
+        let Some(rx) = r.reading() else { return false };
+        let keep = len.min(dst.len());
+        let mut scratch = [0u8; 256];
+        let mut read = || -> std::io::Result<()> {
+            use std::io::Read;
+            rx.read_exact(&mut scratch[..HEADER_LEN])?;
+            rx.read_exact(&mut dst[..keep])?;
+            let mut rest = len - keep;
+            while rest > 0 {
+                let n = rest.min(scratch.len());
+                rx.read_exact(&mut scratch[..n])?;
+                rest -= n;
+            }
+            Ok(())
+        };
+        if let Err(e) = read() {
+            self.conn_failed(idx, PeerCause::io("ring", &e), sink);
+            return false;
+        }
+        let wake = std::mem::take(&mut rx.ring_doorbell);
+        self.bytes_read += (HEADER_LEN + len) as u64;
+        if wake {
+            self.doorbell(idx, peer, sink);
+        }
+        true
+    }
+
+    /// The connection to `peer` and its rings, if it has any.
+    fn rings_for(&mut self, peer: usize) -> Option<(usize, &mut Rings)> {
+        let idx = self.links.get(peer)?.up?;
+        let r = self.conns[idx].as_mut()?.rings.as_deref_mut()?;
+        Some((idx, r))
     }
 
     /// Reads what the peer's ring on connection `idx` holds; true if any byte came.

@@ -151,6 +151,11 @@ impl Rx {
         self.cons.record_left().map_err(corrupt)
     }
 
+    /// Copies bytes of the current record out without taking them: the count (0: none ready).
+    pub(crate) fn peek(&mut self, dst: &mut [u8]) -> io::Result<usize> {
+        self.cons.peek(dst).map_err(corrupt)
+    }
+
     /// Whether bytes may have come (cheap: for every poll of an idle ring).
     pub(crate) fn maybe_ready(&mut self) -> bool {
         self.cons.maybe_ready()

@@ -339,6 +339,21 @@ impl<M: Mem> Consumer<M> {
         })
     }
 
+    /// Copies up to `dst.len()` bytes of the current record out without consuming them: the
+    /// count (0 when none are ready).
+    pub(crate) fn peek(&mut self, dst: &mut [u8]) -> Result<usize, Corrupt> {
+        if !self.ready()? {
+            return Ok(0);
+        }
+        let n = (self.data_end.wrapping_sub(self.pos) as usize).min(dst.len());
+        let [(a, k), (b, m)] = spans(self.pos, n, self.cap);
+        self.mem.read(DATA + a, &mut dst[..k]);
+        if m > 0 {
+            self.mem.read(DATA + b, &mut dst[k..k + m]);
+        }
+        Ok(n)
+    }
+
     /// Whether bytes may be ready: the check of an idle ring on every poll (an error shows on
     /// the read that follows).
     pub(crate) fn maybe_ready(&mut self) -> bool {
