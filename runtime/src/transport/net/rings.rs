@@ -242,7 +242,7 @@ impl Net {
             return RingPeek::Other;
         };
         let mut raw = [0u8; HEADER_LEN];
-        match rx.peek(&mut raw) {
+        match rx.peek(0, &mut raw) {
             Ok(0) => return RingPeek::Empty,
             Ok(HEADER_LEN) => {}
             _ => return RingPeek::Other,
@@ -268,23 +268,20 @@ impl Net {
             return false;
         };
         let Some(rx) = r.reading() else { return false };
+        // The payload where it lies, then the whole record taken (a truncated message's rest
+        // with it).
         let keep = len.min(dst.len());
-        let mut scratch = [0u8; 256];
-        let mut read = || -> std::io::Result<()> {
-            use std::io::Read;
-            rx.read_exact(&mut scratch[..HEADER_LEN])?;
-            rx.read_exact(&mut dst[..keep])?;
-            let mut rest = len - keep;
-            while rest > 0 {
-                let n = rest.min(scratch.len());
-                rx.read_exact(&mut scratch[..n])?;
-                rest -= n;
+        match rx.peek(HEADER_LEN, &mut dst[..keep]) {
+            Ok(n) if n == keep => rx.skip_record(),
+            Ok(_) => {
+                let cause = PeerCause::Protocol("a ring record shorter than its frame".into());
+                self.conn_failed(idx, cause, sink);
+                return false;
             }
-            Ok(())
-        };
-        if let Err(e) = read() {
-            self.conn_failed(idx, PeerCause::io("ring", &e), sink);
-            return false;
+            Err(e) => {
+                self.conn_failed(idx, PeerCause::io("ring", &e), sink);
+                return false;
+            }
         }
         let wake = std::mem::take(&mut rx.ring_doorbell);
         self.bytes_read += (HEADER_LEN + len) as u64;
@@ -356,15 +353,22 @@ impl Net {
         while i < self.ring_conns.len() {
             let idx = self.ring_conns[i];
             i += 1;
-            let ready = self.conns[idx]
+            // An empty ring also says whether its writer waits for space reads freed.
+            let (ready, wake) = self.conns[idx]
                 .as_mut()
                 .and_then(|c| c.rings.as_mut())
                 .and_then(|r| r.reading())
-                .is_some_and(Rx::maybe_ready);
+                .map_or((false, false), |rx| {
+                    let ready = rx.maybe_ready();
+                    (ready, !ready && std::mem::take(&mut rx.ring_doorbell))
+                });
             if ready {
                 active |= self.read_ring(idx, sink);
             }
             if let Some(peer) = self.conns[idx].as_ref().and_then(|c| c.peer) {
+                if wake {
+                    self.doorbell(idx, peer, sink);
+                }
                 active |= self.flush_waiting(idx, peer, sink);
             }
         }
@@ -376,6 +380,7 @@ impl Net {
     pub(super) fn rings_may_sleep(&mut self, sink: &mut impl Sink) -> bool {
         let mut may = true;
         let mut broken = Vec::new();
+        let mut wake = Vec::new();
         for &idx in &self.ring_conns {
             let Some(conn) = self.conns[idx].as_mut() else {
                 continue;
@@ -392,6 +397,9 @@ impl Net {
                     Ok(false) => may = false,
                     Err(e) => broken.push((idx, e)),
                 }
+                if let (true, Some(peer)) = (std::mem::take(&mut rx.ring_doorbell), conn.peer) {
+                    wake.push((idx, peer));
+                }
             }
             if let Some(tx) = r.tx.as_mut().filter(|_| r.tx_on && waiting) {
                 match tx.may_sleep() {
@@ -400,6 +408,9 @@ impl Net {
                     Err(e) => broken.push((idx, e)),
                 }
             }
+        }
+        for (idx, peer) in wake {
+            self.doorbell(idx, peer, sink);
         }
         for (idx, e) in broken {
             self.conn_failed(idx, PeerCause::io("ring", &e), sink);

@@ -142,6 +142,7 @@ impl Rx {
     /// Before this rank sleeps: true if it may (the peer will ring when it writes), false if
     /// bytes have come.
     pub(crate) fn may_sleep(&mut self) -> io::Result<bool> {
+        self.ring_doorbell |= self.cons.check_waiter();
         self.cons.sleep().map_err(corrupt)
     }
 
@@ -151,14 +152,26 @@ impl Rx {
         self.cons.record_left().map_err(corrupt)
     }
 
-    /// Copies bytes of the current record out without taking them: the count (0: none ready).
-    pub(crate) fn peek(&mut self, dst: &mut [u8]) -> io::Result<usize> {
-        self.cons.peek(dst).map_err(corrupt)
+    /// Copies bytes of the current record, from `offset` on, out without taking them: the
+    /// count (0: none ready).
+    pub(crate) fn peek(&mut self, offset: usize, dst: &mut [u8]) -> io::Result<usize> {
+        self.cons.peek(offset, dst).map_err(corrupt)
+    }
+
+    /// Takes the rest of the current record, uncopied (after a [`Rx::peek`] at it).
+    pub(crate) fn skip_record(&mut self) {
+        self.ring_doorbell |= self.cons.skip_record();
     }
 
     /// Whether bytes may have come (cheap: for every poll of an idle ring).
+    /// An empty ring also looks whether its writer waits for the space reads freed (then
+    /// `ring_doorbell` is set).
     pub(crate) fn maybe_ready(&mut self) -> bool {
-        self.cons.maybe_ready()
+        let ready = self.cons.maybe_ready();
+        if !ready {
+            self.ring_doorbell |= self.cons.check_waiter();
+        }
+        ready
     }
 
     /// Awake again.

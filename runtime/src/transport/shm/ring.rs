@@ -38,7 +38,13 @@
 //! `sleeping`, fences, and looks once more at the word where the next record's `end` goes; the
 //! producer publishes a record, fences, and looks at `sleeping`. At least one of them sees the
 //! other's store, so either the consumer does not sleep or the producer rings its doorbell (the
-//! same for `want_space` the other way). Checked under `loom` (the `loom` tests below,
+//! same for `want_space` the other way, with one difference: the consumer's fence and look at
+//! `want_space` need not follow every read, only come before long, so they wait until it
+//! finds the ring empty, is about to sleep, or has freed a quarter of the ring, whichever is
+//! first ([`Consumer::check_waiter`]). On every read, the fence would wait for the read's own
+//! stores (the cleared lines, which the producer last wrote) to leave for the producer's cache,
+//! on the path of the message just read: a producer that waits for space is rare, a message
+//! read while its reply is due is every message). Checked under `loom` (the `loom` tests below,
 //! `RUSTFLAGS="--cfg loom"`); the position arithmetic is pure functions, checked under Miri.
 //!
 //! The other process is trusted with nothing: a record header that claims a length that does not
@@ -161,6 +167,8 @@ pub(crate) struct Consumer<M: Mem> {
     data_end: u32,
     /// Where the current record starts.
     start: u32,
+    /// Bytes freed since the last look at `want_space` (see [`Consumer::check_waiter`]).
+    unchecked: u32,
     /// Where the next record starts.
     next: u32,
 }
@@ -301,6 +309,7 @@ impl<M: Mem> Consumer<M> {
             pos: 0,
             data_end: 0,
             start: 0,
+            unchecked: 0,
             next: 0,
         }
     }
@@ -339,14 +348,16 @@ impl<M: Mem> Consumer<M> {
         })
     }
 
-    /// Copies up to `dst.len()` bytes of the current record out without consuming them: the
-    /// count (0 when none are ready).
-    pub(crate) fn peek(&mut self, dst: &mut [u8]) -> Result<usize, Corrupt> {
+    /// Copies up to `dst.len()` bytes of the current record, from `offset` bytes on, out
+    /// without consuming them: the count (0 when none are ready).
+    pub(crate) fn peek(&mut self, offset: usize, dst: &mut [u8]) -> Result<usize, Corrupt> {
         if !self.ready()? {
             return Ok(0);
         }
-        let n = (self.data_end.wrapping_sub(self.pos) as usize).min(dst.len());
-        let [(a, k), (b, m)] = spans(self.pos, n, self.cap);
+        let left = (self.data_end.wrapping_sub(self.pos) as usize).saturating_sub(offset);
+        let n = left.min(dst.len());
+        let at = self.pos.wrapping_add(offset as u32);
+        let [(a, k), (b, m)] = spans(at, n, self.cap);
         self.mem.read(DATA + a, &mut dst[..k]);
         if m > 0 {
             self.mem.read(DATA + b, &mut dst[k..k + m]);
@@ -360,12 +371,24 @@ impl<M: Mem> Consumer<M> {
         self.ready().unwrap_or(true)
     }
 
+    /// If space was freed since the last look: whether the producer waits for space and must
+    /// be woken (it then no longer counts as waiting). The consumer's half of the handshake on
+    /// `want_space`, due before it sleeps and soon after it frees space (see the module docs).
+    pub(crate) fn check_waiter(&mut self) -> bool {
+        if self.unchecked == 0 {
+            return false;
+        }
+        self.unchecked = 0;
+        self.mem.fence();
+        self.mem.load(WANT_SPACE, false) != 0 && self.mem.swap(WANT_SPACE, 0) != 0
+    }
+
     /// Copies up to `dst.len()` bytes out, freeing the records read to their end: `Ok(0)` when
     /// the ring is empty. Returns, with the count, whether the producer waits for space and
-    /// must be woken.
+    /// must be woken (looked at once a quarter of the ring is freed: see
+    /// [`Consumer::check_waiter`] for the other times).
     pub(crate) fn read(&mut self, dst: &mut [u8]) -> Result<(usize, bool), Corrupt> {
         let mut done = 0;
-        let mut freed = false;
         while done < dst.len() && self.ready()? {
             let n = (self.data_end.wrapping_sub(self.pos) as usize).min(dst.len() - done);
             let [(a, k), (b, m)] = spans(self.pos, n, self.cap);
@@ -373,19 +396,34 @@ impl<M: Mem> Consumer<M> {
             if m > 0 {
                 self.mem.read(DATA + b, &mut dst[done + k..done + k + m]);
             }
-            self.pos = self.pos.wrapping_add(n as u32);
             done += n;
-            if self.pos == self.data_end {
-                self.clear_record();
-                self.mem.store(HEAD, self.next, true);
-                freed = true;
-            }
+            self.advance(n as u32);
         }
-        let waker = freed && {
-            self.mem.fence();
-            self.mem.load(WANT_SPACE, false) != 0 && self.mem.swap(WANT_SPACE, 0) != 0
-        };
+        let waker = self.unchecked >= self.cap as u32 / 4 && self.check_waiter();
         Ok((done, waker))
+    }
+
+    /// Takes the rest of the current record without copying: the bytes already looked at with
+    /// [`Consumer::peek`] and any left after them. Returns whether the producer must be woken,
+    /// as [`Consumer::read`] does.
+    pub(crate) fn skip_record(&mut self) -> bool {
+        self.advance(self.data_end.wrapping_sub(self.pos));
+        self.unchecked >= self.cap as u32 / 4 && self.check_waiter()
+    }
+
+    /// Moves `n` bytes on in the current record (at most to its end), freeing it at its end.
+    fn advance(&mut self, n: u32) {
+        self.pos = self
+            .pos
+            .wrapping_add(n.min(self.data_end.wrapping_sub(self.pos)));
+        if self.pos == self.data_end && self.start != self.next {
+            self.clear_record();
+            self.mem.store(HEAD, self.next, true);
+            self.unchecked = self
+                .unchecked
+                .saturating_add(self.next.wrapping_sub(self.start));
+            self.start = self.next;
+        }
     }
 
     /// Zeroes the first word of every line of the record just consumed (see the module docs).
@@ -551,6 +589,25 @@ mod tests {
             assert_eq!(c.read(&mut buf).unwrap().0, 1, "record {i}");
             assert_eq!(buf[0], i as u8);
         }
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "Miri cannot call memfd_create or mmap")]
+    fn a_waiting_producer_is_woken_once_the_consumer_looks() {
+        let (mut p, mut c) = pair(MIN_CAP);
+        while p.write_vectored(&[IoSlice::new(&[5u8; 56])]).unwrap() > 0 {}
+        assert!(p.wait_for_space().unwrap(), "full: the producer may sleep");
+        let (n, wake) = c.read(&mut [0u8; 56]).unwrap();
+        assert_eq!(n, 56);
+        assert!(!wake, "one line freed: the look waits");
+        assert!(c.check_waiter(), "the look finds the producer waiting");
+        assert!(!c.check_waiter(), "once");
+        // Full again; then a quarter of the ring freed: the read looks itself.
+        while p.write_vectored(&[IoSlice::new(&[5u8; 56])]).unwrap() > 0 {}
+        assert!(p.wait_for_space().unwrap());
+        let (n, wake) = c.read(&mut vec![0u8; 56 * 16]).unwrap();
+        assert_eq!(n, 56 * 16);
+        assert!(wake, "16 lines freed: looked at once");
     }
 
     #[test]
