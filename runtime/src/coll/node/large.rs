@@ -285,8 +285,8 @@ mod tests {
     #[cfg_attr(miri, ignore = "Miri cannot call memfd_create, mmap or futex")]
     fn members_agree_through_the_large_region() {
         const CHUNK: usize = 4096;
-        for (n, crowded) in [(2, false), (3, true), (5, false)] {
-            let small = make(n);
+        for (n, crowded, by_flags) in [(2, false, true), (3, true, false), (5, false, true)] {
+            let small = make(n, by_flags);
             let large = Segment::create(c"mpr-test", Region::bytes(n, CHUNK)).unwrap();
             let (fd, large_fd) = (small.fd().unwrap(), large.fd().unwrap());
             let threads: Vec<_> = (0..n)

@@ -235,6 +235,10 @@ pub(crate) struct Reader {
     /// Whether to skip reads after a short one (see `short`): for sockets, not for rings,
     /// where looking costs no system call and bytes may come at any moment.
     skip_after_short: bool,
+    /// Whether every payload goes straight into its destination: for rings, where a read
+    /// costs no system call, so gathering small pieces in the stage saves nothing and costs a
+    /// second copy. (A socket stages what is left of a payload when it is small.)
+    straight: bool,
     /// Bytes read from the socket so far (to tell whether a read attempt found anything).
     pub bytes_in: u64,
 }
@@ -249,6 +253,7 @@ impl Reader {
             state: ReadState::Header,
             short: false,
             skip_after_short: true,
+            straight: false,
             bytes_in: 0,
         }
     }
@@ -262,6 +267,7 @@ impl Reader {
     pub(crate) fn for_ring(read_ahead: usize) -> Reader {
         Reader {
             skip_after_short: false,
+            straight: true,
             ..Reader::new(read_ahead)
         }
     }
@@ -406,7 +412,9 @@ impl Reader {
                             self.end = 0;
                             let remaining = len - got;
                             let slot = dest.slot(got, len);
-                            let r = if !slot.is_empty() && remaining >= self.stage.len() / 2 {
+                            let r = if !slot.is_empty()
+                                && (self.straight || remaining >= self.stage.len() / 2)
+                            {
                                 // Much left: straight into the destination, no copy.
                                 read_tracked(
                                     self.skip_after_short,
