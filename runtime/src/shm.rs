@@ -30,6 +30,15 @@ impl Segment {
     /// A new zero-filled segment of `len` bytes, and the descriptor others map it through.
     /// `name` shows in `/proc/PID/maps` (as `/memfd:NAME`), to tell what a mapping is for.
     pub(crate) fn create(name: &std::ffi::CStr, len: usize) -> io::Result<Segment> {
+        Segment::create_as(name, len, Faults::OnTouch)
+    }
+
+    /// [`Segment::create`], with every page in place before it returns (see [`Faults`]).
+    pub(crate) fn create_prefaulted(name: &std::ffi::CStr, len: usize) -> io::Result<Segment> {
+        Segment::create_as(name, len, Faults::Now)
+    }
+
+    fn create_as(name: &std::ffi::CStr, len: usize, faults: Faults) -> io::Result<Segment> {
         // SAFETY: the name is a NUL-terminated string that lives for the call; the flags are
         // plain integers.
         let raw = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
@@ -39,7 +48,7 @@ impl Segment {
         // SAFETY: memfd_create returned a new descriptor that nothing else owns.
         let file = File::from(unsafe { OwnedFd::from_raw_fd(raw) });
         file.set_len(len as u64)?;
-        let base = map(&file, len)?;
+        let base = map(&file, len, faults)?;
         Ok(Segment {
             base,
             len,
@@ -50,6 +59,15 @@ impl Segment {
     /// Maps the segment that process `pid` created as its descriptor `fd`, which must be
     /// `len` bytes long.
     pub(crate) fn open(pid: u32, fd: i32, len: usize) -> io::Result<Segment> {
+        Segment::open_as(pid, fd, len, Faults::OnTouch)
+    }
+
+    /// [`Segment::open`], with every page mapped before it returns (see [`Faults`]).
+    pub(crate) fn open_prefaulted(pid: u32, fd: i32, len: usize) -> io::Result<Segment> {
+        Segment::open_as(pid, fd, len, Faults::Now)
+    }
+
+    fn open_as(pid: u32, fd: i32, len: usize, faults: Faults) -> io::Result<Segment> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -60,7 +78,7 @@ impl Segment {
                 "shared segment has another size than announced",
             ));
         }
-        let base = map(&file, len)?;
+        let base = map(&file, len, faults)?;
         Ok(Segment {
             base,
             len,
@@ -136,8 +154,20 @@ impl Drop for Segment {
     }
 }
 
+/// When a mapping's pages are faulted in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Faults {
+    /// On first touch: memory is taken only for the pages a segment's user writes.
+    OnTouch,
+    /// At once (`MAP_POPULATE`), for a segment that will be written all over anyway, on the path
+    /// of messages: a ring cycles through all its pages, and in a VM each first touch cost some
+    /// 6 us (an 8-byte ping-pong through a fresh 256 KiB ring had a 99th percentile of 6 us
+    /// over its first 10,000 round trips, against 0.33 us once every page had been touched).
+    Now,
+}
+
 /// Maps `len` bytes of `file`, shared, read and write.
-fn map(file: &File, len: usize) -> io::Result<NonNull<u8>> {
+fn map(file: &File, len: usize, faults: Faults) -> io::Result<NonNull<u8>> {
     if len == 0 {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty segment"));
     }
@@ -148,7 +178,11 @@ fn map(file: &File, len: usize) -> io::Result<NonNull<u8>> {
             std::ptr::null_mut(),
             len,
             libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED,
+            libc::MAP_SHARED
+                | match faults {
+                    Faults::OnTouch => 0,
+                    Faults::Now => libc::MAP_POPULATE,
+                },
             file.as_raw_fd(),
             0,
         )
@@ -169,6 +203,13 @@ mod tests {
     fn two_mappings_of_one_segment_see_each_others_writes() {
         let a = Segment::create(c"mpr-test", 1 << 16).unwrap();
         let b = Segment::open(std::process::id(), a.fd().unwrap(), 1 << 16).unwrap();
+        see_each_other(a, b);
+        let a = Segment::create_prefaulted(c"mpr-test", 1 << 16).unwrap();
+        let b = Segment::open_prefaulted(std::process::id(), a.fd().unwrap(), 1 << 16).unwrap();
+        see_each_other(a, b);
+    }
+
+    fn see_each_other(a: Segment, b: Segment) {
         assert!(Segment::open(std::process::id(), a.fd().unwrap(), 1 << 12).is_err());
         a.word(64).store(7, Ordering::SeqCst);
         assert_eq!(b.word(64).fetch_add(1, Ordering::SeqCst), 7);

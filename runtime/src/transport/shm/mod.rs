@@ -63,9 +63,9 @@ const SMALLEST: usize = 16 << 10;
 
 /// The size of each ring a rank writes into, for `local_size` ranks on its host: at most
 /// [`WRITE_BUDGET`] for all its peers together, between [`SMALLEST`] and [`LARGEST`] each (a
-/// power of two). Memory is only taken for pairs that talk, and only as far as a ring has been
-/// written: on 2 ranks, 2 rings of 256 KiB; on 64 ranks that all talk to each other, 64 x 63
-/// rings of 64 KiB, 252 MiB in all.
+/// power of two). Memory is only taken for pairs that talk, all of a ring's at once (its pages
+/// are faulted in when it is made: see `shm.rs`): on 2 ranks, 2 rings of 256 KiB; on 64 ranks
+/// that all talk to each other, 64 x 63 rings of 64 KiB, 252 MiB in all.
 pub(crate) fn ring_capacity(local_size: usize) -> usize {
     let peers = local_size.saturating_sub(1).max(1);
     let share = (WRITE_BUDGET / peers).clamp(SMALLEST, LARGEST);
@@ -90,7 +90,7 @@ pub(crate) struct Rx {
 impl Tx {
     /// A new ring of `cap` bytes and the descriptor number a peer opens it through.
     pub(crate) fn create(cap: usize) -> io::Result<(Tx, i32)> {
-        let seg = Segment::create(c"mpr-ring", ring::segment_len(cap))?;
+        let seg = Segment::create_prefaulted(c"mpr-ring", ring::segment_len(cap))?;
         let fd = seg
             .fd()
             .ok_or_else(|| io::Error::other("a new segment without descriptor"))?;
@@ -132,7 +132,7 @@ impl Rx {
                 format!("a ring of {cap} bytes"),
             ));
         }
-        let seg = Segment::open(pid, fd, ring::segment_len(cap))?;
+        let seg = Segment::open_prefaulted(pid, fd, ring::segment_len(cap))?;
         Ok(Rx {
             cons: Consumer::new(seg, cap),
             ring_doorbell: false,
