@@ -232,13 +232,12 @@ pub(crate) struct Reader {
     /// every arrival of new data on a TCP socket raises a new readiness event, even when earlier
     /// data was not read to exhaustion.
     short: bool,
-    /// Whether to skip reads after a short one (see `short`): for sockets, not for rings,
-    /// where looking costs no system call and bytes may come at any moment.
-    skip_after_short: bool,
-    /// Whether every payload goes straight into its destination: for rings, where a read
-    /// costs no system call, so gathering small pieces in the stage saves nothing and costs a
-    /// second copy. (A socket stages what is left of a payload when it is small.)
-    straight: bool,
+    /// The stream is a ring in shared memory, where a read costs no system call: reads after a
+    /// short one are not skipped (see `short`; bytes may come at any moment), and every
+    /// payload goes straight into its destination (gathering small pieces in the stage would
+    /// save no system call and cost a second copy; a socket stages what is left of a payload
+    /// when it is small).
+    ring: bool,
     /// Bytes read from the socket so far (to tell whether a read attempt found anything).
     pub bytes_in: u64,
 }
@@ -252,8 +251,7 @@ impl Reader {
             end: 0,
             state: ReadState::Header,
             short: false,
-            skip_after_short: true,
-            straight: false,
+            ring: false,
             bytes_in: 0,
         }
     }
@@ -266,8 +264,7 @@ impl Reader {
     /// A reader of a ring in shared memory.
     pub(crate) fn for_ring(read_ahead: usize) -> Reader {
         Reader {
-            skip_after_short: false,
-            straight: true,
+            ring: true,
             ..Reader::new(read_ahead)
         }
     }
@@ -381,7 +378,7 @@ impl Reader {
                         self.start = 0;
                     }
                     match read_tracked(
-                        self.skip_after_short,
+                        !self.ring,
                         &mut self.short,
                         &mut self.bytes_in,
                         stream,
@@ -413,11 +410,11 @@ impl Reader {
                             let remaining = len - got;
                             let slot = dest.slot(got, len);
                             let r = if !slot.is_empty()
-                                && (self.straight || remaining >= self.stage.len() / 2)
+                                && (self.ring || remaining >= self.stage.len() / 2)
                             {
-                                // Much left: straight into the destination, no copy.
+                                // A ring, or much left: straight into the destination, no copy.
                                 read_tracked(
-                                    self.skip_after_short,
+                                    !self.ring,
                                     &mut self.short,
                                     &mut self.bytes_in,
                                     stream,
@@ -426,7 +423,7 @@ impl Reader {
                                 .map(|o| o.map(|n| (n, true)))
                             } else {
                                 read_tracked(
-                                    self.skip_after_short,
+                                    !self.ring,
                                     &mut self.short,
                                     &mut self.bytes_in,
                                     stream,
