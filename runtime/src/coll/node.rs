@@ -83,9 +83,11 @@ const LINE: usize = 64;
 /// is only [`REDUCE_DATA`] bytes: see [`Layout::reduce_slot`].)
 const SLOT: usize = LINE + NODE_BYTES;
 
-/// Where a reduce slot's data starts: after the epoch that wrote it (word 0, with its sleeper
-/// count in word 1), the kind of call (word 2, [`KIND_BARRIER`] or [`KIND_ALLREDUCE`]) and the
-/// byte count (word 3), so that a small vector shares the epoch's line.
+/// Byte offsets in a reduce slot: the epoch that wrote it at 0 (with its sleeper count at 4),
+/// the kind of call ([`KIND_BARRIER`] or [`KIND_ALLREDUCE`]), the byte count, then the data,
+/// so that a small vector shares the epoch's line.
+const REDUCE_KIND: usize = 8;
+const REDUCE_LEN: usize = 12;
 const REDUCE_DATA: usize = 16;
 const KIND_BARRIER: u32 = 1;
 const KIND_ALLREDUCE: u32 = 2;
@@ -373,9 +375,7 @@ impl Node {
 
     fn barrier(&mut self, tick: Tick<'_>) -> Result<()> {
         if self.by_flags {
-            let call = self.epoch.wrapping_add(1);
-            self.arrive(call, KIND_BARRIER, 0);
-            return self.pass(tick);
+            self.arrive(self.epoch.wrapping_add(1), KIND_BARRIER, 0);
         }
         self.pass(tick)
     }
@@ -384,8 +384,8 @@ impl Node {
     /// the rank's arrival, and whoever sleeps on it is woken).
     fn arrive(&self, call: u32, kind: u32, len: usize) {
         let mine = self.at.reduce_slot(call, self.me);
-        self.seg.word(mine + 8).store(kind, Relaxed);
-        self.seg.word(mine + 12).store(len as u32, Relaxed);
+        self.seg.word(mine + REDUCE_KIND).store(kind, Relaxed);
+        self.seg.word(mine + REDUCE_LEN).store(len as u32, Relaxed);
         if self.by_flags {
             self.publish(mine, call);
         } else {
@@ -452,8 +452,8 @@ impl Node {
     /// rank `by`.
     fn check_reduce_slot(&self, slot: usize, call: u32, len: usize, by: usize) -> Result<()> {
         let got_call = self.seg.word(slot).load(Acquire);
-        let kind = self.seg.word(slot + 8).load(Relaxed);
-        let got_len = self.seg.word(slot + 12).load(Relaxed);
+        let kind = self.seg.word(slot + REDUCE_KIND).load(Relaxed);
+        let got_len = self.seg.word(slot + REDUCE_LEN).load(Relaxed);
         check_header(
             (got_call, got_len.into()),
             call,

@@ -19,8 +19,8 @@
 //! from 1944 to 1539, medians of alternating runs: a third less memory traffic on 2 ranks.
 //! Rounds of 64 KiB or 512 KiB instead of 256 KiB were slower: 476 and 599 us.) The copy-in
 //! of round `j + 1` and the fold of round `j` share a barrier, so a call of `R` rounds costs
-//! `R + 1` barriers. Sets alternate on a count of rounds kept across calls: a set is written again two barriers
-//! after it was last read, by which time every rank has read it.
+//! `R + 1` barriers. Sets alternate on a count of rounds kept across calls: a set is written
+//! again two barriers after it was last read, by which time every rank has read it.
 //!
 //! **Broadcast.** The root copies round `j` into its slot of set `j % 2`, a barrier, the others
 //! copy it out: `R` barriers.
