@@ -463,9 +463,8 @@ impl<M: Mem> Consumer<M> {
     }
 
     /// Before sleeping: tell the producer to ring. False if bytes have come already (do not
-    /// sleep: read).
+    /// sleep: read). Its look at the ring frees what was read (see [`Consumer::release`]).
     pub(crate) fn sleep(&mut self) -> Result<bool, Corrupt> {
-        self.release();
         self.mem.store(SLEEPING, 1, false);
         self.mem.fence();
         if self.ready()? {
