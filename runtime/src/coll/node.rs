@@ -505,14 +505,24 @@ impl Node {
 
     /// Stores `value` into the word at `at` and wakes whoever sleeps on it.
     fn publish(&self, at: usize, value: u32) {
-        self.seg.word(at).store(value, SeqCst);
-        self.wake(at);
+        self.publish_in(&self.seg, at, value);
+    }
+
+    /// [`Node::publish`] in another segment of the communicator's (`large.rs`).
+    fn publish_in(&self, seg: &Segment, at: usize, value: u32) {
+        seg.word(at).store(value, SeqCst);
+        self.wake_in(seg, at);
     }
 
     /// Wakes whoever sleeps on the word at `at` (a system call only if someone announced it).
     fn wake(&self, at: usize) {
-        if self.seg.word(at + 4).load(SeqCst) > 0 {
-            sys::futex_wake_all(self.seg.word(at));
+        self.wake_in(&self.seg, at);
+    }
+
+    /// [`Node::wake`] in another segment.
+    fn wake_in(&self, seg: &Segment, at: usize) {
+        if seg.word(at + 4).load(SeqCst) > 0 {
+            sys::futex_wake_all(seg.word(at));
         }
     }
 
@@ -521,7 +531,18 @@ impl Node {
     /// every yield while spinning, and after every sleep, which is short while they are under
     /// way. This is the rank's one wait while it is in a node collective.
     fn wait_for(&self, at: usize, done: impl Fn(u32) -> bool, tick: Tick<'_>) -> Result<()> {
-        let word = self.seg.word(at);
+        self.wait_for_in(&self.seg, at, done, tick)
+    }
+
+    /// [`Node::wait_for`] on a word of another segment of the communicator's (`large.rs`).
+    fn wait_for_in(
+        &self,
+        seg: &Segment,
+        at: usize,
+        done: impl Fn(u32) -> bool,
+        tick: Tick<'_>,
+    ) -> Result<()> {
+        let word = seg.word(at);
         // A member that finalized (or failed) after it passed this wait's point makes the tick
         // fail; that is no error when the word has already moved.
         let tick = || match tick() {
@@ -563,7 +584,7 @@ impl Node {
                 }
             }
         }
-        let sleepers = self.seg.word(at + 4);
+        let sleepers = seg.word(at + 4);
         loop {
             // Announce, then look again: either the publisher sees the announcement and wakes
             // us, or we see its value (both orders are SeqCst).
