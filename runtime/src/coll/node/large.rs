@@ -82,6 +82,12 @@ pub(super) struct Region {
     bcasts: u32,
 }
 
+/// The two counts of rounds a region keeps.
+enum Rounds {
+    Allreduce,
+    Broadcast,
+}
+
 /// The chunk of an `n`-rank region: a power of two between [`MIN_CHUNK`] and [`MAX_CHUNK`].
 fn chunk_for(n: usize) -> usize {
     let c = (REGION_BYTES / (n + 1)).clamp(MIN_CHUNK, MAX_CHUNK);
@@ -207,10 +213,23 @@ impl Node {
         }
     }
 
-    fn count_rounds(&mut self, rounds: usize) {
+    /// Adds `rounds` to the region's count of `kind` rounds.
+    fn count_rounds(&mut self, kind: Rounds, rounds: usize) {
         if let Large::On(r) = &mut self.large {
-            r.rounds = r.rounds.wrapping_add(rounds as u32);
+            let count = match kind {
+                Rounds::Allreduce => &mut r.rounds,
+                Rounds::Broadcast => &mut r.bcasts,
+            };
+            *count = count.wrapping_add(rounds as u32);
         }
+    }
+
+    /// Waits until the `n - 1` readers of the broadcast buffer at `b` are done with its last
+    /// round, so that it may be written again.
+    fn wait_buffer_read(&self, b: usize, tick: Tick<'_>) -> Result<()> {
+        let r = self.region()?;
+        let readers = r.n as u32 - 1;
+        self.wait_for_in(&r.seg, b + BUF_DONE, |d| d == readers, tick)
     }
 
     /// Allreduce in rounds (module docs), folding this rank's slice of each round straight into
@@ -248,9 +267,7 @@ impl Node {
         };
         // This rank's slots may be a broadcast's buffers still being read.
         for set in 0..2 {
-            let r = self.region()?;
-            let done = r.slot(set, me) + BUF_DONE;
-            self.wait_for_in(&r.seg, done, |d| d == n as u32 - 1, tick)?;
+            self.wait_buffer_read(self.region()?.slot(set, me), tick)?;
         }
         copy_in(self, 0)?;
         self.barrier(tick)?;
@@ -289,7 +306,7 @@ impl Node {
             r.seg.read(r.result(call), &mut recv[lo..a]);
             r.seg.read(r.result(call) + (b - lo), &mut recv[b..hi]);
         }
-        self.count_rounds(rounds);
+        self.count_rounds(Rounds::Allreduce, rounds);
         Ok(())
     }
 
@@ -310,7 +327,7 @@ impl Node {
             let r = self.region()?;
             let b = r.buffer(call);
             if self.me == root {
-                self.wait_for_in(&r.seg, b + BUF_DONE, |d| d == n as u32 - 1, tick)?;
+                self.wait_buffer_read(b, tick)?;
                 r.seg.word(b + BUF_DONE).store(0, Relaxed);
                 r.seg.write(b + BUF_LEN, &(len as u64).to_le_bytes());
                 r.seg.write(b + LINE, &buf[lo..hi]);
@@ -342,9 +359,7 @@ impl Node {
             }
             j += 1;
         }
-        if let Large::On(r) = &mut self.large {
-            r.bcasts = r.bcasts.wrapping_add(rounds as u32);
-        }
+        self.count_rounds(Rounds::Broadcast, rounds);
         failed.map_or(Ok(()), Err)
     }
 }
