@@ -66,6 +66,27 @@ pub enum Error {
         /// Bytes that could not be allocated.
         bytes: usize,
     },
+    /// A value could not be encoded for sending (`send_value` and the other value calls): its
+    /// `Serialize` returned an error, or it is a shape the format cannot write (a sequence
+    /// whose length is not known in advance). Nothing was sent.
+    Encode {
+        /// The call concerned.
+        what: &'static str,
+        /// Why, as the encoder said.
+        detail: String,
+    },
+    /// A received message is not the encoding of a value of the type asked for (`recv_value`
+    /// and the other value calls). The message was consumed.
+    Decode {
+        /// The call concerned.
+        what: &'static str,
+        /// Rank (in the communicator) that sent the message.
+        source: usize,
+        /// Tag of the message (`None` in a collective).
+        tag: Option<u32>,
+        /// Why, as the decoder said.
+        detail: String,
+    },
     /// A local operating-system call failed.
     Os {
         /// The operation (for example `"bind listener"`, `"epoll_wait"`).
@@ -139,6 +160,17 @@ impl fmt::Display for Error {
             Error::OutOfMemory { what, bytes } => write!(
                 f,
                 "{what}: cannot allocate {bytes} bytes for the message (it was not received)"
+            ),
+            Error::Encode { what, detail } => {
+                write!(f, "{what}: cannot encode the value: {detail}")
+            }
+            Error::Decode { what, source, tag: Some(tag), detail } => write!(
+                f,
+                "{what}: the message from rank {source} (tag {tag}) is not a value of the type asked for: {detail}"
+            ),
+            Error::Decode { what, source, tag: None, detail } => write!(
+                f,
+                "{what}: the value from rank {source} is not of the type asked for: {detail}"
             ),
             Error::Os { op, source } => write!(f, "{op} failed: {source}"),
         }

@@ -212,4 +212,8 @@ pub use comm::{Comm, Source, Status, TagMatch, ANY_SOURCE, ANY_TAG};
 pub use error::{Error, PeerCause, Result};
 pub use init::{init, wtime, World};
 pub use scope::{scope, test_all, test_any, wait_all, wait_any, Request, Scope};
+/// The serde the value calls use, for `#[serde(crate = "mpr::serde")]` in a crate that has no
+/// `serde` dependency of its own.
+#[cfg(feature = "serde")]
+pub use serde;
 pub use tuning::Tuning;

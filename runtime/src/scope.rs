@@ -105,6 +105,9 @@ struct ScopeCore {
     /// Handles on the communicators the requests belong to (all on the process's one engine);
     /// requests refer to them by index, so a leaked request owns nothing.
     comms: RefCell<Vec<Comm>>,
+    /// Buffers owned by requests that were dropped before their operation completed (value
+    /// sends): freed once the scope has settled every operation.
+    parked: RefCell<Vec<Vec<u8>>>,
 }
 
 /// Runs `f` with a [`Scope`] in which nonblocking requests can be started, and returns what `f`
@@ -134,6 +137,7 @@ where
         core: ScopeCore {
             ops: RefCell::new(Vec::new()),
             comms: RefCell::new(Vec::new()),
+            parked: RefCell::new(Vec::new()),
         },
         _scope: PhantomData,
         _env: PhantomData,
@@ -166,6 +170,8 @@ impl ScopeCore {
         };
         // Errors here belong to requests nobody waited for; see the module docs.
         let _ = engine.settle(&ops);
+        // No operation holds a view of these any more.
+        self.parked.borrow_mut().clear();
     }
 
     /// The index of `comm` among this scope's communicators, adding it if new. Every
@@ -214,6 +220,33 @@ impl<'scope> Scope<'scope, '_> {
             .isend(comm.ctx, peer, tag, view, synchronous)?;
         self.core.ops.borrow_mut().push(op);
         Ok(Request::new(&self.core, c, op, None))
+    }
+
+    /// Starts a send of `bytes`, which the request owns (a value's encoding): they are freed
+    /// once the send has completed, or when the scope ends if the request is dropped first.
+    pub(crate) fn start_send_owned(
+        &'scope self,
+        comm: &Comm,
+        peer: usize,
+        tag: u32,
+        bytes: Vec<u8>,
+        synchronous: bool,
+    ) -> Result<Request<'scope>> {
+        let c = self.core.comm_index(comm)?;
+        // SAFETY (RawSlice::new): a `Vec`'s heap buffer does not move when the `Vec` does, and
+        // this one is neither freed nor written until the operation has completed: the request
+        // holds it until then (`Request::finish`), a request dropped earlier parks it in this
+        // scope (`Drop for Request`), which frees it only after settling every operation, and
+        // a leaked request leaks it. Tested by `dropped_value_sends_still_arrive`.
+        let view = unsafe { RawSlice::new(&bytes) };
+        let op = comm
+            .engine
+            .borrow_mut()
+            .isend(comm.ctx, peer, tag, view, synchronous)?;
+        self.core.ops.borrow_mut().push(op);
+        let mut r = Request::new(&self.core, c, op, None);
+        r.owned = Some(bytes);
+        Ok(r)
     }
 
     /// Starts a receive into `bytes` (borrowed mutably for the whole scope).
@@ -282,6 +315,16 @@ pub struct Request<'scope> {
     state: State,
     /// Receive buffer capacity in bytes (receives only), to report truncation.
     cap: Option<usize>,
+    /// The bytes of a send that owns them (see [`Scope::start_send_owned`]).
+    owned: Option<Vec<u8>>,
+}
+
+impl Drop for Request<'_> {
+    fn drop(&mut self) {
+        if let (Some(bytes), State::Pending(_)) = (self.owned.take(), &self.state) {
+            self.scope.parked.borrow_mut().push(bytes);
+        }
+    }
 }
 
 impl<'scope> Request<'scope> {
@@ -291,6 +334,7 @@ impl<'scope> Request<'scope> {
             comm,
             state: State::Pending(op),
             cap,
+            owned: None,
         }
     }
 
@@ -305,6 +349,13 @@ impl<'scope> Request<'scope> {
             Ok(s) => State::Done(*s),
             Err(_) => State::Failed,
         };
+        // Once it succeeded, the engine holds no view of owned bytes; after an error the
+        // operation may not have ended (a wait that failed), so the scope keeps them.
+        if let Some(bytes) = self.owned.take() {
+            if st.is_err() {
+                self.scope.parked.borrow_mut().push(bytes);
+            }
+        }
         st
     }
 

@@ -11,6 +11,8 @@
 mod nonblocking;
 mod p2p;
 mod split;
+#[cfg(feature = "serde")]
+mod value;
 
 use std::cell::RefCell;
 use std::rc::Rc;
