@@ -88,6 +88,9 @@ pub struct Plan {
     /// so large that 64 receive buffers would exceed [`WINDOW_BYTES`].
     pub window: Option<usize>,
     pub json: bool,
+    /// `--value`: latency of values (a `String` and a `Vec<f64>` of size / 8 elements) sent
+    /// with `send_value` and received with `recv_value`, instead of byte slices.
+    pub value: bool,
 }
 
 /// The most receive-buffer memory the default window uses.
@@ -167,6 +170,9 @@ usage: mprun -n 2 mpr-bench latency|bw|bibw [OPTIONS]
                               bw, bibw: 10, 2 above 8 KiB; collectives: 200, 10)
   -W, --window N              messages in flight per window, bw and bibw (default 64, fewer
                               when 64 messages would exceed 256 MiB)
+  --value                     latency, multi_lat: each message is a value, a String and a
+                              Vec<f64> of SIZE / 8 elements, by send_value and recv_value
+                              (encoded and decoded every time), instead of SIZE bytes
   --json                      one JSON object per size instead of the table
   -h, --help                  this text
 ";
@@ -211,6 +217,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
         warmup: None,
         window: None,
         json: false,
+        value: false,
     };
     while let Some(a) = it.next() {
         let (name, inline) = match a.split_once('=') {
@@ -226,6 +233,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
         match name.as_str() {
             "-h" | "--help" => return Ok(Parsed::Help),
             "--json" => plan.json = true,
+            "--value" => plan.value = true,
             "-m" | "--message-size" => {
                 let v = value()?;
                 let (lo, hi) = match v.split_once(':') {
@@ -267,6 +275,12 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
     }
     plan.bench =
         bench.ok_or_else(|| format!("name a benchmark: {} (see --help)", Bench::names()))?;
+    if plan.value && !matches!(plan.bench, Bench::Latency | Bench::MultiLat) {
+        return Err(format!(
+            "--value is for latency and multi_lat, not {}",
+            plan.bench.name()
+        ));
+    }
     Ok(Parsed::Run(plan))
 }
 
@@ -314,6 +328,8 @@ mod tests {
         );
         let p = plan(&["bibw", "-W", "8"]).unwrap();
         assert_eq!((p.bench, p.window_for(1 << 20)), (Bench::Bibw, 8));
+        let p = plan(&["multi_lat", "--value"]).unwrap();
+        assert!(p.value);
         let p = plan(&["latency", "-i", "5", "-x", "0", "--json"]).unwrap();
         assert_eq!(
             (p.iters_for(1 << 20), p.warmup_for(8), p.json),
@@ -334,6 +350,7 @@ mod tests {
             &["nonsense"],
             &["latency", "latency"],
             &["bw", "-W", "0"],
+            &["bw", "--value"],
             &[],
         ] {
             assert!(plan(bad).is_err(), "{bad:?} accepted");

@@ -8,6 +8,10 @@
 //! acknowledgement from rank 1, which had posted a window of `irecv`s. Bandwidth is the window's
 //! bytes over its time; each window is one sample.
 //!
+//! With `--value`, `latency` and `multi_lat` send a value (a `String` and a `Vec<f64>` of
+//! size / 8 elements) with `send_value` and receive it with `recv_value`: the cost of encoding,
+//! decoding and allocating on top of the same bytes as a slice.
+//!
 //! `bibw`: as `osu_bibw`: both ranks post a window of receives and a window of sends to each other
 //! at once; bandwidth counts both directions.
 
@@ -60,6 +64,34 @@ pub fn latency(world: &mpr::World, plan: &Plan) -> Result<(), Failure> {
     }
     for size in plan.sizes() {
         let mut buf = vec![b'a'; size];
+        // --value: what goes back and forth instead of `buf`, encoded and decoded each time.
+        let mut value = ("sample".to_string(), vec![0.5f64; size / 8]);
+        let mut ping = |dest_first: bool| -> mpr::Result<()> {
+            let (send, recv) = (
+                |v: &(String, Vec<f64>), b: &[u8]| {
+                    if plan.value {
+                        world.send_value(v, peer, TAG)
+                    } else {
+                        world.send(b, peer, TAG)
+                    }
+                },
+                |v: &mut (String, Vec<f64>), b: &mut [u8]| {
+                    if plan.value {
+                        *v = world.recv_value(peer, TAG)?.0;
+                    } else {
+                        world.recv(b, peer, TAG)?;
+                    }
+                    Ok::<(), mpr::Error>(())
+                },
+            );
+            if dest_first {
+                send(&value, &buf)?;
+                recv(&mut value, &mut buf)
+            } else {
+                recv(&mut value, &mut buf)?;
+                send(&value, &buf)
+            }
+        };
         let (iters, warmup) = (plan.iters_for(size), plan.warmup_for(size));
         let mut samples = Samples::new();
         world.barrier()?;
@@ -73,14 +105,12 @@ pub fn latency(world: &mpr::World, plan: &Plan) -> Result<(), Failure> {
                 // 25 ns a read here) costs the average almost nothing.
                 let sampled = i >= warmup && (i - warmup) % SAMPLE_EVERY == 0;
                 let t = sampled.then(Instant::now);
-                world.send(&buf, peer, TAG)?;
-                world.recv(&mut buf, peer, TAG)?;
+                ping(true)?;
                 if let Some(t) = t {
                     samples.record(t.elapsed().as_nanos() as u64);
                 }
             } else {
-                world.recv(&mut buf, peer, TAG)?;
-                world.send(&buf, peer, TAG)?;
+                ping(false)?;
             }
         }
         samples.overall(start.elapsed().as_nanos(), iters);
