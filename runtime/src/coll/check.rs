@@ -57,7 +57,7 @@ const KINDS: [&str; 20] = [
     "reduce_with",
 ];
 
-const OPS: [Op; 7] = [
+const OPS: [Op; 12] = [
     Op::Sum,
     Op::Prod,
     Op::Min,
@@ -65,6 +65,11 @@ const OPS: [Op; 7] = [
     Op::BitAnd,
     Op::BitOr,
     Op::BitXor,
+    Op::And,
+    Op::Or,
+    Op::Xor,
+    Op::MinLoc,
+    Op::MaxLoc,
 ];
 
 /// A stable 32-bit hash of a type's name (FNV-1a), so that ranks can compare element types.

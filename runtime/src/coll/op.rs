@@ -26,9 +26,69 @@ pub enum Op {
     BitOr,
     /// Bitwise exclusive or (integers only).
     BitXor,
+    /// Logical and (integers only): 1 if both are nonzero, else 0 (MPI's `MPI_LAND`).
+    And,
+    /// Logical or (integers only): 1 if either is nonzero, else 0.
+    Or,
+    /// Logical exclusive or (integers only): 1 if exactly one is nonzero, else 0.
+    Xor,
+    /// The smallest value and its index, over `[value, index]` pairs (`[T; 2]`): ties go to
+    /// the smaller index, as `MPI_MINLOC` does. See [`Reduce`] for the pairs.
+    MinLoc,
+    /// The largest value and its index, over `[value, index]` pairs (`[T; 2]`): ties go to
+    /// the smaller index, as `MPI_MAXLOC` does.
+    MaxLoc,
 }
 
-/// Element types the built-in [`Op`]s apply to: the primitive integers and floats.
+/// Element types the built-in [`Op`]s apply to: the primitive integers and floats, and pairs
+/// `[T; 2]` of them.
+///
+/// A pair `[value, index]` is what [`Op::MinLoc`] and [`Op::MaxLoc`] reduce (the index in the
+/// value's type, as MPI's `MPI_2INT` and `MPI_2DOUBLE_PRECISION`: exact for indices below 2^53
+/// in an `f64`, 2^24 in an `f32`); the other operators apply to both halves of a pair.
+///
+/// ```
+/// use mpr::Op;
+/// let world = mpr::init()?;
+/// let rank = world.rank();
+/// let error = [((rank as f64) - 1.5).abs(), rank as f64]; // [value, where it is]
+/// let mut worst = [[0.0f64; 2]];
+/// world.allreduce(&[error], &mut worst, Op::MaxLoc)?;
+/// println!("largest error {} on rank {}", worst[0][0], worst[0][1] as usize);
+/// # Ok::<(), mpr::Error>(())
+/// ```
+///
+/// Implement it for a type of your own to reduce it with the built-in operators' names (or use
+/// the closure forms, [`Comm::allreduce_with`](crate::Comm::allreduce_with) and friends, which
+/// need only `Pod`). The operation must be associative and commutative, and the same on every
+/// rank:
+///
+/// ```
+/// use mpr::{Error, Op, Reduce};
+/// /// A complex number; `Sum` and `Prod` are the complex operations.
+/// #[derive(Clone, Copy, Debug, PartialEq, mpr::Pod, mpr::Zeroable)]
+/// #[repr(C)]
+/// struct Complex { re: f64, im: f64 }
+///
+/// impl Reduce for Complex {
+///     fn reduce(op: Op, acc: &mut [Self], x: &[Self]) -> mpr::Result<()> {
+///         for (a, b) in acc.iter_mut().zip(x) {
+///             *a = match op {
+///                 Op::Sum => Complex { re: a.re + b.re, im: a.im + b.im },
+///                 Op::Prod => Complex { re: a.re * b.re - a.im * b.im, im: a.re * b.im + a.im * b.re },
+///                 _ => return Err(Error::InvalidArgument { what: "Complex", detail: format!("{op:?}") }),
+///             };
+///         }
+///         Ok(())
+///     }
+/// }
+///
+/// let world = mpr::init()?;
+/// let mut total = [Complex { re: 0.0, im: 0.0 }];
+/// world.allreduce(&[Complex { re: 1.0, im: 2.0 }], &mut total, Op::Sum)?;
+/// assert_eq!(total[0].im, 2.0 * world.size() as f64);
+/// # Ok::<(), mpr::Error>(())
+/// ```
 pub trait Reduce: Pod + Send + Sync {
     /// `acc[i] = op(acc[i], x[i])` for every `i`; an error if `op` does not apply to the type.
     fn reduce(op: Op, acc: &mut [Self], x: &[Self]) -> Result<()>;
@@ -43,10 +103,23 @@ fn zip_apply<T: Copy>(acc: &mut [T], x: &[T], f: impl Fn(T, T) -> T) {
 }
 
 fn not_for(op: Op, ty: &str) -> Error {
+    let detail = match op {
+        Op::MinLoc | Op::MaxLoc => {
+            format!("{op:?} applies to [value, index] pairs ([{ty}; 2]), not to {ty}")
+        }
+        _ => format!("{op:?} does not apply to {ty}"),
+    };
     Error::InvalidArgument {
         what: "reduction",
-        detail: format!("{op:?} does not apply to {ty}"),
+        detail,
     }
+}
+
+/// Logical truth of an integer, and back.
+macro_rules! logical {
+    ($t:ty, $f:expr) => {
+        |a: $t, b: $t| -> $t { <$t>::from($f(a != 0, b != 0)) }
+    };
 }
 
 macro_rules! integers {
@@ -61,6 +134,10 @@ macro_rules! integers {
                     Op::BitAnd => zip_apply(acc, x, |a, b| a & b),
                     Op::BitOr => zip_apply(acc, x, |a, b| a | b),
                     Op::BitXor => zip_apply(acc, x, |a, b| a ^ b),
+                    Op::And => zip_apply(acc, x, logical!($t, |a, b| a && b)),
+                    Op::Or => zip_apply(acc, x, logical!($t, |a, b| a || b)),
+                    Op::Xor => zip_apply(acc, x, logical!($t, |a: bool, b: bool| a != b)),
+                    Op::MinLoc | Op::MaxLoc => return Err(not_for(op, stringify!($t))),
                 }
                 Ok(())
             }
@@ -78,7 +155,8 @@ macro_rules! floats {
                     Op::Prod => zip_apply(acc, x, |a, b| a * b),
                     Op::Min => zip_apply(acc, x, <$t>::min),
                     Op::Max => zip_apply(acc, x, <$t>::max),
-                    Op::BitAnd | Op::BitOr | Op::BitXor => return Err(not_for(op, stringify!($t))),
+                    Op::BitAnd | Op::BitOr | Op::BitXor | Op::And | Op::Or | Op::Xor
+                    | Op::MinLoc | Op::MaxLoc => return Err(not_for(op, stringify!($t))),
                 }
                 Ok(())
             }
@@ -86,6 +164,41 @@ macro_rules! floats {
     )*};
 }
 floats!(f32, f64);
+
+/// `[value, index]` pairs: [`Op::MinLoc`] and [`Op::MaxLoc`] compare values and keep the pair
+/// that wins (the smaller index on a tie); the other operators apply to both halves.
+impl<T: Reduce + PartialOrd> Reduce for [T; 2] {
+    fn reduce(op: Op, acc: &mut [Self], x: &[Self]) -> Result<()> {
+        // A value that is not ordered with the other (NaN) never wins.
+        let wins = |b: &[T; 2], a: &[T; 2], better: std::cmp::Ordering| {
+            match b[0].partial_cmp(&a[0]) {
+                Some(o) if o == better => true,
+                Some(std::cmp::Ordering::Equal) => b[1] < a[1],
+                _ => false,
+            }
+        };
+        match op {
+            Op::MinLoc | Op::MaxLoc => {
+                let better = if op == Op::MinLoc {
+                    std::cmp::Ordering::Less
+                } else {
+                    std::cmp::Ordering::Greater
+                };
+                for (a, b) in acc.iter_mut().zip(x) {
+                    if wins(b, a, better) {
+                        *a = *b;
+                    }
+                }
+                Ok(())
+            }
+            _ => T::reduce(
+                op,
+                bytemuck::cast_slice_mut(acc),
+                bytemuck::cast_slice(x),
+            ),
+        }
+    }
+}
 
 /// How a reduction folds a partial result into another, element-wise and in place:
 /// `f(acc, x, x_lower)` sets `acc[i] = op(x[i], acc[i])` when `x` holds the contribution of lower
@@ -161,6 +274,40 @@ mod tests {
         let mut w = [u64::MAX];
         u64::reduce(Op::Sum, &mut w, &[2]).unwrap();
         assert_eq!(w, [1], "integer sums wrap");
+    }
+
+    #[test]
+    fn logical_and_located() {
+        let mut l = [0i32, 3, 0, -1];
+        i32::reduce(Op::And, &mut l, &[5, 7, 0, 0]).unwrap();
+        assert_eq!(l, [0, 1, 0, 0]);
+        let mut l = [0u8, 3, 0, 9];
+        u8::reduce(Op::Or, &mut l, &[5, 0, 0, 0]).unwrap();
+        assert_eq!(l, [1, 1, 0, 1]);
+        let mut l = [0u64, 3, 0, 9];
+        u64::reduce(Op::Xor, &mut l, &[5, 4, 0, 0]).unwrap();
+        assert_eq!(l, [1, 0, 0, 1]);
+        assert!(f64::reduce(Op::And, &mut [1.0], &[1.0]).is_err());
+        let e = i32::reduce(Op::MinLoc, &mut [1], &[2]).unwrap_err();
+        assert!(e.to_string().contains("[i32; 2]"), "{e}");
+
+        let mut m = [[3.0f64, 7.0], [1.0, 4.0], [2.0, 9.0], [f64::NAN, 1.0]];
+        let x = [[2.0, 8.0], [1.0, 2.0], [5.0, 0.0], [0.0, 3.0]];
+        <[f64; 2]>::reduce(Op::MinLoc, &mut m, &x).unwrap();
+        assert_eq!(m[..3], [[2.0, 8.0], [1.0, 2.0], [2.0, 9.0]], "smaller value; tie: smaller index");
+        assert!(m[3][0].is_nan(), "an unordered value never wins");
+        let mut m = [[3i32, 7], [1, 4], [2, 9]];
+        <[i32; 2]>::reduce(Op::MaxLoc, &mut m, &[[2, 8], [1, 2], [5, 0]]).unwrap();
+        assert_eq!(m, [[3, 7], [1, 2], [5, 0]]);
+        let mut s = [[1u32, 2]];
+        <[u32; 2]>::reduce(Op::Sum, &mut s, &[[10, 20]]).unwrap();
+        assert_eq!(s, [[11, 22]], "other operators apply to both halves");
+        // Commutative, so every rank of any tree gets the same pair.
+        let (a, b) = ([[1.0f32, 5.0]], [[1.0f32, 3.0]]);
+        let (mut ab, mut ba) = (a, b);
+        <[f32; 2]>::reduce(Op::MaxLoc, &mut ab, &b).unwrap();
+        <[f32; 2]>::reduce(Op::MaxLoc, &mut ba, &a).unwrap();
+        assert_eq!(ab, ba);
     }
 
     #[test]

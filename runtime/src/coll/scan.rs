@@ -12,7 +12,7 @@
 
 use bytemuck::Pod;
 
-use super::op::{builtin, Combiner, Op, Reduce};
+use super::op::{builtin, user, Combiner, Op, Reduce};
 use super::{bytes, bytes_mut, expect_len, tag};
 use crate::comm::Comm;
 use crate::error::{Error, Result};
@@ -64,6 +64,61 @@ impl Comm {
         let f = builtin::<T>(op, self.par_reduce())?;
         expect_len("exscan", recv.len(), send.len())?;
         self.prefix(send, recv, &*f, false)
+    }
+
+    /// [`Comm::scan`] with a user operation: associative, applied lower ranks first (so it
+    /// need not be commutative).
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// // A running product of 2x2 matrices, in rank order: associative, not commutative.
+    /// let m = [[1u64, world.rank() as u64], [0, 1]];
+    /// let mul = |a: &[[u64; 2]; 2], b: &[[u64; 2]; 2]| {
+    ///     let c = |i: usize, j: usize| a[i][0] * b[0][j] + a[i][1] * b[1][j];
+    ///     [[c(0, 0), c(0, 1)], [c(1, 0), c(1, 1)]]
+    /// };
+    /// let mut upto = [[[0u64; 2]; 2]];
+    /// world.scan_with(&[m], &mut upto, mul)?;
+    /// let r = world.rank() as u64;
+    /// assert_eq!(upto[0][0][1], r * (r + 1) / 2); // 0 + 1 + ... + r
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
+    pub fn scan_with<T: Pod>(
+        &self,
+        send: &[T],
+        recv: &mut [T],
+        f: impl Fn(&T, &T) -> T,
+    ) -> Result<()> {
+        self.agree(
+            super::check::Signature::of("scan_with")
+                .op(None)
+                .elems::<T>(send.len()),
+        )?;
+        expect_len("scan_with", recv.len(), send.len())?;
+        self.prefix(send, recv, &user(f), true)
+    }
+
+    /// [`Comm::exscan`] with a user operation (associative, lower ranks first).
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// let mut before = [0u32]; // rank 0's is left as it was
+    /// world.exscan_with(&[world.rank() as u32 % 3], &mut before, |a: &u32, b: &u32| a.max(b).to_owned())?;
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
+    pub fn exscan_with<T: Pod>(
+        &self,
+        send: &[T],
+        recv: &mut [T],
+        f: impl Fn(&T, &T) -> T,
+    ) -> Result<()> {
+        self.agree(
+            super::check::Signature::of("exscan_with")
+                .op(None)
+                .elems::<T>(send.len()),
+        )?;
+        expect_len("exscan_with", recv.len(), send.len())?;
+        self.prefix(send, recv, &user(f), false)
     }
 
     fn prefix<T: Pod>(
@@ -132,8 +187,36 @@ impl Comm {
                 .op(Some(op))
                 .elems::<T>(recv.len()),
         )?;
-        self.begin_coll();
         let f = builtin::<T>(op, self.par_reduce())?;
+        self.reduce_scatter_impl(send, recv, &*f)
+    }
+
+    /// [`Comm::reduce_scatter_block`] with a user operation (associative and commutative).
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// let size = world.size();
+    /// let votes: Vec<u8> = (0..size).map(|i| (i + world.rank()) as u8 % 2).collect();
+    /// let mut any = [0u8];
+    /// world.reduce_scatter_block_with(&votes, &mut any, |a: &u8, b: &u8| a | b)?;
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
+    pub fn reduce_scatter_block_with<T: Pod>(
+        &self,
+        send: &[T],
+        recv: &mut [T],
+        f: impl Fn(&T, &T) -> T,
+    ) -> Result<()> {
+        self.agree(
+            super::check::Signature::of("reduce_scatter_block_with")
+                .op(None)
+                .elems::<T>(recv.len()),
+        )?;
+        self.reduce_scatter_impl(send, recv, &user(f))
+    }
+
+    fn reduce_scatter_impl<T: Pod>(&self, send: &[T], recv: &mut [T], f: Combiner<T>) -> Result<()> {
+        self.begin_coll();
         let (n, me, bs) = (self.size(), self.rank(), recv.len());
         if send.len() != n * bs {
             return Err(Error::InvalidArgument {

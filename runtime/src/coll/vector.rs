@@ -7,8 +7,12 @@
 
 use bytemuck::Pod;
 
+use std::mem::{size_of, size_of_val};
+
+use super::plan::Blocks;
 use super::{bytes, bytes_mut, expect_len, tag};
 use crate::comm::Comm;
+use crate::engine::schedule::Round;
 use crate::error::{Error, Result};
 
 /// Offsets of packed blocks: `offs[i]` is where block `i` starts; `offs[n]` is the total.
@@ -231,5 +235,161 @@ impl Comm {
             )?;
         }
         Ok(())
+    }
+}
+
+/// The v-collectives with displacements (MPI's `displs`): block `i` starts at element
+/// `displs[i]` of its buffer instead of at the sum of the counts before it, so blocks may come
+/// in any order, with gaps between them (a receive buffer's blocks must not overlap). They run
+/// the plans of `plan.rs` to the end at once.
+impl Comm {
+    fn run_plan(&self, input: &[u8], output: &mut [u8], rounds: Vec<Round>) -> Result<()> {
+        self.engine
+            .borrow_mut()
+            .run_rounds(self.coll_ctx(), input, output, 0, rounds, None)
+    }
+
+    /// [`Comm::gatherv`] with displacements: the block of rank `i` lands at element
+    /// `displs[i]` of the root's `recv`. `counts` and `displs` are read at the root only.
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// let (rank, size) = (world.rank(), world.size());
+    /// // Rows of 4 with room for 2 per rank: rank i's 2 values land at 4 i, in reverse rank order.
+    /// let counts = vec![2; size];
+    /// let displs: Vec<usize> = (0..size).map(|i| 4 * (size - 1 - i)).collect();
+    /// let mut table = vec![-1i32; 4 * size];
+    /// world.gatherv_displs(&[rank as i32; 2], &mut table, &counts, &displs, 0)?;
+    /// if rank == 0 {
+    ///     assert_eq!(table[..4], [size as i32 - 1, size as i32 - 1, -1, -1]);
+    /// }
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
+    pub fn gatherv_displs<T: Pod>(
+        &self,
+        send: &[T],
+        recv: &mut [T],
+        counts: &[usize],
+        displs: &[usize],
+        root: usize,
+    ) -> Result<()> {
+        self.agree(super::check::Signature::of("gatherv_displs").root(root).elem_type::<T>())?;
+        self.check_root(root)?;
+        let (n, me) = (self.size(), self.rank());
+        let blocks = if me == root {
+            let b = Blocks::displaced("gatherv_displs", counts, displs, size_of::<T>())?;
+            b.check("gatherv_displs", n, size_of_val(recv), true)?;
+            expect_len("gatherv_displs send", send.len(), counts[me])?;
+            b
+        } else {
+            Blocks(Vec::new())
+        };
+        self.begin_coll();
+        let rounds = self.gather_plan(size_of_val(send), &blocks, root)?;
+        self.run_plan(bytes(send), bytes_mut(recv), rounds)
+    }
+
+    /// [`Comm::scatterv`] with displacements: rank `i` gets `counts[i]` elements from element
+    /// `displs[i]` of the root's `send` (blocks may overlap: they are only read).
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// let (rank, size) = (world.rank(), world.size());
+    /// // Overlapping windows of 3 over one array: rank i gets elements i..i + 3.
+    /// let data: Vec<u32> = (0..size as u32 + 2).collect();
+    /// let (counts, displs) = (vec![3; size], (0..size).collect::<Vec<_>>());
+    /// let mut window = [0u32; 3];
+    /// world.scatterv_displs(&data, &counts, &displs, &mut window, 0)?;
+    /// assert_eq!(window, [rank as u32, rank as u32 + 1, rank as u32 + 2]);
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
+    pub fn scatterv_displs<T: Pod>(
+        &self,
+        send: &[T],
+        counts: &[usize],
+        displs: &[usize],
+        recv: &mut [T],
+        root: usize,
+    ) -> Result<()> {
+        self.agree(super::check::Signature::of("scatterv_displs").root(root).elem_type::<T>())?;
+        self.check_root(root)?;
+        let (n, me) = (self.size(), self.rank());
+        let blocks = if me == root {
+            let b = Blocks::displaced("scatterv_displs", counts, displs, size_of::<T>())?;
+            b.check("scatterv_displs", n, size_of_val(send), false)?;
+            expect_len("scatterv_displs recv", recv.len(), counts[me])?;
+            b
+        } else {
+            Blocks(Vec::new())
+        };
+        self.begin_coll();
+        let rounds = self.scatter_plan(size_of_val(recv), &blocks, root)?;
+        self.run_plan(bytes(send), bytes_mut(recv), rounds)
+    }
+
+    /// [`Comm::allgatherv`] with displacements (every rank passes the same `counts` and
+    /// `displs`).
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// let (rank, size) = (world.rank(), world.size());
+    /// // One value per rank, with a gap after each: a strided layout.
+    /// let (counts, displs) = (vec![1; size], (0..size).map(|i| 2 * i).collect::<Vec<_>>());
+    /// let mut spaced = vec![0u8; 2 * size];
+    /// world.allgatherv_displs(&[rank as u8 + 1], &mut spaced, &counts, &displs)?;
+    /// assert_eq!(spaced[..2], [1, 0]);
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
+    pub fn allgatherv_displs<T: Pod>(
+        &self,
+        send: &[T],
+        recv: &mut [T],
+        counts: &[usize],
+        displs: &[usize],
+    ) -> Result<()> {
+        self.agree(super::check::Signature::of("allgatherv_displs").elem_type::<T>())?;
+        let (n, me) = (self.size(), self.rank());
+        let blocks = Blocks::displaced("allgatherv_displs", counts, displs, size_of::<T>())?;
+        blocks.check("allgatherv_displs", n, size_of_val(recv), true)?;
+        expect_len("allgatherv_displs send", send.len(), counts[me])?;
+        self.begin_coll();
+        let rounds = self.allgather_plan(&blocks)?;
+        self.run_plan(bytes(send), bytes_mut(recv), rounds)
+    }
+
+    /// [`Comm::alltoallv`] with displacements on both sides.
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// let (rank, size) = (world.rank(), world.size());
+    /// // Every rank sends the same one element to all (displacement 0 each time) and
+    /// // receives rank j's element at position size - 1 - j.
+    /// let (ones, zeros) = (vec![1; size], vec![0; size]);
+    /// let rev: Vec<usize> = (0..size).map(|j| size - 1 - j).collect();
+    /// let mut got = vec![0u64; size];
+    /// world.alltoallv_displs(&[rank as u64], &ones, &zeros, &mut got, &ones, &rev)?;
+    /// assert_eq!(got[size - 1], 0);
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
+    #[allow(clippy::too_many_arguments)]
+    pub fn alltoallv_displs<T: Pod>(
+        &self,
+        send: &[T],
+        send_counts: &[usize],
+        send_displs: &[usize],
+        recv: &mut [T],
+        recv_counts: &[usize],
+        recv_displs: &[usize],
+    ) -> Result<()> {
+        self.agree(super::check::Signature::of("alltoallv_displs").elem_type::<T>())?;
+        let (n, me, size) = (self.size(), self.rank(), size_of::<T>());
+        let sb = Blocks::displaced("alltoallv_displs send", send_counts, send_displs, size)?;
+        let rb = Blocks::displaced("alltoallv_displs recv", recv_counts, recv_displs, size)?;
+        sb.check("alltoallv_displs send", n, size_of_val(send), false)?;
+        rb.check("alltoallv_displs recv", n, size_of_val(recv), true)?;
+        expect_len("alltoallv_displs own block", recv_counts[me], send_counts[me])?;
+        self.begin_coll();
+        let rounds = self.alltoall_plan(&sb, &rb)?;
+        self.run_plan(bytes(send), bytes_mut(recv), rounds)
     }
 }

@@ -115,6 +115,33 @@ impl Drop for Schedule<'_> {
     }
 }
 
+/// Disjoint ranges `to` (written) and `from` (read) of one buffer; an error if they overlap or
+/// leave it (a plan's mistake, reported rather than a panic).
+fn split_pair(
+    buf: &mut [u8],
+    (o, n): (usize, usize),
+    (p, m): (usize, usize),
+) -> Result<(&mut [u8], &[u8])> {
+    let len = buf.len();
+    let fits = |a: usize, b: usize| a.checked_add(b).is_some_and(|end| end <= len);
+    let bad = || Error::InvalidArgument {
+        what: "collective",
+        detail: format!("local step over bytes {o}+{n} <- {p}+{m} of {len}"),
+    };
+    if !fits(o, n) || !fits(p, m) {
+        return Err(bad());
+    }
+    if o + n <= p {
+        let (a, b) = buf.split_at_mut(p);
+        Ok((&mut a[o..o + n], &b[..m]))
+    } else if p + m <= o {
+        let (a, b) = buf.split_at_mut(o);
+        Ok((&mut b[..n], &a[p..p + m]))
+    } else {
+        Err(bad())
+    }
+}
+
 impl<'a> Schedule<'a> {
     /// A schedule over `input` and `output` (views whose memory stays valid and, for the output,
     /// untouched by anyone else until the schedule completes) with `scratch_bytes` of scratch.
@@ -143,11 +170,15 @@ impl<'a> Schedule<'a> {
         bytemuck::cast_slice_mut(&mut self.scratch)
     }
 
-    /// `to` for writing and `from` for reading, which must lie in different regions (the plans
-    /// keep it so: partial results in the output, incoming blocks in the scratch).
+    /// `to` for writing and `from` for reading: in different regions, or disjoint ranges of the
+    /// output or of the scratch (a prefix scan folds one scratch block into another).
     fn pair(&mut self, to: Loc, from: Loc) -> Result<(&mut [u8], &[u8])> {
         let scratch: &mut [u8] = bytemuck::cast_slice_mut(&mut self.scratch);
         match (to, from) {
+            (Loc::Scratch(o, n), Loc::Scratch(p, m)) => split_pair(scratch, (o, n), (p, m)),
+            (Loc::Output(o, n), Loc::Output(p, m)) => {
+                split_pair(self.output.range_mut(0, usize::MAX), (o, n), (p, m))
+            }
             (Loc::Output(o, n), Loc::Scratch(p, m)) => {
                 Ok((self.output.range_mut(o, o + n), &scratch[p..p + m]))
             }
