@@ -15,7 +15,9 @@ pub fn header(plan: &Plan, ranks: usize) {
         env!("CARGO_PKG_VERSION")
     );
     if plan.value {
-        println!("# values: a String and a Vec<f64> of Size / 8 elements, send_value and recv_value");
+        println!(
+            "# values: a String and a Vec<f64> of Size / 8 elements, send_value and recv_value"
+        );
     }
     if plan.bench.is_bandwidth() {
         println!(

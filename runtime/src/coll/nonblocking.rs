@@ -151,7 +151,13 @@ impl Comm {
         expect_len("iallreduce_with", recv.len(), send.len())?;
         self.begin_coll();
         let plan = self.allreduce_plan(send.len(), std::mem::size_of::<T>())?;
-        self.start_plan(s, bytes(send), bytes_mut(recv), plan, Some(byte_combine(user(f))))
+        self.start_plan(
+            s,
+            bytes(send),
+            bytes_mut(recv),
+            plan,
+            Some(byte_combine(user(f))),
+        )
     }
 
     /// Starts [`Comm::gather`]: at the root `recv.len()` must be `size() * send.len()`
@@ -566,7 +572,11 @@ impl Comm {
         recv: &'scope mut [T],
         f: impl Fn(&T, &T) -> T + 'static,
     ) -> Result<Request<'scope>> {
-        self.agree(Signature::of("iexscan_with").op(None).elems::<T>(send.len()))?;
+        self.agree(
+            Signature::of("iexscan_with")
+                .op(None)
+                .elems::<T>(send.len()),
+        )?;
         self.iprefix(s, send, recv, byte_combine(user(f)), false)
     }
 
@@ -578,7 +588,11 @@ impl Comm {
         combine: ByteCombine<'static>,
         inclusive: bool,
     ) -> Result<Request<'scope>> {
-        expect_len(if inclusive { "iscan" } else { "iexscan" }, recv.len(), send.len())?;
+        expect_len(
+            if inclusive { "iscan" } else { "iexscan" },
+            recv.len(),
+            send.len(),
+        )?;
         self.begin_coll();
         let plan = self.scan_plan(std::mem::size_of_val(send), inclusive)?;
         self.start_plan(s, bytes(send), bytes_mut(recv), plan, Some(combine))

@@ -170,13 +170,12 @@ floats!(f32, f64);
 impl<T: Reduce + PartialOrd> Reduce for [T; 2] {
     fn reduce(op: Op, acc: &mut [Self], x: &[Self]) -> Result<()> {
         // A value that is not ordered with the other (NaN) never wins.
-        let wins = |b: &[T; 2], a: &[T; 2], better: std::cmp::Ordering| {
-            match b[0].partial_cmp(&a[0]) {
+        let wins =
+            |b: &[T; 2], a: &[T; 2], better: std::cmp::Ordering| match b[0].partial_cmp(&a[0]) {
                 Some(o) if o == better => true,
                 Some(std::cmp::Ordering::Equal) => b[1] < a[1],
                 _ => false,
-            }
-        };
+            };
         match op {
             Op::MinLoc | Op::MaxLoc => {
                 let better = if op == Op::MinLoc {
@@ -191,11 +190,7 @@ impl<T: Reduce + PartialOrd> Reduce for [T; 2] {
                 }
                 Ok(())
             }
-            _ => T::reduce(
-                op,
-                bytemuck::cast_slice_mut(acc),
-                bytemuck::cast_slice(x),
-            ),
+            _ => T::reduce(op, bytemuck::cast_slice_mut(acc), bytemuck::cast_slice(x)),
         }
     }
 }
@@ -294,7 +289,11 @@ mod tests {
         let mut m = [[3.0f64, 7.0], [1.0, 4.0], [2.0, 9.0], [f64::NAN, 1.0]];
         let x = [[2.0, 8.0], [1.0, 2.0], [5.0, 0.0], [0.0, 3.0]];
         <[f64; 2]>::reduce(Op::MinLoc, &mut m, &x).unwrap();
-        assert_eq!(m[..3], [[2.0, 8.0], [1.0, 2.0], [2.0, 9.0]], "smaller value; tie: smaller index");
+        assert_eq!(
+            m[..3],
+            [[2.0, 8.0], [1.0, 2.0], [2.0, 9.0]],
+            "smaller value; tie: smaller index"
+        );
         assert!(m[3][0].is_nan(), "an unordered value never wins");
         let mut m = [[3i32, 7], [1, 4], [2, 9]];
         <[i32; 2]>::reduce(Op::MaxLoc, &mut m, &[[2, 8], [1, 2], [5, 0]]).unwrap();

@@ -80,7 +80,13 @@ impl Blocks {
 
     /// Checks one block per rank of `n`, each inside a buffer of `buf` bytes, and (for a buffer
     /// that receives, `disjoint`) no two overlapping.
-    pub(crate) fn check(&self, what: &'static str, n: usize, buf: usize, disjoint: bool) -> Result<()> {
+    pub(crate) fn check(
+        &self,
+        what: &'static str,
+        n: usize,
+        buf: usize,
+        disjoint: bool,
+    ) -> Result<()> {
         if self.0.len() != n {
             return Err(Error::InvalidArgument {
                 what,
@@ -144,7 +150,12 @@ fn too_big(what: &'static str) -> Error {
 
 impl Comm {
     /// Gather: every rank's input (`send` bytes) into block `r` of the root's output.
-    pub(crate) fn gather_plan(&self, send: usize, blocks: &Blocks, root: usize) -> Result<Vec<Round>> {
+    pub(crate) fn gather_plan(
+        &self,
+        send: usize,
+        blocks: &Blocks,
+        root: usize,
+    ) -> Result<Vec<Round>> {
         let me = self.rank();
         let tag = self.coll_tag(tag::GATHER);
         if me != root {
@@ -167,7 +178,12 @@ impl Comm {
     }
 
     /// Scatter: block `r` of the root's input to rank `r`'s output (`recv` bytes).
-    pub(crate) fn scatter_plan(&self, recv: usize, blocks: &Blocks, root: usize) -> Result<Vec<Round>> {
+    pub(crate) fn scatter_plan(
+        &self,
+        recv: usize,
+        blocks: &Blocks,
+        root: usize,
+    ) -> Result<Vec<Round>> {
         let me = self.rank();
         let tag = self.coll_tag(tag::SCATTER);
         if me != root {
@@ -184,7 +200,9 @@ impl Comm {
             ..Round::default()
         };
         for r in (0..self.size()).filter(|&r| r != me) {
-            round.sends.push((self.world_rank(r)?, tag, blocks.input(r)));
+            round
+                .sends
+                .push((self.world_rank(r)?, tag, blocks.input(r)));
         }
         Ok(vec![round])
     }
@@ -215,7 +233,10 @@ impl Comm {
             then: vec![own],
             ..Round::default()
         }];
-        let (right, left) = (self.world_rank((me + 1) % n)?, self.world_rank((me + n - 1) % n)?);
+        let (right, left) = (
+            self.world_rank((me + 1) % n)?,
+            self.world_rank((me + n - 1) % n)?,
+        );
         for step in 0..n - 1 {
             let s = (me + n - step) % n;
             let r = (me + n - step - 1) % n;
@@ -316,11 +337,21 @@ impl Comm {
     pub(crate) fn scan_plan(&self, len: usize, inclusive: bool) -> Result<(Vec<Round>, usize)> {
         let (n, me) = (self.size(), self.rank());
         let tag = self.coll_tag(SCAN);
-        let (partial, tmp, out) = (Loc::Scratch(0, len), Loc::Scratch(len, len), Loc::Output(0, len));
+        let (partial, tmp, out) = (
+            Loc::Scratch(0, len),
+            Loc::Scratch(len, len),
+            Loc::Output(0, len),
+        );
         let input = Loc::Input(0, len);
-        let mut first = vec![Local::Copy { from: input, to: partial }];
+        let mut first = vec![Local::Copy {
+            from: input,
+            to: partial,
+        }];
         if inclusive {
-            first.push(Local::Copy { from: input, to: out });
+            first.push(Local::Copy {
+                from: input,
+                to: out,
+            });
         }
         let mut rounds = vec![Round {
             then: first,
@@ -408,16 +439,25 @@ mod tests {
         let b = Blocks::packed("t", &[1, 2, 3], 4).unwrap();
         assert_eq!(b.0, vec![(0, 4), (4, 8), (12, 12)]);
         assert!(b.check("t", 3, 24, true).is_ok());
-        assert!(b.check("t", 3, 23, true).is_err(), "the last block leaves the buffer");
+        assert!(
+            b.check("t", 3, 23, true).is_err(),
+            "the last block leaves the buffer"
+        );
         assert!(b.check("t", 2, 24, true).is_err(), "one block per rank");
         let d = Blocks::displaced("t", &[2, 2], &[4, 0], 8).unwrap();
         assert_eq!(d.0, vec![(32, 16), (0, 16)]);
         assert!(d.check("t", 2, 48, true).is_ok(), "any order, with gaps");
         let overlap = Blocks::displaced("t", &[2, 2], &[0, 1], 1).unwrap();
         assert!(overlap.check("t", 2, 4, true).is_err());
-        assert!(overlap.check("t", 2, 4, false).is_ok(), "a send buffer may repeat bytes");
+        assert!(
+            overlap.check("t", 2, 4, false).is_ok(),
+            "a send buffer may repeat bytes"
+        );
         let empty = Blocks::displaced("t", &[0, 2], &[1, 0], 1).unwrap();
-        assert!(empty.check("t", 2, 2, true).is_ok(), "an empty block overlaps nothing");
+        assert!(
+            empty.check("t", 2, 2, true).is_ok(),
+            "an empty block overlaps nothing"
+        );
         assert!(Blocks::displaced("t", &[1], &[], 1).is_err());
         assert!(Blocks::packed("t", &[usize::MAX], 2).is_err());
         assert!(Blocks::displaced("t", &[1], &[usize::MAX], 4).is_err());

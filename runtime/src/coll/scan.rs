@@ -215,7 +215,12 @@ impl Comm {
         self.reduce_scatter_impl(send, recv, &user(f))
     }
 
-    fn reduce_scatter_impl<T: Pod>(&self, send: &[T], recv: &mut [T], f: Combiner<T>) -> Result<()> {
+    fn reduce_scatter_impl<T: Pod>(
+        &self,
+        send: &[T],
+        recv: &mut [T],
+        f: Combiner<T>,
+    ) -> Result<()> {
         self.begin_coll();
         let (n, me, bs) = (self.size(), self.rank(), recv.len());
         if send.len() != n * bs {

@@ -273,7 +273,11 @@ impl Comm {
         displs: &[usize],
         root: usize,
     ) -> Result<()> {
-        self.agree(super::check::Signature::of("gatherv_displs").root(root).elem_type::<T>())?;
+        self.agree(
+            super::check::Signature::of("gatherv_displs")
+                .root(root)
+                .elem_type::<T>(),
+        )?;
         self.check_root(root)?;
         let (n, me) = (self.size(), self.rank());
         let blocks = if me == root {
@@ -311,7 +315,11 @@ impl Comm {
         recv: &mut [T],
         root: usize,
     ) -> Result<()> {
-        self.agree(super::check::Signature::of("scatterv_displs").root(root).elem_type::<T>())?;
+        self.agree(
+            super::check::Signature::of("scatterv_displs")
+                .root(root)
+                .elem_type::<T>(),
+        )?;
         self.check_root(root)?;
         let (n, me) = (self.size(), self.rank());
         let blocks = if me == root {
@@ -387,7 +395,11 @@ impl Comm {
         let rb = Blocks::displaced("alltoallv_displs recv", recv_counts, recv_displs, size)?;
         sb.check("alltoallv_displs send", n, size_of_val(send), false)?;
         rb.check("alltoallv_displs recv", n, size_of_val(recv), true)?;
-        expect_len("alltoallv_displs own block", recv_counts[me], send_counts[me])?;
+        expect_len(
+            "alltoallv_displs own block",
+            recv_counts[me],
+            send_counts[me],
+        )?;
         self.begin_coll();
         let rounds = self.alltoall_plan(&sb, &rb)?;
         self.run_plan(bytes(send), bytes_mut(recv), rounds)

@@ -48,11 +48,7 @@ pub(crate) fn encode<T: Serialize + ?Sized>(v: &T, what: &'static str) -> Result
 }
 
 /// `v` encoded into `buf` (cleared first; its capacity is reused).
-fn encode_into<T: Serialize + ?Sized>(
-    v: &T,
-    buf: &mut Vec<u8>,
-    what: &'static str,
-) -> Result<()> {
+fn encode_into<T: Serialize + ?Sized>(v: &T, buf: &mut Vec<u8>, what: &'static str) -> Result<()> {
     buf.clear();
     *buf = postcard::to_extend(v, std::mem::take(buf)).map_err(|e| Error::Encode {
         what,
@@ -249,8 +245,10 @@ impl Comm {
             let n = probed.bytes();
             if buf.len() < n {
                 buf.clear();
-                buf.try_reserve_exact(n)
-                    .map_err(|_| Error::OutOfMemory { what: WHAT, bytes: n })?;
+                buf.try_reserve_exact(n).map_err(|_| Error::OutOfMemory {
+                    what: WHAT,
+                    bytes: n,
+                })?;
                 buf.resize(n, 0);
             }
             let st = self.recv(&mut buf[..n], probed.source(), probed.tag())?;
