@@ -80,3 +80,24 @@ fn nonblocking_collectives_on_1_to_8_ranks() {
         nb(n, "icoll");
     }
 }
+
+#[test]
+fn cancel_under_contention() {
+    for n in [2, 4] {
+        rank_case("t_nb", n, "cancel", &[], &[]);
+    }
+}
+
+#[test]
+fn wait_some_and_test_some_with_several_senders() {
+    for n in [2, 4, 7] {
+        rank_case("t_nb", n, "waitsome", &[], &[]);
+    }
+}
+
+#[test]
+fn sendrecv_replace_around_the_ring() {
+    for n in [1, 2, 3] {
+        rank_case("t_nb", n, "replace", &[], &[]);
+    }
+}

@@ -44,6 +44,9 @@ pub enum Error {
         /// What was observed.
         cause: PeerCause,
     },
+    /// The receive was cancelled ([`Request::cancel`](crate::Request::cancel)) before any
+    /// message matched it: waiting on it returns this.
+    Cancelled,
     /// Arguments that do not fit together (lengths, counts, sizes).
     InvalidArgument {
         /// The call or parameter concerned.
@@ -155,6 +158,7 @@ impl fmt::Display for Error {
                 write!(f, "invalid rank {rank}: the communicator has {size} ranks (0..{size})")
             }
             Error::PeerFailed { rank, cause } => write!(f, "peer rank {rank} failed: {cause}"),
+            Error::Cancelled => write!(f, "the receive was cancelled before a message matched it"),
             Error::InvalidArgument { what, detail } => write!(f, "invalid argument to {what}: {detail}"),
             Error::Bootstrap { what } => write!(f, "cannot join the job: {what}"),
             Error::OutOfMemory { what, bytes } => write!(

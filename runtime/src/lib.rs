@@ -211,7 +211,9 @@ pub use coll::op::{Op, Reduce};
 pub use comm::{Comm, Source, Status, TagMatch, ANY_SOURCE, ANY_TAG};
 pub use error::{Error, PeerCause, Result};
 pub use init::{init, wtime, World};
-pub use scope::{scope, test_all, test_any, wait_all, wait_any, Request, Scope};
+pub use scope::{
+    scope, test_all, test_any, test_some, wait_all, wait_any, wait_some, Request, Scope,
+};
 /// The serde the value calls use, for `#[serde(crate = "mpr::serde")]` in a crate that has no
 /// `serde` dependency of its own.
 #[cfg(feature = "serde")]

@@ -433,6 +433,42 @@ impl<'scope> Request<'scope> {
         }
     }
 
+    /// Cancels a receive that no message has matched yet; `true` if it was cancelled (waiting
+    /// on it then returns [`Error::Cancelled`], and the message it would have taken goes to
+    /// the next matching receive). `false` if a message had already matched it: it completes
+    /// as usual. Sends cannot be cancelled (an error), as in MPI 4, where cancelling a send is
+    /// deprecated.
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// let mut reply = [0u8; 4];
+    /// mpr::scope(|s| -> mpr::Result<()> {
+    ///     let mut r = world.irecv(s, &mut reply, mpr::ANY_SOURCE, 99)?;
+    ///     // ... nobody answered in time: take the receive back ...
+    ///     if r.cancel()? {
+    ///         assert!(matches!(r.wait(), Err(mpr::Error::Cancelled)));
+    ///     }
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
+    pub fn cancel(&mut self) -> Result<bool> {
+        if self.cap.is_none() {
+            return Err(Error::InvalidArgument {
+                what: "cancel",
+                detail: "only receives can be cancelled".into(),
+            });
+        }
+        let State::Pending(op) = self.state else {
+            return Ok(false);
+        };
+        let comm = self.scope.comm(self.comm);
+        let mut engine = comm.engine.borrow_mut();
+        // Let messages that already arrived match first: cancelling never drops one.
+        engine.poll_once()?;
+        Ok(engine.cancel_waiting(op))
+    }
+
     /// Whether the operation has completed (as last seen; does not make progress).
     ///
     /// ```
@@ -631,4 +667,109 @@ pub fn test_any(reqs: &mut Vec<Request<'_>>) -> Result<Option<(usize, Status)>> 
         }
     }
     Ok(None)
+}
+
+/// Waits until at least one of `reqs` has completed, then removes every request that has and
+/// returns each one's former index with its own result: the index of a request that failed is
+/// reported beside its error, and the others' results are not lost. An empty vector is an
+/// error.
+///
+/// ```
+/// let world = mpr::init()?;
+/// let (rank, size) = (world.rank(), world.size());
+/// let out = [rank as u32];
+/// let mut inb = vec![0u32; size];
+/// mpr::scope(|s| -> mpr::Result<()> {
+///     let mut reqs = Vec::new();
+///     for (src, slot) in inb.chunks_mut(1).enumerate() {
+///         reqs.push(world.irecv(s, slot, src, 3)?);
+///     }
+///     for dest in 0..size {
+///         world.send(&out, dest, 3)?;
+///     }
+///     let mut seen = 0;
+///     while !reqs.is_empty() {
+///         for (index, result) in mpr::wait_some(&mut reqs)? {
+///             let st = result?; // `index` names the request if it failed
+///             println!("request {index}: {} bytes from rank {}", st.bytes(), st.source());
+///             seen += 1;
+///         }
+///     }
+///     assert_eq!(seen, size);
+///     Ok(())
+/// })?;
+/// # Ok::<(), mpr::Error>(())
+/// ```
+///
+/// The indices are those of `reqs` as it was when called, in increasing order.
+pub fn wait_some(reqs: &mut Vec<Request<'_>>) -> Result<Vec<(usize, Result<Status>)>> {
+    if reqs.is_empty() {
+        return Err(Error::InvalidArgument {
+            what: "wait_some",
+            detail: "no requests to wait for".into(),
+        });
+    }
+    if !reqs.iter().any(Request::is_complete) {
+        let ops: Vec<OpId> = reqs.iter().filter_map(Request::op).collect();
+        let comm = reqs[0].scope.comm(reqs[0].comm);
+        comm.engine.borrow_mut().wait_any(&ops)?;
+    }
+    Ok(take_completed(reqs))
+}
+
+/// Tests the requests (one progress step) and removes every one that has completed, returning
+/// their former indices and results as [`wait_some`] does; empty if none has.
+///
+/// ```
+/// let world = mpr::init()?;
+/// let me = world.rank();
+/// let mut inb = [0u8; 2];
+/// mpr::scope(|s| -> mpr::Result<()> {
+///     let mut reqs = vec![world.irecv(s, &mut inb, me, 0)?];
+///     assert!(mpr::test_some(&mut reqs)?.is_empty()); // nothing sent yet
+///     world.send(&[1u8, 2], me, 0)?;
+///     let mut done = Vec::new();
+///     while done.is_empty() {
+///         done = mpr::test_some(&mut reqs)?;
+///     }
+///     assert_eq!(done[0].0, 0);
+///     Ok(())
+/// })?;
+/// # Ok::<(), mpr::Error>(())
+/// ```
+pub fn test_some(reqs: &mut Vec<Request<'_>>) -> Result<Vec<(usize, Result<Status>)>> {
+    if let Some(r) = reqs.iter().find(|r| !r.is_complete()) {
+        r.scope.comm(r.comm).engine.borrow_mut().poll_once()?;
+    }
+    Ok(take_completed(reqs))
+}
+
+/// Removes the requests whose operations have completed (as the engine last saw), with their
+/// former indices and results.
+fn take_completed(reqs: &mut Vec<Request<'_>>) -> Vec<(usize, Result<Status>)> {
+    let mut done = Vec::new();
+    let mut kept = Vec::with_capacity(reqs.len());
+    for (i, mut r) in std::mem::take(reqs).into_iter().enumerate() {
+        let finished = match r.op() {
+            None => true,
+            Some(op) => r.scope.comm(r.comm).engine.borrow().op_done(op),
+        };
+        if finished {
+            let result = match r.already() {
+                Some(res) => res,
+                None => {
+                    let State::Pending(op) = r.state else {
+                        unreachable!("checked above")
+                    };
+                    let raw = r.scope.comm(r.comm).engine.borrow_mut().wait(op);
+                    r.finish(raw)
+                }
+            };
+            done.push((i, result));
+        } else {
+            kept.push(r);
+        }
+    }
+    *reqs = kept;
+    done
 }

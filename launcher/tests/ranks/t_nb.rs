@@ -27,6 +27,9 @@ fn main() -> ExitCode {
         "truncate" => truncate(world),
         "panic" => panic_in_scope(world),
         "icoll" => icoll(world),
+        "cancel" => cancel(world),
+        "waitsome" => waitsome(world),
+        "replace" => replace(world),
         other => Err(format!("unknown case {other:?}")),
     })
 }
@@ -438,4 +441,162 @@ fn icoll(w: &mpr::World) -> R<()> {
         "bit op on floats"
     );
     w.barrier().map_err(e)
+}
+
+/// Cancel under contention: rank 0's wildcard receives are cancelled before and after the
+/// others send; a cancelled receive takes no message (every message is received once, by a
+/// later receive), one that matched reports `false` and its data.
+fn cancel(w: &mpr::World) -> R<()> {
+    let (rank, size) = (w.rank(), w.size());
+    if rank == 0 {
+        let mut early = [0u64; 1];
+        mpr::scope(|s| -> R<()> {
+            let mut r = w.irecv(s, &mut early, ANY_SOURCE, 5).map_err(e)?;
+            check!(
+                r.cancel().map_err(e)?,
+                "an unmatched receive was not cancelled"
+            );
+            check!(
+                matches!(r.wait(), Err(Error::Cancelled)),
+                "wait after cancel"
+            );
+            Ok(())
+        })?;
+        w.barrier().map_err(e)?; // now the others send
+        let mut got = vec![0usize; size];
+        let mut late = [0u64; 1];
+        let mut matched = 0;
+        // Wait until the first message is surely here, then a receive matches at once.
+        w.probe(ANY_SOURCE, 5).map_err(e)?;
+        mpr::scope(|s| -> R<()> {
+            let mut r = w.irecv(s, &mut late, ANY_SOURCE, 5).map_err(e)?;
+            if !r.cancel().map_err(e)? {
+                let st = r.wait().map_err(e)?;
+                got[st.source()] += 1;
+                matched += 1;
+            }
+            Ok(())
+        })?;
+        check!(
+            matched == 1,
+            "a receive with a message waiting was cancelled"
+        );
+        while got.iter().sum::<usize>() < 3 * (size - 1) {
+            let mut b = [0u64; 1];
+            let st = w.recv(&mut b, ANY_SOURCE, 5).map_err(e)?;
+            check!(
+                b[0] == st.source() as u64,
+                "payload {b:?} from {}",
+                st.source()
+            );
+            got[st.source()] += 1;
+        }
+        check!(got[1..].iter().all(|&c| c == 3), "counts {got:?}");
+        check!(
+            w.iprobe(ANY_SOURCE, 5).map_err(e)?.is_none(),
+            "a message too many"
+        );
+        // Sends cannot be cancelled.
+        let out = [1u8];
+        mpr::scope(|s| -> R<()> {
+            let mut q = w.isend(s, &out, 0, 6).map_err(e)?;
+            check!(q.cancel().is_err(), "a send was cancelled");
+            let mut b = [0u8];
+            w.recv(&mut b, 0, 6).map_err(e)?;
+            q.wait().map_err(e)?;
+            Ok(())
+        })?;
+    } else {
+        w.barrier().map_err(e)?;
+        for _ in 0..3 {
+            w.send(&[rank as u64], 0, 5).map_err(e)?;
+        }
+    }
+    w.barrier().map_err(e)?;
+    Ok(())
+}
+
+/// wait_some / test_some with several senders and ANY_SOURCE: every message once, indices
+/// of the vector as it was, and a failing request (truncated) reported with its index.
+fn waitsome(w: &mpr::World) -> R<()> {
+    let (rank, size) = (w.rank(), w.size());
+    let k = 20;
+    if rank == 0 {
+        let total = k * (size - 1);
+        let mut bufs = vec![[0u32; 4]; total];
+        let mut tiny = [0u8; 1];
+        let mut seen = vec![0usize; size];
+        mpr::scope(|s| -> R<()> {
+            let mut reqs = Vec::new();
+            let mut ids = Vec::new();
+            for (i, b) in bufs.iter_mut().enumerate() {
+                reqs.push(w.irecv(s, b, ANY_SOURCE, 1).map_err(e)?);
+                ids.push(i);
+            }
+            reqs.push(w.irecv(s, &mut tiny, 1, 2).map_err(e)?);
+            ids.push(usize::MAX);
+            check!(
+                mpr::test_some(&mut reqs).map_err(e)?.is_empty(),
+                "completed before sends"
+            );
+            w.barrier().map_err(e)?;
+            let (mut failed, mut done) = (0, 0);
+            while !reqs.is_empty() {
+                let batch = if done % 2 == 0 {
+                    mpr::wait_some(&mut reqs).map_err(e)?
+                } else {
+                    mpr::test_some(&mut reqs).map_err(e)?
+                };
+                let mut removed = 0;
+                for (i, res) in batch {
+                    let id = ids.remove(i - removed);
+                    removed += 1;
+                    match res {
+                        Ok(st) => {
+                            check!(id != usize::MAX, "the tiny receive succeeded");
+                            seen[st.source()] += 1;
+                        }
+                        Err(Error::Truncated { .. }) => {
+                            check!(id == usize::MAX, "index {i} failed but was request {id}");
+                            failed += 1;
+                        }
+                        Err(other) => return Err(e(other)),
+                    }
+                }
+                done += 1;
+            }
+            check!(failed == 1, "{failed} failed requests reported");
+            check!(mpr::wait_some(&mut reqs).is_err(), "wait_some on nothing");
+            Ok(())
+        })?;
+        check!(seen[1..].iter().all(|&c| c == k), "counts {seen:?}");
+        for b in &bufs {
+            check!(b[1] == b[0] * 10 && b[2] == 7, "payload {b:?}");
+        }
+    } else {
+        w.barrier().map_err(e)?;
+        for j in 0..k {
+            w.send(&[rank as u32, rank as u32 * 10, 7, j as u32], 0, 1)
+                .map_err(e)?;
+        }
+        if rank == 1 {
+            w.send(&[1u8, 2, 3], 0, 2).map_err(e)?;
+        }
+    }
+    Ok(())
+}
+
+/// sendrecv_replace around the ring, several sizes.
+fn replace(w: &mpr::World) -> R<()> {
+    let (rank, size) = (w.rank(), w.size());
+    for n in [0, 1, 1000, 300_000] {
+        let mut buf = pattern(rank, 0, n, n);
+        let st = w
+            .sendrecv_replace(&mut buf, (rank + 1) % size, 3, (rank + size - 1) % size, 3)
+            .map_err(e)?;
+        let left = (rank + size - 1) % size;
+        check!(st.source() == left && st.bytes() == n, "{st:?}");
+        check!(buf == pattern(left, 0, n, n), "size {n}: wrong data");
+    }
+    Ok(())
 }

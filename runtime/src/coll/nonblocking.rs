@@ -81,9 +81,9 @@ impl Comm {
     ///
     /// ```
     /// let world = mpr::init()?;
+    /// let mine = [world.rank() as u32 * 3 % 5]; // outside the scope: it must outlive the request
     /// let mut widest = [0u32];
     /// mpr::scope(|s| -> mpr::Result<()> {
-    ///     let mine = [world.rank() as u32 * 3 % 5];
     ///     let r = world.ireduce_with(s, &mine, &mut widest, |a: &u32, b: &u32| *a.max(b), 0)?;
     ///     r.wait()?;
     ///     Ok(())
@@ -481,9 +481,10 @@ impl Comm {
     /// use mpr::Op;
     /// let world = mpr::init()?;
     /// let rank = world.rank() as u64;
+    /// let mine = [rank + 1]; // not `&[rank + 1]` in the call: a temporary dies too soon
     /// let mut upto = [0u64];
     /// mpr::scope(|s| -> mpr::Result<()> {
-    ///     world.iscan(s, &[rank + 1], &mut upto, Op::Sum)?.wait()?;
+    ///     world.iscan(s, &mine, &mut upto, Op::Sum)?.wait()?;
     ///     Ok(())
     /// })?;
     /// assert_eq!(upto[0], (rank + 1) * (rank + 2) / 2);

@@ -360,4 +360,29 @@ impl Comm {
         )?;
         self.received(raws[0], cap)
     }
+
+    /// Sends `buf` to `dest` and receives into the same buffer from `src` (MPI's
+    /// `Sendrecv_replace`): the message received must fit `buf`. The outgoing data is copied
+    /// first, so this costs one local copy of `buf` more than [`Comm::sendrecv`].
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// let (rank, size) = (world.rank(), world.size());
+    /// // Rotate a block around the ring, in place.
+    /// let mut block = [rank as u64; 8];
+    /// let st = world.sendrecv_replace(&mut block, (rank + 1) % size, 0, (rank + size - 1) % size, 0)?;
+    /// assert_eq!(block[0], st.source() as u64);
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
+    pub fn sendrecv_replace<T: Pod>(
+        &self,
+        buf: &mut [T],
+        dest: usize,
+        send_tag: u32,
+        src: impl Into<Source>,
+        recv_tag: impl Into<TagMatch>,
+    ) -> Result<Status> {
+        let out = buf.to_vec();
+        self.sendrecv(&out, dest, send_tag, buf, src, recv_tag)
+    }
 }

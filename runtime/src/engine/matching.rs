@@ -77,6 +77,17 @@ impl Matching {
         self.posted.retain(|p| p.op != op);
     }
 
+    /// Removes a posted receive if it is still waiting for a message; whether it was.
+    pub(crate) fn unpost_waiting(&mut self, op: OpId) -> bool {
+        match self.posted.iter().position(|p| p.op == op) {
+            Some(i) => {
+                self.posted.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
     pub(crate) fn push_unexpected(&mut self, u: Unexpected) {
         self.unexpected.push_back(u);
     }

@@ -785,6 +785,22 @@ impl Engine {
         let _ = self.core.ops.take(op);
     }
 
+    /// Whether `op` has completed (or is unknown: already freed).
+    pub(crate) fn op_done(&self, op: OpId) -> bool {
+        self.core.ops.is_done(op)
+    }
+
+    /// Cancels a receive that no message has matched yet: it completes with
+    /// [`Error::Cancelled`]. Whether it was cancelled (false: a message matched it, or it had
+    /// completed; it then completes as it would have).
+    pub(crate) fn cancel_waiting(&mut self, op: OpId) -> bool {
+        if self.core.ops.is_done(op) || !self.core.matching.unpost_waiting(op) {
+            return false;
+        }
+        self.core.ops.complete(op, Err(Error::Cancelled));
+        true
+    }
+
     /// Waits for every op, freeing them; the first error wins, but all are waited for.
     pub(crate) fn wait_all(&mut self, ops: &[OpId]) -> Result<Vec<RawStatus>> {
         if let Err(e) =
