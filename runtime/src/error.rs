@@ -97,6 +97,15 @@ pub enum Error {
         /// The underlying error.
         source: io::Error,
     },
+    /// The request at `index` of the vector given to [`wait_any`](crate::wait_any) or
+    /// [`test_any`](crate::test_any) completed with `error` (it was removed from the vector).
+    /// [`Error::inner`] looks through this to the error itself.
+    InRequest {
+        /// Where the request was in the vector.
+        index: usize,
+        /// What it failed with.
+        error: Box<Error>,
+    },
 }
 
 /// How a peer was seen to fail.
@@ -177,6 +186,7 @@ impl fmt::Display for Error {
                 "{what}: the value from rank {source} is not of the type asked for: {detail}"
             ),
             Error::Os { op, source } => write!(f, "{op} failed: {source}"),
+            Error::InRequest { index, error } => write!(f, "request {index}: {error}"),
         }
     }
 }
@@ -197,6 +207,30 @@ impl std::error::Error for Error {
 }
 
 impl Error {
+    /// The error itself, looking through [`Error::InRequest`] (which only says which request
+    /// of a [`wait_any`](crate::wait_any) failed).
+    ///
+    /// ```
+    /// let e = mpr::Error::InRequest { index: 2, error: Box::new(mpr::Error::Cancelled) };
+    /// assert!(matches!(e.inner(), mpr::Error::Cancelled));
+    /// assert_eq!(e.request_index(), Some(2));
+    /// ```
+    pub fn inner(&self) -> &Error {
+        match self {
+            Error::InRequest { error, .. } => error.inner(),
+            other => other,
+        }
+    }
+
+    /// The index of the failed request, for an error of [`wait_any`](crate::wait_any) or
+    /// [`test_any`](crate::test_any) that one request completed with.
+    pub fn request_index(&self) -> Option<usize> {
+        match self {
+            Error::InRequest { index, .. } => Some(*index),
+            _ => None,
+        }
+    }
+
     pub(crate) fn os(op: &'static str, source: io::Error) -> Error {
         Error::Os { op, source }
     }

@@ -553,8 +553,9 @@ pub fn wait_all(reqs: Vec<Request<'_>>) -> Result<Vec<Status>> {
 }
 
 /// Waits until one of `reqs` completes, removes it from the vector and returns its former index
-/// and status. A request that completed with an error is removed too, and its error returned.
-/// An empty vector is an error.
+/// and status. A request that completed with an error is removed too, and its error returned
+/// as [`Error::InRequest`], which names its index ([`Error::inner`] gives the error itself). An
+/// empty vector is an error.
 ///
 /// ```
 /// let world = mpr::init()?;
@@ -595,7 +596,15 @@ pub fn wait_any(reqs: &mut Vec<Request<'_>>) -> Result<(usize, Status)> {
         }
     };
     let r = reqs.remove(i);
-    r.wait().map(|st| (i, st))
+    r.wait().map(|st| (i, st)).map_err(|e| in_request(i, e))
+}
+
+/// A request's own error, with its index.
+fn in_request(index: usize, error: Error) -> Error {
+    Error::InRequest {
+        index,
+        error: Box::new(error),
+    }
 }
 
 /// Tests every request once (one progress step); `Some` with all statuses, in order, once all have
@@ -630,7 +639,7 @@ pub fn test_all(reqs: &mut [Request<'_>]) -> Result<Option<Vec<Status>>> {
 }
 
 /// Tests the requests (one progress step); if one has completed, removes it and returns its index
-/// and status, as [`wait_any`] does.
+/// and status, as [`wait_any`] does (an error of that request as [`Error::InRequest`]).
 ///
 /// ```
 /// let world = mpr::init()?;
@@ -662,7 +671,7 @@ pub fn test_any(reqs: &mut Vec<Request<'_>>) -> Result<Option<(usize, Status)>> 
             }
             Err(e) => {
                 drop(reqs.remove(i));
-                return Err(e);
+                return Err(in_request(i, e));
             }
         }
     }

@@ -573,6 +573,27 @@ fn waitsome(w: &mpr::World) -> R<()> {
         for b in &bufs {
             check!(b[1] == b[0] * 10 && b[2] == 7, "payload {b:?}");
         }
+        // wait_any names the request that failed.
+        let (mut big, mut small) = ([0u8; 8], [0u8; 1]);
+        mpr::scope(|s| -> R<()> {
+            let mut reqs = vec![
+                w.irecv(s, &mut big, 1, 8).map_err(e)?,
+                w.irecv(s, &mut small, 1, 4).map_err(e)?,
+            ];
+            w.barrier().map_err(e)?;
+            let mut failed = None;
+            while !reqs.is_empty() {
+                if let Err(err) = mpr::wait_any(&mut reqs) {
+                    failed = Some(err);
+                }
+            }
+            let err = failed.ok_or("the truncated receive did not fail")?;
+            check!(
+                matches!(err.inner(), Error::Truncated { .. }) && err.request_index().is_some(),
+                "{err:?}"
+            );
+            Ok(())
+        })?;
     } else {
         w.barrier().map_err(e)?;
         for j in 0..k {
@@ -581,6 +602,11 @@ fn waitsome(w: &mpr::World) -> R<()> {
         }
         if rank == 1 {
             w.send(&[1u8, 2, 3], 0, 2).map_err(e)?;
+        }
+        w.barrier().map_err(e)?;
+        if rank == 1 {
+            w.send(&[1u8, 2, 3], 0, 4).map_err(e)?;
+            w.send(&[1u8], 0, 8).map_err(e)?;
         }
     }
     Ok(())
