@@ -101,3 +101,11 @@ fn sendrecv_replace_around_the_ring() {
         rank_case("t_nb", n, "replace", &[], &[]);
     }
 }
+
+#[test]
+fn mprobe_under_contention() {
+    for n in [2, 4, 7] {
+        rank_case("t_nb", n, "mprobe", &[], &[]);
+    }
+    rank_case("t_nb", 4, "mprobe", &[], &[("MPR_LOCAL", "unix")]);
+}

@@ -208,7 +208,7 @@ mod wire;
 pub use bytemuck;
 pub use bytemuck::{Pod, Zeroable};
 pub use coll::op::{Op, Reduce};
-pub use comm::{Comm, Source, Status, TagMatch, ANY_SOURCE, ANY_TAG};
+pub use comm::{Comm, Message, Source, Status, TagMatch, ANY_SOURCE, ANY_TAG};
 pub use error::{Error, PeerCause, Result};
 pub use init::{init, wtime, World};
 pub use scope::{

@@ -30,6 +30,7 @@ fn main() -> ExitCode {
         "cancel" => cancel(world),
         "waitsome" => waitsome(world),
         "replace" => replace(world),
+        "mprobe" => mprobe(world),
         other => Err(format!("unknown case {other:?}")),
     })
 }
@@ -624,5 +625,79 @@ fn replace(w: &mpr::World) -> R<()> {
         check!(st.source() == left && st.bytes() == n, "{st:?}");
         check!(buf == pattern(left, 0, n, n), "size {n}: wrong data");
     }
+    Ok(())
+}
+
+/// Matched probe with several senders and ANY_SOURCE: a probed message is received by its
+/// handle only, never by a receive posted after the probe; a dropped handle gives it back.
+fn mprobe(w: &mpr::World) -> R<()> {
+    let (rank, size) = (w.rank(), w.size());
+    let k = 10;
+    if rank == 0 {
+        w.barrier().map_err(e)?;
+        let mut got = vec![0usize; size];
+        let mut stolen = [0u64; 2];
+        let mut second = None;
+        let mut count = 0;
+        mpr::scope(|s| -> R<()> {
+            let msg = w.mprobe(ANY_SOURCE, 1).map_err(e)?;
+            // Posted after the probe: must take another message, not the probed one.
+            let r = w.irecv(s, &mut stolen, ANY_SOURCE, 1).map_err(e)?;
+            let probed = msg.status();
+            let (v, st) = msg.recv_vec::<u64>().map_err(e)?;
+            check!(
+                st == probed && v[0] == st.source() as u64,
+                "probed {probed:?}, got {st:?} {v:?}"
+            );
+            check!(v[1] == got[st.source()] as u64, "out of order: {v:?}");
+            got[st.source()] += 1;
+            second = Some(r.wait().map_err(e)?);
+            Ok(())
+        })?;
+        // The buffer of the posted receive is ours again once the scope has ended.
+        let st2 = second.ok_or("no status")?;
+        check!(stolen[0] == st2.source() as u64, "the posted receive");
+        check!(
+            stolen[1] == got[st2.source()] as u64,
+            "out of order: {stolen:?}"
+        );
+        got[st2.source()] += 1;
+        count += 2;
+        // A dropped handle gives its message back, to be received normally.
+        let msg = w.mprobe(ANY_SOURCE, 1).map_err(e)?;
+        let first = msg.status();
+        drop(msg);
+        let mut b = [0u64; 2];
+        let st = w.recv(&mut b, first.source(), 1).map_err(e)?;
+        check!(
+            b[1] == got[st.source()] as u64,
+            "the dropped message came back out of order: {b:?}"
+        );
+        got[st.source()] += 1;
+        count += 1;
+        while count < k * (size - 1) {
+            let msg = match w.improbe(ANY_SOURCE, 1).map_err(e)? {
+                Some(m) => m,
+                None => w.mprobe(ANY_SOURCE, 1).map_err(e)?,
+            };
+            let mut buf = [0u64; 2];
+            let st = msg.recv(&mut buf).map_err(e)?;
+            check!(buf[0] == st.source() as u64, "payload {buf:?}");
+            check!(buf[1] == got[st.source()] as u64, "out of order: {buf:?}");
+            got[st.source()] += 1;
+            count += 1;
+        }
+        check!(got[1..].iter().all(|&c| c == k), "counts {got:?}");
+        check!(
+            w.improbe(ANY_SOURCE, 1).map_err(e)?.is_none(),
+            "a message too many"
+        );
+    } else {
+        w.barrier().map_err(e)?;
+        for j in 0..k {
+            w.send(&[rank as u64, j as u64], 0, 1).map_err(e)?;
+        }
+    }
+    w.barrier().map_err(e)?;
     Ok(())
 }

@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+mod matched;
 mod nonblocking;
 mod p2p;
 mod split;
@@ -17,6 +18,7 @@ mod value;
 use std::cell::RefCell;
 use std::rc::Rc;
 
+pub use matched::Message;
 pub use p2p::{Source, Status, TagMatch, ANY_SOURCE, ANY_TAG};
 
 use crate::coll::NodeState;

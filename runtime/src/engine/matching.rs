@@ -43,7 +43,10 @@ fn matches(want_src: Option<usize>, want_tag: Option<u32>, src: usize, tag: u32)
 #[derive(Default)]
 pub(crate) struct Matching {
     posted: VecDeque<Posted>,
-    unexpected: VecDeque<Unexpected>,
+    /// With the number of their arrival, so that a message taken out by a matched probe and
+    /// given back goes back to its place in the order.
+    unexpected: VecDeque<(u64, Unexpected)>,
+    arrivals: u64,
 }
 
 impl Matching {
@@ -89,7 +92,26 @@ impl Matching {
     }
 
     pub(crate) fn push_unexpected(&mut self, u: Unexpected) {
-        self.unexpected.push_back(u);
+        self.arrivals += 1;
+        self.unexpected.push_back((self.arrivals, u));
+    }
+
+    /// The oldest unexpected message a receive would match, removed from the queue with its
+    /// arrival number (a matched probe holds it; [`Matching::put_back`] returns it).
+    pub(crate) fn take_held(
+        &mut self,
+        ctx: u32,
+        src: Option<usize>,
+        tag: Option<u32>,
+    ) -> Option<(u64, Unexpected)> {
+        let i = self.find(ctx, src, tag)?;
+        self.unexpected.remove(i)
+    }
+
+    /// Returns a held message to its place among the unexpected ones (by arrival).
+    pub(crate) fn put_back(&mut self, arrival: u64, u: Unexpected) {
+        let at = self.unexpected.partition_point(|(a, _)| *a < arrival);
+        self.unexpected.insert(at, (arrival, u));
     }
 
     /// The oldest unexpected message a receive would match, removed from the queue.
@@ -100,7 +122,7 @@ impl Matching {
         tag: Option<u32>,
     ) -> Option<Unexpected> {
         let i = self.find(ctx, src, tag)?;
-        self.unexpected.remove(i)
+        self.unexpected.remove(i).map(|(_, u)| u)
     }
 
     /// The oldest unexpected message a receive would match, left in place (probe).
@@ -112,12 +134,13 @@ impl Matching {
     ) -> Option<&Unexpected> {
         self.find(ctx, src, tag)
             .and_then(|i| self.unexpected.get(i))
+            .map(|(_, u)| u)
     }
 
     fn find(&self, ctx: u32, src: Option<usize>, tag: Option<u32>) -> Option<usize> {
         self.unexpected
             .iter()
-            .position(|u| u.ctx == ctx && matches(src, tag, u.src, u.tag))
+            .position(|(_, u)| u.ctx == ctx && matches(src, tag, u.src, u.tag))
     }
 }
 
@@ -146,6 +169,17 @@ mod tests {
         assert_eq!(m.take_unexpected(0, Some(1), Some(6)).unwrap().tag, 6);
         assert_eq!(m.take_unexpected(0, None, Some(5)).unwrap().src, 1);
         assert_eq!(m.peek_unexpected(0, None, None).unwrap().src, 2);
+        // A held message goes back to its place.
+        m.push_unexpected(msg(3, 7));
+        let (arrival, held) = m.take_held(0, Some(2), None).unwrap();
+        assert_eq!(m.peek_unexpected(0, None, None).unwrap().src, 3);
+        m.put_back(arrival, held);
+        assert_eq!(
+            m.take_unexpected(0, None, None).unwrap().src,
+            2,
+            "back before later ones"
+        );
+        assert_eq!(m.take_unexpected(0, None, None).unwrap().src, 3);
         m.post(Posted {
             op: 10,
             ctx: 0,

@@ -472,6 +472,8 @@ pub(crate) struct Engine {
     pub(crate) contexts: contexts::ContextIds,
     /// Running nonblocking collectives, with the op each completes.
     schedules: Vec<(OpId, Box<schedule::Schedule<'static>>)>,
+    /// Messages taken out of matching by a matched probe, by arrival number, until received.
+    held: Vec<(u64, Unexpected)>,
     /// From how many elements reductions run on rayon (None: not on this host).
     pub(crate) par_reduce: Option<usize>,
     /// See [`Engine::crowded`].
@@ -534,6 +536,7 @@ impl Engine {
             broken: None,
             contexts: contexts::ContextIds::new(),
             schedules: Vec::new(),
+            held: Vec::new(),
             par_reduce,
             crowded,
             one_host: local_size == size,
@@ -720,6 +723,75 @@ impl Engine {
             Some(st) => Some(Ok(st)),
             None => src.and_then(|p| e.core.peer_error(p)).map(Err),
         })?
+    }
+
+    /// A matched probe: the oldest matching message that has arrived, taken out of matching so
+    /// that only [`Engine::recv_held`] receives it; its arrival number names it. `block`: wait
+    /// for one, else one progress step and `None` if there is none.
+    pub(crate) fn mprobe(
+        &mut self,
+        ctx: u32,
+        src: Option<usize>,
+        tag: Option<u32>,
+        block: bool,
+    ) -> Result<Option<(u64, RawStatus)>> {
+        let st = if block {
+            Some(self.probe(ctx, src, tag)?)
+        } else {
+            self.iprobe(ctx, src, tag)?
+        };
+        if st.is_none() {
+            return Ok(None);
+        }
+        let Some((arrival, u)) = self.core.matching.take_held(ctx, src, tag) else {
+            return Ok(None);
+        };
+        let st = RawStatus {
+            source: u.src,
+            tag: u.tag,
+            bytes: u.len,
+        };
+        self.held.push((arrival, u));
+        Ok(Some((arrival, st)))
+    }
+
+    /// Receives the held message `arrival` into `buf` (blocking).
+    pub(crate) fn recv_held(&mut self, arrival: u64, buf: &mut [u8]) -> Result<RawStatus> {
+        let Some(i) = self.held.iter().position(|(a, _)| *a == arrival) else {
+            return Err(Error::InvalidArgument {
+                what: "matched receive",
+                detail: "the message was already received".into(),
+            });
+        };
+        let (_, u) = self.held.swap_remove(i);
+        // SAFETY (RawMut::new): `buf` is borrowed mutably for this whole call and `wait` returns
+        // only once the operation has left the engine.
+        let view = unsafe { RawMut::new(buf) };
+        let op = self.core.ops.insert(Op::Recv(RecvOp {
+            src: Some(u.src),
+            cap: view.len(),
+            buf: Some(view),
+            state: RecvState::Posted,
+        }));
+        self.core.deliver_unexpected(op, u);
+        self.flush_outbox();
+        self.wait(op)
+    }
+
+    /// Gives a held message back to matching (its probe's handle was dropped unreceived): to
+    /// the oldest posted receive that matches it, else to its place among the unexpected.
+    pub(crate) fn release_held(&mut self, arrival: u64) {
+        let Some(i) = self.held.iter().position(|(a, _)| *a == arrival) else {
+            return;
+        };
+        let (_, u) = self.held.swap_remove(i);
+        match self.core.matching.take_posted(u.ctx, u.src, u.tag) {
+            Some(op) => {
+                self.core.deliver_unexpected(op, u);
+                self.flush_outbox();
+            }
+            None => self.core.matching.put_back(arrival, u),
+        }
     }
 
     /// The result of `op` if it has completed (freeing it), after one progress step that does
