@@ -109,3 +109,10 @@ fn mprobe_under_contention() {
     }
     rank_case("t_nb", 4, "mprobe", &[], &[("MPR_LOCAL", "unix")]);
 }
+
+#[test]
+fn buffers_handed_back_and_reposted_10000_times() {
+    for n in [2, 4] {
+        rank_case("t_nb", n, "handback", &[], &[]);
+    }
+}

@@ -512,6 +512,114 @@ impl std::fmt::Debug for Request<'_> {
     }
 }
 
+/// A request that hands its buffer back: [`BufRequest::wait`] returns the `&'scope mut [T]`
+/// it was started with, once the operation has completed, so the buffer can be read, changed and
+/// posted again inside the same scope. Started by [`Comm::irecv_buf`] and [`Comm::isend_buf`].
+///
+/// ```
+/// let world = mpr::init()?;
+/// let me = world.rank();
+/// let mut storage = [0u64; 4];
+/// let mut total = 0;
+/// mpr::scope(|s| -> mpr::Result<()> {
+///     let mut buf: &mut [u64] = &mut storage;
+///     for step in 0..100u64 {
+///         world.send(&[step; 4], me, 0)?;
+///         let (back, _st) = world.irecv_buf(s, buf, me, 0)?.wait()?;
+///         total += back[0]; // read it inside the scope...
+///         buf = back; // ...and post it again
+///     }
+///     Ok(())
+/// })?;
+/// assert_eq!(total, 99 * 100 / 2);
+/// # Ok::<(), mpr::Error>(())
+/// ```
+///
+/// With a plain [`Request`] the same loop does not compile: the buffer stays borrowed by the
+/// first request until the scope ends.
+///
+/// ```compile_fail,E0499
+/// let world = mpr::init().unwrap();
+/// let mut buf = [0u64; 4];
+/// mpr::scope(|s| {
+///     for _ in 0..2 {
+///         world.irecv(s, &mut buf, 0, 0).unwrap().wait().unwrap();
+///     }
+/// });
+/// ```
+///
+/// Dropping or leaking it is as for a [`Request`]: the scope still waits for the operation, and
+/// the buffer is not handed back. After an error the buffer is not handed back either.
+#[must_use = "a request completes only by the end of its scope; wait for it to get the buffer back"]
+pub struct BufRequest<'scope, T> {
+    req: Request<'scope>,
+    /// The buffer the request was started with (its only access path until it is handed back).
+    ptr: *mut T,
+    len: usize,
+    _buf: PhantomData<&'scope mut [T]>,
+}
+
+impl<'scope, T: bytemuck::Pod> BufRequest<'scope, T> {
+    /// Starts `start` on a view of `buf`, keeping `buf` to hand back.
+    pub(crate) fn start(
+        buf: &'scope mut [T],
+        start: impl FnOnce(&'scope mut [u8]) -> Result<Request<'scope>>,
+    ) -> Result<BufRequest<'scope, T>> {
+        let (size, len) = (std::mem::size_of_val(buf), buf.len());
+        let ptr = buf.as_mut_ptr();
+        // SAFETY: `ptr` covers `size` bytes of `buf`, which is moved into this request; `T: Pod`
+        // has no padding, so its bytes may be seen as `u8`s. The byte view is derived from
+        // `ptr` (not from `buf` again), so handing the buffer back through `ptr` later keeps
+        // one line of borrows: buf -> ptr -> bytes -> the engine's view.
+        let bytes: &'scope mut [u8] = unsafe { std::slice::from_raw_parts_mut(ptr.cast(), size) };
+        let req = start(bytes)?;
+        Ok(BufRequest {
+            req,
+            ptr,
+            len,
+            _buf: PhantomData,
+        })
+    }
+
+    /// Waits until the operation completes; its status and the buffer, which is the caller's
+    /// again (for a receive, holding the message).
+    pub fn wait(self) -> Result<(&'scope mut [T], Status)> {
+        let st = self.req.wait()?;
+        // SAFETY: `ptr` and `len` are those of the `&'scope mut [T]` this request was started
+        // with, which was moved into it: nothing else can reach that memory during `'scope`.
+        // The only other view, the engine's, ended when the operation completed (`wait` returns
+        // only once the operation has left the engine), so the buffer is handed back whole and
+        // unaliased. Tested by `buffers_handed_back_and_reposted_10000_times`.
+        let buf = unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) };
+        Ok((buf, st))
+    }
+
+    /// Moves communication forward without blocking; `Some(status)` once the operation has
+    /// completed (then [`BufRequest::wait`] returns at once with the buffer).
+    pub fn test(&mut self) -> Result<Option<Status>> {
+        self.req.test()
+    }
+
+    /// Whether the operation has completed (as last seen; does not make progress).
+    pub fn is_complete(&self) -> bool {
+        self.req.is_complete()
+    }
+
+    /// The plain request, for [`wait_all`] and friends (the buffer is then not handed back).
+    pub fn into_request(self) -> Request<'scope> {
+        self.req
+    }
+}
+
+impl<T> std::fmt::Debug for BufRequest<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BufRequest")
+            .field("request", &self.req)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
 /// Waits for every request; returns their statuses in order. All are waited for even when one
 /// fails; then the first error is returned.
 ///

@@ -31,6 +31,7 @@ fn main() -> ExitCode {
         "waitsome" => waitsome(world),
         "replace" => replace(world),
         "mprobe" => mprobe(world),
+        "handback" => handback(world),
         other => Err(format!("unknown case {other:?}")),
     })
 }
@@ -697,6 +698,55 @@ fn mprobe(w: &mpr::World) -> R<()> {
         for j in 0..k {
             w.send(&[rank as u64, j as u64], 0, 1).map_err(e)?;
         }
+    }
+    w.barrier().map_err(e)?;
+    Ok(())
+}
+
+/// Buffers handed back and posted again, 10,000 receives (ANY_SOURCE, several senders) in one
+/// scope, every payload checked in its buffer inside the scope; senders refill and resend one
+/// buffer handed back by its send.
+fn handback(w: &mpr::World) -> R<()> {
+    let (rank, size) = (w.rank(), w.size());
+    if size < 2 {
+        return Err("needs 2 ranks".into());
+    }
+    let per = 10_000usize.div_ceil(size - 1);
+    if rank == 0 {
+        let mut storage = vec![0u64; 3];
+        let mut next = vec![0u64; size];
+        mpr::scope(|s| -> R<()> {
+            let mut buf: &mut [u64] = &mut storage;
+            for _ in 0..per * (size - 1) {
+                let r = w.irecv_buf(s, buf, ANY_SOURCE, 2).map_err(e)?;
+                let (back, st) = r.wait().map_err(e)?;
+                let src = st.source();
+                check!(
+                    back[0] == src as u64 && back[1] == next[src],
+                    "from {src}: {back:?}, want seq {}",
+                    next[src]
+                );
+                check!(back[2] == back[1] * 3 + src as u64, "payload {back:?}");
+                next[src] += 1;
+                buf = back;
+            }
+            Ok(())
+        })?;
+        check!(
+            next[1..].iter().all(|&c| c == per as u64),
+            "counts {next:?}"
+        );
+    } else {
+        let mut storage = vec![0u64; 3];
+        mpr::scope(|s| -> R<()> {
+            let mut buf: &mut [u64] = &mut storage;
+            for j in 0..per as u64 {
+                buf.copy_from_slice(&[rank as u64, j, j * 3 + rank as u64]);
+                let q = w.isend_buf(s, buf, 0, 2).map_err(e)?;
+                buf = q.wait().map_err(e)?.0;
+            }
+            Ok(())
+        })?;
     }
     w.barrier().map_err(e)?;
     Ok(())

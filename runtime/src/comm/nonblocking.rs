@@ -8,7 +8,7 @@ use super::p2p::{Source, TagMatch};
 use super::Comm;
 use super::{bytes, bytes_mut};
 use crate::error::Result;
-use crate::scope::{Request, Scope};
+use crate::scope::{BufRequest, Request, Scope};
 
 impl Comm {
     /// Starts sending `buf` to `dest`. The buffer stays borrowed until the scope ends; the request
@@ -126,5 +126,71 @@ impl Comm {
         let src = self.src(src.into())?;
         let tag = tag.into().as_option();
         s.start_recv(self, src, tag, bytes_mut(buf))
+    }
+
+    /// [`Comm::irecv`] that hands its buffer back: [`BufRequest::wait`] returns it with the
+    /// message in it, inside the scope, to be read and posted again.
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// let (rank, size) = (world.rank(), world.size());
+    /// let (left, right) = ((rank + size - 1) % size, (rank + 1) % size);
+    /// let mut ghost = vec![0.0f64; 8];
+    /// mpr::scope(|s| -> mpr::Result<()> {
+    ///     let mut g: &mut [f64] = &mut ghost;
+    ///     for step in 0..3 {
+    ///         let edge = [step as f64; 8];
+    ///         let r = world.irecv_buf(s, g, left, step)?;
+    ///         world.send(&edge, right, step)?;
+    ///         let (back, _) = r.wait()?;
+    ///         assert_eq!(back[0], step as f64); // use what arrived before the next step
+    ///         g = back;
+    ///     }
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
+    pub fn irecv_buf<'scope, T: Pod>(
+        &self,
+        s: &'scope Scope<'scope, '_>,
+        buf: &'scope mut [T],
+        src: impl Into<Source>,
+        tag: impl Into<TagMatch>,
+    ) -> Result<BufRequest<'scope, T>> {
+        let src = self.src(src.into())?;
+        let tag = tag.into().as_option();
+        BufRequest::start(buf, |bytes| s.start_recv(self, src, tag, bytes))
+    }
+
+    /// [`Comm::isend`] of a buffer borrowed mutably, handed back by [`BufRequest::wait`] once
+    /// it may be reused: fill it again and send it again inside the same scope.
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// let me = world.rank();
+    /// let mut out = vec![0u32; 16];
+    /// let mut inb = [0u32; 16];
+    /// mpr::scope(|s| -> mpr::Result<()> {
+    ///     let mut o: &mut [u32] = &mut out;
+    ///     for step in 0..3 {
+    ///         o.fill(step);
+    ///         let q = world.isend_buf(s, o, me, 0)?;
+    ///         world.recv(&mut inb, me, 0)?;
+    ///         o = q.wait()?.0; // ours again: the next step refills it
+    ///     }
+    ///     Ok(())
+    /// })?;
+    /// assert_eq!(inb[0], 2);
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
+    pub fn isend_buf<'scope, T: Pod>(
+        &self,
+        s: &'scope Scope<'scope, '_>,
+        buf: &'scope mut [T],
+        dest: usize,
+        tag: u32,
+    ) -> Result<BufRequest<'scope, T>> {
+        let peer = self.world_rank(dest)?;
+        BufRequest::start(buf, |bytes| s.start_send(self, peer, tag, bytes, false))
     }
 }
