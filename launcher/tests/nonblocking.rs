@@ -116,3 +116,13 @@ fn buffers_handed_back_and_reposted_10000_times() {
         rank_case("t_nb", n, "handback", &[], &[]);
     }
 }
+
+#[test]
+fn receives_of_unknown_size_on_every_local_path() {
+    for n in [2, 4] {
+        rank_case("t_nb", n, "irecv_vec", &[], &[]);
+    }
+    for local in ["unix", "tcp"] {
+        rank_case("t_nb", 3, "irecv_vec", &[], &[("MPR_LOCAL", local)]);
+    }
+}

@@ -112,6 +112,37 @@ impl RawMut {
     }
 }
 
+/// A receive buffer the engine allocates when a message matches (a receive of unknown size):
+/// a `Vec<T>` seen as bytes, handed back whole once the receive has completed.
+pub(crate) trait Grown {
+    /// Its bytes (every element's).
+    fn bytes_mut(&mut self) -> &mut [u8];
+    /// Back to the concrete vector.
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any>;
+}
+
+impl<T: bytemuck::Pod> Grown for Vec<T> {
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        bytemuck::cast_slice_mut(self.as_mut_slice())
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any> {
+        self
+    }
+}
+
+/// Allocates a [`Grown`] buffer for a message of `bytes` bytes, `None` if memory runs out.
+pub(crate) type Alloc = fn(usize) -> Option<Box<dyn Grown>>;
+
+/// [`Alloc`] for `Vec<T>`: room for `bytes`, rounded up to whole elements.
+pub(crate) fn alloc_vec<T: bytemuck::Pod>(bytes: usize) -> Option<Box<dyn Grown>> {
+    let n = bytes.div_ceil(std::mem::size_of::<T>().max(1));
+    let mut v: Vec<T> = Vec::new();
+    v.try_reserve_exact(n).ok()?;
+    v.resize(n, T::zeroed());
+    Some(Box::new(v))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,5 +168,19 @@ mod tests {
         child.range_mut(0, 2).copy_from_slice(&[5, 6]);
         assert_eq!(child.len(), 2);
         assert_eq!(m.range_mut(0, 4), &[0, 7, 5, 6]);
+    }
+
+    #[test]
+    fn grown_buffers_round_up_and_come_back() {
+        let mut g = alloc_vec::<u32>(10).unwrap();
+        assert_eq!(g.bytes_mut().len(), 12, "whole elements");
+        g.bytes_mut()[..4].copy_from_slice(&7u32.to_ne_bytes());
+        let v = g.into_any().downcast::<Vec<u32>>().unwrap();
+        assert_eq!(v[0], 7);
+        assert!(
+            alloc_vec::<u64>(usize::MAX).is_none(),
+            "too big is None, not an abort"
+        );
+        assert_eq!(alloc_vec::<u8>(0).unwrap().bytes_mut().len(), 0);
     }
 }

@@ -208,11 +208,14 @@ mod wire;
 pub use bytemuck;
 pub use bytemuck::{Pod, Zeroable};
 pub use coll::op::{Op, Reduce};
+#[cfg(feature = "serde")]
+pub use comm::ValueRequest;
 pub use comm::{Comm, Message, Source, Status, TagMatch, ANY_SOURCE, ANY_TAG};
 pub use error::{Error, PeerCause, Result};
 pub use init::{init, wtime, World};
 pub use scope::{
-    scope, test_all, test_any, test_some, wait_all, wait_any, wait_some, Request, Scope,
+    scope, test_all, test_any, test_some, wait_all, wait_any, wait_some, BufRequest, Request,
+    Scope, VecRequest,
 };
 /// The serde the value calls use, for `#[serde(crate = "mpr::serde")]` in a crate that has no
 /// `serde` dependency of its own.

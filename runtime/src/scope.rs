@@ -267,6 +267,24 @@ impl<'scope> Scope<'scope, '_> {
         Ok(Request::new(&self.core, c, op, Some(cap)))
     }
 
+    /// Starts a receive of unknown size: the engine allocates its buffer with `grow` when a
+    /// message matches. Returns the request and its op (to take the buffer back).
+    pub(crate) fn start_recv_grown(
+        &'scope self,
+        comm: &Comm,
+        src: Option<usize>,
+        tag: Option<u32>,
+        grow: crate::buf::Alloc,
+    ) -> Result<(Request<'scope>, OpId)> {
+        let c = self.core.comm_index(comm)?;
+        let op = comm
+            .engine
+            .borrow_mut()
+            .irecv_grown(comm.ctx, src, tag, grow)?;
+        self.core.ops.borrow_mut().push(op);
+        Ok((Request::new(&self.core, c, op, None), op))
+    }
+
     /// Starts a nonblocking collective over `input` and `output` (borrowed for the whole scope):
     /// `build` makes its schedule from views of them.
     pub(crate) fn start_coll(
@@ -616,6 +634,108 @@ impl<T> std::fmt::Debug for BufRequest<'_, T> {
         f.debug_struct("BufRequest")
             .field("request", &self.req)
             .field("len", &self.len)
+            .finish()
+    }
+}
+
+/// A receive of unknown size ([`Comm::irecv_vec`]): the buffer is allocated when a message
+/// matches, and [`VecRequest::wait`] returns it as a `Vec<T>` of the message's length.
+#[must_use = "a request completes only by the end of its scope; wait for it to get the vector"]
+pub struct VecRequest<'scope, T> {
+    req: Request<'scope>,
+    op: OpId,
+    taken: bool,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<'scope, T: bytemuck::Pod> VecRequest<'scope, T> {
+    pub(crate) fn new(req: Request<'scope>, op: OpId) -> VecRequest<'scope, T> {
+        VecRequest {
+            req,
+            op,
+            taken: false,
+            _t: PhantomData,
+        }
+    }
+
+    /// Waits for the message; the vector holding it and its status.
+    pub fn wait(mut self) -> Result<(Vec<T>, Status)> {
+        let status = match self.req.already() {
+            Some(r) => r?,
+            None => {
+                let State::Pending(op) = self.req.state else {
+                    unreachable!("checked above")
+                };
+                let raw = self
+                    .req
+                    .scope
+                    .comm(self.req.comm)
+                    .engine
+                    .borrow_mut()
+                    .wait(op);
+                self.req.finish(raw)?
+            }
+        };
+        self.vector(status)
+    }
+
+    /// Moves communication forward without blocking; the vector and status once the message
+    /// has been received (once: later calls are an error).
+    pub fn test(&mut self) -> Result<Option<(Vec<T>, Status)>> {
+        match self.req.test()? {
+            None => Ok(None),
+            Some(st) => self.vector(st).map(Some),
+        }
+    }
+
+    /// Whether the receive has completed (as last seen; does not make progress).
+    pub fn is_complete(&self) -> bool {
+        self.req.is_complete()
+    }
+
+    fn vector(&mut self, st: Status) -> Result<(Vec<T>, Status)> {
+        const WHAT: &str = "irecv_vec";
+        if std::mem::replace(&mut self.taken, true) {
+            return Err(Error::InvalidArgument {
+                what: WHAT,
+                detail: "the vector was already returned".into(),
+            });
+        }
+        let grown = self
+            .req
+            .scope
+            .comm(self.req.comm)
+            .engine
+            .borrow_mut()
+            .take_grown(self.op);
+        let size = std::mem::size_of::<T>().max(1);
+        let mut v = match grown.map(|g| g.into_any().downcast::<Vec<T>>()) {
+            Some(Ok(v)) if v.len() * size >= st.bytes() => *v,
+            _ => {
+                return Err(Error::OutOfMemory {
+                    what: WHAT,
+                    bytes: st.bytes(),
+                })
+            }
+        };
+        if st.bytes() % size != 0 {
+            return Err(Error::InvalidArgument {
+                what: WHAT,
+                detail: format!(
+                    "a message of {} bytes is not a whole number of {size}-byte elements (it was consumed)",
+                    st.bytes()
+                ),
+            });
+        }
+        v.truncate(st.bytes() / size);
+        Ok((v, st))
+    }
+}
+
+impl<T> std::fmt::Debug for VecRequest<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VecRequest")
+            .field("request", &self.req)
             .finish()
     }
 }

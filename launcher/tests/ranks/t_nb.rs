@@ -32,6 +32,7 @@ fn main() -> ExitCode {
         "replace" => replace(world),
         "mprobe" => mprobe(world),
         "handback" => handback(world),
+        "irecv_vec" => irecv_vec(world),
         other => Err(format!("unknown case {other:?}")),
     })
 }
@@ -747,6 +748,87 @@ fn handback(w: &mpr::World) -> R<()> {
             }
             Ok(())
         })?;
+    }
+    w.barrier().map_err(e)?;
+    Ok(())
+}
+
+/// Receives of unknown size: posted before the message arrives and after, eager and
+/// rendezvous, several senders with ANY_SOURCE, values, a length that is not whole elements,
+/// and requests dropped before their message came.
+fn irecv_vec(w: &mpr::World) -> R<()> {
+    let (rank, size) = (w.rank(), w.size());
+    let sizes = [0usize, 1, 1000, 300_000];
+    let data =
+        |src: usize, n: usize| -> Vec<u64> { (0..n as u64).map(|i| i * 7 + src as u64).collect() };
+    if rank == 0 {
+        for &n in &sizes {
+            // Posted early (before the others send), one per sender, ANY_SOURCE.
+            let mut got = vec![false; size];
+            mpr::scope(|s| -> R<()> {
+                let mut reqs = Vec::new();
+                for _ in 1..size {
+                    reqs.push(w.irecv_vec::<u64>(s, ANY_SOURCE, 1).map_err(e)?);
+                }
+                w.barrier().map_err(e)?;
+                for r in reqs.into_iter().rev() {
+                    let (v, st) = r.wait().map_err(e)?;
+                    check!(
+                        v == data(st.source(), n),
+                        "early, size {n}, from {}",
+                        st.source()
+                    );
+                    check!(!got[st.source()], "twice from {}", st.source());
+                    got[st.source()] = true;
+                }
+                Ok(())
+            })?;
+            // Posted late (the messages, or their announcements, are already here), tested
+            // until done.
+            mpr::scope(|s| -> R<()> {
+                for src in 1..size {
+                    w.probe(src, 2).map_err(e)?;
+                    let mut r = w.irecv_vec::<u64>(s, src, 2).map_err(e)?;
+                    let (v, st) = loop {
+                        if let Some(done) = r.test().map_err(e)? {
+                            break done;
+                        }
+                    };
+                    check!(r.test().is_err(), "the vector came twice");
+                    check!(
+                        st.source() == src && v == data(src, n),
+                        "late, size {n}, from {src}"
+                    );
+                }
+                Ok(())
+            })?;
+        }
+        // Values, and a length that is not a whole number of elements.
+        mpr::scope(|s| -> R<()> {
+            let r = w.irecv_value::<(String, Vec<u16>)>(s, 1, 3).map_err(e)?;
+            let odd = w.irecv_vec::<u32>(s, 1, 4).map_err(e)?;
+            w.barrier().map_err(e)?;
+            let ((name, v), _) = r.wait().map_err(e)?;
+            check!(name == "one" && v == [1, 2, 3], "value {name:?} {v:?}");
+            check!(odd.wait().is_err(), "5 bytes as u32s accepted");
+            // Dropped before its message: the scope still completes it.
+            let _dropped = w.irecv_vec::<u8>(s, 1, 5).map_err(e)?;
+            Ok(())
+        })?;
+    } else {
+        for &n in &sizes {
+            w.barrier().map_err(e)?;
+            w.send(&data(rank, n), 0, 1).map_err(e)?;
+            w.send(&data(rank, n), 0, 2).map_err(e)?;
+        }
+        if rank == 1 {
+            w.barrier().map_err(e)?;
+            w.send_value(&("one", vec![1u16, 2, 3]), 0, 3).map_err(e)?;
+            w.send(&[1u8; 5], 0, 4).map_err(e)?;
+            w.send(&vec![9u8; 200_000], 0, 5).map_err(e)?;
+        } else {
+            w.barrier().map_err(e)?;
+        }
     }
     w.barrier().map_err(e)?;
     Ok(())

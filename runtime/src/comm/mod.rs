@@ -20,6 +20,8 @@ use std::rc::Rc;
 
 pub use matched::Message;
 pub use p2p::{Source, Status, TagMatch, ANY_SOURCE, ANY_TAG};
+#[cfg(feature = "serde")]
+pub use value::ValueRequest;
 
 use crate::coll::NodeState;
 use crate::engine::Engine;

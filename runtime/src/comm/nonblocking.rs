@@ -8,7 +8,7 @@ use super::p2p::{Source, TagMatch};
 use super::Comm;
 use super::{bytes, bytes_mut};
 use crate::error::Result;
-use crate::scope::{BufRequest, Request, Scope};
+use crate::scope::{BufRequest, Request, Scope, VecRequest};
 
 impl Comm {
     /// Starts sending `buf` to `dest`. The buffer stays borrowed until the scope ends; the request
@@ -192,5 +192,41 @@ impl Comm {
     ) -> Result<BufRequest<'scope, T>> {
         let peer = self.world_rank(dest)?;
         BufRequest::start(buf, |bytes| s.start_send(self, peer, tag, bytes, false))
+    }
+
+    /// Posts a receive whose size is not known in advance (the nonblocking [`Comm::recv_vec`]):
+    /// its buffer is allocated when a message matches, for exactly that message, and
+    /// [`VecRequest::wait`] returns it as a `Vec<T>`. It matches in the order posted, as every
+    /// receive does. A message too large to allocate is consumed and reported as
+    /// [`Error::OutOfMemory`](crate::Error::OutOfMemory).
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// let me = world.rank();
+    /// mpr::scope(|s| -> mpr::Result<()> {
+    ///     let r = world.irecv_vec::<u32>(s, mpr::ANY_SOURCE, 8)?;
+    ///     world.send(&[4u32, 5, 6], me, 8)?;
+    ///     let (v, st) = r.wait()?;
+    ///     assert_eq!((v, st.source()), (vec![4, 5, 6], me));
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
+    pub fn irecv_vec<'scope, T: Pod>(
+        &self,
+        s: &'scope Scope<'scope, '_>,
+        src: impl Into<Source>,
+        tag: impl Into<TagMatch>,
+    ) -> Result<VecRequest<'scope, T>> {
+        if std::mem::size_of::<T>() == 0 {
+            return Err(crate::Error::InvalidArgument {
+                what: "irecv_vec",
+                detail: "zero-sized element type".into(),
+            });
+        }
+        let src = self.src(src.into())?;
+        let tag = tag.into().as_option();
+        let (req, op) = s.start_recv_grown(self, src, tag, crate::buf::alloc_vec::<T>)?;
+        Ok(VecRequest::new(req, op))
     }
 }

@@ -34,7 +34,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use super::p2p::{Source, TagMatch};
 use super::{Comm, Status};
 use crate::error::{Error, Result};
-use crate::scope::{Request, Scope};
+use crate::scope::{Request, Scope, VecRequest};
 
 /// The size a rank announces for a value it could not encode.
 const FAILED: u64 = u64::MAX;
@@ -322,6 +322,33 @@ impl Comm {
         s.start_send_owned(self, peer, tag, encode(v, "isend_value")?, false)
     }
 
+    /// Posts a receive of a value (the nonblocking [`Comm::recv_value`]): the buffer for its
+    /// encoding is allocated when a message matches, and [`ValueRequest::wait`] decodes it.
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// let me = world.rank();
+    /// mpr::scope(|s| -> mpr::Result<()> {
+    ///     let r = world.irecv_value::<Vec<String>>(s, mpr::ANY_SOURCE, 2)?;
+    ///     world.send_value(&vec!["a".to_string(), "bc".into()], me, 2)?;
+    ///     let (names, _st) = r.wait()?;
+    ///     assert_eq!(names[1], "bc");
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
+    pub fn irecv_value<'scope, T: DeserializeOwned>(
+        &self,
+        s: &'scope Scope<'scope, '_>,
+        src: impl Into<Source>,
+        tag: impl Into<TagMatch>,
+    ) -> Result<ValueRequest<'scope, T>> {
+        Ok(ValueRequest {
+            bytes: self.irecv_vec::<u8>(s, src, tag)?,
+            _t: std::marker::PhantomData,
+        })
+    }
+
     /// Broadcasts `v` from `root`: on the others, `v` is replaced by the root's value (they pass
     /// any value of the type, a default for instance).
     ///
@@ -513,5 +540,47 @@ impl Comm {
         self.alltoallv(&send, &send_counts, &mut all, &recv_counts)?;
         encs?;
         decode_blocks(&all, &theirs, WHAT)
+    }
+}
+
+/// A receive of a value ([`Comm::irecv_value`]); waiting decodes it.
+#[must_use = "a request completes only by the end of its scope; wait for it to get the value"]
+pub struct ValueRequest<'scope, T> {
+    bytes: VecRequest<'scope, u8>,
+    _t: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T: DeserializeOwned> ValueRequest<'_, T> {
+    /// Waits for the message and decodes it ([`Error::Decode`] if it is not a `T`).
+    pub fn wait(self) -> Result<(T, Status)> {
+        let (bytes, st) = self.bytes.wait()?;
+        Ok((
+            decode(&bytes, "irecv_value", st.source(), Some(st.tag()))?,
+            st,
+        ))
+    }
+
+    /// Moves communication forward without blocking; the value once it has been received.
+    pub fn test(&mut self) -> Result<Option<(T, Status)>> {
+        match self.bytes.test()? {
+            None => Ok(None),
+            Some((bytes, st)) => {
+                let v = decode(&bytes, "irecv_value", st.source(), Some(st.tag()))?;
+                Ok(Some((v, st)))
+            }
+        }
+    }
+
+    /// Whether the receive has completed (as last seen; does not make progress).
+    pub fn is_complete(&self) -> bool {
+        self.bytes.is_complete()
+    }
+}
+
+impl<T> std::fmt::Debug for ValueRequest<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ValueRequest")
+            .field("bytes", &self.bytes)
+            .finish()
     }
 }

@@ -137,6 +137,7 @@ impl Core {
             Body::Eager(data) => {
                 self.give_back(u.src, u.len);
                 if let Some(Op::Recv(r)) = self.ops.get_mut(op) {
+                    r.fit(u.len);
                     if let Some(mut buf) = r.buf.take() {
                         let n = data.len().min(buf.len());
                         buf.range_mut(0, n).copy_from_slice(&data[..n]);
@@ -164,6 +165,7 @@ impl Core {
         let Some(Op::Recv(r)) = self.ops.get_mut(op) else {
             return;
         };
+        r.fit(len);
         let fits = len <= r.cap;
         if fits && self.start_copy(op, peer, tag, len, send_id, pull) {
             return;
@@ -255,6 +257,7 @@ impl Sink for Core {
                         self.queue_ack(peer, h.send_id);
                     }
                     if let Some(Op::Recv(r)) = self.ops.get_mut(op) {
+                        r.fit(len);
                         if let Some(buf) = r.buf.take() {
                             r.state = RecvState::Receiving;
                             let keep = len.min(buf.len());
@@ -670,13 +673,32 @@ impl Engine {
         buf: RawMut,
     ) -> Result<OpId> {
         self.check(src.unwrap_or(0))?;
-        let cap = buf.len();
-        let op = self.core.ops.insert(Op::Recv(RecvOp {
-            src,
-            buf: Some(buf),
-            cap,
-            state: RecvState::Posted,
-        }));
+        self.irecv_op(ctx, src, tag, RecvOp::new(src, Some(buf)))
+    }
+
+    /// Starts a receive of unknown size: its buffer is allocated by `grow` when a message
+    /// matches, and handed back with the result ([`Ops::take_grown`]).
+    pub(crate) fn irecv_grown(
+        &mut self,
+        ctx: u32,
+        src: Option<usize>,
+        tag: Option<u32>,
+        grow: crate::buf::Alloc,
+    ) -> Result<OpId> {
+        self.check(src.unwrap_or(0))?;
+        let mut r = RecvOp::new(src, None);
+        r.grow = Some(grow);
+        self.irecv_op(ctx, src, tag, r)
+    }
+
+    fn irecv_op(
+        &mut self,
+        ctx: u32,
+        src: Option<usize>,
+        tag: Option<u32>,
+        r: RecvOp,
+    ) -> Result<OpId> {
+        let op = self.core.ops.insert(Op::Recv(r));
         if let Some(u) = self.core.matching.take_unexpected(ctx, src, tag) {
             self.core.deliver_unexpected(op, u);
             self.flush_outbox();
@@ -767,12 +789,10 @@ impl Engine {
         // SAFETY (RawMut::new): `buf` is borrowed mutably for this whole call and `wait` returns
         // only once the operation has left the engine.
         let view = unsafe { RawMut::new(buf) };
-        let op = self.core.ops.insert(Op::Recv(RecvOp {
-            src: Some(u.src),
-            cap: view.len(),
-            buf: Some(view),
-            state: RecvState::Posted,
-        }));
+        let op = self
+            .core
+            .ops
+            .insert(Op::Recv(RecvOp::new(Some(u.src), Some(view))));
         self.core.deliver_unexpected(op, u);
         self.flush_outbox();
         self.wait(op)
@@ -821,8 +841,15 @@ impl Engine {
                 self.cancel(op);
             }
             let _ = self.core.ops.take(op);
+            drop(self.core.ops.take_grown(op));
         }
         waited
+    }
+
+    /// The buffer of a completed receive of unknown size ([`Engine::irecv_grown`]), once its
+    /// result has been taken.
+    pub(crate) fn take_grown(&mut self, op: OpId) -> Option<Box<dyn crate::buf::Grown>> {
+        self.core.ops.take_grown(op)
     }
 
     /// Waits for `op` and frees it. Even on error, `op` is gone from the engine when this
@@ -855,6 +882,7 @@ impl Engine {
             }),
         );
         let _ = self.core.ops.take(op);
+        drop(self.core.ops.take_grown(op));
     }
 
     /// Whether `op` has completed (or is unknown: already freed).

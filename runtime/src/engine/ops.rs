@@ -2,7 +2,7 @@
 //! a clear-to-send or a data frame finds its operation directly. An id carries a generation, so a
 //! stale or forged id from a peer finds nothing rather than someone else's buffer.
 
-use crate::buf::{RawMut, RawSlice};
+use crate::buf::{Alloc, Grown, RawMut, RawSlice};
 use crate::engine::protocol::Protocol;
 use crate::error::Result;
 
@@ -59,6 +59,47 @@ pub(crate) struct RecvOp {
     pub buf: Option<RawMut>,
     pub cap: usize,
     pub state: RecvState,
+    /// A receive of unknown size: how to allocate its buffer when a message matches.
+    pub grow: Option<Alloc>,
+    /// The buffer so allocated (`buf` views it), kept with the result when the op completes.
+    pub grown: Option<Box<dyn Grown>>,
+}
+
+impl RecvOp {
+    /// A receive that matches nothing yet, into `buf`.
+    pub(crate) fn new(src: Option<usize>, buf: Option<RawMut>) -> RecvOp {
+        RecvOp {
+            src,
+            cap: buf.as_ref().map_or(0, RawMut::len),
+            buf,
+            state: RecvState::Posted,
+            grow: None,
+            grown: None,
+        }
+    }
+
+    /// A message of `len` bytes matched this receive: a receive of unknown size allocates its
+    /// buffer now. If memory runs out it gets none (capacity 0): the message is consumed as
+    /// truncated, and the request reports [`crate::Error::OutOfMemory`].
+    pub(crate) fn fit(&mut self, len: usize) {
+        let Some(alloc) = self.grow.take() else {
+            return;
+        };
+        let mut grown = alloc(len);
+        let view = match grown.as_mut() {
+            // SAFETY (RawMut::new): the vector's heap buffer does not move when the box does;
+            // the box stays in this op and then in its completed slot (`Ops::complete`), and is
+            // handed out only once the op has completed, when no view of it is left.
+            Some(g) => unsafe { RawMut::new(g.bytes_mut()) },
+            None => {
+                // SAFETY (RawMut::new): an empty view refers to no memory.
+                unsafe { RawMut::new(&mut []) }
+            }
+        };
+        self.cap = view.len();
+        self.buf = Some(view);
+        self.grown = grown;
+    }
 }
 
 pub(crate) enum Op {
@@ -72,7 +113,7 @@ pub(crate) enum Op {
 enum Slot {
     Free,
     Pending(Op),
-    Done(Result<RawStatus>),
+    Done(Result<RawStatus>, Option<Box<dyn Grown>>),
 }
 
 pub(crate) struct Ops {
@@ -84,6 +125,9 @@ pub(crate) struct Ops {
     victim_of: Vec<usize>,
     /// How many of `victim_of` the launcher has been told.
     told: usize,
+    /// Buffers of completed receives of unknown size whose results were taken, until
+    /// [`Ops::take_grown`] takes them.
+    grown: Vec<(OpId, Box<dyn Grown>)>,
 }
 
 impl Ops {
@@ -94,6 +138,7 @@ impl Ops {
             pending: 0,
             victim_of: Vec::new(),
             told: 0,
+            grown: Vec::new(),
         }
     }
 
@@ -156,7 +201,15 @@ impl Ops {
         };
         if let Some(slot) = self.slot_mut(id) {
             if matches!(slot, Slot::Pending(_)) {
-                *slot = Slot::Done(result);
+                let grown = match std::mem::replace(slot, Slot::Free) {
+                    Slot::Pending(Op::Recv(r)) => {
+                        // The view of the buffer ends here, before the buffer can be handed out.
+                        drop(r.buf);
+                        r.grown
+                    }
+                    _ => None,
+                };
+                *slot = Slot::Done(result, grown);
                 self.pending -= 1;
                 if let Some(rank) = failed_by {
                     self.note_victim(rank);
@@ -187,14 +240,23 @@ impl Ops {
     pub(crate) fn take(&mut self, id: OpId) -> Option<Result<RawStatus>> {
         let idx = (id & 0xffff_ffff) as u32;
         let slot = self.slot_mut(id)?;
-        if !matches!(slot, Slot::Done(_)) {
+        if !matches!(slot, Slot::Done(..)) {
             return None;
         }
-        let Slot::Done(r) = std::mem::replace(slot, Slot::Free) else {
+        let Slot::Done(r, grown) = std::mem::replace(slot, Slot::Free) else {
             return None;
         };
         self.free.push(idx);
+        if let Some(g) = grown {
+            self.grown.push((id, g));
+        }
         Some(r)
+    }
+
+    /// The buffer a receive of unknown size allocated, once its result was taken.
+    pub(crate) fn take_grown(&mut self, id: OpId) -> Option<Box<dyn Grown>> {
+        let i = self.grown.iter().position(|(o, _)| *o == id)?;
+        Some(self.grown.swap_remove(i).1)
     }
 
     pub(crate) fn pending_count(&self) -> usize {
@@ -217,12 +279,7 @@ mod tests {
     use super::*;
 
     fn recv() -> Op {
-        Op::Recv(RecvOp {
-            src: None,
-            buf: None,
-            cap: 0,
-            state: RecvState::Posted,
-        })
+        Op::Recv(RecvOp::new(None, None))
     }
 
     #[test]
