@@ -170,8 +170,116 @@
 //! Algorithms (each family in `coll/`, documented there): dissemination barrier; binomial
 //! broadcast, reduce; recursive-doubling allreduce and, from `MPR_ALLREDUCE_LARGE` bytes,
 //! Rabenseifner's reduce-scatter + allgather; ring allgather; pairwise all-to-all and
-//! reduce-scatter; recursive-doubling scans; direct gather/scatter. `ibarrier`, `ibroadcast` and
-//! `iallreduce` run the same algorithms as schedules the progress engine advances.
+//! reduce-scatter; recursive-doubling scans; direct gather/scatter. Every collective has a
+//! nonblocking form (`ibarrier`, `ibroadcast`, `iallreduce`, `ireduce`, `igather`, ...), run as
+//! a schedule the progress engine advances, with the algorithm of its blocking twin.
+//!
+//! ## Borrow mistakes, and what to write instead
+//!
+//! The borrow checker turns the buffer mistakes of MPI programs into compile errors. The ones
+//! users meet first, each with its fix:
+//!
+//! **The same buffer as input and output.** `allreduce(&v, &mut v, ..)` borrows `v` twice:
+//!
+//! ```compile_fail,E0502
+//! let world = mpr::init().unwrap();
+//! let mut v = vec![1.0f64; 4];
+//! world.allreduce(&v, &mut v, mpr::Op::Sum).unwrap();
+//! ```
+//!
+//! Fix: the in-place form.
+//!
+//! ```
+//! let world = mpr::init()?;
+//! let mut v = vec![1.0f64; 4];
+//! world.allreduce_in_place(&mut v, mpr::Op::Sum)?;
+//! # Ok::<(), mpr::Error>(())
+//! ```
+//!
+//! **A temporary passed to a nonblocking call.** It is dropped at the end of the statement,
+//! while the request may still read it:
+//!
+//! ```compile_fail,E0716
+//! let world = mpr::init().unwrap();
+//! let me = world.rank();
+//! mpr::scope(|s| {
+//!     let _r = world.isend(s, &vec![me as u8; 4], me, 0).unwrap();
+//! });
+//! ```
+//!
+//! Fix: name the buffer before the scope, so it outlives every request.
+//!
+//! ```
+//! let world = mpr::init()?;
+//! let me = world.rank();
+//! let out = vec![me as u8; 4];
+//! let mut inb = [0u8; 4];
+//! mpr::scope(|s| -> mpr::Result<()> {
+//!     let r = world.irecv(s, &mut inb, me, 0)?;
+//!     world.isend(s, &out, me, 0)?.wait()?;
+//!     r.wait()?;
+//!     Ok(())
+//! })?;
+//! # Ok::<(), mpr::Error>(())
+//! ```
+//!
+//! **Reading a receive buffer inside the scope**, or posting it again: it stays borrowed by
+//! the request until the scope ends.
+//!
+//! ```compile_fail,E0502
+//! let world = mpr::init().unwrap();
+//! let me = world.rank();
+//! let mut inb = [0u8; 4];
+//! mpr::scope(|s| {
+//!     let r = world.irecv(s, &mut inb, me, 0).unwrap();
+//!     world.send(&[1u8; 4], me, 0).unwrap();
+//!     r.wait().unwrap();
+//!     println!("{}", inb[0]);
+//! });
+//! ```
+//!
+//! Fix: [`Comm::irecv_buf`], whose request hands the buffer back (or read it after the scope).
+//!
+//! ```
+//! let world = mpr::init()?;
+//! let me = world.rank();
+//! let mut inb = [0u8; 4];
+//! mpr::scope(|s| -> mpr::Result<()> {
+//!     let r = world.irecv_buf(s, &mut inb, me, 0)?;
+//!     world.send(&[1u8; 4], me, 0)?;
+//!     let (back, _st) = r.wait()?;
+//!     println!("{}", back[0]);
+//!     Ok(())
+//! })?;
+//! # Ok::<(), mpr::Error>(())
+//! ```
+//!
+//! **A closure for a nonblocking reduction that borrows a local**: the engine keeps it until
+//! the collective completes, so it must own what it uses.
+//!
+//! ```compile_fail,E0597
+//! let world = mpr::init().unwrap();
+//! let x = [1u64];
+//! let mut y = [0u64];
+//! mpr::scope(|s| {
+//!     let modulus = 7u64;
+//!     let f = |a: &u64, b: &u64| (a + b) % modulus;
+//!     world.iallreduce_with(s, &x, &mut y, f).unwrap().wait().unwrap();
+//! });
+//! ```
+//!
+//! Fix: a `move` closure.
+//!
+//! ```
+//! let world = mpr::init()?;
+//! let (x, mut y) = ([1u64], [0u64]);
+//! mpr::scope(|s| -> mpr::Result<()> {
+//!     let modulus = 7u64;
+//!     world.iallreduce_with(s, &x, &mut y, move |a: &u64, b: &u64| (a + b) % modulus)?.wait()?;
+//!     Ok(())
+//! })?;
+//! # Ok::<(), mpr::Error>(())
+//! ```
 //!
 //! ## Errors
 //!
