@@ -262,7 +262,7 @@ fn overlap(w: &Comm) -> R<()> {
         }
         Ok(())
     })?;
-    check!(work > 0.0, "no work");
+    check!(work.is_sign_positive() && work != 0.0, "no work");
     check!(
         ring_in == vec![((me + n - 1) % n) as u64; 64],
         "ring message"

@@ -550,10 +550,8 @@ fn waitsome(w: &mpr::World) -> R<()> {
                 } else {
                     mpr::test_some(&mut reqs).map_err(e)?
                 };
-                let mut removed = 0;
-                for (i, res) in batch {
+                for (removed, (i, res)) in batch.into_iter().enumerate() {
                     let id = ids.remove(i - removed);
-                    removed += 1;
                     match res {
                         Ok(st) => {
                             check!(id != usize::MAX, "the tiny receive succeeded");

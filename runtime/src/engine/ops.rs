@@ -202,11 +202,9 @@ impl Ops {
         if let Some(slot) = self.slot_mut(id) {
             if matches!(slot, Slot::Pending(_)) {
                 let grown = match std::mem::replace(slot, Slot::Free) {
-                    Slot::Pending(Op::Recv(r)) => {
-                        // The view of the buffer ends here, before the buffer can be handed out.
-                        drop(r.buf);
-                        r.grown
-                    }
+                    // The op's view of the buffer ends here (the op is gone), before the
+                    // buffer can be handed out.
+                    Slot::Pending(Op::Recv(r)) => r.grown,
                     _ => None,
                 };
                 *slot = Slot::Done(result, grown);
