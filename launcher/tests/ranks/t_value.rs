@@ -68,6 +68,39 @@ where
         q.wait().map_err(|x| fail("isend_value wait", x))?;
         Ok(())
     })?;
+    // The same ring into irecv_value (posted first, wildcards) and out of a matched probe.
+    w.barrier().map_err(|x| fail("barrier", x))?;
+    mpr::scope(|s| -> R<()> {
+        let r = w
+            .irecv_value::<T>(s, ANY_SOURCE, ANY_TAG)
+            .map_err(|x| fail("irecv_value", x))?;
+        let q = w
+            .isend_value(s, &mine, right, 9)
+            .map_err(|x| fail("isend_value", x))?;
+        let (got, st) = r.wait().map_err(|x| fail("irecv_value wait", x))?;
+        check!(
+            got == make(left) && (st.source(), st.tag()) == (left, 9),
+            "{what}: irecv_value got {got:?}, {st:?}"
+        );
+        q.wait().map_err(|x| fail("isend_value wait", x))?;
+        Ok(())
+    })?;
+    w.barrier().map_err(|x| fail("barrier", x))?;
+    mpr::scope(|s| -> R<()> {
+        let q = w
+            .isend_value(s, &mine, right, 10)
+            .map_err(|x| fail("isend_value", x))?;
+        let msg = w.mprobe(ANY_SOURCE, 10).map_err(|x| fail("mprobe", x))?;
+        let (got, st) = msg
+            .recv_value::<T>()
+            .map_err(|x| fail("Message::recv_value", x))?;
+        check!(
+            got == make(left) && st.source() == left,
+            "{what}: Message::recv_value got {got:?}"
+        );
+        q.wait().map_err(|x| fail("isend_value wait", x))?;
+        Ok(())
+    })?;
     // The wildcards above must not catch the messages below.
     w.barrier().map_err(|x| fail("barrier", x))?;
     // Blocking send_value, probed first: the status gives the encoded size.
