@@ -406,6 +406,11 @@ impl<'scope> Request<'scope> {
     /// # Ok::<(), mpr::Error>(())
     /// ```
     pub fn wait(mut self) -> Result<Status> {
+        self.wait_mut()
+    }
+
+    /// [`Request::wait`] for a request that something else owns (a typed request around it).
+    fn wait_mut(&mut self) -> Result<Status> {
         if let Some(r) = self.already() {
             return r;
         }
@@ -660,22 +665,7 @@ impl<'scope, T: bytemuck::Pod> VecRequest<'scope, T> {
 
     /// Waits for the message; the vector holding it and its status.
     pub fn wait(mut self) -> Result<(Vec<T>, Status)> {
-        let status = match self.req.already() {
-            Some(r) => r?,
-            None => {
-                let State::Pending(op) = self.req.state else {
-                    unreachable!("checked above")
-                };
-                let raw = self
-                    .req
-                    .scope
-                    .comm(self.req.comm)
-                    .engine
-                    .borrow_mut()
-                    .wait(op);
-                self.req.finish(raw)?
-            }
-        };
+        let status = self.req.wait_mut()?;
         self.vector(status)
     }
 
@@ -816,15 +806,18 @@ pub fn wait_any(reqs: &mut Vec<Request<'_>>) -> Result<(usize, Status)> {
     }
     let i = match reqs.iter().position(Request::is_complete) {
         Some(i) => i,
-        None => {
-            let ops: Vec<OpId> = reqs.iter().filter_map(Request::op).collect();
-            let comm = reqs[0].scope.comm(reqs[0].comm);
-            let i = comm.engine.borrow_mut().wait_any(&ops)?;
-            i
-        }
+        None => wait_for_one(reqs)?,
     };
     let r = reqs.remove(i);
     r.wait().map(|st| (i, st)).map_err(|e| in_request(i, e))
+}
+
+/// Waits until one of `reqs` (all pending, at least one) has completed; its index.
+fn wait_for_one(reqs: &[Request<'_>]) -> Result<usize> {
+    let ops: Vec<OpId> = reqs.iter().filter_map(Request::op).collect();
+    let comm = reqs[0].scope.comm(reqs[0].comm);
+    let i = comm.engine.borrow_mut().wait_any(&ops);
+    i
 }
 
 /// A request's own error, with its index.
@@ -947,9 +940,7 @@ pub fn wait_some(reqs: &mut Vec<Request<'_>>) -> Result<Vec<(usize, Result<Statu
         });
     }
     if !reqs.iter().any(Request::is_complete) {
-        let ops: Vec<OpId> = reqs.iter().filter_map(Request::op).collect();
-        let comm = reqs[0].scope.comm(reqs[0].comm);
-        comm.engine.borrow_mut().wait_any(&ops)?;
+        wait_for_one(reqs)?;
     }
     Ok(take_completed(reqs))
 }
@@ -986,23 +977,14 @@ pub fn test_some(reqs: &mut Vec<Request<'_>>) -> Result<Vec<(usize, Result<Statu
 fn take_completed(reqs: &mut Vec<Request<'_>>) -> Vec<(usize, Result<Status>)> {
     let mut done = Vec::new();
     let mut kept = Vec::with_capacity(reqs.len());
-    for (i, mut r) in std::mem::take(reqs).into_iter().enumerate() {
+    for (i, r) in std::mem::take(reqs).into_iter().enumerate() {
         let finished = match r.op() {
             None => true,
             Some(op) => r.scope.comm(r.comm).engine.borrow().op_done(op),
         };
         if finished {
-            let result = match r.already() {
-                Some(res) => res,
-                None => {
-                    let State::Pending(op) = r.state else {
-                        unreachable!("checked above")
-                    };
-                    let raw = r.scope.comm(r.comm).engine.borrow_mut().wait(op);
-                    r.finish(raw)
-                }
-            };
-            done.push((i, result));
+            // Completed: waiting takes its result without blocking.
+            done.push((i, r.wait()));
         } else {
             kept.push(r);
         }

@@ -75,13 +75,9 @@ impl Matching {
         self.posted.iter()
     }
 
-    /// Removes a posted receive (it failed or was cancelled).
-    pub(crate) fn unpost(&mut self, op: OpId) {
-        self.posted.retain(|p| p.op != op);
-    }
-
-    /// Removes a posted receive if it is still waiting for a message; whether it was.
-    pub(crate) fn unpost_waiting(&mut self, op: OpId) -> bool {
+    /// Removes a posted receive (it failed or was cancelled); whether it was still posted,
+    /// waiting for a message.
+    pub(crate) fn unpost(&mut self, op: OpId) -> bool {
         match self.posted.iter().position(|p| p.op == op) {
             Some(i) => {
                 self.posted.remove(i);

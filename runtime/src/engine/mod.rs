@@ -894,7 +894,8 @@ impl Engine {
     /// [`Error::Cancelled`]. Whether it was cancelled (false: a message matched it, or it had
     /// completed; it then completes as it would have).
     pub(crate) fn cancel_waiting(&mut self, op: OpId) -> bool {
-        if self.core.ops.is_done(op) || !self.core.matching.unpost_waiting(op) {
+        // Completion takes a receive out of the posted queue: one still there is unmatched.
+        if !self.core.matching.unpost(op) {
             return false;
         }
         self.core.ops.complete(op, Err(Error::Cancelled));
