@@ -307,6 +307,7 @@ mod init;
 mod scope;
 mod shm;
 mod sys;
+mod topo;
 mod transport;
 pub mod tuning;
 mod wire;
@@ -329,4 +330,5 @@ pub use scope::{
 /// `serde` dependency of its own.
 #[cfg(feature = "serde")]
 pub use serde;
+pub use topo::{dims_create, CartComm};
 pub use tuning::Tuning;
