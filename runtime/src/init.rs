@@ -73,14 +73,16 @@ pub fn init() -> Result<World> {
             let mut net = Net::new(&b, tuning.clone())?;
             let (addr, node) = net.registration();
             net.set_directory(Client::connect(&b, addr, node)?);
-            Engine::new(
+            let mut engine = Engine::new(
                 b.rank,
                 b.size,
                 Transport::new(b.rank, Some(net)),
                 tuning,
                 (b.local_size, b.machine_ranks),
                 b.crowded,
-            )
+            );
+            engine.host = b.host.clone().unwrap_or_default();
+            engine
         }
     };
     Ok(World {

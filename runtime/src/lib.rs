@@ -319,7 +319,10 @@ pub use bytemuck::{Pod, Zeroable};
 pub use coll::op::{Op, Reduce};
 #[cfg(feature = "serde")]
 pub use comm::ValueRequest;
-pub use comm::{Comm, Message, Source, Status, TagMatch, ANY_SOURCE, ANY_TAG};
+pub use comm::{
+    Comm, Comparison, Dest, Group, Message, Source, Status, TagMatch, ANY_SOURCE, ANY_TAG,
+    PROC_NULL,
+};
 pub use error::{Error, PeerCause, Result};
 pub use init::{init, wtime, World};
 pub use scope::{

@@ -224,6 +224,19 @@ impl<'scope> Scope<'scope, '_> {
 
     /// Starts a send of `bytes`, which the request owns (a value's encoding): they are freed
     /// once the send has completed, or when the scope ends if the request is dropped first.
+    /// A request complete from the start, with status `st`: a send to or a receive from no
+    /// rank ([`crate::PROC_NULL`]).
+    pub(crate) fn done(&'scope self, comm: &Comm, st: Status) -> Result<Request<'scope>> {
+        let c = self.core.comm_index(comm)?;
+        Ok(Request {
+            scope: &self.core,
+            comm: c,
+            state: State::Done(st),
+            cap: None,
+            owned: None,
+        })
+    }
+
     pub(crate) fn start_send_owned(
         &'scope self,
         comm: &Comm,

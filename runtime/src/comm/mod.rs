@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+mod group;
 mod matched;
 mod nonblocking;
 mod p2p;
@@ -18,8 +19,9 @@ mod value;
 use std::cell::RefCell;
 use std::rc::Rc;
 
+pub use group::{Comparison, Group};
 pub use matched::Message;
-pub use p2p::{Source, Status, TagMatch, ANY_SOURCE, ANY_TAG};
+pub use p2p::{Dest, Source, Status, TagMatch, ANY_SOURCE, ANY_TAG, PROC_NULL};
 #[cfg(feature = "serde")]
 pub use value::ValueRequest;
 
@@ -47,7 +49,7 @@ pub struct Comm {
     size: usize,
     /// The members' world ranks, for a communicator other than the world (where the mapping is
     /// the identity); shared by every handle on it, and its drop frees the context ids.
-    group: Option<Rc<Group>>,
+    group: Option<Rc<Members>>,
     /// Collective calls made on this communicator so far (shared by its handles).
     pub(crate) coll_seq: Rc<std::cell::Cell<u32>>,
     /// The shared-memory segment of its collectives on one host (shared by its handles).
@@ -55,7 +57,7 @@ pub struct Comm {
 }
 
 /// The members of a communicator made by `split` or `dup`, and the lease on its context ids.
-pub(crate) struct Group {
+pub(crate) struct Members {
     /// World rank of each communicator rank.
     world_of: Vec<usize>,
     /// Communicator rank of each world rank that is a member.
@@ -64,7 +66,7 @@ pub(crate) struct Group {
     pair: usize,
 }
 
-impl Drop for Group {
+impl Drop for Members {
     fn drop(&mut self) {
         // The last handle is gone: the pair may be agreed on again. (If the engine is busy,
         // which cannot happen outside an mpr call, the pair simply stays taken.)

@@ -4,7 +4,7 @@
 
 use bytemuck::Pod;
 
-use super::p2p::{Source, TagMatch};
+use super::p2p::{Dest, Source, Status, TagMatch};
 use super::Comm;
 use super::{bytes, bytes_mut};
 use crate::error::Result;
@@ -32,11 +32,13 @@ impl Comm {
         &self,
         s: &'scope Scope<'scope, '_>,
         buf: &'scope [T],
-        dest: usize,
+        dest: impl Into<Dest>,
         tag: u32,
     ) -> Result<Request<'scope>> {
-        let peer = self.world_rank(dest)?;
-        s.start_send(self, peer, tag, bytes(buf), false)
+        match self.dest(dest.into())? {
+            Some(peer) => s.start_send(self, peer, tag, bytes(buf), false),
+            None => s.done(self, Status::null()),
+        }
     }
 
     /// Starts a synchronous-mode send: the request completes once the receiver has matched it.
@@ -60,11 +62,13 @@ impl Comm {
         &self,
         s: &'scope Scope<'scope, '_>,
         buf: &'scope [T],
-        dest: usize,
+        dest: impl Into<Dest>,
         tag: u32,
     ) -> Result<Request<'scope>> {
-        let peer = self.world_rank(dest)?;
-        s.start_send(self, peer, tag, bytes(buf), true)
+        match self.dest(dest.into())? {
+            Some(peer) => s.start_send(self, peer, tag, bytes(buf), true),
+            None => s.done(self, Status::null()),
+        }
     }
 
     /// Posts a receive into `buf` from `src` (a rank or [`ANY_SOURCE`](crate::ANY_SOURCE)) with
@@ -123,7 +127,11 @@ impl Comm {
         src: impl Into<Source>,
         tag: impl Into<TagMatch>,
     ) -> Result<Request<'scope>> {
-        let src = self.src(src.into())?;
+        let src = src.into();
+        if src == Source::Null {
+            return s.done(self, Status::null());
+        }
+        let src = self.src(src)?;
         let tag = tag.into().as_option();
         s.start_recv(self, src, tag, bytes_mut(buf))
     }

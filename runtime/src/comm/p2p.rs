@@ -1,5 +1,11 @@
 //! Blocking point-to-point: `send`, `ssend`, `recv`, `recv_vec`, `probe`, `iprobe`, `sendrecv`.
 //!
+//! **No rank.** A destination or source may be "no rank" (`None`, [`PROC_NULL`], what
+//! [`CartComm::shift`](crate::CartComm::shift) gives off an open edge), as MPI's
+//! `MPI_PROC_NULL`: a send to it does nothing, a receive or probe from it completes at once with
+//! a [`Status::is_null`] status and leaves the buffer as it was. So a halo exchange is written
+//! once, for the ranks at the edges as for the others.
+//!
 //! Each call is one of the engine's blocking operations (`engine/blocking.rs`): it starts the
 //! operation and waits for it, so the engine holds a view of the caller's slice only while the
 //! call runs.
@@ -10,14 +16,48 @@ use super::{bytes, bytes_mut, Comm};
 use crate::engine::{RawStatus, RecvSpec, SendSpec};
 use crate::error::{Error, Result};
 
-/// Whom a receive accepts a message from: a rank, or [`ANY_SOURCE`].
+/// Whom a receive accepts a message from: a rank, [`ANY_SOURCE`], or no rank at all (from
+/// `None`: see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
     /// Only this rank.
     Rank(usize),
     /// Any rank.
     Any,
+    /// No rank ([`PROC_NULL`]): the receive completes at once, receiving nothing.
+    Null,
 }
+
+/// Where a send goes: a rank (`usize`), or no rank (`None`, [`PROC_NULL`]), where it completes
+/// at once and sends nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dest(pub Option<usize>);
+
+impl From<usize> for Dest {
+    fn from(r: usize) -> Dest {
+        Dest(Some(r))
+    }
+}
+
+impl From<Option<usize>> for Dest {
+    fn from(r: Option<usize>) -> Dest {
+        Dest(r)
+    }
+}
+
+/// No rank, MPI's `MPI_PROC_NULL`: a destination or source that makes a send or receive
+/// complete at once, moving nothing (see the module docs). It is `None`, so the `Option`s that
+/// [`CartComm::shift`](crate::CartComm::shift) returns can be passed as they are.
+///
+/// ```
+/// let world = mpr::init()?;
+/// world.send(&[1u8, 2, 3], mpr::PROC_NULL, 0)?; // goes nowhere, at once
+/// let mut buf = [9u8; 3];
+/// let st = world.recv(&mut buf, mpr::PROC_NULL, 0)?;
+/// assert!(st.is_null() && st.bytes() == 0 && buf == [9, 9, 9]);
+/// # Ok::<(), mpr::Error>(())
+/// ```
+pub const PROC_NULL: Option<usize> = None;
 
 /// Which tags a receive accepts: one tag, or [`ANY_TAG`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +76,12 @@ pub const ANY_TAG: TagMatch = TagMatch::Any;
 impl From<usize> for Source {
     fn from(r: usize) -> Source {
         Source::Rank(r)
+    }
+}
+
+impl From<Option<usize>> for Source {
+    fn from(r: Option<usize>) -> Source {
+        r.map_or(Source::Null, Source::Rank)
     }
 }
 
@@ -118,14 +164,43 @@ impl Status {
             .checked_div(std::mem::size_of::<T>())
             .unwrap_or(0)
     }
+
+    /// Whether this is the status of a receive or probe from no rank ([`PROC_NULL`]): then
+    /// [`Status::bytes`] is 0 and [`Status::source`] and [`Status::tag`] are `usize::MAX` and
+    /// `u32::MAX`, which no message has.
+    pub fn is_null(&self) -> bool {
+        self.source == usize::MAX
+    }
+
+    /// The status of a receive from no rank.
+    pub(crate) fn null() -> Status {
+        Status {
+            source: usize::MAX,
+            tag: u32::MAX,
+            bytes: 0,
+        }
+    }
 }
 
 impl Comm {
+    /// The world rank a receive takes from (`None`: any). No rank is an error here: the calls
+    /// that take it return before they get here.
     pub(crate) fn src(&self, s: Source) -> Result<Option<usize>> {
         match s {
             Source::Rank(r) => self.world_rank(r).map(Some),
             Source::Any => Ok(None),
+            Source::Null => Err(Error::InvalidArgument {
+                what: "source",
+                detail: "no rank (PROC_NULL) is a source only of recv, probe, sendrecv, irecv \
+                         and their like, not of this call"
+                    .into(),
+            }),
         }
+    }
+
+    /// The world rank a send goes to, `None` for no rank.
+    pub(crate) fn dest(&self, d: Dest) -> Result<Option<usize>> {
+        d.0.map(|r| self.world_rank(r)).transpose()
     }
 
     pub(crate) fn status(&self, raw: RawStatus) -> Status {
@@ -150,8 +225,10 @@ impl Comm {
         Ok(st)
     }
 
-    fn send_mode<T: Pod>(&self, buf: &[T], dest: usize, tag: u32, synchronous: bool) -> Result<()> {
-        let peer = self.world_rank(dest)?;
+    fn send_mode<T: Pod>(&self, buf: &[T], dest: Dest, tag: u32, synchronous: bool) -> Result<()> {
+        let Some(peer) = self.dest(dest)? else {
+            return Ok(());
+        };
         let bytes = bytes(buf);
         self.engine
             .borrow_mut()
@@ -173,8 +250,8 @@ impl Comm {
     /// }
     /// # Ok::<(), mpr::Error>(())
     /// ```
-    pub fn send<T: Pod>(&self, buf: &[T], dest: usize, tag: u32) -> Result<()> {
-        self.send_mode(buf, dest, tag, false)
+    pub fn send<T: Pod>(&self, buf: &[T], dest: impl Into<Dest>, tag: u32) -> Result<()> {
+        self.send_mode(buf, dest.into(), tag, false)
     }
 
     /// Synchronous send: returns only once the receiver has matched the message with a receive.
@@ -190,8 +267,8 @@ impl Comm {
     /// }
     /// # Ok::<(), mpr::Error>(())
     /// ```
-    pub fn ssend<T: Pod>(&self, buf: &[T], dest: usize, tag: u32) -> Result<()> {
-        self.send_mode(buf, dest, tag, true)
+    pub fn ssend<T: Pod>(&self, buf: &[T], dest: impl Into<Dest>, tag: u32) -> Result<()> {
+        self.send_mode(buf, dest.into(), tag, true)
     }
 
     /// Receives a message from `src` (a rank or [`ANY_SOURCE`]) with `tag` (or [`ANY_TAG`]) into
@@ -218,7 +295,11 @@ impl Comm {
         src: impl Into<Source>,
         tag: impl Into<TagMatch>,
     ) -> Result<Status> {
-        let src = self.src(src.into())?;
+        let src = src.into();
+        if src == Source::Null {
+            return Ok(Status::null());
+        }
+        let src = self.src(src)?;
         let tag = tag.into().as_option();
         let bytes = bytes_mut(buf);
         let cap = bytes.len();
@@ -249,6 +330,9 @@ impl Comm {
             });
         }
         let probed = self.probe(src, tag)?;
+        if probed.is_null() {
+            return Ok((Vec::new(), probed));
+        }
         // The length comes from the peer: a size this process cannot allocate is an error the
         // caller can act on (the message stays queued), never an abort.
         let n = probed.bytes.div_ceil(size);
@@ -285,7 +369,11 @@ impl Comm {
     /// # Ok::<(), mpr::Error>(())
     /// ```
     pub fn probe(&self, src: impl Into<Source>, tag: impl Into<TagMatch>) -> Result<Status> {
-        let src = self.src(src.into())?;
+        let src = src.into();
+        if src == Source::Null {
+            return Ok(Status::null());
+        }
+        let src = self.src(src)?;
         let tag = tag.into().as_option();
         let raw = self.engine.borrow_mut().probe(self.ctx, src, tag)?;
         Ok(self.status(raw))
@@ -313,7 +401,11 @@ impl Comm {
         src: impl Into<Source>,
         tag: impl Into<TagMatch>,
     ) -> Result<Option<Status>> {
-        let src = self.src(src.into())?;
+        let src = src.into();
+        if src == Source::Null {
+            return Ok(Some(Status::null()));
+        }
+        let src = self.src(src)?;
         let tag = tag.into().as_option();
         let raw = self.engine.borrow_mut().iprobe(self.ctx, src, tag)?;
         Ok(raw.map(|r| self.status(r)))
@@ -336,16 +428,23 @@ impl Comm {
     pub fn sendrecv<S: Pod, R: Pod>(
         &self,
         out: &[S],
-        dest: usize,
+        dest: impl Into<Dest>,
         send_tag: u32,
         inb: &mut [R],
         src: impl Into<Source>,
         recv_tag: impl Into<TagMatch>,
     ) -> Result<Status> {
-        let peer = self.world_rank(dest)?;
-        let src = self.src(src.into())?;
-        let tag = recv_tag.into().as_option();
+        let (dest, src) = (dest.into(), src.into());
+        let Some(peer) = self.dest(dest)? else {
+            return self.recv(inb, src, recv_tag);
+        };
+        if src == Source::Null {
+            self.send_mode(out, dest, send_tag, false)?;
+            return Ok(Status::null());
+        }
         let out = bytes(out);
+        let src = self.src(src)?;
+        let tag = recv_tag.into().as_option();
         let inb = bytes_mut(inb);
         let cap = inb.len();
         let mut recvs = [RecvSpec { src, tag, buf: inb }];
@@ -377,7 +476,7 @@ impl Comm {
     pub fn sendrecv_replace<T: Pod>(
         &self,
         buf: &mut [T],
-        dest: usize,
+        dest: impl Into<Dest>,
         send_tag: u32,
         src: impl Into<Source>,
         recv_tag: impl Into<TagMatch>,

@@ -11,7 +11,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use super::{Comm, Group};
+use super::{Comm, Members};
 use crate::coll::op::Op;
 use crate::engine::contexts::ContextIds;
 use crate::error::{Error, Result};
@@ -65,7 +65,7 @@ impl Comm {
             world_of.iter().enumerate().map(|(c, &w)| (w, c)).collect();
         self.engine.borrow_mut().contexts.take(pair);
         let size = world_of.len();
-        let group = Group {
+        let group = Members {
             world_of,
             comm_of,
             engine: self.engine.clone(),

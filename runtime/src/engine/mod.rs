@@ -489,6 +489,9 @@ pub(crate) struct Engine {
     pub(crate) node_wait: Option<waits::NodeWait>,
     /// In finalize, waiting for these peers' Fin (see `waits.rs`).
     finalizing: Option<Vec<usize>>,
+    /// The name of this rank's host as mprun knows it (empty for a job on one host without a
+    /// hostfile, and for a singleton): ranks with the same name share a host.
+    pub(crate) host: String,
 }
 
 /// How many spins count as a short gap (well within any spin budget) without asking the
@@ -546,6 +549,7 @@ impl Engine {
             local_crowded: sharing > cores,
             node_wait: None,
             finalizing: None,
+            host: String::new(),
         }
     }
 
