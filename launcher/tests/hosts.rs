@@ -1,8 +1,8 @@
 //! Jobs across hosts, for real: four network namespaces made by `testnet` (util/testnet.rs; each
 //! its own host name, address and network stack), mprun started on the first, the others reached
 //! through `testnet exec` as the launch agent, then through a real sshd. Checks data between
-//! ranks on different hosts (point to point and every collective), environment, output lines,
-//! stdin, exit codes, unreachable hosts and failing agents, and that nothing is left running on
+//! ranks on different hosts (point to point and every collective), `split_type_shared`,
+//! environment, output lines, stdin, exit codes, unreachable hosts and failing agents, and that nothing is left running on
 //! any host afterwards.
 //!
 //! Needs root and iproute2 (testnet's own requirements); without them the test says so and
@@ -53,7 +53,12 @@ fn jobs_across_four_namespace_hosts_through_testnet_exec_and_sshd() {
     tn(&t, &["up", "4", "--slots", "2", "--hostfile", HOSTS]);
     let coll = rank_program("t_coll");
     let job = rank_program("t_job");
-    let (coll, job) = (coll.to_str().unwrap(), job.to_str().unwrap());
+    let topo = rank_program("t_topo");
+    let (coll, job, topo) = (
+        coll.to_str().unwrap(),
+        job.to_str().unwrap(),
+        topo.to_str().unwrap(),
+    );
     let exec_agent = format!("{} exec", t.display());
 
     for agent in [exec_agent.clone(), ssh_agent(&t)] {
@@ -74,6 +79,15 @@ fn jobs_across_four_namespace_hosts_through_testnet_exec_and_sshd() {
         let out = run(&["-n", "8", "--map-by", "node", coll, "coll"], None);
         assert!(out.ok().contains("ok coll"), "{agent}: {}", out.stderr);
         nothing_left(&t);
+
+        // split_type_shared: the ranks of each of the four hosts, filled in order and dealt.
+        let out = run(&["-n", "8", topo, "shared", "slot:2"], None);
+        assert!(out.ok().contains("ok shared"), "{agent}: {}", out.stderr);
+        let out = run(
+            &["-n", "8", "--map-by", "node", topo, "shared", "node:4"],
+            None,
+        );
+        assert!(out.ok().contains("ok shared"), "{agent}: {}", out.stderr);
 
         // Environment: the launch contract per rank, and -x values, on every host.
         let out = run(&["-n", "8", "-x", "FOO=from h1", job, "env"], None);
