@@ -2,8 +2,8 @@
 //! its own host name, address and network stack), mprun started on the first, the others reached
 //! through `testnet exec` as the launch agent, then through a real sshd. Checks data between
 //! ranks on different hosts (point to point and every collective), `split_type_shared`,
-//! environment, output lines, stdin, exit codes, unreachable hosts and failing agents, and that nothing is left running on
-//! any host afterwards.
+//! environment, output lines, stdin, exit codes, unreachable hosts and failing agents, and that
+//! nothing is left running on any host afterwards.
 //!
 //! Needs root and iproute2 (testnet's own requirements); without them the test says so and
 //! passes without running. testnet allows one network per machine, so everything runs in one
