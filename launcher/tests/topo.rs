@@ -1,7 +1,7 @@
 //! Process topologies, no-rank peers and groups, through the real mprun: Cartesian grids from
 //! `dims_create` with and without periods at 1 to 12 ranks (shifts against a model, exchanges
 //! with the neighbours, sub-grids, bad grids refused on every rank), every point-to-point call
-//! with `PROC_NULL`, group algebra against a model with `create` and `compare`, and
+//! with `PROC_NULL`, persistent requests started 10,000 times, group algebra against a model with `create` and `compare`, and
 //! `split_type_shared` on one host (across testnet hosts: `hosts.rs`).
 
 mod util;
@@ -26,6 +26,13 @@ fn sends_and_receives_with_no_rank_complete_at_once() {
 fn groups_against_a_model_and_communicators_made_of_them() {
     for n in [1, 2, 4, 7] {
         rank_case("t_topo", n, "groups", &[], &[]);
+    }
+}
+
+#[test]
+fn persistent_requests_started_10000_times() {
+    for n in [1, 2, 3, 4] {
+        rank_case("t_topo", n, "persistent", &[], &[]);
     }
 }
 

@@ -98,7 +98,7 @@ pub struct Scope<'scope, 'env: 'scope> {
 }
 
 /// What a scope records, without its lifetimes, so that a [`Request`] can point to it.
-struct ScopeCore {
+pub(crate) struct ScopeCore {
     /// Every operation started in this scope (completed ones included; the engine's generation
     /// check makes settling those a no-op).
     ops: RefCell<Vec<OpId>>,
@@ -198,6 +198,59 @@ impl ScopeCore {
     fn comm(&self, i: usize) -> Comm {
         self.comms.borrow()[i].handle()
     }
+
+    /// Starts a send of the bytes behind `view` to world rank `peer`, as a request of this scope.
+    ///
+    /// # Safety
+    /// The bytes behind `view` must stay valid and unwritten until this scope settles (the end
+    /// of the `'scope` of the [`Scope`] this core belongs to).
+    pub(crate) unsafe fn start_send_view(
+        &self,
+        comm: &Comm,
+        peer: usize,
+        tag: u32,
+        view: RawSlice,
+        synchronous: bool,
+    ) -> Result<Request<'_>> {
+        let c = self.comm_index(comm)?;
+        let op = comm
+            .engine
+            .borrow_mut()
+            .isend(comm.ctx, peer, tag, view, synchronous)?;
+        self.ops.borrow_mut().push(op);
+        Ok(Request::new(self, c, op, None))
+    }
+
+    /// Posts a receive into the bytes behind `view`, as a request of this scope.
+    ///
+    /// # Safety
+    /// The bytes behind `view` must stay valid, and reached by no other path, until this scope
+    /// settles.
+    pub(crate) unsafe fn start_recv_view(
+        &self,
+        comm: &Comm,
+        src: Option<usize>,
+        tag: Option<u32>,
+        view: RawMut,
+    ) -> Result<Request<'_>> {
+        let c = self.comm_index(comm)?;
+        let cap = view.len();
+        let op = comm.engine.borrow_mut().irecv(comm.ctx, src, tag, view)?;
+        self.ops.borrow_mut().push(op);
+        Ok(Request::new(self, c, op, Some(cap)))
+    }
+
+    /// A request of this scope complete from the start, with status `st`.
+    pub(crate) fn done(&self, comm: &Comm, st: Status) -> Result<Request<'_>> {
+        let c = self.comm_index(comm)?;
+        Ok(Request {
+            scope: self,
+            comm: c,
+            state: State::Done(st),
+            cap: None,
+            owned: None,
+        })
+    }
 }
 
 impl<'scope> Scope<'scope, '_> {
@@ -210,16 +263,18 @@ impl<'scope> Scope<'scope, '_> {
         bytes: &'scope [u8],
         synchronous: bool,
     ) -> Result<Request<'scope>> {
-        let c = self.core.comm_index(comm)?;
-        // SAFETY (RawSlice::new): `bytes` is borrowed for `'scope`, and the operation is recorded
-        // in this scope before anything else can happen; `scope` settles it before `'scope` ends.
-        let view = unsafe { RawSlice::new(bytes) };
-        let op = comm
-            .engine
-            .borrow_mut()
-            .isend(comm.ctx, peer, tag, view, synchronous)?;
-        self.core.ops.borrow_mut().push(op);
-        Ok(Request::new(&self.core, c, op, None))
+        // SAFETY (RawSlice::new, start_send_view): `bytes` is borrowed for `'scope`, and the
+        // operation is recorded in this scope before anything else can happen; `scope` settles
+        // it before `'scope` ends.
+        unsafe {
+            self.core
+                .start_send_view(comm, peer, tag, RawSlice::new(bytes), synchronous)
+        }
+    }
+
+    /// This scope's records, for requests made elsewhere (`persistent.rs`).
+    pub(crate) fn core(&'scope self) -> &'scope ScopeCore {
+        &self.core
     }
 
     /// Starts a send of `bytes`, which the request owns (a value's encoding): they are freed
@@ -227,14 +282,7 @@ impl<'scope> Scope<'scope, '_> {
     /// A request complete from the start, with status `st`: a send to or a receive from no
     /// rank ([`crate::PROC_NULL`]).
     pub(crate) fn done(&'scope self, comm: &Comm, st: Status) -> Result<Request<'scope>> {
-        let c = self.core.comm_index(comm)?;
-        Ok(Request {
-            scope: &self.core,
-            comm: c,
-            state: State::Done(st),
-            cap: None,
-            owned: None,
-        })
+        self.core.done(comm, st)
     }
 
     pub(crate) fn start_send_owned(
@@ -270,14 +318,13 @@ impl<'scope> Scope<'scope, '_> {
         tag: Option<u32>,
         bytes: &'scope mut [u8],
     ) -> Result<Request<'scope>> {
-        let c = self.core.comm_index(comm)?;
-        let cap = bytes.len();
-        // SAFETY (RawMut::new): `bytes` is borrowed mutably for `'scope`, so nothing else reads or
-        // writes it until `scope` returns, and `scope` settles the operation before that.
-        let view = unsafe { RawMut::new(bytes) };
-        let op = comm.engine.borrow_mut().irecv(comm.ctx, src, tag, view)?;
-        self.core.ops.borrow_mut().push(op);
-        Ok(Request::new(&self.core, c, op, Some(cap)))
+        // SAFETY (RawMut::new, start_recv_view): `bytes` is borrowed mutably for `'scope`, so
+        // nothing else reads or writes it until `scope` returns, and `scope` settles the
+        // operation before that.
+        unsafe {
+            self.core
+                .start_recv_view(comm, src, tag, RawMut::new(bytes))
+        }
     }
 
     /// Starts a receive of unknown size: the engine allocates its buffer with `grow` when a

@@ -4,6 +4,9 @@
 //!   (blocking and nonblocking; `None` at open edges), sub-grids, bad and mismatched grids.
 //! - `null`: every point-to-point call with no rank (`PROC_NULL`) as peer completes at once.
 //! - `groups`: group algebra against a model (random subsets), `create`, `compare`.
+//! - `persistent`: persistent sends and receives around a ring, started 10,000 times, with new
+//!   data each time (every element checked), through `start_all`, `test`, and `ssend_init`;
+//!   restarts of active requests refused; no-rank peers.
 //! - `shared MODE`: `split_type_shared`; MODE `one` (one host), `slot:S` (S slots a host,
 //!   filled in order) or `node:H` (H hosts, ranks dealt round-robin).
 //!
@@ -22,6 +25,7 @@ fn main() -> ExitCode {
         "cart" => cart(world),
         "null" => null(world),
         "groups" => groups(world),
+        "persistent" => persistent(world),
         "shared" => shared(world, args.first().map_or("one", String::as_str)),
         other => Err(format!("unknown case {other:?}")),
     })
@@ -470,6 +474,105 @@ fn shared(world: &Comm, mode: &str) -> R<()> {
         "ranks on the host: {}",
         count[0]
     );
+    world.barrier().map_err(e)?;
+    Ok(())
+}
+
+fn persistent(world: &Comm) -> R<()> {
+    let (me, n) = (world.rank(), world.size());
+    let (right, left) = ((me + 1) % n, (me + n - 1) % n);
+    const ITERS: u64 = 10_000;
+    let mut out = vec![0u64; 33];
+    let mut got = vec![0u64; 33];
+    let mut out2 = vec![0u64; 5];
+    let mut got2 = vec![0u64; 5];
+    let fixed = [me as u32; 3];
+    let mut sync_got = [0u32; 3];
+    let mut nothing = [7u8; 2];
+    let mut bad_rank = [0u8; 1];
+    mpr::scope(|s| -> R<()> {
+        let mut send = world.send_init_mut(s, &mut out, right, 1).map_err(e)?;
+        let mut recv = world.recv_init(s, &mut got, left, 1).map_err(e)?;
+        let mut pair = vec![
+            world.recv_init(s, &mut got2, left, 2).map_err(e)?,
+            world.send_init_mut(s, &mut out2, right, 2).map_err(e)?,
+        ];
+        for i in 0..ITERS {
+            let stamp = |r: usize, k: usize| (r as u64) << 40 | i << 8 | k as u64;
+            for (k, x) in send.buf_mut().map_err(e)?.iter_mut().enumerate() {
+                *x = stamp(me, k);
+            }
+            for (k, x) in pair[1].buf_mut().map_err(e)?.iter_mut().enumerate() {
+                *x = stamp(me, k) ^ 1;
+            }
+            recv.start().map_err(e)?;
+            send.start().map_err(e)?;
+            mpr::start_all(&mut pair).map_err(e)?;
+            if i == 0 {
+                check!(send.start().is_err(), "a second start of an active request");
+                check!(recv.buf().is_err(), "the buffer of an active receive");
+            }
+            // Every 7th round completes by polling, the others by waiting.
+            if i % 7 == 0 {
+                while recv.test().map_err(e)?.is_none() {}
+            } else {
+                let st = recv.wait().map_err(e)?;
+                check!(
+                    st.source() == left && st.count::<u64>() == 33,
+                    "status {st:?}"
+                );
+            }
+            send.wait().map_err(e)?;
+            let sts = mpr::wait_all_persistent(&mut pair).map_err(e)?;
+            check!(sts[0].source() == left, "status of the pair's receive");
+            let want: Vec<u64> = (0..33).map(|k| stamp(left, k)).collect();
+            check!(
+                recv.buf().map_err(e)? == want,
+                "round {i}: {:?}",
+                recv.buf()
+            );
+            let want2: Vec<u64> = (0..5).map(|k| stamp(left, k) ^ 1).collect();
+            check!(pair[0].buf().map_err(e)? == want2, "round {i} of the pair");
+        }
+        check!(
+            !send.is_active() && recv.wait().map_err(e)?.is_null(),
+            "inactive wait"
+        );
+        // Synchronous and from a shared borrow; no rank on both sides.
+        let mut ss = world.ssend_init(s, &fixed, right, 3).map_err(e)?;
+        let mut sr = world.recv_init(s, &mut sync_got, left, 3).map_err(e)?;
+        let mut none_r = world
+            .recv_init(s, &mut nothing, mpr::PROC_NULL, 0)
+            .map_err(e)?;
+        let mut none_s = world.send_init(s, &fixed, mpr::PROC_NULL, 0).map_err(e)?;
+        check!(
+            ss.buf_mut().is_err(),
+            "buf_mut of a send from a shared borrow"
+        );
+        for _ in 0..100 {
+            sr.start().map_err(e)?;
+            ss.start().map_err(e)?;
+            none_r.start().map_err(e)?;
+            none_s.start().map_err(e)?;
+            check!(
+                none_r.test().map_err(e)?.is_some_and(|s| s.is_null()),
+                "no-rank start"
+            );
+            none_s.wait().map_err(e)?;
+            ss.wait().map_err(e)?;
+            sr.wait().map_err(e)?;
+            check!(sr.buf().map_err(e)? == [left as u32; 3], "ssend_init data");
+        }
+        check!(
+            none_r.buf().map_err(e)? == [7, 7],
+            "a receive from no rank wrote"
+        );
+        check!(
+            world.recv_init(s, &mut bad_rank[..], n, 0).is_err(),
+            "recv_init from a bad rank"
+        );
+        Ok(())
+    })?;
     world.barrier().map_err(e)?;
     Ok(())
 }
