@@ -158,5 +158,30 @@ fn scopes_in_a_world_of_one() {
     });
     assert_eq!(sum, send);
     assert_eq!(data, [7u32; 5]);
+
+    // Persistent requests to oneself, eager and rendezvous: the buffers are read and written
+    // between starts, and a request left active is settled by the scope.
+    for n in [8, big] {
+        let mut out = vec![0u8; n];
+        let mut inb = vec![0u8; n];
+        mpr::scope(|s| {
+            let mut send = world.send_init_mut(s, &mut out, 0, 40).unwrap();
+            let mut recv = world.recv_init(s, &mut inb, 0, 40).unwrap();
+            for round in 0..3u8 {
+                send.buf_mut().unwrap().copy_from_slice(&pattern(round, n));
+                recv.start().unwrap();
+                send.start().unwrap();
+                assert!(recv.buf().is_err() && send.start().is_err());
+                send.wait().unwrap();
+                assert_eq!(recv.wait().unwrap().bytes(), n);
+                assert_eq!(recv.buf().unwrap(), &pattern(round, n)[..]);
+            }
+            send.buf_mut().unwrap().fill(9);
+            recv.start().unwrap();
+            send.start().unwrap();
+            // Both dropped while active: the scope completes them before `inb` is ours again.
+        });
+        assert!(inb.iter().all(|&b| b == 9), "size {n}");
+    }
     world.finalize().unwrap();
 }
