@@ -304,6 +304,7 @@ mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod init;
+mod layout;
 mod persistent;
 mod scope;
 mod shm;
@@ -326,6 +327,7 @@ pub use comm::{
 };
 pub use error::{Error, PeerCause, Result};
 pub use init::{init, wtime, World};
+pub use layout::Layout;
 pub use persistent::{start_all, wait_all_persistent, Persistent};
 pub use scope::{
     scope, test_all, test_any, test_some, wait_all, wait_any, wait_some, BufRequest, Request,

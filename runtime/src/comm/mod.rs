@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod group;
+mod layout;
 mod matched;
 mod nonblocking;
 mod p2p;

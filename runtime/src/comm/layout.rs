@@ -1,0 +1,159 @@
+//! Point-to-point with layouts: `send_layout`, `recv_layout`, `sendrecv_layout`,
+//! `isend_layout` (the layouts themselves: `layout.rs`).
+//!
+//! A layout of one block goes as the slice it names, with no copy at all. A layout of several
+//! blocks is packed into one message (and a receive unpacked from one): one copy on each side
+//! beside the transport's, which for the faces of a grid is small next to the computation.
+//! The message is the elements in travel order either way, so a strided send matches a
+//! contiguous receive and the other way round.
+
+use bytemuck::Pod;
+
+use super::p2p::{Dest, Source, Status, TagMatch};
+use super::Comm;
+use crate::error::{Error, Result};
+use crate::layout::Layout;
+use crate::scope::{Request, Scope};
+
+impl Comm {
+    /// Sends the elements of `buf` that `layout` names, in its order, to `dest`.
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// let me = world.rank();
+    /// // Column 1 of a 3 x 4 matrix goes out; it arrives as a row of 3.
+    /// let m: Vec<u32> = (0..12).collect();
+    /// world.send_layout(&m, &mpr::Layout::vector(3, 1, 4), me, 0)?;
+    /// let mut col = [0u32; 3];
+    /// world.recv(&mut col, me, 0)?;
+    /// assert_eq!(col, [1, 5, 9]);
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
+    pub fn send_layout<T: Pod>(
+        &self,
+        buf: &[T],
+        layout: &Layout,
+        dest: impl Into<Dest>,
+        tag: u32,
+    ) -> Result<()> {
+        layout.check("send_layout", buf.len(), false)?;
+        match layout.blocks() {
+            [] => self.send(&buf[..0], dest, tag),
+            &[(off, len)] => self.send(&buf[off..off + len], dest, tag),
+            _ => self.send(&layout.pack(buf), dest, tag),
+        }
+    }
+
+    /// Receives a message into the elements of `buf` that `layout` names, in its order;
+    /// elements beyond the message's length stay as they were. `Truncated` if the message has
+    /// more elements than the layout.
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// let me = world.rank();
+    /// world.send(&[7u32, 8, 9], me, 0)?;
+    /// let mut m = [0u32; 12];
+    /// world.recv_layout(&mut m, &mpr::Layout::vector(3, 1, 4), me, 0)?; // into column 0
+    /// assert_eq!((m[0], m[4], m[8]), (7, 8, 9));
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
+    pub fn recv_layout<T: Pod>(
+        &self,
+        buf: &mut [T],
+        layout: &Layout,
+        src: impl Into<Source>,
+        tag: impl Into<TagMatch>,
+    ) -> Result<Status> {
+        layout.check("recv_layout", buf.len(), true)?;
+        match layout.blocks() {
+            [] => self.recv(&mut buf[..0], src, tag),
+            &[(off, len)] => self.recv(&mut buf[off..off + len], src, tag),
+            _ => {
+                let mut packed = vec![T::zeroed(); layout.count()];
+                let st = self.recv(&mut packed, src, tag)?;
+                unpack_received(layout, &packed, buf, &st)?;
+                Ok(st)
+            }
+        }
+    }
+
+    /// [`Comm::sendrecv`] with a layout on each side.
+    #[allow(clippy::too_many_arguments)]
+    pub fn sendrecv_layout<S: Pod, R: Pod>(
+        &self,
+        out: &[S],
+        out_layout: &Layout,
+        dest: impl Into<Dest>,
+        send_tag: u32,
+        inb: &mut [R],
+        in_layout: &Layout,
+        src: impl Into<Source>,
+        recv_tag: impl Into<TagMatch>,
+    ) -> Result<Status> {
+        out_layout.check("sendrecv_layout", out.len(), false)?;
+        in_layout.check("sendrecv_layout", inb.len(), true)?;
+        let packed_out;
+        let out: &[S] = match out_layout.blocks() {
+            [] => &out[..0],
+            &[(off, len)] => &out[off..off + len],
+            _ => {
+                packed_out = out_layout.pack(out);
+                &packed_out
+            }
+        };
+        match in_layout.blocks() {
+            [] => self.sendrecv(out, dest, send_tag, &mut inb[..0], src, recv_tag),
+            &[(off, len)] => {
+                self.sendrecv(out, dest, send_tag, &mut inb[off..off + len], src, recv_tag)
+            }
+            _ => {
+                let mut packed = vec![R::zeroed(); in_layout.count()];
+                let st = self.sendrecv(out, dest, send_tag, &mut packed, src, recv_tag)?;
+                unpack_received(in_layout, &packed, inb, &st)?;
+                Ok(st)
+            }
+        }
+    }
+
+    /// Starts sending the elements of `buf` that `layout` names (packed into a buffer the
+    /// request owns when there are several blocks, so `buf` is only read here).
+    pub fn isend_layout<'scope, T: Pod>(
+        &self,
+        s: &'scope Scope<'scope, '_>,
+        buf: &'scope [T],
+        layout: &Layout,
+        dest: impl Into<Dest>,
+        tag: u32,
+    ) -> Result<Request<'scope>> {
+        layout.check("isend_layout", buf.len(), false)?;
+        match layout.blocks() {
+            [] => self.isend(s, &buf[..0], dest, tag),
+            &[(off, len)] => self.isend(s, &buf[off..off + len], dest, tag),
+            _ => match self.dest(dest.into())? {
+                Some(peer) => s.start_send_owned(self, peer, tag, layout.pack_bytes(buf), false),
+                None => s.done(self, Status::null()),
+            },
+        }
+    }
+}
+
+/// Unpacks what a receive of `st` put into `packed` (whole elements only).
+fn unpack_received<T: Pod>(
+    layout: &Layout,
+    packed: &[T],
+    buf: &mut [T],
+    st: &Status,
+) -> Result<()> {
+    let size = std::mem::size_of::<T>();
+    if size > 0 && st.bytes() % size != 0 {
+        return Err(Error::InvalidArgument {
+            what: "recv_layout",
+            detail: format!(
+                "a message of {} bytes is not a whole number of {size}-byte elements (it was consumed)",
+                st.bytes()
+            ),
+        });
+    }
+    layout.unpack(&packed[..st.count::<T>().min(packed.len())], buf);
+    Ok(())
+}
