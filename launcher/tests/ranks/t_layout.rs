@@ -201,7 +201,7 @@ fn bad(world: &Comm) -> R<()> {
         world.recv_layout(&mut buf, &overlapping, me, 1).is_err(),
         "overlapping receive blocks"
     );
-    world.recv(&mut vec![0u32; 12], me, 1).map_err(e)?;
+    world.recv(&mut [0u32; 12], me, 1).map_err(e)?;
     let twice = Layout::indexed(&[2, 2], &[0, 1]).map_err(e)?;
     check!(
         world.recv_layout(&mut buf, &twice, me, 0).is_err(),
