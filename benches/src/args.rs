@@ -12,6 +12,9 @@ pub enum Bench {
     Bibw,
     /// Ping-pong in n/2 pairs at once: latency under load.
     MultiLat,
+    /// Every rank exchanges a message with both ring neighbours: time per exchange (max over
+    /// ranks), with isend/irecv or persistent requests.
+    Halo,
     /// A collective, timed per call (max over ranks).
     Coll(Coll),
 }
@@ -35,6 +38,7 @@ const BENCHES: &[(&str, Bench)] = &[
     ("bw", Bench::Bw),
     ("bibw", Bench::Bibw),
     ("multi_lat", Bench::MultiLat),
+    ("halo", Bench::Halo),
     ("barrier", Bench::Coll(Coll::Barrier)),
     ("bcast", Bench::Coll(Coll::Bcast)),
     ("reduce", Bench::Coll(Coll::Reduce)),
@@ -91,6 +95,11 @@ pub struct Plan {
     /// `--value`: latency of values (a `String` and a `Vec<f64>` of size / 8 elements) sent
     /// with `send_value` and received with `recv_value`, instead of byte slices.
     pub value: bool,
+    /// `--persistent`: halo with persistent requests started every iteration.
+    pub persistent: bool,
+    /// `--strided BLOCK`: latency of messages sent and received as blocks of BLOCK bytes every
+    /// 2 BLOCK bytes (`Layout::vector`), instead of contiguous bytes.
+    pub strided: Option<usize>,
 }
 
 /// The most receive-buffer memory the default window uses.
@@ -159,6 +168,9 @@ pub enum Parsed {
 pub const USAGE: &str = "\
 usage: mprun -n 2 mpr-bench latency|bw|bibw [OPTIONS]
        mprun -n 2K mpr-bench multi_lat [OPTIONS]      (K pairs: rank r with r + K)
+       mprun -n N mpr-bench halo [--persistent] [OPTIONS]
+                                     (every rank exchanges SIZE bytes with both ring neighbours:
+                                     time per exchange, max over ranks)
        mprun -n N mpr-bench barrier|bcast|reduce|allreduce|gather|scatter|allgather|alltoall
                                      (time per call, max over ranks; reductions on f32 elements)
 
@@ -173,6 +185,11 @@ usage: mprun -n 2 mpr-bench latency|bw|bibw [OPTIONS]
   --value                     latency, multi_lat: each message is a value, a String and a
                               Vec<f64> of SIZE / 8 elements, by send_value and recv_value
                               (encoded and decoded every time), instead of SIZE bytes
+  --strided BLOCK             latency: each message is SIZE bytes in blocks of BLOCK bytes
+                              every 2 BLOCK bytes (send_layout, recv_layout with a vector
+                              layout), instead of SIZE contiguous bytes
+  --persistent                halo: persistent requests (send_init, recv_init) started every
+                              iteration, instead of isend and irecv
   --json                      one JSON object per size instead of the table
   -h, --help                  this text
 ";
@@ -218,6 +235,8 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
         window: None,
         json: false,
         value: false,
+        persistent: false,
+        strided: None,
     };
     while let Some(a) = it.next() {
         let (name, inline) = match a.split_once('=') {
@@ -234,6 +253,14 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
             "-h" | "--help" => return Ok(Parsed::Help),
             "--json" => plan.json = true,
             "--value" => plan.value = true,
+            "--persistent" => plan.persistent = true,
+            "--strided" => {
+                let b = size(&value()?)?;
+                if b == 0 {
+                    return Err("--strided takes a block of at least 1 byte".into());
+                }
+                plan.strided = Some(b);
+            }
             "-m" | "--message-size" => {
                 let v = value()?;
                 let (lo, hi) = match v.split_once(':') {
@@ -280,6 +307,15 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
             "--value is for latency and multi_lat, not {}",
             plan.bench.name()
         ));
+    }
+    if plan.persistent && plan.bench != Bench::Halo {
+        return Err(format!(
+            "--persistent is for halo, not {}",
+            plan.bench.name()
+        ));
+    }
+    if plan.strided.is_some() && (plan.bench != Bench::Latency || plan.value) {
+        return Err("--strided is for latency, without --value".into());
     }
     Ok(Parsed::Run(plan))
 }
@@ -330,6 +366,10 @@ mod tests {
         assert_eq!((p.bench, p.window_for(1 << 20)), (Bench::Bibw, 8));
         let p = plan(&["multi_lat", "--value"]).unwrap();
         assert!(p.value);
+        let p = plan(&["halo", "--persistent"]).unwrap();
+        assert!(p.bench == Bench::Halo && p.persistent);
+        let p = plan(&["latency", "--strided", "1K"]).unwrap();
+        assert_eq!(p.strided, Some(1024));
         let p = plan(&["latency", "-i", "5", "-x", "0", "--json"]).unwrap();
         assert_eq!(
             (p.iters_for(1 << 20), p.warmup_for(8), p.json),
@@ -351,6 +391,10 @@ mod tests {
             &["latency", "latency"],
             &["bw", "-W", "0"],
             &["bw", "--value"],
+            &["latency", "--persistent"],
+            &["bw", "--strided", "64"],
+            &["latency", "--strided", "0"],
+            &["latency", "--value", "--strided", "64"],
             &[],
         ] {
             assert!(plan(bad).is_err(), "{bad:?} accepted");

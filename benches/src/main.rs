@@ -80,6 +80,7 @@ fn run(world: &mpr::World, plan: &Plan) -> Result<(), Failure> {
         Bench::Bw => p2p::bandwidth(world, plan, false),
         Bench::Bibw => p2p::bandwidth(world, plan, true),
         Bench::MultiLat => p2p::latency(world, plan),
+        Bench::Halo => p2p::halo(world, plan),
         Bench::Coll(which) => coll::run(world, plan, which),
     }
 }

@@ -63,7 +63,9 @@ pub fn latency(world: &mpr::World, plan: &Plan) -> Result<(), Failure> {
         report::header(plan, n);
     }
     for size in plan.sizes() {
-        let mut buf = vec![b'a'; size];
+        // --strided: the message's SIZE bytes lie in blocks every 2 BLOCK bytes of `buf`.
+        let layout = plan.strided.map(|b| strided(size, b));
+        let mut buf = vec![b'a'; layout.as_ref().map_or(size, |l| l.extent())];
         // --value: what goes back and forth instead of `buf`, encoded and decoded each time.
         let mut value = ("sample".to_string(), vec![0.5f64; size / 8]);
         let mut ping = |dest_first: bool| -> mpr::Result<()> {
@@ -71,6 +73,8 @@ pub fn latency(world: &mpr::World, plan: &Plan) -> Result<(), Failure> {
                 |v: &(String, Vec<f64>), b: &[u8]| {
                     if plan.value {
                         world.send_value(v, peer, TAG)
+                    } else if let Some(l) = &layout {
+                        world.send_layout(b, l, peer, TAG)
                     } else {
                         world.send(b, peer, TAG)
                     }
@@ -78,6 +82,8 @@ pub fn latency(world: &mpr::World, plan: &Plan) -> Result<(), Failure> {
                 |v: &mut (String, Vec<f64>), b: &mut [u8]| {
                     if plan.value {
                         *v = world.recv_value(peer, TAG)?.0;
+                    } else if let Some(l) = &layout {
+                        world.recv_layout(b, l, peer, TAG)?;
                     } else {
                         world.recv(b, peer, TAG)?;
                     }
@@ -130,6 +136,89 @@ pub fn latency(world: &mpr::World, plan: &Plan) -> Result<(), Failure> {
             report::row(plan, &stats::combine(&rows));
         } else if pinger {
             world.send(&[row.avg_us, row.p50_us, row.p99_us], 0, ACK_TAG)?;
+        }
+    }
+    Ok(())
+}
+
+/// `size` bytes as blocks of `block` bytes (fewer if `size` is smaller) every `2 block` bytes.
+fn strided(size: usize, block: usize) -> mpr::Layout {
+    let b = block.min(size).max(1);
+    mpr::Layout::vector(size / b, b, 2 * b)
+}
+
+/// Every rank sends `size` bytes to each ring neighbour and receives as much from each, per
+/// iteration: isend/irecv in a scope per iteration, or (`--persistent`) four persistent requests
+/// set up once per size and started every iteration. Time per iteration, max over ranks.
+pub fn halo(world: &mpr::World, plan: &Plan) -> Result<(), Failure> {
+    let (n, me) = (world.size(), world.rank());
+    let (left, right) = ((me + n - 1) % n, (me + 1) % n);
+    if me == 0 {
+        report::header(plan, n);
+    }
+    for size in plan.sizes() {
+        let (iters, warmup) = (plan.iters_for(size), plan.warmup_for(size));
+        let (to_left, to_right) = (vec![1u8; size], vec![2u8; size]);
+        let (mut from_left, mut from_right) = (vec![0u8; size], vec![0u8; size]);
+        let mut samples = Samples::new();
+        world.barrier()?;
+        let mut start = Instant::now();
+        let mut step = |i: usize, samples: &mut Samples, f: &mut dyn FnMut() -> mpr::Result<()>| {
+            if i == warmup {
+                start = Instant::now();
+            }
+            let sampled = i >= warmup && (i - warmup) % SAMPLE_EVERY == 0;
+            let t = sampled.then(Instant::now);
+            f()?;
+            if let Some(t) = t {
+                samples.record(t.elapsed().as_nanos() as u64);
+            }
+            Ok::<(), mpr::Error>(())
+        };
+        if plan.persistent {
+            mpr::scope(|s| -> mpr::Result<()> {
+                let mut reqs = vec![
+                    world.recv_init(s, &mut from_left, left, TAG)?,
+                    world.recv_init(s, &mut from_right, right, TAG + 1)?,
+                    world.send_init(s, &to_right, right, TAG)?,
+                    world.send_init(s, &to_left, left, TAG + 1)?,
+                ];
+                for i in 0..warmup + iters {
+                    step(i, &mut samples, &mut || {
+                        mpr::start_all(&mut reqs)?;
+                        mpr::wait_all_persistent(&mut reqs).map(drop)
+                    })?;
+                }
+                Ok(())
+            })?;
+        } else {
+            for i in 0..warmup + iters {
+                step(i, &mut samples, &mut || {
+                    mpr::scope(|s| -> mpr::Result<()> {
+                        let reqs = vec![
+                            world.irecv(s, &mut from_left, left, TAG)?,
+                            world.irecv(s, &mut from_right, right, TAG + 1)?,
+                            world.isend(s, &to_right, right, TAG)?,
+                            world.isend(s, &to_left, left, TAG + 1)?,
+                        ];
+                        mpr::wait_all(reqs).map(drop)
+                    })
+                })?;
+            }
+        }
+        samples.overall(start.elapsed().as_nanos(), iters);
+        let row = samples.row(size, 1.0);
+        let mine = [row.avg_us, row.p50_us, row.p99_us];
+        let mut worst = [0f64; 3];
+        world.reduce(&mine, &mut worst, mpr::Op::Max, 0)?;
+        if me == 0 {
+            let r = Row {
+                avg_us: worst[0],
+                p50_us: worst[1],
+                p99_us: worst[2],
+                ..row
+            };
+            report::row(plan, &r);
         }
     }
     Ok(())
