@@ -167,7 +167,7 @@ pub fn halo(world: &mpr::World, plan: &Plan) -> Result<(), Failure> {
             if i == warmup {
                 start = Instant::now();
             }
-            let sampled = i >= warmup && (i - warmup) % SAMPLE_EVERY == 0;
+            let sampled = i >= warmup && (i - warmup).is_multiple_of(SAMPLE_EVERY);
             let t = sampled.then(Instant::now);
             f()?;
             if let Some(t) = t {
