@@ -1,7 +1,7 @@
 //! Process topologies, no-rank peers and groups, through the real mprun: Cartesian grids from
 //! `dims_create` with and without periods at 1 to 12 ranks (shifts against a model, exchanges
 //! with the neighbours, sub-grids, bad grids refused on every rank), every point-to-point call
-//! with `PROC_NULL`, persistent requests started 10,000 times, group algebra against a model with `create` and `compare`, and
+//! with `PROC_NULL`, neighbour collectives on rings, tori, open grids and a graph, persistent requests started 10,000 times, group algebra against a model with `create` and `compare`, and
 //! `split_type_shared` on one host (across testnet hosts: `hosts.rs`).
 
 mod util;
@@ -33,6 +33,13 @@ fn groups_against_a_model_and_communicators_made_of_them() {
 fn persistent_requests_started_10000_times() {
     for n in [1, 2, 3, 4] {
         rank_case("t_topo", n, "persistent", &[], &[]);
+    }
+}
+
+#[test]
+fn neighbour_collectives_on_rings_tori_grids_and_graphs() {
+    for n in [1, 2, 3, 4, 6, 7] {
+        rank_case("t_topo", n, "neighbors", &[], &[]);
     }
 }
 

@@ -337,5 +337,5 @@ pub use scope::{
 /// `serde` dependency of its own.
 #[cfg(feature = "serde")]
 pub use serde;
-pub use topo::{dims_create, CartComm};
+pub use topo::{dims_create, CartComm, DistGraphComm};
 pub use tuning::Tuning;

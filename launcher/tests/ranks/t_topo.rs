@@ -7,6 +7,9 @@
 //! - `persistent`: persistent sends and receives around a ring, started 10,000 times, with new
 //!   data each time (every element checked), through `start_all`, `test`, and `ssend_init`;
 //!   restarts of active requests refused; no-rank peers.
+//! - `neighbors`: neighbour collectives (all four, blocking and nonblocking) on a ring, a torus,
+//!   an open grid and an irregular graph with repeated edges, against a model; a graph whose
+//!   ends disagree is refused on every rank.
 //! - `shared MODE`: `split_type_shared`; MODE `one` (one host), `slot:S` (S slots a host,
 //!   filled in order) or `node:H` (H hosts, ranks dealt round-robin).
 //!
@@ -18,7 +21,7 @@ use std::process::ExitCode;
 mod harness;
 use harness::{e, run_case, R};
 
-use mpr::{CartComm, Comm, Comparison, Group, Op};
+use mpr::{CartComm, Comm, Comparison, DistGraphComm, Group, Op};
 
 fn main() -> ExitCode {
     run_case(|world, case, args| match case {
@@ -26,6 +29,7 @@ fn main() -> ExitCode {
         "null" => null(world),
         "groups" => groups(world),
         "persistent" => persistent(world),
+        "neighbors" => neighbors(world),
         "shared" => shared(world, args.first().map_or("one", String::as_str)),
         other => Err(format!("unknown case {other:?}")),
     })
@@ -573,6 +577,190 @@ fn persistent(world: &Comm) -> R<()> {
         );
         Ok(())
     })?;
+    world.barrier().map_err(e)?;
+    Ok(())
+}
+
+/// What a rank sends to its destination slot `j`: (sender, slot) in one word.
+fn word(sender: usize, slot: usize) -> u64 {
+    (sender as u64) << 16 | slot as u64
+}
+
+/// Block lengths of the v-forms: what `sender` puts in its slot `j`.
+fn vlen(sender: usize, j: usize) -> usize {
+    1 + (sender + j) % 3
+}
+
+const NONE: u64 = u64::MAX;
+
+/// The four neighbour collectives, blocking and nonblocking, on a topology whose model says,
+/// for each source slot, which rank sends into it from which of its destination slots.
+macro_rules! check_neighbors {
+    ($g:expr, $expect:expr, $outdeg:expr, $name:expr) => {{
+        let g = $g;
+        let expect: &[Option<(usize, usize)>] = $expect;
+        let (me, outdeg, name) = (g.rank(), $outdeg, $name);
+        let indeg = expect.len();
+        // allgather: every source's rank, or the sentinel where there is none.
+        let want: Vec<u64> = expect
+            .iter()
+            .map(|e| e.map_or(NONE, |(s, _)| s as u64))
+            .collect();
+        let mut got = vec![NONE; indeg];
+        g.neighbor_allgather(&[me as u64], &mut got).map_err(e)?;
+        check!(
+            got == want,
+            "{name}: neighbor_allgather {got:?} != {want:?}"
+        );
+        let (mut got2, one) = (vec![NONE; indeg], [me as u64]);
+        mpr::scope(|s| g.ineighbor_allgather(s, &one, &mut got2)?.wait().map(drop)).map_err(e)?;
+        check!(got2 == want, "{name}: ineighbor_allgather");
+        // alltoall: slot j of the sender goes to the receiver's matching slot.
+        let send: Vec<u64> = (0..outdeg).map(|j| word(me, j)).collect();
+        let want: Vec<u64> = expect
+            .iter()
+            .map(|e| e.map_or(NONE, |(s, j)| word(s, j)))
+            .collect();
+        let mut got = vec![NONE; indeg];
+        g.neighbor_alltoall(&send, &mut got).map_err(e)?;
+        check!(got == want, "{name}: neighbor_alltoall {got:?} != {want:?}");
+        let mut got2 = vec![NONE; indeg];
+        mpr::scope(|s| g.ineighbor_alltoall(s, &send, &mut got2)?.wait().map(drop)).map_err(e)?;
+        check!(got2 == want, "{name}: ineighbor_alltoall");
+        // allgatherv: each rank sends vlen(me, 0) copies of its rank.
+        let mine = vec![me as u64; vlen(me, 0)];
+        let counts: Vec<usize> = expect
+            .iter()
+            .map(|e| e.map_or(1, |(s, _)| vlen(s, 0)))
+            .collect();
+        let want: Vec<u64> = expect
+            .iter()
+            .flat_map(|e| match e {
+                Some((s, _)) => vec![*s as u64; vlen(*s, 0)],
+                None => vec![NONE],
+            })
+            .collect();
+        let mut got = vec![NONE; counts.iter().sum()];
+        g.neighbor_allgatherv(&mine, &mut got, &counts).map_err(e)?;
+        check!(got == want, "{name}: neighbor_allgatherv");
+        let mut got2 = vec![NONE; got.len()];
+        mpr::scope(|s| {
+            g.ineighbor_allgatherv(s, &mine, &mut got2, &counts)?
+                .wait()
+                .map(drop)
+        })
+        .map_err(e)?;
+        check!(got2 == want, "{name}: ineighbor_allgatherv");
+        // alltoallv: slot j carries vlen(me, j) copies of word(me, j).
+        let scounts: Vec<usize> = (0..outdeg).map(|j| vlen(me, j)).collect();
+        let send: Vec<u64> = (0..outdeg)
+            .flat_map(|j| vec![word(me, j); vlen(me, j)])
+            .collect();
+        let rcounts: Vec<usize> = expect
+            .iter()
+            .map(|e| e.map_or(2, |(s, j)| vlen(s, j)))
+            .collect();
+        let want: Vec<u64> = expect
+            .iter()
+            .flat_map(|e| match e {
+                Some((s, j)) => vec![word(*s, *j); vlen(*s, *j)],
+                None => vec![NONE; 2],
+            })
+            .collect();
+        let mut got = vec![NONE; rcounts.iter().sum()];
+        g.neighbor_alltoallv(&send, &scounts, &mut got, &rcounts)
+            .map_err(e)?;
+        check!(got == want, "{name}: neighbor_alltoallv");
+        let mut got2 = vec![NONE; got.len()];
+        mpr::scope(|s| {
+            g.ineighbor_alltoallv(s, &send, &scounts, &mut got2, &rcounts)?
+                .wait()
+                .map(drop)
+        })
+        .map_err(e)?;
+        check!(got2 == want, "{name}: ineighbor_alltoallv");
+        // Lengths that do not add up are refused before anything moves.
+        check!(
+            g.neighbor_alltoallv(
+                &send,
+                &scounts,
+                &mut got,
+                &rcounts[..indeg.saturating_sub(1)]
+            )
+            .is_err()
+                || indeg == 0,
+            "{name}: counts of the wrong length"
+        );
+    }};
+}
+
+/// The model of a grid's neighbour slots: slot 2d from the `-` neighbour's slot 2d+1, slot
+/// 2d+1 from the `+` neighbour's slot 2d.
+fn cart_expect(grid: &CartComm) -> R<Vec<Option<(usize, usize)>>> {
+    let dims = grid.dims().to_vec();
+    let periods = grid.periods().to_vec();
+    let me = grid.rank();
+    let mut v = Vec::new();
+    for d in 0..dims.len() {
+        v.push(moved(&dims, &periods, me, d, -1).map(|s| (s, 2 * d + 1)));
+        v.push(moved(&dims, &periods, me, d, 1).map(|s| (s, 2 * d)));
+    }
+    Ok(v)
+}
+
+fn neighbors(world: &Comm) -> R<()> {
+    let n = world.size();
+    // A ring (n = 1 and 2: the same rank on both sides), a torus, an open grid.
+    let mut d2 = vec![0; 2];
+    mpr::dims_create(n, &mut d2).map_err(e)?;
+    for (name, dims, periods) in [
+        ("ring", vec![n], vec![true]),
+        ("torus", d2.clone(), vec![true, true]),
+        ("open grid", d2.clone(), vec![false, false]),
+        ("half-open", d2.clone(), vec![true, false]),
+    ] {
+        let grid = world
+            .cart_create(&dims, &periods, false)
+            .map_err(e)?
+            .ok_or("grid")?;
+        let expect = cart_expect(&grid)?;
+        check_neighbors!(&grid, &expect, 2 * dims.len(), name);
+    }
+    // An irregular graph: r sends to r + 1, 2r + 1 and r + 1 again (mod n).
+    let dests = |r: usize| vec![(r + 1) % n, (2 * r + 1) % n, (r + 1) % n];
+    let me = world.rank();
+    let mut expect = Vec::new();
+    for s in 0..n {
+        for (j, d) in dests(s).into_iter().enumerate() {
+            if d == me {
+                expect.push(Some((s, j)));
+            }
+        }
+    }
+    let sources: Vec<usize> = expect.iter().map(|e| e.map_or(0, |(s, _)| s)).collect();
+    let g: DistGraphComm = world
+        .dist_graph_create_adjacent(&sources, &dests(me), false)
+        .map_err(e)?;
+    check!(
+        g.sources() == sources && g.destinations() == dests(me),
+        "graph lists"
+    );
+    check_neighbors!(&g, &expect, 3, "graph");
+    // Ends that disagree: rank 0 claims one more source than anyone sends it.
+    let mut wrong = sources.clone();
+    if me == 0 {
+        wrong.push(0);
+    }
+    check!(
+        world
+            .dist_graph_create_adjacent(&wrong, &dests(me), false)
+            .is_err(),
+        "a graph whose ends disagree was made"
+    );
+    check!(
+        world.dist_graph_create_adjacent(&[n], &[], false).is_err(),
+        "a graph with a rank out of range was made"
+    );
     world.barrier().map_err(e)?;
     Ok(())
 }

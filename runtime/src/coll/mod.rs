@@ -19,6 +19,7 @@ mod check;
 mod flat;
 mod gather;
 mod in_place;
+mod neighbor;
 mod node;
 mod nonblocking;
 pub(crate) mod op;
@@ -31,6 +32,7 @@ use crate::comm::Comm;
 pub(crate) use crate::comm::{bytes, bytes_mut};
 use crate::engine::{RecvSpec, SendSpec};
 use crate::error::{Error, Result};
+pub(crate) use neighbor::Neighbors;
 pub(crate) use node::NodeState;
 
 /// Collective calls of one communicator that may be in flight at once (see `Comm::begin_coll`).
@@ -48,6 +50,7 @@ pub(crate) mod tag {
     pub const SCATTER: u32 = family(5);
     pub const ALLGATHER: u32 = family(6);
     pub const ALLTOALL: u32 = family(7);
+    pub const NEIGHBOR: u32 = family(8);
 }
 
 impl Comm {

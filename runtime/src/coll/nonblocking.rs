@@ -24,7 +24,7 @@ use crate::scope::{Request, Scope};
 
 impl Comm {
     /// Hands a plan to the engine as a request of `s`.
-    fn start_plan<'scope>(
+    pub(super) fn start_plan<'scope>(
         &self,
         s: &'scope Scope<'scope, '_>,
         input: &'scope [u8],

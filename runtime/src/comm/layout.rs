@@ -21,9 +21,10 @@ impl Comm {
     /// ```
     /// let world = mpr::init()?;
     /// let me = world.rank();
-    /// // Column 1 of a 3 x 4 matrix goes out; it arrives as a row of 3.
+    /// // Column 1 of a 3 x 4 matrix goes out (the column layout, on the matrix from element 1);
+    /// // it arrives as a row of 3.
     /// let m: Vec<u32> = (0..12).collect();
-    /// world.send_layout(&m, &mpr::Layout::vector(3, 1, 4), me, 0)?;
+    /// world.send_layout(&m[1..], &mpr::Layout::vector(3, 1, 4), me, 0)?;
     /// let mut col = [0u32; 3];
     /// world.recv(&mut col, me, 0)?;
     /// assert_eq!(col, [1, 5, 9]);

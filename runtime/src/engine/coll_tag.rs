@@ -10,7 +10,7 @@ const CALL_SHIFT: u32 = 20;
 pub(crate) const SEQ_SPAN: u32 = 1 << (32 - CALL_SHIFT);
 
 /// The families, by number.
-const FAMILIES: [&str; 8] = [
+const FAMILIES: [&str; 9] = [
     "barrier",
     "broadcast",
     "reduce",
@@ -19,6 +19,7 @@ const FAMILIES: [&str; 8] = [
     "scatter",
     "allgather",
     "all-to-all",
+    "neighbor exchange",
 ];
 
 /// The tag bits of family number `n` (an index into the families).
@@ -51,6 +52,6 @@ mod tests {
             assert_eq!(decode(t), (*name, 7));
         }
         assert_eq!(decode(tag(SEQ_SPAN + 2, family(1))), ("broadcast", 2));
-        assert_eq!(decode(family(9)), ("collective", 0));
+        assert_eq!(decode(family(10)), ("collective", 0));
     }
 }

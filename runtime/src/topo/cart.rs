@@ -22,6 +22,7 @@
 use std::ops::Deref;
 
 use crate::coll::op::Op;
+use crate::coll::Neighbors;
 use crate::comm::Comm;
 use crate::error::{Error, Result};
 
@@ -31,6 +32,8 @@ pub struct CartComm {
     comm: Comm,
     dims: Vec<usize>,
     periods: Vec<bool>,
+    /// Neighbours for the neighbour collectives: per dimension the `-` side, then the `+`.
+    pub(super) nbrs: Neighbors,
 }
 
 impl Deref for CartComm {
@@ -135,17 +138,34 @@ impl Comm {
         }
         let cells: usize = dims.iter().product();
         let member = self.rank() < cells;
-        Ok(self
-            .split(member.then_some(0), self.rank() as i64)?
-            .map(|comm| CartComm {
-                comm,
-                dims: dims.to_vec(),
-                periods: periods.to_vec(),
-            }))
+        self.split(member.then_some(0), self.rank() as i64)?
+            .map(|comm| CartComm::new(comm, dims.to_vec(), periods.to_vec()))
+            .transpose()
     }
 }
 
 impl CartComm {
+    /// A grid on `comm`, with its neighbours worked out. A block sent towards `+` in dimension
+    /// `d` carries round `2 d + 1` and lands in the receiver's `-` slot, and the other way
+    /// round (see `coll/neighbor.rs`).
+    fn new(comm: Comm, dims: Vec<usize>, periods: Vec<bool>) -> Result<CartComm> {
+        let mut grid = CartComm {
+            comm,
+            dims,
+            periods,
+            nbrs: Neighbors::default(),
+        };
+        let mut nbrs = Neighbors::default();
+        for d in 0..grid.ndims() {
+            let (minus, plus) = grid.shift(d, 1)?;
+            let r = 2 * d as u32;
+            nbrs.sources.extend([(minus, r + 1), (plus, r)]);
+            nbrs.dests.extend([(minus, r), (plus, r + 1)]);
+        }
+        grid.nbrs = nbrs;
+        Ok(grid)
+    }
+
     /// The extent of each dimension.
     pub fn dims(&self) -> &[usize] {
         &self.dims
@@ -302,11 +322,7 @@ impl CartComm {
             .comm
             .split(Some(color), key as i64)?
             .ok_or_else(|| bad("sub", "the split left this rank out"))?;
-        Ok(CartComm {
-            comm,
-            dims: kept(&self.dims, remain),
-            periods: kept(&self.periods, remain),
-        })
+        CartComm::new(comm, kept(&self.dims, remain), kept(&self.periods, remain))
     }
 }
 
