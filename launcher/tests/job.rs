@@ -358,6 +358,32 @@ fn timeout_names_the_cycle_of_two_ranks_in_blocking_receives() {
 }
 
 #[test]
+fn timeout_report_names_communicators_by_their_names() {
+    let (out, tok) = job_with(&["--timeout", "1"], 3, "named", &[], &[], None);
+    assert_eq!(out.code, Some(124), "stderr: {}", out.stderr);
+    let named = |r: usize, what: &str| {
+        out.stderr.lines().any(|l| {
+            l.starts_with(&format!("mprun:   rank {r} on localhost: "))
+                && l.contains(what)
+                && l.contains("(\"rows\")")
+        })
+    };
+    assert!(
+        named(0, "receive from rank 1, tag 6 on communicator"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        named(1, "receive from rank 0, tag 6 on communicator"),
+        "{}",
+        out.stderr
+    );
+    // Rank 2 is in the barrier (setting up its shared segment, which rank 0 was to broadcast).
+    assert!(named(2, "on communicator"), "{}", out.stderr);
+    assert_nothing_left(&tok);
+}
+
+#[test]
 fn sigint_to_mprun_ends_every_rank_within_a_second() {
     use std::io::Read;
     use std::os::unix::process::CommandExt;

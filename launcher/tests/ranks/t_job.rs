@@ -187,6 +187,20 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        // The deadlock above on a communicator named "rows": the report names it.
+        "named" => {
+            let Ok(rows) = world.dup() else {
+                return ExitCode::from(24);
+            };
+            rows.set_name("rows");
+            let mut b = [0u8];
+            if rank < 2 {
+                let _ = rows.recv(&mut b, 1 - rank, 6);
+            } else {
+                let _ = rows.barrier();
+            }
+            ExitCode::SUCCESS
+        }
         // Waits the --timeout report used to call "nothing": rank 0 computes outside mpr calls
         // for ever; rank 1 has sent it a message and waits in finalize for its goodbye; the
         // others wait in an all-to-all of 1 MiB blocks that rank 0 never joins.

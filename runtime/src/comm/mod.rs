@@ -73,6 +73,7 @@ impl Drop for Members {
         // which cannot happen outside an mpr call, the pair simply stays taken.)
         if let Ok(mut e) = self.engine.try_borrow_mut() {
             e.contexts.release(self.pair);
+            e.names.remove(&(2 * self.pair as u32));
         }
     }
 }
@@ -168,6 +169,35 @@ impl Comm {
         self.group
             .as_ref()
             .map_or(w, |g| g.comm_of.get(&w).copied().unwrap_or(usize::MAX))
+    }
+
+    /// Names this communicator (`MPI_Comm_set_name`), on this rank: the name appears in the
+    /// `--timeout` report of what the rank waits for, and in [`Comm::name`]. Every handle on
+    /// the communicator shares it; it goes when the communicator does.
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// let rows = world.dup()?;
+    /// rows.set_name("rows");
+    /// assert_eq!(rows.name(), "rows");
+    /// assert_eq!(world.name(), "world");
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
+    pub fn set_name(&self, name: &str) {
+        self.engine
+            .borrow_mut()
+            .names
+            .insert(self.ctx, name.to_string());
+    }
+
+    /// This communicator's name: the one given with [`Comm::set_name`], else `world` for the
+    /// world and `communicator N` for another (N: its number in the `--timeout` report).
+    pub fn name(&self) -> String {
+        match self.engine.borrow().names.get(&self.ctx) {
+            Some(n) => n.clone(),
+            None if self.ctx == 0 => "world".into(),
+            None => format!("communicator {}", self.ctx),
+        }
     }
 
     /// Ends the whole job: every rank is stopped and `mprun` exits with `code`.

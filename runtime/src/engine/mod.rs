@@ -492,6 +492,8 @@ pub(crate) struct Engine {
     /// The name of this rank's host as mprun knows it (empty for a job on one host without a
     /// hostfile, and for a singleton): ranks with the same name share a host.
     pub(crate) host: String,
+    /// Communicators' names by context (`Comm::set_name`), for the `--timeout` report.
+    pub(crate) names: waits::Names,
 }
 
 /// How many spins count as a short gap (well within any spin budget) without asking the
@@ -550,6 +552,7 @@ impl Engine {
             node_wait: None,
             finalizing: None,
             host: String::new(),
+            names: waits::Names::new(),
         }
     }
 

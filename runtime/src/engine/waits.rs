@@ -10,20 +10,32 @@ use super::ops::{Op, RecvState};
 use super::protocol::Protocol;
 use super::Engine;
 
+/// A communicator by its number (the context of its point-to-point traffic) and its name, if
+/// it was given one ([`crate::Comm::set_name`]).
+fn comm_words(ctx: u32, names: &Names) -> String {
+    match names.get(&ctx) {
+        Some(n) => format!("communicator {ctx} ({n:?})"),
+        None => format!("communicator {ctx}"),
+    }
+}
+
+/// Communicators' names by context.
+pub(crate) type Names = std::collections::HashMap<u32, String>;
+
 /// A communicator context and tag in words.
-pub(crate) fn describe(ctx: u32, tag: Option<u32>) -> String {
+pub(crate) fn describe(ctx: u32, tag: Option<u32>, names: &Names) -> String {
     if ctx % 2 == 1 {
         let what = tag.map_or("collective".to_string(), |t| {
             let (family, call) = super::coll_tag::decode(t);
             format!("{family} #{call}")
         });
-        return format!("{what} on communicator {}", ctx - 1);
+        return format!("{what} on {}", comm_words(ctx - 1, names));
     }
     let tag = tag.map_or("any tag".to_string(), |t| format!("tag {t}"));
-    if ctx == 0 {
+    if ctx == 0 && !names.contains_key(&0) {
         tag
     } else {
-        format!("{tag} on communicator {ctx}")
+        format!("{tag} on {}", comm_words(ctx, names))
     }
 }
 
@@ -35,12 +47,13 @@ pub(crate) struct NodeWait {
     pub(crate) ctx: u32,
 }
 
-impl std::fmt::Display for NodeWait {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} #{} on communicator {} (shared memory), waiting for the other ranks",
-            self.what, self.seq, self.ctx
+impl NodeWait {
+    fn describe(&self, names: &Names) -> String {
+        format!(
+            "{} #{} on {} (shared memory), waiting for the other ranks",
+            self.what,
+            self.seq,
+            comm_words(self.ctx, names)
         )
     }
 }
@@ -50,7 +63,7 @@ impl Engine {
     pub(crate) fn blocked_on(&self) -> Vec<(Option<usize>, String)> {
         let mut out = Vec::new();
         if let Some(what) = &self.node_wait {
-            out.push((None, what.to_string()));
+            out.push((None, what.describe(&self.names)));
         }
         for p in self.core.matching.posted() {
             let from = p
@@ -58,7 +71,10 @@ impl Engine {
                 .map_or("any rank".to_string(), |s| format!("rank {s}"));
             out.push((
                 p.src,
-                format!("receive from {from}, {}", describe(p.ctx, p.tag)),
+                format!(
+                    "receive from {from}, {}",
+                    describe(p.ctx, p.tag, &self.names)
+                ),
             ));
         }
         let net = self.transport.net_ref();
@@ -86,7 +102,7 @@ impl Engine {
                         format!(
                             "{what} to rank {}, {}",
                             s.peer,
-                            describe(s.ctx, Some(s.tag))
+                            describe(s.ctx, Some(s.tag), &self.names)
                         ),
                     ));
                 }
@@ -122,17 +138,34 @@ impl Engine {
 
 #[cfg(test)]
 mod tests {
-    use super::describe;
+    use super::{describe, Names};
 
     #[test]
     fn contexts_and_tags_in_words() {
-        assert_eq!(describe(0, Some(5)), "tag 5");
-        assert_eq!(describe(0, None), "any tag");
-        assert_eq!(describe(4, Some(1)), "tag 1 on communicator 4");
-        assert_eq!(describe(1, Some(3 << 20)), "barrier #3 on communicator 0");
+        let none = Names::new();
+        assert_eq!(describe(0, Some(5), &none), "tag 5");
+        assert_eq!(describe(0, None, &none), "any tag");
+        assert_eq!(describe(4, Some(1), &none), "tag 1 on communicator 4");
         assert_eq!(
-            describe(5, Some((7 << 20) | (3 << 16))),
+            describe(1, Some(3 << 20), &none),
+            "barrier #3 on communicator 0"
+        );
+        assert_eq!(
+            describe(5, Some((7 << 20) | (3 << 16)), &none),
             "allreduce #7 on communicator 4"
+        );
+        let names = Names::from([(4, "rows".to_string()), (0, "world".to_string())]);
+        assert_eq!(
+            describe(4, Some(1), &names),
+            "tag 1 on communicator 4 (\"rows\")"
+        );
+        assert_eq!(
+            describe(0, Some(2), &names),
+            "tag 2 on communicator 0 (\"world\")"
+        );
+        assert_eq!(
+            describe(5, Some(3 << 16), &names),
+            "allreduce #0 on communicator 4 (\"rows\")"
         );
     }
 }
