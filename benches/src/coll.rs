@@ -11,7 +11,7 @@ use mpr::Op;
 
 use crate::args::{Coll, Plan};
 use crate::p2p::SAMPLE_EVERY;
-use crate::stats::{Row, Samples};
+use crate::stats::Samples;
 use crate::{report, Failure};
 
 /// Runs one collective benchmark over the plan's sizes.
@@ -59,19 +59,7 @@ pub fn run(world: &mpr::World, plan: &Plan, which: Coll) -> Result<(), Failure> 
             }
         }
         samples.overall(start.elapsed().as_nanos(), iters);
-        let row = samples.row(size, 1.0);
-        let mine = [row.avg_us, row.p50_us, row.p99_us];
-        let mut worst = [0f64; 3];
-        world.reduce(&mine, &mut worst, Op::Max, 0)?;
-        if me == 0 {
-            let r = Row {
-                avg_us: worst[0],
-                p50_us: worst[1],
-                p99_us: worst[2],
-                ..row
-            };
-            report::row(plan, &r);
-        }
+        report::worst_row(world, plan, samples.row(size, 1.0))?;
     }
     Ok(())
 }

@@ -4,6 +4,24 @@
 use crate::args::Plan;
 use crate::stats::Row;
 
+/// Prints, at rank 0, the row of the slowest rank: mean, p50 and p99 each the largest over the
+/// ranks of `world` (every rank calls it with its own row).
+pub fn worst_row(world: &mpr::World, plan: &Plan, row: Row) -> mpr::Result<()> {
+    let mine = [row.avg_us, row.p50_us, row.p99_us];
+    let mut worst = [0f64; 3];
+    world.reduce(&mine, &mut worst, mpr::Op::Max, 0)?;
+    if world.rank() == 0 {
+        let r = Row {
+            avg_us: worst[0],
+            p50_us: worst[1],
+            p99_us: worst[2],
+            ..row
+        };
+        self::row(plan, &r);
+    }
+    Ok(())
+}
+
 /// Prints the header (table mode only).
 pub fn header(plan: &Plan, ranks: usize) {
     if plan.json {
