@@ -337,6 +337,7 @@ mod tests {
         let mut part = vec![0u32; 24];
         s.unpack(&packed[..4], &mut part);
         assert_eq!(&part[4..9], [4, 5, 6, 0, 8]);
+        assert_eq!(s.pack_bytes(&buf), bytemuck::cast_slice::<u32, u8>(&packed));
         let i = Layout::indexed(&[2, 1], &[6, 0]).unwrap();
         assert_eq!(i.pack(&buf[..8]), [6, 7, 0]);
         assert!(i.check("t", 7, false).is_err());

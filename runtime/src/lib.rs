@@ -328,7 +328,7 @@ pub use comm::{
 pub use error::{Error, PeerCause, Result};
 pub use init::{init, wtime, World};
 pub use layout::Layout;
-pub use persistent::{start_all, wait_all_persistent, Persistent};
+pub use persistent::{start_all, wait_all_persistent, Exchange, Persistent};
 pub use scope::{
     scope, test_all, test_any, test_some, wait_all, wait_any, wait_some, BufRequest, Request,
     Scope, VecRequest,

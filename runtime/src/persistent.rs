@@ -18,6 +18,15 @@
 //! one is active; once it has completed, `buf`/`buf_mut` borrow the request itself, so no start
 //! can happen while the caller holds the slice.
 //!
+//! **Layouts.** [`Comm::send_init_layout`] and [`Comm::recv_init_layout`] move the elements a
+//! [`Layout`] names. A halo exchange sends faces of the same array whose ghost cells it
+//! receives into, which two requests could not borrow at once (one `&` and one `&mut`): an
+//! [`Exchange`] ([`Comm::exchange_init`]) holds the array once for all its sends and receives,
+//! started and completed together, after checking that no receive writes an element that
+//! another message reads or writes. A layout of one block moves with no copy; one of several is
+//! packed at each start (sends) and unpacked at completion (receives; a request dropped while
+//! active completes, and unpacks, before it goes).
+//!
 //! **What it saves.** Each start skips the checks and translations of a call (rank range, the
 //! world rank, the scope's communicator lookup): measured in BENCHMARKS.md ("Persistent
 //! requests").
@@ -29,9 +38,10 @@ use bytemuck::Pod;
 use crate::buf::{RawMut, RawSlice};
 use crate::comm::{Comm, Dest, Source, Status, TagMatch};
 use crate::error::{Error, Result};
+use crate::layout::Layout;
 use crate::scope::{Request, Scope, ScopeCore};
 
-/// What each start of a persistent request does.
+/// What each start of one message does.
 #[derive(Debug, Clone, Copy)]
 enum Plan {
     Send {
@@ -45,6 +55,288 @@ enum Plan {
     },
     /// To or from no rank ([`crate::PROC_NULL`]): every start completes at once.
     Null,
+}
+
+/// Which elements of the buffer one message moves.
+#[derive(Debug, Clone)]
+enum Elems {
+    /// `len` elements from `off`: moved with no copy.
+    Run(usize, usize),
+    /// Several blocks: packed at a send's start, unpacked at a receive's completion.
+    Packed(Layout),
+}
+
+impl Elems {
+    fn of(layout: &Layout) -> Elems {
+        match layout.blocks() {
+            [] => Elems::Run(0, 0),
+            &[(off, len)] => Elems::Run(off, len),
+            _ => Elems::Packed(layout.clone()),
+        }
+    }
+}
+
+/// The buffer of a persistent request, moved in for `'scope` (its only access path outside
+/// the engine).
+struct Buffer<T> {
+    ptr: *mut T,
+    len: usize,
+    /// Made from a `&mut` buffer: it may be written (by receives, and by `buf_mut`).
+    writable: bool,
+}
+
+impl<T: Pod> Buffer<T> {
+    /// The bytes of the blocks `l` names (checked against the buffer when the request was
+    /// made), each read through a slice of that block alone: other messages of the request may
+    /// be under way in other parts of the buffer.
+    fn pack(&self, l: &Layout) -> Vec<u8> {
+        let size = std::mem::size_of::<T>();
+        let mut out = Vec::with_capacity(l.count() * size);
+        for &(off, n) in l.blocks() {
+            // SAFETY: the block lies within the buffer moved into the request for `'scope`
+            // (`Layout::check`), and no receive of the request writes it (`exchange_init`), so
+            // nothing writes these elements while this slice lives.
+            let block = unsafe { std::slice::from_raw_parts(self.ptr.add(off), n) };
+            out.extend_from_slice(bytemuck::cast_slice(block));
+        }
+        out
+    }
+
+    /// Writes `packed` (whole elements, at most `l.count()`) into the blocks `l` names, each
+    /// through a slice of that block alone.
+    fn unpack(&self, l: &Layout, packed: &[u8]) {
+        let size = std::mem::size_of::<T>();
+        let mut at = 0;
+        for &(off, n) in l.blocks() {
+            let k = (n * size).min(packed.len() - at) / size.max(1);
+            if k == 0 {
+                break;
+            }
+            // SAFETY: the block lies within the buffer, which came from a `&mut` (receives are
+            // made only from one) moved into the request; this receive has completed, and no
+            // other message of the request names these elements (`exchange_init`), so this is
+            // the only access to them while the slice lives.
+            let block = unsafe { std::slice::from_raw_parts_mut(self.ptr.add(off), k) };
+            bytemuck::cast_slice_mut::<T, u8>(block).copy_from_slice(&packed[at..at + k * size]);
+            at += k * size;
+        }
+    }
+}
+
+/// One message of a persistent request: its plan, its elements, and the operation of the
+/// current start until it is completed.
+struct Part<'scope> {
+    plan: Plan,
+    elems: Elems,
+    active: Option<Request<'scope>>,
+}
+
+fn bad(what: &'static str, detail: &str) -> Error {
+    Error::InvalidArgument {
+        what,
+        detail: detail.into(),
+    }
+}
+
+impl<'scope> Part<'scope> {
+    /// Starts one operation of this part on `buf`. The caller has checked that no part of the
+    /// request is active.
+    fn start<T: Pod>(
+        &mut self,
+        core: &'scope ScopeCore,
+        comm: &Comm,
+        buf: &Buffer<T>,
+    ) -> Result<()> {
+        let size = std::mem::size_of::<T>();
+        let req = match (&self.plan, &self.elems) {
+            (Plan::Null, _) => core.done(comm, Status::null())?,
+            (
+                &Plan::Send {
+                    peer,
+                    tag,
+                    synchronous,
+                },
+                Elems::Packed(l),
+            ) => core.start_send_owned(comm, peer, tag, buf.pack(l), synchronous)?,
+            // SAFETY (RawSlice::new, start_send_view): the run lies within the buffer moved into
+            // the request for `'scope` (checked when the request was made; `T: Pod` has no
+            // padding), valid until the scope settles, which it does before `'scope` ends; no
+            // `&mut` to these elements exists while the operation runs (`buf_mut` borrows the
+            // request and refuses while a part is active; no receive of the request writes
+            // them).
+            (
+                &Plan::Send {
+                    peer,
+                    tag,
+                    synchronous,
+                },
+                &Elems::Run(off, n),
+            ) => unsafe {
+                let bytes = std::slice::from_raw_parts(buf.ptr.add(off).cast::<u8>(), n * size);
+                core.start_send_view(comm, peer, tag, RawSlice::new(bytes), synchronous)?
+            },
+            (&Plan::Recv { src, tag }, Elems::Packed(l)) => {
+                core.start_recv_owned(comm, src, tag, vec![0u8; l.count() * size])?
+            }
+            // SAFETY (RawMut::new, start_recv_view): as above, and the buffer came from a `&mut`
+            // moved into the request: while the receive runs nothing but the engine reaches
+            // these elements (`buf`/`buf_mut` refuse while a part is active, and no other
+            // message of the request reads or writes them).
+            (&Plan::Recv { src, tag }, &Elems::Run(off, n)) => unsafe {
+                let bytes = std::slice::from_raw_parts_mut(buf.ptr.add(off).cast::<u8>(), n * size);
+                core.start_recv_view(comm, src, tag, RawMut::new(bytes))?
+            },
+        };
+        self.active = Some(req);
+        Ok(())
+    }
+
+    /// After the operation of `req` completed with `st`: a packed receive is unpacked into the
+    /// buffer.
+    fn finish<T: Pod>(&self, buf: &Buffer<T>, mut req: Request<'_>, st: Status) -> Result<Status> {
+        if let (Plan::Recv { .. }, Elems::Packed(l)) = (&self.plan, &self.elems) {
+            let size = std::mem::size_of::<T>();
+            if size > 0 && st.bytes() % size != 0 {
+                return Err(bad(
+                    "recv_init_layout",
+                    "a message that is not a whole number of elements (it was consumed)",
+                ));
+            }
+            let packed = req.take_owned().unwrap_or_default();
+            buf.unpack(l, &packed[..packed.len().min(st.bytes())]);
+        }
+        Ok(st)
+    }
+
+    /// Waits for the current start (an inactive part returns at once, as in MPI).
+    fn wait<T: Pod>(&mut self, buf: &Buffer<T>) -> Result<Status> {
+        match self.active.take() {
+            None => Ok(Status::null()),
+            Some(mut req) => {
+                let st = req.wait_mut()?;
+                self.finish(buf, req, st)
+            }
+        }
+    }
+
+    /// Tests the current start: `Some` once it has completed (or at once when inactive).
+    fn test<T: Pod>(&mut self, buf: &Buffer<T>) -> Result<Option<Status>> {
+        let Some(req) = self.active.as_mut() else {
+            return Ok(Some(Status::null()));
+        };
+        match req.test() {
+            Ok(None) => Ok(None),
+            Ok(Some(st)) => {
+                let req = self.active.take().expect("active");
+                self.finish(buf, req, st).map(Some)
+            }
+            Err(e) => {
+                self.active = None;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Parts, the buffer and the scope: what [`Persistent`] and [`Exchange`] share.
+struct Parts<'scope, T: Pod> {
+    core: &'scope ScopeCore,
+    comm: Comm,
+    buf: Buffer<T>,
+    parts: Vec<Part<'scope>>,
+    /// Invariant in `'scope`, as the scope is; the buffer is borrowed for it.
+    _scope: PhantomData<&'scope mut &'scope ()>,
+    _buf: PhantomData<&'scope mut [T]>,
+}
+
+impl<'scope, T: Pod> Parts<'scope, T> {
+    fn active(&self) -> bool {
+        self.parts.iter().any(|p| p.active.is_some())
+    }
+
+    fn start(&mut self) -> Result<()> {
+        if self.active() {
+            return Err(bad(
+                "start",
+                "the request is still active: wait for or test its last start first",
+            ));
+        }
+        for i in 0..self.parts.len() {
+            self.parts[i].start(self.core, &self.comm, &self.buf)?;
+        }
+        Ok(())
+    }
+
+    /// Waits for every part, even when one fails (the first error is returned).
+    fn wait(&mut self) -> Result<Vec<Status>> {
+        let mut first = None;
+        let mut out = Vec::with_capacity(self.parts.len());
+        for p in self.parts.iter_mut() {
+            match p.wait(&self.buf) {
+                Ok(st) => out.push(st),
+                Err(e) => {
+                    out.push(Status::null());
+                    first.get_or_insert(e);
+                }
+            }
+        }
+        first.map_or(Ok(out), Err)
+    }
+
+    /// `Some` once every part has completed; parts done before stay done (their statuses are
+    /// not kept: a test that finds all done reports the last ones it saw as null).
+    fn test(&mut self) -> Result<Option<Vec<Status>>> {
+        let mut out = Vec::with_capacity(self.parts.len());
+        let mut all = true;
+        for p in self.parts.iter_mut() {
+            match p.test(&self.buf)? {
+                Some(st) => out.push(st),
+                None => {
+                    all = false;
+                    out.push(Status::null());
+                }
+            }
+        }
+        Ok(all.then_some(out))
+    }
+
+    fn buf(&self, what: &'static str) -> Result<&[T]> {
+        if self.active() {
+            return Err(bad(
+                what,
+                "the request is active: its buffer is the engine's until it completes",
+            ));
+        }
+        // SAFETY: `ptr`/`len` are those of the buffer moved into the request for `'scope`; no
+        // operation is under way, so the engine holds no view of it, and the slice borrows the
+        // request, so no start can begin while it lives.
+        Ok(unsafe { std::slice::from_raw_parts(self.buf.ptr, self.buf.len) })
+    }
+
+    fn buf_mut(&mut self, what: &'static str) -> Result<&mut [T]> {
+        self.buf(what)?;
+        if !self.buf.writable {
+            return Err(bad(
+                what,
+                "the request was made from a shared borrow (send_init): use send_init_mut",
+            ));
+        }
+        // SAFETY: as in `buf`, and the buffer came from a `&mut` moved into the request, so this
+        // is its only access path; the slice borrows the request mutably.
+        Ok(unsafe { std::slice::from_raw_parts_mut(self.buf.ptr, self.buf.len) })
+    }
+}
+
+impl<T: Pod> Drop for Parts<'_, T> {
+    fn drop(&mut self) {
+        // A packed receive still active would never be unpacked: complete it now (its errors
+        // belong to nobody, as a dropped request's do). Other parts are left to the scope.
+        for p in self.parts.iter_mut() {
+            if matches!((&p.plan, &p.elems), (Plan::Recv { .. }, Elems::Packed(_))) {
+                let _ = p.wait(&self.buf);
+            }
+        }
+    }
 }
 
 /// A send or receive set up once and started any number of times (see the module docs).
@@ -71,148 +363,44 @@ enum Plan {
 /// })?;
 /// # Ok::<(), mpr::Error>(())
 /// ```
-pub struct Persistent<'scope, T> {
-    core: &'scope ScopeCore,
-    comm: Comm,
-    plan: Plan,
-    /// The buffer, moved in for `'scope` (its only access path outside the engine).
-    ptr: *mut T,
-    len: usize,
-    /// Made from a `&mut` buffer: [`Persistent::buf_mut`] may hand it out.
-    writable: bool,
-    /// The operation of the current start, until it is waited for.
-    active: Option<Request<'scope>>,
-    /// Invariant in `'scope`, as the scope is; the buffer is borrowed for it.
-    _scope: PhantomData<&'scope mut &'scope ()>,
-    _buf: PhantomData<&'scope mut [T]>,
-}
-
-fn bad(what: &'static str, detail: &str) -> Error {
-    Error::InvalidArgument {
-        what,
-        detail: detail.into(),
-    }
+pub struct Persistent<'scope, T: Pod> {
+    inner: Parts<'scope, T>,
 }
 
 impl<'scope, T: Pod> Persistent<'scope, T> {
-    fn new(
-        s: &'scope Scope<'scope, '_>,
-        comm: &Comm,
-        plan: Plan,
-        (ptr, len, writable): (*mut T, usize, bool),
-    ) -> Persistent<'scope, T> {
-        Persistent {
-            core: s.core(),
-            comm: comm.handle(),
-            plan,
-            ptr,
-            len,
-            writable,
-            active: None,
-            _scope: PhantomData,
-            _buf: PhantomData,
-        }
-    }
-
     /// Starts one operation with the request's arguments. An error if the last start has not
     /// been completed by [`Persistent::wait`] or [`Persistent::test`].
     pub fn start(&mut self) -> Result<()> {
-        if self.active.is_some() {
-            return Err(bad(
-                "start",
-                "the request is still active: wait for or test its last start first",
-            ));
-        }
-        let bytes = std::mem::size_of::<T>() * self.len;
-        let req = match self.plan {
-            Plan::Null => self.core.done(&self.comm, Status::null())?,
-            // SAFETY (RawSlice::new, start_send_view): `ptr` covers `bytes` bytes of the buffer
-            // moved into this request for `'scope` (`T: Pod`: no padding), valid until the scope
-            // settles, which it does before `'scope` ends; no `&mut` to it exists while the
-            // operation runs (`buf_mut` borrows `self`, and refuses while one is active).
-            Plan::Send {
-                peer,
-                tag,
-                synchronous,
-            } => unsafe {
-                let view = RawSlice::new(std::slice::from_raw_parts(self.ptr.cast(), bytes));
-                self.core
-                    .start_send_view(&self.comm, peer, tag, view, synchronous)?
-            },
-            // SAFETY (RawMut::new, start_recv_view): as above, and the buffer came from a `&mut`
-            // moved into this request: while the receive runs nothing but the engine reaches it
-            // (`buf` and `buf_mut` borrow `self` and refuse while one is active).
-            Plan::Recv { src, tag } => unsafe {
-                let view = RawMut::new(std::slice::from_raw_parts_mut(self.ptr.cast(), bytes));
-                self.core.start_recv_view(&self.comm, src, tag, view)?
-            },
-        };
-        self.active = Some(req);
-        Ok(())
+        self.inner.start()
     }
 
     /// Waits for the current start to complete; the request is then inactive (startable
     /// again). On an inactive request it returns at once (with [`Status::is_null`], as MPI
     /// does), so a set of requests of which some were not started can be waited for alike.
     pub fn wait(&mut self) -> Result<Status> {
-        match self.active.take() {
-            None => Ok(Status::null()),
-            Some(req) => req.wait(),
-        }
+        Ok(self.inner.wait()?.pop().unwrap_or_else(Status::null))
     }
 
     /// Moves communication forward without blocking: `Some(status)` once the current start has
     /// completed (the request is then inactive), `Some` at once on an inactive request.
     pub fn test(&mut self) -> Result<Option<Status>> {
-        let Some(req) = self.active.as_mut() else {
-            return Ok(Some(Status::null()));
-        };
-        match req.test() {
-            Ok(None) => Ok(None),
-            done => {
-                self.active = None;
-                done
-            }
-        }
+        Ok(self.inner.test()?.and_then(|mut v| v.pop()))
     }
 
     /// Whether a start is under way (started, and not yet completed by `wait` or `test`).
     pub fn is_active(&self) -> bool {
-        self.active.is_some()
+        self.inner.active()
     }
 
     /// The buffer, while no start is under way: what the last receive got.
     pub fn buf(&self) -> Result<&[T]> {
-        if self.active.is_some() {
-            return Err(bad(
-                "buf",
-                "the request is active: its buffer is the engine's until it completes",
-            ));
-        }
-        // SAFETY: `ptr`/`len` are those of the buffer moved into this request for `'scope`; no
-        // operation is under way, so the engine holds no view of it, and the slice borrows
-        // `self`, so no start can begin while it lives.
-        Ok(unsafe { std::slice::from_raw_parts(self.ptr, self.len) })
+        self.inner.buf("buf")
     }
 
     /// The buffer to write, while no start is under way: what the next send carries. Only for
     /// requests made from a `&mut` buffer ([`Comm::recv_init`], [`Comm::send_init_mut`]).
     pub fn buf_mut(&mut self) -> Result<&mut [T]> {
-        if self.active.is_some() {
-            return Err(bad(
-                "buf_mut",
-                "the request is active: its buffer is the engine's until it completes",
-            ));
-        }
-        if !self.writable {
-            return Err(bad(
-                "buf_mut",
-                "the request was made from a shared borrow (send_init): use send_init_mut",
-            ));
-        }
-        // SAFETY: as in `buf`, and the buffer came from a `&mut` moved into this request, so
-        // this is its only access path; the slice borrows `self` mutably.
-        Ok(unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) })
+        self.inner.buf_mut("buf_mut")
     }
 }
 
@@ -238,12 +426,87 @@ pub fn wait_all_persistent<T: Pod>(reqs: &mut [Persistent<'_, T>]) -> Result<Vec
     first.map_or(Ok(out), Err)
 }
 
-impl<T> std::fmt::Debug for Persistent<'_, T> {
+/// The sends and receives of one halo exchange over one buffer, started and completed together
+/// any number of times ([`Comm::exchange_init`]; see the module docs).
+///
+/// ```
+/// let world = mpr::init()?;
+/// let (rank, size) = (world.rank(), world.size());
+/// let (up, down) = ((rank + size - 1) % size, (rank + 1) % size);
+/// // A 6 x 4 block of a grid with a ghost row above and below (rows 0 and 5).
+/// let mut grid = vec![0.0f64; 6 * 4];
+/// let row = |r: usize| mpr::Layout::subarray(&[6, 4], &[1, 4], &[r, 0]).unwrap();
+/// mpr::scope(|s| -> mpr::Result<()> {
+///     let mut halo = world.exchange_init(
+///         s,
+///         &mut grid,
+///         &[(row(1), up, 0), (row(4), down, 1)],   // first and last real rows out
+///         &[(row(5), down, 0), (row(0), up, 1)],   // into the ghost rows
+///     )?;
+///     for step in 0..10 {
+///         halo.buf_mut()?[4..20].fill((rank * 100 + step) as f64); // compute the real rows
+///         halo.start()?;
+///         halo.wait()?;
+///         assert_eq!(halo.buf()?[0], (up * 100 + step) as f64);
+///     }
+///     Ok(())
+/// })?;
+/// # Ok::<(), mpr::Error>(())
+/// ```
+pub struct Exchange<'scope, T: Pod> {
+    inner: Parts<'scope, T>,
+}
+
+impl<'scope, T: Pod> Exchange<'scope, T> {
+    /// Starts every send and receive. An error if the last start has not completed.
+    pub fn start(&mut self) -> Result<()> {
+        self.inner.start()
+    }
+
+    /// Waits for every send and receive of the current start: their statuses, sends first,
+    /// in the order given. Every one is waited for even when one fails; the first error is
+    /// returned.
+    pub fn wait(&mut self) -> Result<Vec<Status>> {
+        self.inner.wait()
+    }
+
+    /// `Some(statuses)` once every send and receive of the current start has completed.
+    pub fn test(&mut self) -> Result<Option<Vec<Status>>> {
+        self.inner.test()
+    }
+
+    /// Whether a start is under way.
+    pub fn is_active(&self) -> bool {
+        self.inner.active()
+    }
+
+    /// The buffer, while no start is under way.
+    pub fn buf(&self) -> Result<&[T]> {
+        self.inner.buf("Exchange::buf")
+    }
+
+    /// The buffer to write (the computation between exchanges), while no start is under way.
+    pub fn buf_mut(&mut self) -> Result<&mut [T]> {
+        self.inner.buf_mut("Exchange::buf_mut")
+    }
+}
+
+impl<T: Pod> std::fmt::Debug for Persistent<'_, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let p = &self.inner.parts[0];
         f.debug_struct("Persistent")
-            .field("plan", &self.plan)
-            .field("len", &self.len)
-            .field("active", &self.active.is_some())
+            .field("plan", &p.plan)
+            .field("elems", &p.elems)
+            .field("active", &p.active.is_some())
+            .finish()
+    }
+}
+
+impl<T: Pod> std::fmt::Debug for Exchange<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exchange")
+            .field("messages", &self.inner.parts.len())
+            .field("active", &self.inner.active())
             .finish()
     }
 }
@@ -260,6 +523,41 @@ impl Comm {
         })
     }
 
+    fn recv_plan(&self, src: Source, tag: TagMatch) -> Result<Plan> {
+        Ok(if src == Source::Null {
+            Plan::Null
+        } else {
+            Plan::Recv {
+                src: self.src(src)?,
+                tag: tag.as_option(),
+            }
+        })
+    }
+
+    /// A request of one part over `buf`.
+    fn persistent<'scope, T: Pod>(
+        &self,
+        s: &'scope Scope<'scope, '_>,
+        (ptr, len, writable): (*mut T, usize, bool),
+        plan: Plan,
+        elems: Elems,
+    ) -> Persistent<'scope, T> {
+        Persistent {
+            inner: Parts {
+                core: s.core(),
+                comm: self.handle(),
+                buf: Buffer { ptr, len, writable },
+                parts: vec![Part {
+                    plan,
+                    elems,
+                    active: None,
+                }],
+                _scope: PhantomData,
+                _buf: PhantomData,
+            },
+        }
+    }
+
     /// A persistent send of `buf` to `dest` (`MPI_Send_init`): each
     /// [`start`](Persistent::start) sends what `buf` holds then. The buffer is borrowed for the
     /// scope; to change what is sent between starts, use [`Comm::send_init_mut`].
@@ -272,7 +570,7 @@ impl Comm {
     ) -> Result<Persistent<'scope, T>> {
         let plan = self.send_plan(dest.into(), tag, false)?;
         let at = (buf.as_ptr().cast_mut(), buf.len(), false);
-        Ok(Persistent::new(s, self, plan, at))
+        Ok(self.persistent(s, at, plan, Elems::Run(0, buf.len())))
     }
 
     /// A persistent synchronous send (`MPI_Ssend_init`): each start completes once the
@@ -286,7 +584,7 @@ impl Comm {
     ) -> Result<Persistent<'scope, T>> {
         let plan = self.send_plan(dest.into(), tag, true)?;
         let at = (buf.as_ptr().cast_mut(), buf.len(), false);
-        Ok(Persistent::new(s, self, plan, at))
+        Ok(self.persistent(s, at, plan, Elems::Run(0, buf.len())))
     }
 
     /// A persistent send that owns `buf` mutably for the scope: between starts,
@@ -321,7 +619,7 @@ impl Comm {
     ) -> Result<Persistent<'scope, T>> {
         let plan = self.send_plan(dest.into(), tag, false)?;
         let at = (buf.as_mut_ptr(), buf.len(), true);
-        Ok(Persistent::new(s, self, plan, at))
+        Ok(self.persistent(s, at, plan, Elems::Run(0, at.1)))
     }
 
     /// A persistent receive into `buf` from `src` (`MPI_Recv_init`): each start posts one
@@ -333,16 +631,110 @@ impl Comm {
         src: impl Into<Source>,
         tag: impl Into<TagMatch>,
     ) -> Result<Persistent<'scope, T>> {
-        let src = src.into();
-        let plan = if src == Source::Null {
-            Plan::Null
-        } else {
-            Plan::Recv {
-                src: self.src(src)?,
-                tag: tag.into().as_option(),
-            }
-        };
+        let plan = self.recv_plan(src.into(), tag.into())?;
         let at = (buf.as_mut_ptr(), buf.len(), true);
-        Ok(Persistent::new(s, self, plan, at))
+        Ok(self.persistent(s, at, plan, Elems::Run(0, at.1)))
+    }
+
+    /// [`Comm::send_init`] of the elements of `buf` that `layout` names.
+    pub fn send_init_layout<'scope, T: Pod>(
+        &self,
+        s: &'scope Scope<'scope, '_>,
+        buf: &'scope [T],
+        layout: &Layout,
+        dest: impl Into<Dest>,
+        tag: u32,
+    ) -> Result<Persistent<'scope, T>> {
+        layout.check("send_init_layout", buf.len(), false)?;
+        let plan = self.send_plan(dest.into(), tag, false)?;
+        let at = (buf.as_ptr().cast_mut(), buf.len(), false);
+        Ok(self.persistent(s, at, plan, Elems::of(layout)))
+    }
+
+    /// [`Comm::recv_init`] into the elements of `buf` that `layout` names.
+    pub fn recv_init_layout<'scope, T: Pod>(
+        &self,
+        s: &'scope Scope<'scope, '_>,
+        buf: &'scope mut [T],
+        layout: &Layout,
+        src: impl Into<Source>,
+        tag: impl Into<TagMatch>,
+    ) -> Result<Persistent<'scope, T>> {
+        layout.check("recv_init_layout", buf.len(), true)?;
+        let plan = self.recv_plan(src.into(), tag.into())?;
+        let at = (buf.as_mut_ptr(), buf.len(), true);
+        Ok(self.persistent(s, at, plan, Elems::of(layout)))
+    }
+
+    /// The sends (`(layout, dest, tag)`) and receives (`(layout, src, tag)`) of a halo exchange
+    /// over one buffer, as one persistent request ([`Exchange`]): the faces go out of `buf` and
+    /// the ghost cells come into it. Every layout is checked against `buf`; a receive that
+    /// names an element another message also names (sent or received) is refused. Sources
+    /// and destinations may be `None` (no rank: that message is skipped).
+    pub fn exchange_init<'scope, T: Pod, D: Into<Dest> + Copy, S: Into<Source> + Copy>(
+        &self,
+        s: &'scope Scope<'scope, '_>,
+        buf: &'scope mut [T],
+        sends: &[(Layout, D, u32)],
+        recvs: &[(Layout, S, u32)],
+    ) -> Result<Exchange<'scope, T>> {
+        const WHAT: &str = "exchange_init";
+        let mut parts = Vec::with_capacity(sends.len() + recvs.len());
+        for (l, d, tag) in sends {
+            l.check(WHAT, buf.len(), false)?;
+            parts.push(Part {
+                plan: self.send_plan((*d).into(), *tag, false)?,
+                elems: Elems::of(l),
+                active: None,
+            });
+        }
+        for (l, src, tag) in recvs {
+            l.check(WHAT, buf.len(), true)?;
+            parts.push(Part {
+                plan: self.recv_plan((*src).into(), TagMatch::Tag(*tag))?,
+                elems: Elems::of(l),
+                active: None,
+            });
+        }
+        // No element written by a receive may be named by any other message.
+        let mut blocks: Vec<(usize, usize, bool)> = Vec::new();
+        for (l, written) in sends
+            .iter()
+            .map(|x| (&x.0, false))
+            .chain(recvs.iter().map(|x| (&x.0, true)))
+        {
+            blocks.extend(l.blocks().iter().map(|&(o, n)| (o, n, written)));
+        }
+        blocks.sort_unstable();
+        let mut reach: Option<(usize, bool)> = None; // furthest end so far, and whether written
+        for &(o, n, w) in &blocks {
+            if let Some((end, ew)) = reach {
+                if o < end && (w || ew) {
+                    return Err(bad(
+                        WHAT,
+                        "a receive writes elements that another message of the exchange also names",
+                    ));
+                }
+            }
+            reach = match reach {
+                Some((end, ew)) if end >= o + n => Some((end, ew)),
+                Some((end, ew)) if end > o => Some((o + n, ew || w)),
+                _ => Some((o + n, w)),
+            };
+        }
+        Ok(Exchange {
+            inner: Parts {
+                core: s.core(),
+                comm: self.handle(),
+                buf: Buffer {
+                    ptr: buf.as_mut_ptr(),
+                    len: buf.len(),
+                    writable: true,
+                },
+                parts,
+                _scope: PhantomData,
+                _buf: PhantomData,
+            },
+        })
     }
 }

@@ -240,6 +240,47 @@ impl ScopeCore {
         Ok(Request::new(self, c, op, Some(cap)))
     }
 
+    /// Starts a send of `bytes`, which the request owns: freed once the send has completed, or
+    /// when the scope ends if the request is dropped first.
+    pub(crate) fn start_send_owned(
+        &self,
+        comm: &Comm,
+        peer: usize,
+        tag: u32,
+        bytes: Vec<u8>,
+        synchronous: bool,
+    ) -> Result<Request<'_>> {
+        // SAFETY (RawSlice::new, start_send_view): a `Vec`'s heap buffer does not move when the
+        // `Vec` does, and this one is neither freed nor written until the operation has
+        // completed: the request holds it until then (`Request::finish`), a request dropped
+        // earlier parks it in this scope (`Drop for Request`), which frees it only after
+        // settling every operation, and a leaked request leaks it. Tested by
+        // `dropped_value_sends_still_arrive`.
+        let mut r =
+            unsafe { self.start_send_view(comm, peer, tag, RawSlice::new(&bytes), synchronous)? };
+        r.owned = Some(bytes);
+        Ok(r)
+    }
+
+    /// Posts a receive into `bytes`, which the request owns: handed back by
+    /// [`Request::take_owned`] once it has completed; parked in the scope (as for
+    /// [`ScopeCore::start_send_owned`]) if the request is dropped first.
+    pub(crate) fn start_recv_owned(
+        &self,
+        comm: &Comm,
+        src: Option<usize>,
+        tag: Option<u32>,
+        mut bytes: Vec<u8>,
+    ) -> Result<Request<'_>> {
+        // SAFETY (RawMut::new, start_recv_view): as in `start_send_owned`, and nothing but the
+        // engine reaches the bytes until the operation has completed: the request holds the
+        // `Vec` and hands it out only then (`take_owned`). Tested by the persistent layout
+        // receives of `t_layout`.
+        let mut r = unsafe { self.start_recv_view(comm, src, tag, RawMut::new(&mut bytes))? };
+        r.owned = Some(bytes);
+        Ok(r)
+    }
+
     /// A request of this scope complete from the start, with status `st`.
     pub(crate) fn done(&self, comm: &Comm, st: Status) -> Result<Request<'_>> {
         let c = self.comm_index(comm)?;
@@ -277,14 +318,14 @@ impl<'scope> Scope<'scope, '_> {
         &self.core
     }
 
-    /// Starts a send of `bytes`, which the request owns (a value's encoding): they are freed
-    /// once the send has completed, or when the scope ends if the request is dropped first.
     /// A request complete from the start, with status `st`: a send to or a receive from no
     /// rank ([`crate::PROC_NULL`]).
     pub(crate) fn done(&'scope self, comm: &Comm, st: Status) -> Result<Request<'scope>> {
         self.core.done(comm, st)
     }
 
+    /// Starts a send of `bytes`, which the request owns (a value's encoding): they are freed
+    /// once the send has completed, or when the scope ends if the request is dropped first.
     pub(crate) fn start_send_owned(
         &'scope self,
         comm: &Comm,
@@ -293,21 +334,8 @@ impl<'scope> Scope<'scope, '_> {
         bytes: Vec<u8>,
         synchronous: bool,
     ) -> Result<Request<'scope>> {
-        let c = self.core.comm_index(comm)?;
-        // SAFETY (RawSlice::new): a `Vec`'s heap buffer does not move when the `Vec` does, and
-        // this one is neither freed nor written until the operation has completed: the request
-        // holds it until then (`Request::finish`), a request dropped earlier parks it in this
-        // scope (`Drop for Request`), which frees it only after settling every operation, and
-        // a leaked request leaks it. Tested by `dropped_value_sends_still_arrive`.
-        let view = unsafe { RawSlice::new(&bytes) };
-        let op = comm
-            .engine
-            .borrow_mut()
-            .isend(comm.ctx, peer, tag, view, synchronous)?;
-        self.core.ops.borrow_mut().push(op);
-        let mut r = Request::new(&self.core, c, op, None);
-        r.owned = Some(bytes);
-        Ok(r)
+        self.core
+            .start_send_owned(comm, peer, tag, bytes, synchronous)
     }
 
     /// Starts a receive into `bytes` (borrowed mutably for the whole scope).
@@ -427,14 +455,24 @@ impl<'scope> Request<'scope> {
             Ok(s) => State::Done(*s),
             Err(_) => State::Failed,
         };
-        // Once it succeeded, the engine holds no view of owned bytes; after an error the
-        // operation may not have ended (a wait that failed), so the scope keeps them.
-        if let Some(bytes) = self.owned.take() {
-            if st.is_err() {
+        // Once it succeeded, the engine holds no view of owned bytes (they stay with the
+        // request: a receive's are taken with `take_owned`); after an error the operation may
+        // not have ended (a wait that failed), so the scope keeps them.
+        if st.is_err() {
+            if let Some(bytes) = self.owned.take() {
                 self.scope.parked.borrow_mut().push(bytes);
             }
         }
         st
+    }
+
+    /// The bytes the request owns, once its operation has completed (a receive into a buffer
+    /// of the request's own: `ScopeCore::start_recv_owned`); `None` while it is pending.
+    pub(crate) fn take_owned(&mut self) -> Option<Vec<u8>> {
+        match self.state {
+            State::Pending(_) => None,
+            _ => self.owned.take(),
+        }
     }
 
     fn already(&self) -> Option<Result<Status>> {
@@ -470,7 +508,7 @@ impl<'scope> Request<'scope> {
     }
 
     /// [`Request::wait`] for a request that something else owns (a typed request around it).
-    fn wait_mut(&mut self) -> Result<Status> {
+    pub(crate) fn wait_mut(&mut self) -> Result<Status> {
         if let Some(r) = self.already() {
             return r;
         }

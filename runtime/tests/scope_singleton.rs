@@ -183,5 +183,44 @@ fn scopes_in_a_world_of_one() {
         });
         assert!(inb.iter().all(|&b| b == 9), "size {n}");
     }
+    // An exchange over one buffer to oneself: a column out (packed), into another column
+    // (packed) and a row (one block); then a packed receive dropped while active still lands.
+    let mut m: Vec<u32> = (0..16).collect();
+    mpr::scope(|s| {
+        let col = |c: usize| mpr::Layout::subarray(&[4, 4], &[3, 1], &[0, c]).unwrap();
+        let row3 = mpr::Layout::subarray(&[4, 4], &[1, 3], &[3, 0]).unwrap();
+        let mut x = world
+            .exchange_init(
+                s,
+                &mut m,
+                &[(col(0), 0, 1), (col(1), 0, 2)],
+                &[(col(3), 0, 1), (row3, 0, 2)],
+            )
+            .unwrap();
+        for round in 0..3u32 {
+            for (i, v) in x.buf_mut().unwrap()[..12].iter_mut().enumerate() {
+                *v = 100 * round + i as u32;
+            }
+            x.start().unwrap();
+            x.wait().unwrap();
+            let b = x.buf().unwrap();
+            assert_eq!(
+                [b[3], b[7], b[11]],
+                [100 * round, 100 * round + 4, 100 * round + 8]
+            );
+            assert_eq!(
+                b[12..15],
+                [100 * round + 1, 100 * round + 5, 100 * round + 9]
+            );
+        }
+    });
+    let mut col = vec![0u64; 12];
+    mpr::scope(|s| {
+        let l = mpr::Layout::vector(3, 1, 4);
+        let mut r = world.recv_init_layout(s, &mut col, &l, 0, 41).unwrap();
+        r.start().unwrap();
+        world.send(&[5u64, 6, 7], 0, 41).unwrap();
+    });
+    assert_eq!([col[0], col[4], col[8], col[1]], [5, 6, 7, 0]);
     world.finalize().unwrap();
 }

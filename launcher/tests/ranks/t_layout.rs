@@ -4,6 +4,10 @@
 //!   buffers and with each other, blocking, through `sendrecv_layout` around a ring and through
 //!   `isend_layout`, every element checked against a model; the elements a receive does not
 //!   name stay untouched.
+//! - `persistent`: a halo exchange over one 3-D array (`exchange_init`: x faces as single
+//!   blocks, z faces packed, small and above the eager limit) around a ring, 300 starts with new
+//!   data each, every ghost element checked; `send_init_layout`/`recv_init_layout`; overlapping
+//!   exchanges refused; a packed receive dropped while active still lands.
 //! - `bad`: layouts out of the buffer, overlapping receive blocks and malformed subarrays are
 //!   errors, and the job goes on.
 //!
@@ -21,6 +25,7 @@ fn main() -> ExitCode {
     run_case(|world, case, _args| match case {
         "combos" => combos(world),
         "bad" => bad(world),
+        "persistent" => persistent(world),
         other => Err(format!("unknown case {other:?}")),
     })
 }
@@ -236,6 +241,141 @@ fn bad(world: &Comm) -> R<()> {
             Err(mpr::Error::Truncated { .. })
         ),
         "a message longer than the layout"
+    );
+    world.barrier().map_err(e)?;
+    Ok(())
+}
+
+fn persistent(world: &Comm) -> R<()> {
+    let (me, n) = (world.rank(), world.size());
+    let (right, left) = ((me + 1) % n, (me + n - 1) % n);
+    for dims in [[6usize, 5, 4], [12, 100, 100]] {
+        let [nx, ny, nz] = dims;
+        let total = nx * ny * nz;
+        // The face at `at` of dimension `d`, without the ghost layers of the others.
+        let face = |d: usize, at: usize| -> R<Layout> {
+            let mut sub = dims.map(|x| x - 2);
+            sub[d] = 1;
+            let mut start = [1; 3];
+            start[d] = at;
+            Layout::subarray(&dims, &sub, &start).map_err(e)
+        };
+        // x faces: runs of nz - 2 elements; z faces: one element per row (both packed); a
+        // receive never writes what a send reads (checked by exchange_init).
+        let sends = [
+            (face(0, 1)?, right, 0),
+            (face(0, nx - 2)?, left, 1),
+            (face(2, 1)?, right, 2),
+            (face(2, nz - 2)?, left, 3),
+        ];
+        let recvs = [
+            (face(0, 0)?, left, 0),
+            (face(0, nx - 1)?, right, 1),
+            (face(2, 0)?, left, 2),
+            (face(2, nz - 1)?, right, 3),
+        ];
+        let val = |r: usize, step: usize, i: usize| {
+            (r * 1_000_000 + step * 10_000) as f64 + (i % 9973) as f64
+        };
+        let mut grid = vec![0.0f64; total];
+        mpr::scope(|s| -> R<()> {
+            let mut halo = world
+                .exchange_init(s, &mut grid, &sends, &recvs)
+                .map_err(e)?;
+            for step in 0..300 {
+                let g = halo.buf_mut().map_err(e)?;
+                for (i, x) in g.iter_mut().enumerate() {
+                    *x = val(me, step, i);
+                }
+                halo.start().map_err(e)?;
+                check!(
+                    halo.buf().is_err() && halo.start().is_err(),
+                    "an active exchange"
+                );
+                if step % 5 == 0 {
+                    while halo.test().map_err(e)?.is_none() {}
+                } else {
+                    halo.wait().map_err(e)?;
+                }
+                let g = halo.buf().map_err(e)?;
+                // Ghost x = 0 holds what the left neighbour sent right (its x = 1 face), and so
+                // on for each pair.
+                for (recv, send_from, from) in [
+                    (&recvs[0].0, &sends[0].0, left),
+                    (&recvs[1].0, &sends[1].0, right),
+                    (&recvs[2].0, &sends[2].0, left),
+                    (&recvs[3].0, &sends[3].0, right),
+                ] {
+                    let dst: Vec<usize> =
+                        recv.blocks().iter().flat_map(|&(o, k)| o..o + k).collect();
+                    let src: Vec<usize> = send_from
+                        .blocks()
+                        .iter()
+                        .flat_map(|&(o, k)| o..o + k)
+                        .collect();
+                    for (&d, &sidx) in dst.iter().zip(&src) {
+                        check!(
+                            g[d] == val(from, step, sidx),
+                            "{dims:?} step {step}: ghost {d} is {} not {}",
+                            g[d],
+                            val(from, step, sidx)
+                        );
+                    }
+                }
+            }
+            Ok(())
+        })?;
+    }
+    // Single persistent requests with layouts: a column out, into a row.
+    let m: Vec<u32> = (0..64).map(|i| (me * 1000 + i) as u32).collect();
+    let mut into = vec![0u32; 16];
+    mpr::scope(|s| -> mpr::Result<()> {
+        let col = Layout::vector(8, 1, 8);
+        let row = Layout::subarray(&[4, 4], &[2, 4], &[1, 0])?;
+        let mut out = world.send_init_layout(s, &m, &col, right, 7)?;
+        let mut inn = world.recv_init_layout(s, &mut into, &row, left, 7)?;
+        for _ in 0..100 {
+            inn.start()?;
+            out.start()?;
+            out.wait()?;
+            inn.wait()?;
+        }
+        Ok(())
+    })
+    .map_err(e)?;
+    let want: Vec<u32> = (0..8).map(|k| (left * 1000 + 8 * k) as u32).collect();
+    check!(
+        into[4..12] == want[..] && into[..4] == [0; 4],
+        "column into a row: {into:?}"
+    );
+    // An exchange whose receive writes what a send reads is refused.
+    let mut grid = vec![0u8; 16];
+    let clash = mpr::scope(|s| {
+        world
+            .exchange_init(
+                s,
+                &mut grid,
+                &[(Layout::vector(4, 1, 4), right, 0)],
+                &[(Layout::contiguous(4), left, 0)],
+            )
+            .map(drop)
+    });
+    check!(clash.is_err(), "an exchange receiving into what it sends");
+    // A packed receive dropped while active still lands once the scope ends.
+    let mut col = vec![0u64; 12];
+    mpr::scope(|s| -> mpr::Result<()> {
+        let mut r = world.recv_init_layout(s, &mut col, &Layout::vector(3, 1, 4), left, 9)?;
+        r.start()?;
+        world.send(&[me as u64 + 1; 3], right, 9)?;
+        Ok(())
+    })
+    .map_err(e)?;
+    check!(
+        col[0] == left as u64 + 1
+            && col[4] == left as u64 + 1
+            && col[8] == left as u64 + 1
+            && col[1] == 0,
+        "a dropped packed receive: {col:?}"
     );
     world.barrier().map_err(e)?;
     Ok(())
