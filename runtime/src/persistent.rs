@@ -489,6 +489,56 @@ impl<'scope, T: Pod> Exchange<'scope, T> {
     pub fn buf_mut(&mut self) -> Result<&mut [T]> {
         self.inner.buf_mut("Exchange::buf_mut")
     }
+
+    /// The blocks of `layout` as slices, also while a start is under way, if no receive of the
+    /// exchange writes any of their elements: what the computation of the interior reads while
+    /// the halos travel. (Sends read the buffer too; reading it alongside them is fine.) An
+    /// error if a block is outside the buffer or touches a receive's elements.
+    ///
+    /// ```
+    /// let world = mpr::init()?;
+    /// let me = world.rank();
+    /// let mut v = vec![1.0f64; 10];
+    /// let ghost = mpr::Layout::indexed(&[1], &[0])?;
+    /// let edge = mpr::Layout::indexed(&[1], &[1])?;
+    /// mpr::scope(|s| -> mpr::Result<()> {
+    ///     let mut x = world.exchange_init(s, &mut v, &[(edge, me, 0)], &[(ghost, me, 0)])?;
+    ///     x.start()?;
+    ///     let inner = mpr::Layout::indexed(&[8], &[2])?;
+    ///     let sum: f64 = x.read(&inner)?.iter().map(|b| b.iter().sum::<f64>()).sum(); // meanwhile
+    ///     assert!(x.read(&mpr::Layout::contiguous(10)).is_err()); // would read the ghost
+    ///     x.wait()?;
+    ///     assert_eq!(sum, 8.0);
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), mpr::Error>(())
+    /// ```
+    pub fn read(&self, layout: &Layout) -> Result<Vec<&[T]>> {
+        const WHAT: &str = "Exchange::read";
+        layout.check(WHAT, self.inner.buf.len, false)?;
+        let written: Vec<(usize, usize)> = self
+            .inner
+            .parts
+            .iter()
+            .filter(|p| matches!(p.plan, Plan::Recv { .. }))
+            .flat_map(|p| match &p.elems {
+                Elems::Run(o, n) => vec![(*o, *n)],
+                Elems::Packed(l) => l.blocks().to_vec(),
+            })
+            .collect();
+        let mut out = Vec::with_capacity(layout.blocks().len());
+        for &(o, n) in layout.blocks() {
+            if written.iter().any(|&(wo, wn)| o < wo + wn && wo < o + n) {
+                return Err(bad(WHAT, "the layout touches elements a receive of the exchange writes"));
+            }
+            // SAFETY: the block lies within the buffer moved into the exchange (checked above);
+            // no receive of the exchange writes it (checked above), and nothing else can while
+            // the slice borrows the exchange (`buf_mut` and `start` need `&mut`); sends only
+            // read.
+            out.push(unsafe { std::slice::from_raw_parts(self.inner.buf.ptr.add(o), n) });
+        }
+        Ok(out)
+    }
 }
 
 impl<T: Pod> std::fmt::Debug for Persistent<'_, T> {

@@ -1,0 +1,300 @@
+//! 3-D heat diffusion (Jacobi iteration, 7-point stencil) in an NX x NY x NZ box whose face
+//! x = 0 is held at 1 and other faces at 0.
+//!
+//! The box is cut into a grid of blocks from `mpr::dims_create`, one per rank of a Cartesian
+//! communicator (`cart_create`, no wrap-around). Each block is stored with one ghost layer all
+//! round; at the box's faces the ghost layer is the held boundary (the shifts there give no
+//! rank, and the exchange skips them). Every step:
+//! 1. the six faces go to the neighbours and their ghost layers come in, as subarray layouts of
+//!    a persistent exchange (`exchange_init`, set up once per grid; one for each of the two
+//!    grids Jacobi alternates between),
+//! 2. meanwhile the cells that do not touch a ghost cell are updated, with rayon across the
+//!    rank's cores, reading the block through `Exchange::read` (which refuses anything a receive
+//!    writes),
+//! 3. once the halos are in, the shell of cells next to them is updated,
+//! 4. the residual (root of the summed squared change) comes from an allreduce.
+//!
+//! `mprun -n 8 target/release/heat3d [NX NY NZ STEPS] [--per-rank] [--check]` (default 96^3, 100
+//! steps). `--per-rank`: NX NY NZ are each rank's block (the box grows with the ranks: weak
+//! scaling). `--check`: rank 0 also runs the same computation serially on the whole box and
+//! compares the residual and the total heat; the program fails if they differ.
+//! `benches/peers/heat3d.c` is the same program against MPI; `benches/compare-heat3d` times both.
+
+use rayon::prelude::*;
+
+/// Below this many cells per rank, threads cost more than they save.
+const PAR_CELLS: usize = 1 << 15;
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("heat3d: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// A block of `n[0] x n[1] x n[2]` cells stored with a ghost layer: index of cell (x, y, z),
+/// each from 0 (ghost) to n + 1 (ghost).
+#[derive(Clone, Copy)]
+struct Shape {
+    n: [usize; 3],
+}
+
+impl Shape {
+    fn stored(self) -> [usize; 3] {
+        self.n.map(|k| k + 2)
+    }
+    fn len(self) -> usize {
+        self.stored().iter().product()
+    }
+    fn at(self, x: usize, y: usize, z: usize) -> usize {
+        let s = self.stored();
+        (x * s[1] + y) * s[2] + z
+    }
+    /// The new value of cell (x, y, z) and its squared change, from `get` of the old grid.
+    fn update(self, get: impl Fn(usize) -> f64, x: usize, y: usize, z: usize) -> (f64, f64) {
+        let (sx, sy) = (self.stored()[1] * self.stored()[2], self.stored()[2]);
+        let i = self.at(x, y, z);
+        let v = (get(i - sx) + get(i + sx) + get(i - sy) + get(i + sy) + get(i - 1) + get(i + 1))
+            / 6.0;
+        let d = v - get(i);
+        (v, d * d)
+    }
+}
+
+/// The face of `shape` at stored index `at` of dimension `d`, without the other ghost layers.
+fn face(shape: Shape, d: usize, at: usize) -> mpr::Layout {
+    let mut sub = shape.n;
+    sub[d] = 1;
+    let mut start = [1; 3];
+    start[d] = at;
+    mpr::Layout::subarray(&shape.stored(), &sub, &start).expect("a face lies in its block")
+}
+
+/// Updates the cells of `shape` with x in `xs`, y in `ys`, z in `zs` (all ranges of stored
+/// indices), from `old` into `new`: the summed squared change.
+fn sweep(
+    shape: Shape,
+    old: &(impl Fn(usize) -> f64 + Sync),
+    new: &mut [f64],
+    [xs, ys, zs]: [std::ops::Range<usize>; 3],
+) -> f64 {
+    let plane = shape.stored()[1] * shape.stored()[2];
+    let one = |(x, p): (usize, &mut [f64])| -> f64 {
+        let mut d2 = 0.0;
+        for y in ys.clone() {
+            for z in zs.clone() {
+                let (v, d) = shape.update(old, x, y, z);
+                p[shape.at(0, y, z)] = v;
+                d2 += d;
+            }
+        }
+        d2
+    };
+    if shape.n.iter().product::<usize>() >= PAR_CELLS {
+        new.par_chunks_mut(plane)
+            .enumerate()
+            .filter(|(x, _)| xs.contains(x))
+            .map(one)
+            .sum()
+    } else {
+        new.chunks_mut(plane)
+            .enumerate()
+            .filter(|(x, _)| xs.contains(x))
+            .map(one)
+            .sum()
+    }
+}
+
+/// Updates the shell of cells next to the ghost layer (what [`sweep`] of the inner cells left).
+fn shell(shape: Shape, old: &(impl Fn(usize) -> f64 + Sync), new: &mut [f64]) -> f64 {
+    let [nx, ny, nz] = shape.n;
+    let mut d2 = 0.0;
+    for x in 1..=nx {
+        for y in 1..=ny {
+            let edge = x == 1 || x == nx || y == 1 || y == ny;
+            let zs: Vec<usize> = if edge {
+                (1..=nz).collect()
+            } else {
+                let mut v = vec![1];
+                if nz > 1 {
+                    v.push(nz);
+                }
+                v
+            };
+            for z in zs {
+                let (v, d) = shape.update(old, x, y, z);
+                new[shape.at(x, y, z)] = v;
+                d2 += d;
+            }
+        }
+    }
+    d2
+}
+
+/// The serial reference: the whole box as one block.
+fn serial(n: [usize; 3], steps: usize) -> (f64, f64) {
+    let shape = Shape { n };
+    let mut a = vec![0.0; shape.len()];
+    hold(shape, &mut a);
+    let mut b = a.clone();
+    let mut res = 0.0;
+    for _ in 0..steps {
+        let old = |i: usize| a[i];
+        let d2 = sweep(shape, &old, &mut b, [1..n[0] + 1, 1..n[1] + 1, 1..n[2] + 1]);
+        std::mem::swap(&mut a, &mut b);
+        res = d2.sqrt();
+    }
+    (res, interior_sum(shape, &a))
+}
+
+/// The held face x = 0 of the box: the ghost plane at stored x = 0.
+fn hold(shape: Shape, g: &mut [f64]) {
+    let plane = shape.stored()[1] * shape.stored()[2];
+    g[..plane].fill(1.0);
+}
+
+fn interior_sum(shape: Shape, g: &[f64]) -> f64 {
+    let [nx, ny, nz] = shape.n;
+    let mut s = 0.0;
+    for x in 1..=nx {
+        for y in 1..=ny {
+            let i = shape.at(x, y, 1);
+            s += g[i..i + nz].iter().sum::<f64>();
+        }
+    }
+    s
+}
+
+fn run() -> mpr::Result<()> {
+    let world = mpr::init()?;
+    let (rank, size) = (world.rank(), world.size());
+    let words: Vec<String> = std::env::args().skip(1).collect();
+    let check = words.iter().any(|a| a == "--check");
+    let per_rank = words.iter().any(|a| a == "--per-rank");
+    let nums: Vec<&String> = words.iter().filter(|a| !a.starts_with("--")).collect();
+    let num = |i: usize, d: usize| {
+        nums.get(i)
+            .map_or(Ok(d), |s| s.parse::<usize>().map_err(|_| s.to_string()))
+    };
+    let mut dims = vec![0usize; 3];
+    mpr::dims_create(size, &mut dims)?;
+    let (n, steps) = match (num(0, 96), num(1, 96), num(2, 96), num(3, 100)) {
+        (Ok(x), Ok(y), Ok(z), Ok(s)) if s > 0 && x > 0 && y > 0 && z > 0 => {
+            let n = [x, y, z];
+            let n = if per_rank {
+                [0, 1, 2].map(|d| n[d] * dims[d])
+            } else {
+                n
+            };
+            if (0..3).all(|d| n[d] >= dims[d]) {
+                (n, s)
+            } else {
+                usage(rank, &dims)
+            }
+        }
+        _ => usage(rank, &dims),
+    };
+    let grid = world
+        .cart_create(&dims, &[false; 3], false)?
+        .expect("dims_create covers every rank");
+    let c = grid.coords();
+    // This rank's block: cells [lo, hi) of each dimension.
+    let lo: Vec<usize> = (0..3).map(|d| n[d] * c[d] / dims[d]).collect();
+    let hi: Vec<usize> = (0..3).map(|d| n[d] * (c[d] + 1) / dims[d]).collect();
+    let shape = Shape {
+        n: [0, 1, 2].map(|d| hi[d] - lo[d]),
+    };
+    let mut a = vec![0.0; shape.len()];
+    if c[0] == 0 {
+        hold(shape, &mut a);
+    }
+    let mut b = a.clone();
+    // Faces out to each neighbour, ghost layers in (none at the box's faces).
+    let mut sends = Vec::new();
+    let mut recvs = Vec::new();
+    for d in 0..3 {
+        let (minus, plus) = grid.shift(d, 1)?;
+        let t = 2 * d as u32;
+        sends.push((face(shape, d, 1), minus, t));
+        sends.push((face(shape, d, shape.n[d]), plus, t + 1));
+        recvs.push((face(shape, d, 0), minus, t + 1));
+        recvs.push((face(shape, d, shape.n[d] + 1), plus, t));
+    }
+    // The rows (z runs) of the block's cells, what the inner sweep reads while halos travel.
+    let rows = mpr::Layout::subarray(&shape.stored(), &shape.n, &[1, 1, 1])?;
+    // Cells 2 ..= n - 1 of each dimension touch no ghost cell.
+    let inner = |k: usize| 2..k.max(2);
+    world.barrier()?;
+    let t0 = mpr::wtime();
+    let mut residual = 0.0;
+    let sum = mpr::scope(|s| -> mpr::Result<f64> {
+        let mut ex = [
+            grid.exchange_init(s, &mut a, &sends, &recvs)?,
+            grid.exchange_init(s, &mut b, &sends, &recvs)?,
+        ];
+        for step in 0..steps {
+            let (old, new) = if step % 2 == 0 {
+                let [x, y] = &mut ex;
+                (x, y)
+            } else {
+                let [x, y] = &mut ex;
+                (y, x)
+            };
+            old.start()?;
+            // Inner cells, from rows of the block that no receive writes.
+            let blocks = old.read(&rows)?;
+            let stored = shape.stored();
+            let get = |i: usize| {
+                // i is a stored index of a cell inside the block (never a ghost here).
+                let z = i % stored[2];
+                let y = (i / stored[2]) % stored[1];
+                let x = i / (stored[1] * stored[2]);
+                blocks[(x - 1) * shape.n[1] + (y - 1)][z - 1]
+            };
+            let mut d2 = sweep(
+                shape,
+                &get,
+                new.buf_mut()?,
+                [inner(shape.n[0]), inner(shape.n[1]), inner(shape.n[2])],
+            );
+            drop(blocks);
+            old.wait()?;
+            let whole = old.buf()?;
+            d2 += shell(shape, &|i| whole[i], new.buf_mut()?);
+            let mut total = [0.0];
+            grid.allreduce(&[d2], &mut total, mpr::Op::Sum)?;
+            residual = total[0].sqrt();
+        }
+        let last = &ex[steps % 2];
+        Ok(interior_sum(shape, last.buf()?))
+    })?;
+    let mut heat = [0.0];
+    grid.allreduce(&[sum], &mut heat, mpr::Op::Sum)?;
+    let secs = mpr::wtime() - t0;
+    if rank == 0 {
+        println!(
+            "heat3d {}x{}x{}, {steps} steps on {size} ranks ({}x{}x{}): residual {residual:.6e}, total heat {:.9}, {secs:.3} s, {:.1} us/step",
+            n[0], n[1], n[2], dims[0], dims[1], dims[2], heat[0], secs / steps as f64 * 1e6
+        );
+        if check {
+            let (res, total) = serial(n, steps);
+            let close = |x: f64, y: f64| (x - y).abs() <= 1e-9 * y.abs().max(1e-300);
+            if close(residual, res) && close(heat[0], total) {
+                println!("serial run agrees: residual {res:.6e}, total heat {total:.9}");
+            } else {
+                eprintln!("heat3d: serial run differs: residual {res:.6e}, total heat {total:.9}");
+                world.abort(1);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn usage(rank: usize, dims: &[usize]) -> ! {
+    if rank == 0 {
+        eprintln!(
+            "heat3d: usage: heat3d [NX NY NZ STEPS] [--per-rank] [--check]; each size at least the grid of ranks {dims:?}, STEPS >= 1"
+        );
+    }
+    std::process::exit(2)
+}
