@@ -455,6 +455,8 @@ pub fn wait_all_persistent<T: Pod>(reqs: &mut [Persistent<'_, T>]) -> Result<Vec
 /// ```
 pub struct Exchange<'scope, T: Pod> {
     inner: Parts<'scope, T>,
+    /// The blocks the receives write, sorted (disjoint: checked when it was made), for `read`.
+    written: Vec<(usize, usize)>,
 }
 
 impl<'scope, T: Pod> Exchange<'scope, T> {
@@ -516,20 +518,17 @@ impl<'scope, T: Pod> Exchange<'scope, T> {
     pub fn read(&self, layout: &Layout) -> Result<Vec<&[T]>> {
         const WHAT: &str = "Exchange::read";
         layout.check(WHAT, self.inner.buf.len, false)?;
-        let written: Vec<(usize, usize)> = self
-            .inner
-            .parts
-            .iter()
-            .filter(|p| matches!(p.plan, Plan::Recv { .. }))
-            .flat_map(|p| match &p.elems {
-                Elems::Run(o, n) => vec![(*o, *n)],
-                Elems::Packed(l) => l.blocks().to_vec(),
-            })
-            .collect();
+        let written = &self.written;
         let mut out = Vec::with_capacity(layout.blocks().len());
         for &(o, n) in layout.blocks() {
-            if written.iter().any(|&(wo, wn)| o < wo + wn && wo < o + n) {
-                return Err(bad(WHAT, "the layout touches elements a receive of the exchange writes"));
+            // The written blocks are sorted and disjoint: the first that ends after `o` is the
+            // only one that can start before `o + n` without an earlier one doing so.
+            let i = written.partition_point(|&(wo, wn)| wo + wn <= o);
+            if written.get(i).is_some_and(|&(wo, _)| wo < o + n) {
+                return Err(bad(
+                    WHAT,
+                    "the layout touches elements a receive of the exchange writes",
+                ));
             }
             // SAFETY: the block lies within the buffer moved into the exchange (checked above);
             // no receive of the exchange writes it (checked above), and nothing else can while
@@ -772,7 +771,13 @@ impl Comm {
                 _ => Some((o + n, w)),
             };
         }
+        let written: Vec<(usize, usize)> = blocks
+            .iter()
+            .filter(|b| b.2)
+            .map(|&(o, n, _)| (o, n))
+            .collect();
         Ok(Exchange {
+            written,
             inner: Parts {
                 core: s.core(),
                 comm: self.handle(),

@@ -50,45 +50,97 @@ impl Shape {
         let s = self.stored();
         (x * s[1] + y) * s[2] + z
     }
-    /// The new value of cell (x, y, z) and its squared change, from `get` of the old grid.
-    fn update(self, get: impl Fn(usize) -> f64, x: usize, y: usize, z: usize) -> (f64, f64) {
-        let (sx, sy) = (self.stored()[1] * self.stored()[2], self.stored()[2]);
-        let i = self.at(x, y, z);
-        let v = (get(i - sx) + get(i + sx) + get(i - sy) + get(i + sy) + get(i - 1) + get(i + 1))
-            / 6.0;
-        let d = v - get(i);
-        (v, d * d)
+}
+
+/// The z-run of stored (x, y) of the old grid, and the stored z of its first element.
+trait Rows: Sync {
+    fn row(&self, x: usize, y: usize) -> (&[f64], usize);
+}
+
+/// Rows of a whole stored grid (ghosts included).
+struct Whole<'a>(Shape, &'a [f64]);
+
+impl Rows for Whole<'_> {
+    fn row(&self, x: usize, y: usize) -> (&[f64], usize) {
+        let i = self.0.at(x, y, 0);
+        (&self.1[i..i + self.0.stored()[2]], 0)
     }
 }
 
-/// The face of `shape` at stored index `at` of dimension `d`, without the other ghost layers.
-fn face(shape: Shape, d: usize, at: usize) -> mpr::Layout {
-    let mut sub = shape.n;
-    sub[d] = 1;
-    let mut start = [1; 3];
-    start[d] = at;
-    mpr::Layout::subarray(&shape.stored(), &sub, &start).expect("a face lies in its block")
+/// Rows of the block's cells only, as `Exchange::read` gives them (z from 1).
+struct Inner<'a>(Shape, Vec<&'a [f64]>);
+
+impl Rows for Inner<'_> {
+    fn row(&self, x: usize, y: usize) -> (&[f64], usize) {
+        (self.1[(x - 1) * self.0.n[1] + (y - 1)], 1)
+    }
 }
 
-/// Updates the cells of `shape` with x in `xs`, y in `ys`, z in `zs` (all ranges of stored
-/// indices), from `old` into `new`: the summed squared change.
+/// Which z of a row to update: a run `a..b`, or the two ends `1` and `nz`.
+#[derive(Clone, Copy)]
+enum Zs {
+    Run(usize, usize),
+    Ends(usize),
+}
+
+/// Updates cells (x, y, z) for z in `zs` of plane `p` (plane x of the new grid): the summed
+/// squared change.
+fn cells(shape: Shape, old: &impl Rows, p: &mut [f64], x: usize, y: usize, zs: Zs) -> f64 {
+    let (c, o) = old.row(x, y);
+    let (xm, xp) = (old.row(x - 1, y).0, old.row(x + 1, y).0);
+    let (ym, yp) = (old.row(x, y - 1).0, old.row(x, y + 1).0);
+    let base = shape.at(0, y, 0);
+    let mut d2 = 0.0;
+    let mut one = |z: usize| {
+        let k = z - o;
+        let v = (xm[k] + xp[k] + ym[k] + yp[k] + c[k - 1] + c[k + 1]) / 6.0;
+        let d = v - c[k];
+        p[base + z] = v;
+        d2 += d * d;
+    };
+    match zs {
+        // The common case, as zipped slices of one length (no bounds check inside the loop).
+        Zs::Run(a, b) if b > a => {
+            let (k0, k1) = (a - o, b - o);
+            let out = &mut p[base + a..base + b];
+            let (below, above) = (&c[k0 - 1..k1 - 1], &c[k0 + 1..k1 + 1]);
+            let mut d2 = 0.0;
+            for (i, w) in out.iter_mut().enumerate() {
+                let k = k0 + i;
+                let v = (xm[k] + xp[k] + ym[k] + yp[k] + below[i] + above[i]) / 6.0;
+                let d = v - c[k];
+                *w = v;
+                d2 += d * d;
+            }
+            return d2;
+        }
+        Zs::Run(..) => {}
+        Zs::Ends(nz) => {
+            one(1);
+            if nz > 1 {
+                one(nz);
+            }
+        }
+    }
+    d2
+}
+
+/// Updates the cells of `new` with x in `xs` and y in `ys`, and for each the z that `zs`
+/// gives, from `old`, with rayon across planes when the block is big enough: the summed
+/// squared change.
 fn sweep(
     shape: Shape,
-    old: &(impl Fn(usize) -> f64 + Sync),
+    old: &impl Rows,
     new: &mut [f64],
-    [xs, ys, zs]: [std::ops::Range<usize>; 3],
+    xs: std::ops::Range<usize>,
+    ys: std::ops::Range<usize>,
+    zs: &(impl Fn(usize, usize) -> Zs + Sync),
 ) -> f64 {
     let plane = shape.stored()[1] * shape.stored()[2];
     let one = |(x, p): (usize, &mut [f64])| -> f64 {
-        let mut d2 = 0.0;
-        for y in ys.clone() {
-            for z in zs.clone() {
-                let (v, d) = shape.update(old, x, y, z);
-                p[shape.at(0, y, z)] = v;
-                d2 += d;
-            }
-        }
-        d2
+        ys.clone()
+            .map(|y| cells(shape, old, p, x, y, zs(x, y)))
+            .sum()
     };
     if shape.n.iter().product::<usize>() >= PAR_CELLS {
         new.par_chunks_mut(plane)
@@ -105,30 +157,33 @@ fn sweep(
     }
 }
 
-/// Updates the shell of cells next to the ghost layer (what [`sweep`] of the inner cells left).
-fn shell(shape: Shape, old: &(impl Fn(usize) -> f64 + Sync), new: &mut [f64]) -> f64 {
+/// The cells 2 ..= n - 1 of each dimension, which touch no ghost cell.
+fn inner_sweep(shape: Shape, old: &impl Rows, new: &mut [f64]) -> f64 {
     let [nx, ny, nz] = shape.n;
-    let mut d2 = 0.0;
-    for x in 1..=nx {
-        for y in 1..=ny {
-            let edge = x == 1 || x == nx || y == 1 || y == ny;
-            let zs: Vec<usize> = if edge {
-                (1..=nz).collect()
-            } else {
-                let mut v = vec![1];
-                if nz > 1 {
-                    v.push(nz);
-                }
-                v
-            };
-            for z in zs {
-                let (v, d) = shape.update(old, x, y, z);
-                new[shape.at(x, y, z)] = v;
-                d2 += d;
-            }
+    sweep(shape, old, new, 2..nx.max(2), 2..ny.max(2), &|_, _| {
+        Zs::Run(2, nz.max(2))
+    })
+}
+
+/// The shell of cells next to the ghost layer: what [`inner_sweep`] left.
+fn shell(shape: Shape, old: &impl Rows, new: &mut [f64]) -> f64 {
+    let [nx, ny, nz] = shape.n;
+    sweep(shape, old, new, 1..nx + 1, 1..ny + 1, &|x, y| {
+        if x == 1 || x == nx || y == 1 || y == ny {
+            Zs::Run(1, nz + 1)
+        } else {
+            Zs::Ends(nz)
         }
-    }
-    d2
+    })
+}
+
+/// The face of `shape` at stored index `at` of dimension `d`, without the other ghost layers.
+fn face(shape: Shape, d: usize, at: usize) -> mpr::Layout {
+    let mut sub = shape.n;
+    sub[d] = 1;
+    let mut start = [1; 3];
+    start[d] = at;
+    mpr::Layout::subarray(&shape.stored(), &sub, &start).expect("a face lies in its block")
 }
 
 /// The serial reference: the whole box as one block.
@@ -139,8 +194,8 @@ fn serial(n: [usize; 3], steps: usize) -> (f64, f64) {
     let mut b = a.clone();
     let mut res = 0.0;
     for _ in 0..steps {
-        let old = |i: usize| a[i];
-        let d2 = sweep(shape, &old, &mut b, [1..n[0] + 1, 1..n[1] + 1, 1..n[2] + 1]);
+        let old = Whole(shape, &a);
+        let d2 = inner_sweep(shape, &old, &mut b) + shell(shape, &old, &mut b);
         std::mem::swap(&mut a, &mut b);
         res = d2.sqrt();
     }
@@ -222,8 +277,6 @@ fn run() -> mpr::Result<()> {
     }
     // The rows (z runs) of the block's cells, what the inner sweep reads while halos travel.
     let rows = mpr::Layout::subarray(&shape.stored(), &shape.n, &[1, 1, 1])?;
-    // Cells 2 ..= n - 1 of each dimension touch no ghost cell.
-    let inner = |k: usize| 2..k.max(2);
     world.barrier()?;
     let t0 = mpr::wtime();
     let mut residual = 0.0;
@@ -242,25 +295,11 @@ fn run() -> mpr::Result<()> {
             };
             old.start()?;
             // Inner cells, from rows of the block that no receive writes.
-            let blocks = old.read(&rows)?;
-            let stored = shape.stored();
-            let get = |i: usize| {
-                // i is a stored index of a cell inside the block (never a ghost here).
-                let z = i % stored[2];
-                let y = (i / stored[2]) % stored[1];
-                let x = i / (stored[1] * stored[2]);
-                blocks[(x - 1) * shape.n[1] + (y - 1)][z - 1]
-            };
-            let mut d2 = sweep(
-                shape,
-                &get,
-                new.buf_mut()?,
-                [inner(shape.n[0]), inner(shape.n[1]), inner(shape.n[2])],
-            );
-            drop(blocks);
+            let rows_now = Inner(shape, old.read(&rows)?);
+            let mut d2 = inner_sweep(shape, &rows_now, new.buf_mut()?);
+            drop(rows_now);
             old.wait()?;
-            let whole = old.buf()?;
-            d2 += shell(shape, &|i| whole[i], new.buf_mut()?);
+            d2 += shell(shape, &Whole(shape, old.buf()?), new.buf_mut()?);
             let mut total = [0.0];
             grid.allreduce(&[d2], &mut total, mpr::Op::Sum)?;
             residual = total[0].sqrt();
