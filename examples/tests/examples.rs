@@ -1,5 +1,5 @@
-//! The example programs run as real jobs: `pi` prints pi to 10 digits, `heat` agrees with its
-//! serial run, `ring` passes its token. Each job has a hard time limit.
+//! The example programs run as real jobs: `pi` prints pi to 10 digits, `heat` and `heat3d`
+//! agree with their serial runs, `ring` passes its token. Each job has a hard time limit.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -84,6 +84,22 @@ fn heat_matches_its_serial_run() {
         (5, ["33", "64", "80"]),
     ] {
         let out = job(n, "heat", &[grid[0], grid[1], grid[2], "--check"]);
+        assert!(out.contains("serial run agrees"), "{out}");
+    }
+}
+
+#[test]
+fn heat3d_matches_its_serial_run() {
+    for (n, args) in [
+        (1, &["20", "18", "17", "30"][..]),
+        (2, &["9", "3", "40", "20"]),
+        (4, &["30", "31", "29", "20"]),
+        (6, &["3", "2", "5", "10", "--per-rank"]),
+        (8, &["24", "24", "24", "20"]),
+    ] {
+        let mut a = args.to_vec();
+        a.push("--check");
+        let out = job(n, "heat3d", &a);
         assert!(out.contains("serial run agrees"), "{out}");
     }
 }

@@ -89,9 +89,10 @@ impl<T: Pod> Buffer<T> {
     /// The bytes of the blocks `l` names (checked against the buffer when the request was
     /// made), each read through a slice of that block alone: other messages of the request may
     /// be under way in other parts of the buffer.
-    fn pack(&self, l: &Layout) -> Vec<u8> {
+    fn pack(&self, l: &Layout, mut out: Vec<u8>) -> Vec<u8> {
         let size = std::mem::size_of::<T>();
-        let mut out = Vec::with_capacity(l.count() * size);
+        out.clear();
+        out.reserve(l.count() * size);
         for &(off, n) in l.blocks() {
             // SAFETY: the block lies within the buffer moved into the request for `'scope`
             // (`Layout::check`), and no receive of the request writes it (`exchange_init`), so
@@ -129,6 +130,9 @@ struct Part<'scope> {
     plan: Plan,
     elems: Elems,
     active: Option<Request<'scope>>,
+    /// The packed bytes of the last start, back from its request: reused by the next start
+    /// (no allocation per start).
+    spare: Vec<u8>,
 }
 
 fn bad(what: &'static str, detail: &str) -> Error {
@@ -148,6 +152,7 @@ impl<'scope> Part<'scope> {
         buf: &Buffer<T>,
     ) -> Result<()> {
         let size = std::mem::size_of::<T>();
+        let spare = std::mem::take(&mut self.spare);
         let req = match (&self.plan, &self.elems) {
             (Plan::Null, _) => core.done(comm, Status::null())?,
             (
@@ -157,7 +162,7 @@ impl<'scope> Part<'scope> {
                     synchronous,
                 },
                 Elems::Packed(l),
-            ) => core.start_send_owned(comm, peer, tag, buf.pack(l), synchronous)?,
+            ) => core.start_send_owned(comm, peer, tag, buf.pack(l, spare), synchronous)?,
             // SAFETY (RawSlice::new, start_send_view): the run lies within the buffer moved into
             // the request for `'scope` (checked when the request was made; `T: Pod` has no
             // padding), valid until the scope settles, which it does before `'scope` ends; no
@@ -176,7 +181,10 @@ impl<'scope> Part<'scope> {
                 core.start_send_view(comm, peer, tag, RawSlice::new(bytes), synchronous)?
             },
             (&Plan::Recv { src, tag }, Elems::Packed(l)) => {
-                core.start_recv_owned(comm, src, tag, vec![0u8; l.count() * size])?
+                // Any bytes do: the receive overwrites what it uses, and only that is unpacked.
+                let mut bytes = spare;
+                bytes.resize(l.count() * size, 0);
+                core.start_recv_owned(comm, src, tag, bytes)?
             }
             // SAFETY (RawMut::new, start_recv_view): as above, and the buffer came from a `&mut`
             // moved into the request: while the receive runs nothing but the engine reaches
@@ -193,7 +201,15 @@ impl<'scope> Part<'scope> {
 
     /// After the operation of `req` completed with `st`: a packed receive is unpacked into the
     /// buffer.
-    fn finish<T: Pod>(&self, buf: &Buffer<T>, mut req: Request<'_>, st: Status) -> Result<Status> {
+    fn finish<T: Pod>(
+        &mut self,
+        buf: &Buffer<T>,
+        mut req: Request<'_>,
+        st: Status,
+    ) -> Result<Status> {
+        if let (Plan::Send { .. }, Elems::Packed(_)) = (&self.plan, &self.elems) {
+            self.spare = req.take_owned().unwrap_or_default();
+        }
         if let (Plan::Recv { .. }, Elems::Packed(l)) = (&self.plan, &self.elems) {
             let size = std::mem::size_of::<T>();
             if size > 0 && st.bytes() % size != 0 {
@@ -204,6 +220,7 @@ impl<'scope> Part<'scope> {
             }
             let packed = req.take_owned().unwrap_or_default();
             buf.unpack(l, &packed[..packed.len().min(st.bytes())]);
+            self.spare = packed;
         }
         Ok(st)
     }
@@ -600,6 +617,7 @@ impl Comm {
                     plan,
                     elems,
                     active: None,
+                    spare: Vec::new(),
                 }],
                 _scope: PhantomData,
                 _buf: PhantomData,
@@ -735,6 +753,7 @@ impl Comm {
                 plan: self.send_plan((*d).into(), *tag, false)?,
                 elems: Elems::of(l),
                 active: None,
+                spare: Vec::new(),
             });
         }
         for (l, src, tag) in recvs {
@@ -743,6 +762,7 @@ impl Comm {
                 plan: self.recv_plan((*src).into(), TagMatch::Tag(*tag))?,
                 elems: Elems::of(l),
                 active: None,
+                spare: Vec::new(),
             });
         }
         // No element written by a receive may be named by any other message.
