@@ -101,15 +101,20 @@ fn cells(shape: Shape, old: &impl Rows, p: &mut [f64], x: usize, y: usize, zs: Z
     match zs {
         // The common case, as zipped slices of one length (no bounds check inside the loop).
         Zs::Run(a, b) if b > a => {
-            let (k0, k1) = (a - o, b - o);
-            let out = &mut p[base + a..base + b];
-            let (below, above) = (&c[k0 - 1..k1 - 1], &c[k0 + 1..k1 + 1]);
+            let (k0, k1, len) = (a - o, b - o, b - a);
+            let out = &mut p[base + a..base + b][..len];
+            let (xm, xp) = (&xm[k0..k1][..len], &xp[k0..k1][..len]);
+            let (ym, yp) = (&ym[k0..k1][..len], &yp[k0..k1][..len]);
+            let (mid, below, above) = (
+                &c[k0..k1][..len],
+                &c[k0 - 1..k1 - 1][..len],
+                &c[k0 + 1..k1 + 1][..len],
+            );
             let mut d2 = 0.0;
-            for (i, w) in out.iter_mut().enumerate() {
-                let k = k0 + i;
-                let v = (xm[k] + xp[k] + ym[k] + yp[k] + below[i] + above[i]) / 6.0;
-                let d = v - c[k];
-                *w = v;
+            for i in 0..len {
+                let v = (xm[i] + xp[i] + ym[i] + yp[i] + below[i] + above[i]) / 6.0;
+                let d = v - mid[i];
+                out[i] = v;
                 d2 += d * d;
             }
             return d2;
