@@ -216,6 +216,33 @@ impl Group {
 }
 
 impl Comm {
+    /// The agreement of a collective that makes something from its arguments (`create`,
+    /// `cart_create`, `dist_graph_create_adjacent`): every rank says whether its own arguments
+    /// are bad (`problem`) and, if they must be the same everywhere, their `fingerprint`; one
+    /// allreduce of the flag, the fingerprint and its complement (equal maxima of both mean
+    /// equal values) lets every rank refuse together, so none waits for the others.
+    pub(crate) fn agree_args(
+        &self,
+        what: &'static str,
+        problem: Option<String>,
+        fingerprint: Option<u64>,
+    ) -> Result<()> {
+        let h = fingerprint.unwrap_or(0);
+        let mine = [u64::from(problem.is_some()), h, !h];
+        let mut all = [0u64; 3];
+        self.allreduce(&mine, &mut all, Op::Max)?;
+        if let Some(p) = problem {
+            return Err(bad(what, p));
+        }
+        if all[0] != 0 {
+            return Err(bad(what, "another rank's arguments are not valid"));
+        }
+        if all[1] != h || all[2] != !h {
+            return Err(bad(what, "the ranks passed different arguments"));
+        }
+        Ok(())
+    }
+
     /// The group of this communicator's ranks, in their order (`MPI_Comm_group`).
     pub fn group(&self) -> Group {
         Group {
@@ -248,21 +275,7 @@ impl Comm {
         let h = group.world.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &w| {
             (h ^ w as u64).wrapping_mul(0x100_0000_01b3)
         }) ^ group.size() as u64;
-        let mine = [u64::from(problem.is_some()), h, !h];
-        let mut all = [0u64; 3];
-        self.allreduce(&mine, &mut all, Op::Max)?;
-        if let Some(p) = problem {
-            return Err(bad("create", p));
-        }
-        if all[0] != 0 {
-            return Err(bad(
-                "create",
-                "another rank passed a group that is not valid",
-            ));
-        }
-        if all[1] != h || all[2] != !h {
-            return Err(bad("create", "the ranks passed different groups"));
-        }
+        self.agree_args("create", problem, Some(h))?;
         let me = self.world_rank(self.rank())?;
         let key = group.world.iter().position(|&w| w == me);
         self.split(key.map(|_| 0), key.map_or(0, |k| k as i64))

@@ -21,7 +21,6 @@
 
 use std::ops::Deref;
 
-use crate::coll::op::Op;
 use crate::coll::Neighbors;
 use crate::comm::Comm;
 use crate::error::{Error, Result};
@@ -118,24 +117,7 @@ impl Comm {
                 .map(|&d| d as u64)
                 .chain(periods.iter().map(|&p| u64::from(p) + (1 << 32))),
         );
-        let mine = [u64::from(problem.is_some()), h, !h];
-        let mut all = [0u64; 3];
-        self.allreduce(&mine, &mut all, Op::Max)?;
-        if let Some(p) = problem {
-            return Err(bad("cart_create", p));
-        }
-        if all[0] != 0 {
-            return Err(bad(
-                "cart_create",
-                "another rank passed a grid that is not valid",
-            ));
-        }
-        if all[1] != h || all[2] != !h {
-            return Err(bad(
-                "cart_create",
-                "the ranks passed different dims or periods",
-            ));
-        }
+        self.agree_args("cart_create", problem, Some(h))?;
         let cells: usize = dims.iter().product();
         let member = self.rank() < cells;
         self.split(member.then_some(0), self.rank() as i64)?

@@ -9,10 +9,9 @@
 
 use std::ops::Deref;
 
-use crate::coll::op::Op;
 use crate::coll::Neighbors;
 use crate::comm::Comm;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// A communicator with a graph of neighbours (see the module docs). Derefs to [`Comm`].
 pub struct DistGraphComm {
@@ -78,27 +77,15 @@ impl Comm {
         let mut told = vec![0u64; n];
         self.alltoall(&sends, &mut told)?;
         let mismatch = (0..n).find(|&r| told[r] != recvs[r]);
-        let mine = [u64::from(out_of_range.is_some() || mismatch.is_some())];
-        let mut any = [0u64];
-        self.allreduce(&mine, &mut any, Op::Max)?;
-        let bad = |detail: String| Error::InvalidArgument {
-            what: "dist_graph_create_adjacent",
-            detail,
-        };
-        if let Some(&r) = out_of_range {
-            return Err(bad(format!("rank {r} of a communicator of {n}")));
-        }
-        if let Some(r) = mismatch {
-            return Err(bad(format!(
+        let problem = match (out_of_range, mismatch) {
+            (Some(&r), _) => Some(format!("rank {r} of a communicator of {n}")),
+            (None, Some(r)) => Some(format!(
                 "rank {r} lists this rank as a destination {} times, this rank lists it as a source {} times",
                 told[r], recvs[r]
-            )));
-        }
-        if any[0] != 0 {
-            return Err(bad(
-                "another rank's edges do not agree with its neighbours'".into(),
-            ));
-        }
+            )),
+            (None, None) => None,
+        };
+        self.agree_args("dist_graph_create_adjacent", problem, None)?;
         let comm = self.dup()?;
         Ok(DistGraphComm {
             comm,
