@@ -3,9 +3,11 @@
 //!
 //! A layout of one block goes as the slice it names, with no copy at all. A layout of several
 //! blocks is packed into one message (and a receive unpacked from one): one copy on each side
-//! beside the transport's, which for the faces of a grid is small next to the computation.
-//! The message is the elements in travel order either way, so a strided send matches a
-//! contiguous receive and the other way round.
+//! beside the transport's. That is cheap for a few large blocks and dear for many small ones
+//! (64-byte blocks: 2 x the contiguous time at 64 KiB, 5.4 x at 1 MiB; BENCHMARKS.md, "Issue
+//! 17"); sending the blocks where they lie needs scatter-gather views in the engine, which it
+//! does not have yet. The message is the elements in travel order either way, so a strided
+//! send matches a contiguous receive and the other way round.
 
 use bytemuck::Pod;
 
