@@ -245,7 +245,9 @@ impl Layout {
         Ok(())
     }
 
-    /// The elements of `buf` the layout names, in order (checked with [`Layout::check`]).
+    /// The elements of `buf` the layout names, in order (checked with [`Layout::check`]): the
+    /// typed model the byte forms are tested against.
+    #[cfg(test)]
     pub(crate) fn pack<T: Copy>(&self, buf: &[T]) -> Vec<T> {
         let mut out = Vec::with_capacity(self.count);
         for &(off, len) in &self.blocks {
@@ -257,15 +259,39 @@ impl Layout {
     /// The bytes of the elements of `buf` the layout names, in order (checked with
     /// [`Layout::check`]): what a send that owns its buffer carries.
     pub(crate) fn pack_bytes<T: bytemuck::Pod>(&self, buf: &[T]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.count * std::mem::size_of::<T>());
+        let mut out = Vec::new();
+        self.pack_bytes_into(buf, &mut out);
+        out
+    }
+
+    /// [`Layout::pack_bytes`] into `out` (cleared first; its capacity is reused).
+    pub(crate) fn pack_bytes_into<T: bytemuck::Pod>(&self, buf: &[T], out: &mut Vec<u8>) {
+        out.clear();
+        out.reserve(self.count * std::mem::size_of::<T>());
         for &(off, len) in &self.blocks {
             out.extend_from_slice(bytemuck::cast_slice(&buf[off..off + len]));
         }
-        out
+    }
+
+    /// Writes the bytes of whole elements `packed` (at most [`Layout::count`] of them, in
+    /// travel order) into the places of `buf` the layout names.
+    pub(crate) fn unpack_bytes<T: bytemuck::Pod>(&self, packed: &[u8], buf: &mut [T]) {
+        let size = std::mem::size_of::<T>();
+        let out: &mut [u8] = bytemuck::cast_slice_mut(buf);
+        let mut at = 0;
+        for &(off, len) in &self.blocks {
+            let n = (len * size).min(packed.len() - at);
+            if n == 0 {
+                break;
+            }
+            out[off * size..off * size + n].copy_from_slice(&packed[at..at + n]);
+            at += n;
+        }
     }
 
     /// Writes `packed` (at most [`Layout::count`] elements, in travel order) into the places of
     /// `buf` the layout names; elements past the end of `packed` stay as they were.
+    #[cfg(test)]
     pub(crate) fn unpack<T: Copy>(&self, packed: &[T], buf: &mut [T]) {
         let mut at = 0;
         for &(off, len) in &self.blocks {
@@ -338,6 +364,9 @@ mod tests {
         s.unpack(&packed[..4], &mut part);
         assert_eq!(&part[4..9], [4, 5, 6, 0, 8]);
         assert_eq!(s.pack_bytes(&buf), bytemuck::cast_slice::<u32, u8>(&packed));
+        let mut again = vec![0u32; 24];
+        s.unpack_bytes(&s.pack_bytes(&buf), &mut again);
+        assert_eq!(again, back);
         let i = Layout::indexed(&[2, 1], &[6, 0]).unwrap();
         assert_eq!(i.pack(&buf[..8]), [6, 7, 0]);
         assert!(i.check("t", 7, false).is_err());

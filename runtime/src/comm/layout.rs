@@ -43,7 +43,13 @@ impl Comm {
         match layout.blocks() {
             [] => self.send(&buf[..0], dest, tag),
             &[(off, len)] => self.send(&buf[off..off + len], dest, tag),
-            _ => self.send(&layout.pack(buf), dest, tag),
+            _ => {
+                let mut packed = self.take_scratch();
+                layout.pack_bytes_into(buf, &mut packed);
+                let r = self.send(&packed[..], dest, tag);
+                self.give_scratch(packed);
+                r
+            }
         }
     }
 
@@ -72,10 +78,13 @@ impl Comm {
             [] => self.recv(&mut buf[..0], src, tag),
             &[(off, len)] => self.recv(&mut buf[off..off + len], src, tag),
             _ => {
-                let mut packed = vec![T::zeroed(); layout.count()];
-                let st = self.recv(&mut packed, src, tag)?;
-                unpack_received(layout, &packed, buf, &st)?;
-                Ok(st)
+                let mut packed = self.take_scratch();
+                packed.resize(layout.count() * std::mem::size_of::<T>(), 0);
+                let r = self
+                    .recv(&mut packed[..], src, tag)
+                    .and_then(|st| unpack_received(layout, &packed, buf, &st).map(|_| st));
+                self.give_scratch(packed);
+                r
             }
         }
     }
@@ -95,27 +104,36 @@ impl Comm {
     ) -> Result<Status> {
         out_layout.check("sendrecv_layout", out.len(), false)?;
         in_layout.check("sendrecv_layout", inb.len(), true)?;
-        let packed_out;
-        let out: &[S] = match out_layout.blocks() {
-            [] => &out[..0],
-            &[(off, len)] => &out[off..off + len],
+        // Packed sides go through the engine's spare buffers (as bytes).
+        let mut packed_out = Vec::new();
+        let out: &[u8] = match out_layout.blocks() {
+            [] => &[],
+            &[(off, len)] => bytemuck::cast_slice(&out[off..off + len]),
             _ => {
-                packed_out = out_layout.pack(out);
+                packed_out = self.take_scratch();
+                out_layout.pack_bytes_into(out, &mut packed_out);
                 &packed_out
             }
         };
-        match in_layout.blocks() {
+        let r = match in_layout.blocks() {
             [] => self.sendrecv(out, dest, send_tag, &mut inb[..0], src, recv_tag),
             &[(off, len)] => {
                 self.sendrecv(out, dest, send_tag, &mut inb[off..off + len], src, recv_tag)
             }
             _ => {
-                let mut packed = vec![R::zeroed(); in_layout.count()];
-                let st = self.sendrecv(out, dest, send_tag, &mut packed, src, recv_tag)?;
-                unpack_received(in_layout, &packed, inb, &st)?;
-                Ok(st)
+                let mut packed = self.take_scratch();
+                packed.resize(in_layout.count() * std::mem::size_of::<R>(), 0);
+                let r = self
+                    .sendrecv(out, dest, send_tag, &mut packed[..], src, recv_tag)
+                    .and_then(|st| unpack_received(in_layout, &packed, inb, &st).map(|_| st));
+                self.give_scratch(packed);
+                r
             }
+        };
+        if packed_out.capacity() > 0 {
+            self.give_scratch(packed_out);
         }
+        r
     }
 
     /// Starts sending the elements of `buf` that `layout` names (packed into a buffer the
@@ -140,10 +158,25 @@ impl Comm {
     }
 }
 
-/// Unpacks what a receive of `st` put into `packed` (whole elements only).
+impl Comm {
+    /// A buffer for packed elements, from the engine's spares (empty if it has none).
+    fn take_scratch(&self) -> Vec<u8> {
+        self.engine.borrow_mut().scratch.pop().unwrap_or_default()
+    }
+
+    /// Back to the spares, for the next packed layout (a few kept at most).
+    fn give_scratch(&self, v: Vec<u8>) {
+        let mut e = self.engine.borrow_mut();
+        if e.scratch.len() < 4 {
+            e.scratch.push(v);
+        }
+    }
+}
+
+/// Unpacks what a receive of `st` put into `packed` (bytes; whole elements only).
 fn unpack_received<T: Pod>(
     layout: &Layout,
-    packed: &[T],
+    packed: &[u8],
     buf: &mut [T],
     st: &Status,
 ) -> Result<()> {
@@ -157,6 +190,6 @@ fn unpack_received<T: Pod>(
             ),
         });
     }
-    layout.unpack(&packed[..st.count::<T>().min(packed.len())], buf);
+    layout.unpack_bytes(&packed[..st.bytes().min(packed.len())], buf);
     Ok(())
 }
