@@ -388,20 +388,35 @@ impl<'scope, T: Pod> Persistent<'scope, T> {
     /// Starts one operation with the request's arguments. An error if the last start has not
     /// been completed by [`Persistent::wait`] or [`Persistent::test`].
     pub fn start(&mut self) -> Result<()> {
-        self.inner.start()
+        let Parts {
+            parts,
+            core,
+            comm,
+            buf,
+            ..
+        } = &mut self.inner;
+        if parts[0].active.is_some() {
+            return Err(bad(
+                "start",
+                "the request is still active: wait for or test its last start first",
+            ));
+        }
+        parts[0].start(core, comm, buf)
     }
 
     /// Waits for the current start to complete; the request is then inactive (startable
     /// again). On an inactive request it returns at once (with [`Status::is_null`], as MPI
     /// does), so a set of requests of which some were not started can be waited for alike.
     pub fn wait(&mut self) -> Result<Status> {
-        Ok(self.inner.wait()?.pop().unwrap_or_else(Status::null))
+        let Parts { parts, buf, .. } = &mut self.inner;
+        parts[0].wait(buf)
     }
 
     /// Moves communication forward without blocking: `Some(status)` once the current start has
     /// completed (the request is then inactive), `Some` at once on an inactive request.
     pub fn test(&mut self) -> Result<Option<Status>> {
-        Ok(self.inner.test()?.and_then(|mut v| v.pop()))
+        let Parts { parts, buf, .. } = &mut self.inner;
+        parts[0].test(buf)
     }
 
     /// Whether a start is under way (started, and not yet completed by `wait` or `test`).
