@@ -214,6 +214,16 @@ impl Layout {
         &self.blocks
     }
 
+    /// The one run of elements the layout names, as a range, when it names a single block (or
+    /// none: an empty range): such a layout moves as a plain slice, with no copy.
+    pub(crate) fn run(&self) -> Option<std::ops::Range<usize>> {
+        match self.blocks[..] {
+            [] => Some(0..0),
+            [(off, len)] => Some(off..off + len),
+            _ => None,
+        }
+    }
+
     /// Checks the layout against a buffer of `len` elements, for a send (`writes` false) or a
     /// receive (`writes` true: no element named twice).
     pub(crate) fn check(&self, what: &'static str, len: usize, writes: bool) -> Result<()> {
@@ -315,6 +325,9 @@ mod tests {
         assert_eq!(v.blocks(), [(0, 2), (5, 2), (10, 2)]);
         assert_eq!((v.count(), v.extent()), (6, 12));
         assert_eq!(Layout::vector(4, 3, 3).blocks(), [(0, 12)]);
+        assert_eq!(Layout::vector(4, 3, 3).run(), Some(0..12));
+        assert_eq!(Layout::vector(0, 3, 3).run(), Some(0..0));
+        assert_eq!(v.run(), None);
         assert_eq!(Layout::vector(0, 3, 3).count(), 0);
         assert!(Layout::vector(usize::MAX, 2, 2)
             .check("t", 10, false)

@@ -68,10 +68,9 @@ enum Elems {
 
 impl Elems {
     fn of(layout: &Layout) -> Elems {
-        match layout.blocks() {
-            [] => Elems::Run(0, 0),
-            &[(off, len)] => Elems::Run(off, len),
-            _ => Elems::Packed(layout.clone()),
+        match layout.run() {
+            Some(run) => Elems::Run(run.start, run.len()),
+            None => Elems::Packed(layout.clone()),
         }
     }
 }

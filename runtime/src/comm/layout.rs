@@ -40,10 +40,9 @@ impl Comm {
         tag: u32,
     ) -> Result<()> {
         layout.check("send_layout", buf.len(), false)?;
-        match layout.blocks() {
-            [] => self.send(&buf[..0], dest, tag),
-            &[(off, len)] => self.send(&buf[off..off + len], dest, tag),
-            _ => {
+        match layout.run() {
+            Some(run) => self.send(&buf[run], dest, tag),
+            None => {
                 let mut packed = self.take_scratch();
                 layout.pack_bytes_into(buf, &mut packed);
                 let r = self.send(&packed[..], dest, tag);
@@ -74,10 +73,9 @@ impl Comm {
         tag: impl Into<TagMatch>,
     ) -> Result<Status> {
         layout.check("recv_layout", buf.len(), true)?;
-        match layout.blocks() {
-            [] => self.recv(&mut buf[..0], src, tag),
-            &[(off, len)] => self.recv(&mut buf[off..off + len], src, tag),
-            _ => {
+        match layout.run() {
+            Some(run) => self.recv(&mut buf[run], src, tag),
+            None => {
                 let mut packed = self.take_scratch();
                 packed.resize(layout.count() * std::mem::size_of::<T>(), 0);
                 let r = self
@@ -106,21 +104,17 @@ impl Comm {
         in_layout.check("sendrecv_layout", inb.len(), true)?;
         // Packed sides go through the engine's spare buffers (as bytes).
         let mut packed_out = Vec::new();
-        let out: &[u8] = match out_layout.blocks() {
-            [] => &[],
-            &[(off, len)] => bytemuck::cast_slice(&out[off..off + len]),
-            _ => {
+        let out: &[u8] = match out_layout.run() {
+            Some(run) => bytemuck::cast_slice(&out[run]),
+            None => {
                 packed_out = self.take_scratch();
                 out_layout.pack_bytes_into(out, &mut packed_out);
                 &packed_out
             }
         };
-        let r = match in_layout.blocks() {
-            [] => self.sendrecv(out, dest, send_tag, &mut inb[..0], src, recv_tag),
-            &[(off, len)] => {
-                self.sendrecv(out, dest, send_tag, &mut inb[off..off + len], src, recv_tag)
-            }
-            _ => {
+        let r = match in_layout.run() {
+            Some(run) => self.sendrecv(out, dest, send_tag, &mut inb[run], src, recv_tag),
+            None => {
                 let mut packed = self.take_scratch();
                 packed.resize(in_layout.count() * std::mem::size_of::<R>(), 0);
                 let r = self
@@ -147,10 +141,9 @@ impl Comm {
         tag: u32,
     ) -> Result<Request<'scope>> {
         layout.check("isend_layout", buf.len(), false)?;
-        match layout.blocks() {
-            [] => self.isend(s, &buf[..0], dest, tag),
-            &[(off, len)] => self.isend(s, &buf[off..off + len], dest, tag),
-            _ => match self.dest(dest.into())? {
+        match layout.run() {
+            Some(run) => self.isend(s, &buf[run], dest, tag),
+            None => match self.dest(dest.into())? {
                 Some(peer) => s.start_send_owned(self, peer, tag, layout.pack_bytes(buf), false),
                 None => s.done(self, Status::null()),
             },
