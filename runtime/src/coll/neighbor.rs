@@ -78,38 +78,32 @@ impl Comm {
         Ok(round)
     }
 
-    /// Checks an exchange's buffers and counts, and plans its blocks (bytes): what each
-    /// destination gets, where each source's block lands.
-    #[allow(clippy::type_complexity)]
+    /// Checks one side of an exchange, `counts` for its `n` neighbours against a buffer of `len`
+    /// elements, and plans its blocks (bytes, packed in order).
     fn neighbor_blocks<T: Pod>(
         what: &'static str,
-        nbrs: &Neighbors,
-        (send_len, send_counts): (usize, &[usize]),
-        (recv_len, recv_counts): (usize, &[usize]),
-    ) -> Result<(Vec<(usize, usize)>, Vec<(usize, usize)>)> {
-        let size = std::mem::size_of::<T>();
-        for (name, counts, n, len) in [
-            ("send counts", send_counts, nbrs.dests.len(), send_len),
-            ("receive counts", recv_counts, nbrs.sources.len(), recv_len),
-        ] {
-            if counts.len() != n {
-                return Err(bad(
-                    what,
-                    format!("{} {name} for {n} neighbours", counts.len()),
-                ));
-            }
-            let total = counts
-                .iter()
-                .try_fold(0usize, |a, &c| a.checked_add(c))
-                .ok_or_else(|| bad(what, format!("the {name} overflow")))?;
-            if total != len {
-                return Err(bad(
-                    what,
-                    format!("the {name} add up to {total} elements, the buffer has {len}"),
-                ));
-            }
+        name: &str,
+        counts: &[usize],
+        n: usize,
+        len: usize,
+    ) -> Result<Vec<(usize, usize)>> {
+        if counts.len() != n {
+            return Err(bad(
+                what,
+                format!("{} {name} for {n} neighbours", counts.len()),
+            ));
         }
-        Ok((packed(send_counts, size), packed(recv_counts, size)))
+        let total = counts
+            .iter()
+            .try_fold(0usize, |a, &c| a.checked_add(c))
+            .ok_or_else(|| bad(what, format!("the {name} overflow")))?;
+        if total != len {
+            return Err(bad(
+                what,
+                format!("the {name} add up to {total} elements, the buffer has {len}"),
+            ));
+        }
+        Ok(packed(counts, std::mem::size_of::<T>()))
     }
 
     /// Runs a neighbour exchange to its end.
@@ -119,35 +113,17 @@ impl Comm {
             .run_rounds(self.coll_ctx(), input, output, 0, vec![round], None)
     }
 
-    /// `send` to every destination; block `i` of `recv` from source `i`.
+    /// `send` to every destination; block `i` of `recv` (as long as `send`) from source `i`.
     pub(crate) fn neighbor_allgather_in<T: Pod>(
         &self,
         nbrs: &Neighbors,
         send: &[T],
         recv: &mut [T],
     ) -> Result<()> {
-        let round = self.neighbor_allgather_round(nbrs, send, recv)?;
+        let counts = vec![send.len(); nbrs.sources.len()];
+        let round =
+            self.neighbor_allgatherv_round("neighbor_allgather", nbrs, send, recv, &counts)?;
         self.neighbor_run(bytes(send), bytes_mut(recv), round)
-    }
-
-    fn neighbor_allgather_round<T: Pod>(
-        &self,
-        nbrs: &Neighbors,
-        send: &[T],
-        recv: &[T],
-    ) -> Result<Round> {
-        let k = send.len();
-        let out = vec![k; nbrs.dests.len()];
-        let ins = vec![k; nbrs.sources.len()];
-        let (_, r) = Comm::neighbor_blocks::<T>(
-            "neighbor_allgather",
-            nbrs,
-            (k * nbrs.dests.len(), &out),
-            (recv.len(), &ins),
-        )?;
-        let whole = (0, std::mem::size_of_val(send));
-        self.begin_coll();
-        self.neighbor_round(nbrs, &vec![whole; nbrs.dests.len()], &r)
     }
 
     /// `send` to every destination; `counts[i]` elements from source `i`, packed in order.
@@ -158,23 +134,25 @@ impl Comm {
         recv: &mut [T],
         counts: &[usize],
     ) -> Result<()> {
-        let round = self.neighbor_allgatherv_round(nbrs, send, recv, counts)?;
+        let round =
+            self.neighbor_allgatherv_round("neighbor_allgatherv", nbrs, send, recv, counts)?;
         self.neighbor_run(bytes(send), bytes_mut(recv), round)
     }
 
     fn neighbor_allgatherv_round<T: Pod>(
         &self,
+        what: &'static str,
         nbrs: &Neighbors,
         send: &[T],
         recv: &[T],
         counts: &[usize],
     ) -> Result<Round> {
-        let out = vec![send.len(); nbrs.dests.len()];
-        let (_, r) = Comm::neighbor_blocks::<T>(
-            "neighbor_allgatherv",
-            nbrs,
-            (send.len() * nbrs.dests.len(), &out),
-            (recv.len(), counts),
+        let r = Comm::neighbor_blocks::<T>(
+            what,
+            "receive counts",
+            counts,
+            nbrs.sources.len(),
+            recv.len(),
         )?;
         let whole = (0, std::mem::size_of_val(send));
         self.begin_coll();
@@ -203,11 +181,20 @@ impl Comm {
         recv: &[T],
         recv_counts: &[usize],
     ) -> Result<Round> {
-        let (s, r) = Comm::neighbor_blocks::<T>(
-            "neighbor_alltoall",
-            nbrs,
-            (send.len(), send_counts),
-            (recv.len(), recv_counts),
+        let what = "neighbor_alltoall";
+        let s = Comm::neighbor_blocks::<T>(
+            what,
+            "send counts",
+            send_counts,
+            nbrs.dests.len(),
+            send.len(),
+        )?;
+        let r = Comm::neighbor_blocks::<T>(
+            what,
+            "receive counts",
+            recv_counts,
+            nbrs.sources.len(),
+            recv.len(),
         )?;
         self.begin_coll();
         self.neighbor_round(nbrs, &s, &r)
@@ -262,7 +249,9 @@ impl Comm {
         send: &'scope [T],
         recv: &'scope mut [T],
     ) -> Result<Request<'scope>> {
-        let round = self.neighbor_allgather_round(nbrs, send, recv)?;
+        let counts = vec![send.len(); nbrs.sources.len()];
+        let round =
+            self.neighbor_allgatherv_round("neighbor_allgather", nbrs, send, recv, &counts)?;
         self.neighbor_start(s, bytes(send), bytes_mut(recv), round)
     }
 
@@ -274,7 +263,8 @@ impl Comm {
         recv: &'scope mut [T],
         counts: &[usize],
     ) -> Result<Request<'scope>> {
-        let round = self.neighbor_allgatherv_round(nbrs, send, recv, counts)?;
+        let round =
+            self.neighbor_allgatherv_round("neighbor_allgatherv", nbrs, send, recv, counts)?;
         self.neighbor_start(s, bytes(send), bytes_mut(recv), round)
     }
 
