@@ -215,6 +215,16 @@ impl Group {
     }
 }
 
+/// A fingerprint of a collective's arguments as words, the same on every rank that passes the
+/// same ones (FNV-1a over their bytes), for [`Comm::agree_args`].
+pub(crate) fn fingerprint(words: impl IntoIterator<Item = u64>) -> u64 {
+    words.into_iter().fold(0xcbf2_9ce4_8422_2325, |h, w| {
+        w.to_le_bytes()
+            .iter()
+            .fold(h, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+    })
+}
+
 impl Comm {
     /// The agreement of a collective that makes something from its arguments (`create`,
     /// `cart_create`, `dist_graph_create_adjacent`): every rank says whether its own arguments
@@ -272,9 +282,7 @@ impl Comm {
                     .find(|w| !seen.insert(**w))
                     .map(|w| format!("world rank {w} is twice in the group"))
             });
-        let h = group.world.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &w| {
-            (h ^ w as u64).wrapping_mul(0x100_0000_01b3)
-        }) ^ group.size() as u64;
+        let h = fingerprint(group.world.iter().map(|&w| w as u64));
         self.agree_args("create", problem, Some(h))?;
         let me = self.world_rank(self.rank())?;
         let key = group.world.iter().position(|&w| w == me);
@@ -342,6 +350,15 @@ mod tests {
             world: w.to_vec(),
             me: Some(3),
         }
+    }
+
+    #[test]
+    fn fingerprints_tell_arguments_apart() {
+        use super::fingerprint;
+        assert_eq!(fingerprint([4, 3]), fingerprint([4, 3]));
+        assert_ne!(fingerprint([4, 3]), fingerprint([3, 4]));
+        assert_ne!(fingerprint([12]), fingerprint([12, 1]));
+        assert_ne!(fingerprint([]), fingerprint([0]));
     }
 
     #[test]

@@ -20,6 +20,7 @@ mod value;
 use std::cell::RefCell;
 use std::rc::Rc;
 
+pub(crate) use group::fingerprint;
 pub use group::{Comparison, Group};
 pub use matched::Message;
 pub use p2p::{Dest, Source, Status, TagMatch, ANY_SOURCE, ANY_TAG, PROC_NULL};
