@@ -207,6 +207,17 @@ impl std::error::Error for Error {
 }
 
 impl Error {
+    /// A received message of `bytes` bytes that is not a whole number of `size`-byte elements
+    /// (it was consumed): what every receive into a typed buffer of the message's own size says.
+    pub(crate) fn not_whole(what: &'static str, bytes: usize, size: usize) -> Error {
+        Error::InvalidArgument {
+            what,
+            detail: format!(
+                "a message of {bytes} bytes is not a whole number of {size}-byte elements (it was consumed)"
+            ),
+        }
+    }
+
     /// The error itself, looking through [`Error::InRequest`] (which only says which request
     /// of a [`wait_any`](crate::wait_any) failed).
     ///

@@ -212,10 +212,7 @@ impl<'scope> Part<'scope> {
         if let (Plan::Recv { .. }, Elems::Packed(l)) = (&self.plan, &self.elems) {
             let size = std::mem::size_of::<T>();
             if size > 0 && st.bytes() % size != 0 {
-                return Err(bad(
-                    "recv_init_layout",
-                    "a message that is not a whole number of elements (it was consumed)",
-                ));
+                return Err(Error::not_whole("recv_init_layout", st.bytes(), size));
             }
             let packed = req.take_owned().unwrap_or_default();
             buf.unpack(l, &packed[..packed.len().min(st.bytes())]);

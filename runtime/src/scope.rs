@@ -807,13 +807,7 @@ impl<'scope, T: bytemuck::Pod> VecRequest<'scope, T> {
             }
         };
         if st.bytes() % size != 0 {
-            return Err(Error::InvalidArgument {
-                what: WHAT,
-                detail: format!(
-                    "a message of {} bytes is not a whole number of {size}-byte elements (it was consumed)",
-                    st.bytes()
-                ),
-            });
+            return Err(Error::not_whole(WHAT, st.bytes(), size));
         }
         v.truncate(st.bytes() / size);
         Ok((v, st))

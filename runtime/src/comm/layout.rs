@@ -175,13 +175,7 @@ fn unpack_received<T: Pod>(
 ) -> Result<()> {
     let size = std::mem::size_of::<T>();
     if size > 0 && st.bytes() % size != 0 {
-        return Err(Error::InvalidArgument {
-            what: "recv_layout",
-            detail: format!(
-                "a message of {} bytes is not a whole number of {size}-byte elements (it was consumed)",
-                st.bytes()
-            ),
-        });
+        return Err(Error::not_whole("recv_layout", st.bytes(), size));
     }
     layout.unpack_bytes(&packed[..st.bytes().min(packed.len())], buf);
     Ok(())

@@ -126,14 +126,8 @@ impl Message {
         let size = std::mem::size_of::<T>();
         let len = self.status.bytes();
         if size == 0 || len % size != 0 {
-            let detail = format!(
-                "a message of {len} bytes is not a whole number of {size}-byte elements (it was consumed)"
-            );
             let _ = self.recv::<u8>(&mut []);
-            return Err(Error::InvalidArgument {
-                what: "Message::recv_vec",
-                detail,
-            });
+            return Err(Error::not_whole("Message::recv_vec", len, size));
         }
         let mut v = Vec::new();
         if v.try_reserve_exact(len / size).is_err() {

@@ -347,10 +347,7 @@ impl Comm {
         // The oldest message from that source with that tag is the probed one (non-overtaking).
         let st = self.recv(&mut v, probed.source, probed.tag)?;
         if st.bytes % size != 0 {
-            return Err(Error::InvalidArgument {
-                what: "recv_vec",
-                detail: format!("a message of {} bytes is not a whole number of {size}-byte elements (it was consumed)", st.bytes),
-            });
+            return Err(Error::not_whole("recv_vec", st.bytes, size));
         }
         v.truncate(st.bytes / size);
         Ok((v, st))
