@@ -39,7 +39,7 @@ use crate::buf::{RawMut, RawSlice};
 use crate::comm::{Comm, Dest, Source, Status, TagMatch};
 use crate::error::{Error, Result};
 use crate::layout::Layout;
-use crate::scope::{Request, Scope, ScopeCore};
+use crate::scope::{wait_every, Request, Scope, ScopeCore};
 
 /// What each start of one message does.
 #[derive(Debug, Clone, Copy)]
@@ -282,18 +282,8 @@ impl<'scope, T: Pod> Parts<'scope, T> {
 
     /// Waits for every part, even when one fails (the first error is returned).
     fn wait(&mut self) -> Result<Vec<Status>> {
-        let mut first = None;
-        let mut out = Vec::with_capacity(self.parts.len());
-        for p in self.parts.iter_mut() {
-            match p.wait(&self.buf) {
-                Ok(st) => out.push(st),
-                Err(e) => {
-                    out.push(Status::null());
-                    first.get_or_insert(e);
-                }
-            }
-        }
-        first.map_or(Ok(out), Err)
+        let buf = &self.buf;
+        wait_every(self.parts.iter_mut(), |p| p.wait(buf))
     }
 
     /// `Some` once every part has completed; parts done before stay done (their statuses are
@@ -384,20 +374,7 @@ impl<'scope, T: Pod> Persistent<'scope, T> {
     /// Starts one operation with the request's arguments. An error if the last start has not
     /// been completed by [`Persistent::wait`] or [`Persistent::test`].
     pub fn start(&mut self) -> Result<()> {
-        let Parts {
-            parts,
-            core,
-            comm,
-            buf,
-            ..
-        } = &mut self.inner;
-        if parts[0].active.is_some() {
-            return Err(bad(
-                "start",
-                "the request is still active: wait for or test its last start first",
-            ));
-        }
-        parts[0].start(core, comm, buf)
+        self.inner.start()
     }
 
     /// Waits for the current start to complete; the request is then inactive (startable
@@ -440,18 +417,7 @@ pub fn start_all<T: Pod>(reqs: &mut [Persistent<'_, T>]) -> Result<()> {
 /// Waits for every request of `reqs` (inactive ones return at once); their statuses in order.
 /// Every request is waited for even when one fails; the first error is returned.
 pub fn wait_all_persistent<T: Pod>(reqs: &mut [Persistent<'_, T>]) -> Result<Vec<Status>> {
-    let mut first = None;
-    let mut out = Vec::with_capacity(reqs.len());
-    for r in reqs.iter_mut() {
-        match r.wait() {
-            Ok(st) => out.push(st),
-            Err(e) => {
-                out.push(Status::null());
-                first.get_or_insert(e);
-            }
-        }
-    }
-    first.map_or(Ok(out), Err)
+    wait_every(reqs.iter_mut(), Persistent::wait)
 }
 
 /// The sends and receives of one halo exchange over one buffer, started and completed together

@@ -845,21 +845,27 @@ impl<T> std::fmt::Debug for VecRequest<'_, T> {
 /// # Ok::<(), mpr::Error>(())
 /// ```
 pub fn wait_all(reqs: Vec<Request<'_>>) -> Result<Vec<Status>> {
+    wait_every(reqs, Request::wait)
+}
+
+/// Waits for every item with `wait`, in turn, even when one fails: their statuses, or the first
+/// error once all were waited for. Waiting for each in turn moves all of them: the engine
+/// progresses every operation.
+pub(crate) fn wait_every<I>(
+    items: impl IntoIterator<Item = I>,
+    mut wait: impl FnMut(I) -> Result<Status>,
+) -> Result<Vec<Status>> {
     let mut first_err = None;
-    let mut out = Vec::with_capacity(reqs.len());
-    // Waiting for each in turn moves all of them: the engine progresses every operation.
-    for r in reqs {
-        match r.wait() {
+    let mut out = Vec::new();
+    for item in items {
+        match wait(item) {
             Ok(st) => out.push(st),
             Err(e) => {
                 first_err.get_or_insert(e);
             }
         }
     }
-    match first_err {
-        Some(e) => Err(e),
-        None => Ok(out),
-    }
+    first_err.map_or(Ok(out), Err)
 }
 
 /// Waits until one of `reqs` completes, removes it from the vector and returns its former index
