@@ -5,19 +5,128 @@
 //! that bytes go from the socket straight into it. Rust lifetimes cannot follow a pointer into
 //! the progress engine, so the engine stores [`RawSlice`] / [`RawMut`] instead.
 //!
+//! A view is either contiguous (every byte of the slice, in order) or *laid out*: the blocks of
+//! a [`Layout`](crate::Layout) over the slice, in travel order ([`Laid`]). A laid-out view is
+//! how a strided message goes without a packing copy: the transport gathers its blocks into a
+//! `writev` or a ring record and scatters arriving bytes into them (`pieces`, `copy_in`). Byte
+//! `n` of the message is found at once: each block records how many elements come before it.
+//!
 //! # Invariant
 //!
-//! Creating one is `unsafe`: the creator promises that the memory stays valid, and (for
-//! [`RawMut`]) not otherwise accessed, until the operation that holds it has completed or has been
-//! removed from the engine. Blocking calls keep that promise by waiting for completion before they
-//! return; nonblocking requests keep it through `mpr::scope`, which does not return while any of
-//! its requests is pending. Given that, the safe accessors below are sound.
+//! Creating one is `unsafe`: the creator promises that the memory (and, for a laid-out view,
+//! the layout's block lists) stays valid, and (for [`RawMut`]) not otherwise accessed, until the
+//! operation that holds it has completed or has been removed from the engine. Blocking calls
+//! keep that promise by waiting for completion before they return; nonblocking requests keep it
+//! through `mpr::scope`, which does not return while any of its requests is pending. Given that,
+//! the safe accessors below are sound: the constructors check that every block lies within the
+//! slice, and (for a receive) that no two blocks overlap, so the pieces handed out are in bounds
+//! and, for [`RawMut`], disjoint.
+
+/// The blocks of a layout as a view needs them (made by `Layout::laid`, which keeps these
+/// true): (offset, length) in elements of `unit` bytes, in travel order, no block empty, none
+/// reaching past `extent`; `before[i]`: the elements of the blocks before block `i`; `count`:
+/// the elements of all of them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Laid<'a> {
+    pub blocks: &'a [(usize, usize)],
+    pub before: &'a [usize],
+    pub unit: usize,
+    pub count: usize,
+    /// One past the last element any block names.
+    pub extent: usize,
+    /// No element is named twice.
+    pub disjoint: bool,
+}
+
+/// [`Laid`] as raw parts, held by a view.
+#[derive(Debug, Clone, Copy)]
+struct RawLaid {
+    blocks: *const (usize, usize),
+    before: *const usize,
+    n: usize,
+    unit: usize,
+}
+
+impl RawLaid {
+    fn of(l: &Laid<'_>) -> RawLaid {
+        RawLaid {
+            blocks: l.blocks.as_ptr(),
+            before: l.before.as_ptr(),
+            n: l.blocks.len().min(l.before.len()),
+            unit: l.unit,
+        }
+    }
+
+    fn block(&self, i: usize) -> (usize, usize) {
+        debug_assert!(i < self.n);
+        // SAFETY: `i < n`, and the creator of the view keeps the block list valid (module docs).
+        let (off, len) = unsafe { *self.blocks.add(i) };
+        (off * self.unit, len * self.unit)
+    }
+
+    fn before(&self, i: usize) -> usize {
+        debug_assert!(i < self.n);
+        // SAFETY: as in `block`.
+        unsafe { *self.before.add(i) * self.unit }
+    }
+
+    /// The block holding byte `at` of the message, and where in it: `None` past the end.
+    fn locate(&self, at: usize) -> Option<(usize, usize)> {
+        // The last block starting at or before `at` (binary search over `before`).
+        let (mut lo, mut hi) = (0, self.n);
+        while hi - lo > 1 {
+            let mid = (lo + hi) / 2;
+            if self.before(mid) <= at {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        if self.n == 0 {
+            return None;
+        }
+        let within = at - self.before(lo);
+        (within < self.block(lo).1).then_some((lo, within))
+    }
+
+    /// Byte ranges (start within the slice, length) of message bytes `start..end`, in order.
+    fn ranges(self, start: usize, end: usize) -> impl Iterator<Item = (usize, usize)> {
+        let first = if start < end {
+            self.locate(start)
+        } else {
+            None
+        };
+        let mut left = end.saturating_sub(start);
+        let mut next = first;
+        std::iter::from_fn(move || {
+            let (i, within) = next?;
+            if left == 0 {
+                return None;
+            }
+            let (off, len) = self.block(i);
+            let n = (len - within).min(left);
+            left -= n;
+            next = (i + 1 < self.n).then_some((i + 1, 0));
+            Some((off + within, n))
+        })
+    }
+}
+
+/// Checks a layout against a slice of `len` bytes (its blocks lie within `extent`: [`Laid`]);
+/// for a receive (`writes`), also that its blocks are disjoint.
+fn fits(l: &Laid<'_>, len: usize, writes: bool) -> bool {
+    l.blocks.len() == l.before.len()
+        && l.extent.checked_mul(l.unit).is_some_and(|e| e <= len)
+        && l.count.checked_mul(l.unit).is_some()
+        && (!writes || l.disjoint)
+}
 
 /// A read-only view of a caller's bytes, held by a pending send.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RawSlice {
     ptr: *const u8,
     len: usize,
+    laid: Option<RawLaid>,
 }
 
 /// A writable view of a caller's bytes, held by a pending receive.
@@ -25,6 +134,7 @@ pub(crate) struct RawSlice {
 pub(crate) struct RawMut {
     ptr: *mut u8,
     len: usize,
+    laid: Option<RawLaid>,
 }
 
 impl RawSlice {
@@ -32,6 +142,7 @@ impl RawSlice {
     pub(crate) const EMPTY: RawSlice = RawSlice {
         ptr: std::ptr::NonNull::<u8>::dangling().as_ptr(),
         len: 0,
+        laid: None,
     };
 
     /// # Safety
@@ -41,27 +152,67 @@ impl RawSlice {
         RawSlice {
             ptr: bytes.as_ptr(),
             len: bytes.len(),
+            laid: None,
         }
     }
 
+    /// The blocks `laid` names in `bytes`, in its order; `None` if a block lies outside them.
+    ///
+    /// # Safety
+    /// As [`RawSlice::new`], for `bytes` and for the block lists of `laid`, which must come
+    /// from `Layout::laid` (whose blocks lie within its extent).
+    pub(crate) unsafe fn laid(bytes: &[u8], laid: Laid<'_>) -> Option<RawSlice> {
+        // SAFETY: the caller's promise for `bytes` covers all of its bytes.
+        unsafe { RawSlice::laid_raw(bytes.as_ptr(), bytes.len(), laid) }
+    }
+
+    /// [`RawSlice::laid`] over the `len` bytes at `ptr`, of which only the blocks are read:
+    /// for a buffer other parts of which other operations may be writing meanwhile (no `&`
+    /// to the whole of it may exist then).
+    ///
+    /// # Safety
+    /// As [`RawSlice::laid`], for the bytes of the blocks within `ptr..ptr + len`.
+    pub(crate) unsafe fn laid_raw(ptr: *const u8, len: usize, laid: Laid<'_>) -> Option<RawSlice> {
+        fits(&laid, len, false).then(|| RawSlice {
+            ptr,
+            len: laid.count * laid.unit,
+            laid: Some(RawLaid::of(&laid)),
+        })
+    }
+
+    /// Bytes of the message.
     pub(crate) fn len(&self) -> usize {
         self.len
     }
 
-    /// Where the bytes start, as a number: what a peer on this host needs to copy them out of
-    /// this process itself (`sys::pull`). Never dereferenced here.
-    pub(crate) fn addr(&self) -> u64 {
-        self.ptr as usize as u64
+    /// Where the bytes start, as a number, for a contiguous view: what a peer on this host
+    /// needs to copy them out of this process itself (`sys::pull`). Never dereferenced here.
+    /// `None` for a laid-out view.
+    pub(crate) fn addr(&self) -> Option<u64> {
+        self.laid.is_none().then_some(self.ptr as usize as u64)
     }
 
-    /// The bytes from `offset` on (empty past the end).
+    /// The bytes of the message from `offset` on, up to the end of the block holding it: all
+    /// of the rest for a contiguous view (empty past the end).
     pub(crate) fn tail(&self, offset: usize) -> &[u8] {
-        if offset >= self.len {
-            return &[];
-        }
-        // SAFETY: the creator of this RawSlice promised the memory is valid for `len` bytes while
-        // the operation holding it is pending, and only pending operations' views are accessed.
-        unsafe { std::slice::from_raw_parts(self.ptr.add(offset), self.len - offset) }
+        self.pieces(offset).next().unwrap_or(&[])
+    }
+
+    /// The bytes of the message from `offset` on, as the pieces of the caller's slice they lie
+    /// in, in order.
+    pub(crate) fn pieces(&self, offset: usize) -> impl Iterator<Item = &[u8]> + '_ {
+        let contiguous = match self.laid {
+            None if offset < self.len => Some((offset, self.len - offset)),
+            _ => None,
+        };
+        let laid = self.laid.map(|l| l.ranges(offset, self.len)).into_iter();
+        contiguous.into_iter().chain(laid.flatten()).map(|(at, n)| {
+            // SAFETY: the creator of this RawSlice promised the memory is valid while the
+            // operation holding it is pending, and only pending operations' views are
+            // accessed; `at + n` is within the slice (`ranges` yields blocks, which `laid`
+            // checked, or the contiguous rest).
+            unsafe { std::slice::from_raw_parts(self.ptr.add(at), n) }
+        })
     }
 }
 
@@ -73,42 +224,114 @@ impl RawMut {
         RawMut {
             ptr: bytes.as_mut_ptr(),
             len: bytes.len(),
+            laid: None,
         }
     }
 
+    /// The blocks `laid` names in `bytes`, in its order; `None` if a block lies outside them
+    /// or two of them overlap.
+    ///
+    /// # Safety
+    /// As [`RawMut::new`], for `bytes` and for the block lists of `laid`, which must come from
+    /// `Layout::laid`.
+    pub(crate) unsafe fn laid(bytes: &mut [u8], laid: Laid<'_>) -> Option<RawMut> {
+        // SAFETY: as in `RawSlice::laid`.
+        unsafe { RawMut::laid_raw(bytes.as_mut_ptr(), bytes.len(), laid) }
+    }
+
+    /// [`RawMut::laid`] over the `len` bytes at `ptr`, of which only the blocks are touched
+    /// (as [`RawSlice::laid_raw`]).
+    ///
+    /// # Safety
+    /// As [`RawMut::laid`], for the bytes of the blocks within `ptr..ptr + len`.
+    pub(crate) unsafe fn laid_raw(ptr: *mut u8, len: usize, laid: Laid<'_>) -> Option<RawMut> {
+        fits(&laid, len, true).then(|| RawMut {
+            ptr,
+            len: laid.count * laid.unit,
+            laid: Some(RawLaid::of(&laid)),
+        })
+    }
+
+    /// Bytes of the message it takes.
     pub(crate) fn len(&self) -> usize {
         self.len
     }
 
-    /// Where the bytes start, as a number: what a peer on this host needs to write into them
-    /// itself (`sys::push`), while the operation holding this view is pending.
-    pub(crate) fn addr(&self) -> u64 {
-        self.ptr as usize as u64
+    /// Where the bytes start, as a number, for a contiguous view: what a peer on this host
+    /// needs to write into them itself (`sys::push`), while the operation holding this view is
+    /// pending. `None` for a laid-out view.
+    pub(crate) fn addr(&self) -> Option<u64> {
+        self.laid.is_none().then_some(self.ptr as usize as u64)
     }
 
-    /// A view of the bytes `start..end` (clamped), for an operation of its own.
+    /// A view of the bytes `start..end` (clamped) of a contiguous view, for an operation of its
+    /// own (empty for a laid-out view, which no caller splits).
     ///
     /// # Safety
     /// While the returned view's operation is pending, the same bytes must not be accessed
     /// through `self` (the parent keeps the memory valid; the child must be the only one using
     /// those bytes).
     pub(crate) unsafe fn sub(&mut self, start: usize, end: usize) -> RawMut {
-        let part = self.range_mut(start, end);
+        let part: &mut [u8] = if self.laid.is_none() {
+            self.range_mut(start, end)
+        } else {
+            &mut []
+        };
         RawMut {
             ptr: part.as_mut_ptr(),
             len: part.len(),
+            laid: None,
         }
     }
 
-    /// The bytes `start..end`, clamped to the buffer.
+    /// The message's bytes `start..end` (clamped to it), up to the end of the block holding
+    /// `start`: all of them for a contiguous view.
     pub(crate) fn range_mut(&mut self, start: usize, end: usize) -> &mut [u8] {
+        let (at, n) = self.ranges(start, end).next().unwrap_or((0, 0));
+        // SAFETY: as in `RawSlice::pieces`, plus the creator promised exclusive access;
+        // `&mut self` makes this the only live view derived from it.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(at), n) }
+    }
+
+    /// Byte ranges of the slice that hold message bytes `start..end` (clamped), in order.
+    fn ranges(&self, start: usize, end: usize) -> impl Iterator<Item = (usize, usize)> {
         let end = end.min(self.len);
-        if start >= end {
-            return &mut [];
+        let contiguous = match self.laid {
+            None if start < end => Some((start, end - start)),
+            _ => None,
+        };
+        let laid = self.laid.map(|l| l.ranges(start, end)).into_iter();
+        contiguous.into_iter().chain(laid.flatten())
+    }
+
+    /// The pieces of the slice that hold message bytes `start..end` (clamped), in order, each
+    /// `&mut` to bytes no other piece covers, for a `readv`; at most `max` of them.
+    pub(crate) fn pieces_mut(
+        &mut self,
+        start: usize,
+        end: usize,
+        max: usize,
+    ) -> Vec<std::io::IoSliceMut<'_>> {
+        let ptr = self.ptr;
+        let mut out = Vec::with_capacity(max.min(end.saturating_sub(start) / 8 + 1));
+        out.extend(self.ranges(start, end).take(max).map(|(at, n)| {
+            // SAFETY: as in `range_mut`; the pieces are disjoint (a laid-out receive view's
+            // blocks were checked not to overlap, and `ranges` yields each block once), so
+            // handing out several at once aliases nothing, and they borrow `self` mutably.
+            std::io::IoSliceMut::new(unsafe { std::slice::from_raw_parts_mut(ptr.add(at), n) })
+        }));
+        out
+    }
+
+    /// Writes `src` as message bytes `at..` (what falls past the end is dropped).
+    pub(crate) fn copy_in(&mut self, at: usize, src: &[u8]) {
+        let mut done = 0;
+        for (off, n) in self.ranges(at, at.saturating_add(src.len())) {
+            // SAFETY: as in `range_mut`.
+            let dst = unsafe { std::slice::from_raw_parts_mut(self.ptr.add(off), n) };
+            dst.copy_from_slice(&src[done..done + n]);
+            done += n;
         }
-        // SAFETY: as in `RawSlice::tail`, plus the creator promised exclusive access; `&mut self`
-        // makes this the only live view derived from it.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), end - start) }
     }
 }
 
@@ -155,6 +378,7 @@ mod tests {
         assert_eq!(s.tail(0), &data);
         assert_eq!(s.tail(3), &[4]);
         assert!(s.tail(9).is_empty());
+        assert_eq!(s.addr(), Some(data.as_ptr() as u64));
         assert!(RawSlice::EMPTY.tail(0).is_empty());
         let mut out = [0u8; 4];
         // SAFETY: `out` outlives `m` and is not touched while `m` lives.
@@ -162,12 +386,69 @@ mod tests {
         m.range_mut(1, 3).copy_from_slice(&[7, 8]);
         assert!(m.range_mut(3, 99).len() == 1);
         assert!(m.range_mut(5, 6).is_empty());
-        assert_eq!(out, [0, 7, 8, 0]);
+        m.copy_in(3, &[9, 9, 9]);
         // SAFETY: the parent `m` is not used for bytes 2..4 while `child` lives.
         let mut child = unsafe { m.sub(2, 4) };
         child.range_mut(0, 2).copy_from_slice(&[5, 6]);
         assert_eq!(child.len(), 2);
         assert_eq!(m.range_mut(0, 4), &[0, 7, 5, 6]);
+    }
+
+    #[test]
+    fn laid_out_views_find_every_byte() {
+        // Elements of 2 bytes; blocks out of order: elements 6..8, 0..1, 3..6.
+        let layout = crate::Layout::indexed(&[2, 1, 3], &[6, 0, 3]).unwrap();
+        let l = layout.laid(2);
+        let data: Vec<u8> = (0..16).collect();
+        let model: Vec<u8> = [12, 13, 14, 15, 0, 1, 6, 7, 8, 9, 10, 11].to_vec();
+        // SAFETY: `data` and the layout outlive `s`.
+        let s = unsafe { RawSlice::laid(&data, l).unwrap() };
+        assert_eq!((s.len(), s.addr()), (12, None));
+        for from in 0..=13 {
+            let got: Vec<u8> = s.pieces(from).flatten().copied().collect();
+            assert_eq!(got, model[from.min(12)..], "from {from}");
+        }
+        assert_eq!(s.tail(5), &[1], "the rest of the block holding byte 5");
+        let mut out = [0u8; 16];
+        // SAFETY: `out` and the layout outlive `m`, and `out` is not touched meanwhile.
+        let mut m = unsafe { RawMut::laid(&mut out, l).unwrap() };
+        // Every split of the message into two writes lands each byte in its place.
+        for cut in 0..=12 {
+            m.copy_in(0, &[0; 12]);
+            m.copy_in(0, &model[..cut]);
+            m.copy_in(cut, &model[cut..]);
+            m.copy_in(12, &[99]); // past the end: dropped
+            let got: Vec<u8> = m
+                .pieces_mut(0, 99, 99)
+                .iter()
+                .flat_map(|b| b.iter().copied())
+                .collect();
+            assert_eq!(got, model, "cut {cut}");
+        }
+        assert_eq!(m.pieces_mut(3, 9, 2).len(), 2, "at most `max` pieces");
+        assert_eq!(m.range_mut(5, 12).len(), 1);
+        drop(m);
+        assert_eq!(out, [0, 1, 0, 0, 0, 0, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
+    }
+
+    #[test]
+    fn laid_out_views_refuse_bad_layouts() {
+        let twice = crate::Layout::indexed(&[2, 2], &[0, 1]).unwrap(); // element 1 twice
+        let l = twice.laid(4);
+        let mut buf = [0u8; 12];
+        // SAFETY: nothing is kept: every view made here is dropped at once.
+        unsafe {
+            assert!(
+                RawSlice::laid(&buf, l).is_some(),
+                "a send may name an element twice"
+            );
+            assert!(RawMut::laid(&mut buf, l).is_none(), "a receive may not");
+            assert!(RawSlice::laid(&buf[..11], l).is_none(), "out of the buffer");
+            assert!(
+                RawSlice::laid(&buf, twice.laid(usize::MAX)).is_none(),
+                "overflow"
+            );
+        }
     }
 
     #[test]

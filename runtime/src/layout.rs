@@ -23,6 +23,10 @@ use crate::error::{Error, Result};
 pub struct Layout {
     /// (offset, length) in elements, in the order they travel; adjacent ones merged.
     blocks: Vec<(usize, usize)>,
+    /// Elements of the blocks before each block: where each begins in the message.
+    before: Vec<usize>,
+    /// No element is named twice (a receive needs it).
+    disjoint: bool,
     /// Elements carried.
     count: usize,
     /// One past the last element named: the least buffer length it fits.
@@ -52,12 +56,39 @@ impl Layout {
                 _ => blocks.push((off, len)),
             }
         }
+        let mut before = Vec::with_capacity(blocks.len());
+        let mut sum = 0;
+        for &(_, len) in &blocks {
+            before.push(sum);
+            sum += len;
+        }
+        // Blocks in ascending order (vectors, subarrays) are checked in one pass; others sorted.
+        let apart = |b: &[(usize, usize)]| b.windows(2).all(|w| w[0].0 + w[0].1 <= w[1].0);
+        let disjoint = apart(&blocks) || {
+            let mut sorted = blocks.clone();
+            sorted.sort_unstable();
+            apart(&sorted)
+        };
         Some(Layout {
             blocks,
+            before,
+            disjoint,
             count,
             extent,
             invalid: None,
         })
+    }
+
+    /// The blocks as a view of a buffer of elements of `unit` bytes needs them (`buf.rs`).
+    pub(crate) fn laid(&self, unit: usize) -> crate::buf::Laid<'_> {
+        crate::buf::Laid {
+            blocks: &self.blocks,
+            before: &self.before,
+            unit,
+            count: self.count,
+            extent: self.extent,
+            disjoint: self.disjoint,
+        }
     }
 
     /// `n` elements from the start of the buffer.
@@ -68,6 +99,8 @@ impl Layout {
     fn broken(what: &str, n: usize) -> Layout {
         Layout {
             blocks: Vec::new(),
+            before: Vec::new(),
+            disjoint: true,
             count: 0,
             extent: 0,
             invalid: Some(format!("{what} layout of {n} overflows")),
@@ -239,7 +272,7 @@ impl Layout {
                 ),
             ));
         }
-        if writes {
+        if writes && !self.disjoint {
             let mut sorted = self.blocks.clone();
             sorted.sort_unstable();
             if let Some(w) = sorted.windows(2).find(|w| w[0].0 + w[0].1 > w[1].0) {
@@ -264,39 +297,6 @@ impl Layout {
             out.extend_from_slice(&buf[off..off + len]);
         }
         out
-    }
-
-    /// The bytes of the elements of `buf` the layout names, in order (checked with
-    /// [`Layout::check`]): what a send that owns its buffer carries.
-    pub(crate) fn pack_bytes<T: bytemuck::Pod>(&self, buf: &[T]) -> Vec<u8> {
-        let mut out = Vec::new();
-        self.pack_bytes_into(buf, &mut out);
-        out
-    }
-
-    /// [`Layout::pack_bytes`] into `out` (cleared first; its capacity is reused).
-    pub(crate) fn pack_bytes_into<T: bytemuck::Pod>(&self, buf: &[T], out: &mut Vec<u8>) {
-        out.clear();
-        out.reserve(self.count * std::mem::size_of::<T>());
-        for &(off, len) in &self.blocks {
-            out.extend_from_slice(bytemuck::cast_slice(&buf[off..off + len]));
-        }
-    }
-
-    /// Writes the bytes of whole elements `packed` (at most [`Layout::count`] of them, in
-    /// travel order) into the places of `buf` the layout names.
-    pub(crate) fn unpack_bytes<T: bytemuck::Pod>(&self, packed: &[u8], buf: &mut [T]) {
-        let size = std::mem::size_of::<T>();
-        let out: &mut [u8] = bytemuck::cast_slice_mut(buf);
-        let mut at = 0;
-        for &(off, len) in &self.blocks {
-            let n = (len * size).min(packed.len() - at);
-            if n == 0 {
-                break;
-            }
-            out[off * size..off * size + n].copy_from_slice(&packed[at..at + n]);
-            at += n;
-        }
     }
 
     /// Writes `packed` (at most [`Layout::count`] elements, in travel order) into the places of
@@ -376,10 +376,12 @@ mod tests {
         let mut part = vec![0u32; 24];
         s.unpack(&packed[..4], &mut part);
         assert_eq!(&part[4..9], [4, 5, 6, 0, 8]);
-        assert_eq!(s.pack_bytes(&buf), bytemuck::cast_slice::<u32, u8>(&packed));
-        let mut again = vec![0u32; 24];
-        s.unpack_bytes(&s.pack_bytes(&buf), &mut again);
-        assert_eq!(again, back);
+        // A laid-out view of the bytes carries the same elements, in the same order.
+        let bytes: &[u8] = bytemuck::cast_slice(&buf);
+        // SAFETY: `buf` and `s` outlive the view.
+        let view = unsafe { crate::buf::RawSlice::laid(bytes, s.laid(4)).unwrap() };
+        let carried: Vec<u8> = view.pieces(0).flatten().copied().collect();
+        assert_eq!(carried, bytemuck::cast_slice::<u32, u8>(&packed));
         let i = Layout::indexed(&[2, 1], &[6, 0]).unwrap();
         assert_eq!(i.pack(&buf[..8]), [6, 7, 0]);
         assert!(i.check("t", 7, false).is_err());

@@ -23,9 +23,10 @@
 //! receives into, which two requests could not borrow at once (one `&` and one `&mut`): an
 //! [`Exchange`] ([`Comm::exchange_init`]) holds the array once for all its sends and receives,
 //! started and completed together, after checking that no receive writes an element that
-//! another message reads or writes. A layout of one block moves with no copy; one of several is
-//! packed at each start (sends) and unpacked at completion (receives; a request dropped while
-//! active completes, and unpacks, before it goes).
+//! another message reads or writes. Either kind of layout moves where it lies, with no copy: a
+//! layout of one block as a slice, one of several through a laid-out view of the request's own
+//! copy of the layout (`buf.rs`), so a request dropped while such an operation is active
+//! completes it before it goes.
 //!
 //! **What it saves.** Each start skips the checks and translations of a call (rank range,
 //! world rank, tag) and needs no scope of its own: 6 to 17 % of an exchange of four messages
@@ -62,15 +63,16 @@ enum Plan {
 enum Elems {
     /// `len` elements from `off`: moved with no copy.
     Run(usize, usize),
-    /// Several blocks: packed at a send's start, unpacked at a receive's completion.
-    Packed(Layout),
+    /// Several blocks: moved where they lie, through a laid-out view (`buf.rs`) of this
+    /// layout, which the part keeps while an operation holds the view.
+    Laid(Layout),
 }
 
 impl Elems {
     fn of(layout: &Layout) -> Elems {
         match layout.run() {
             Some(run) => Elems::Run(run.start, run.len()),
-            None => Elems::Packed(layout.clone()),
+            None => Elems::Laid(layout.clone()),
         }
     }
 }
@@ -84,54 +86,12 @@ struct Buffer<T> {
     writable: bool,
 }
 
-impl<T: Pod> Buffer<T> {
-    /// The bytes of the blocks `l` names (checked against the buffer when the request was
-    /// made), each read through a slice of that block alone: other messages of the request may
-    /// be under way in other parts of the buffer.
-    fn pack(&self, l: &Layout, mut out: Vec<u8>) -> Vec<u8> {
-        let size = std::mem::size_of::<T>();
-        out.clear();
-        out.reserve(l.count() * size);
-        for &(off, n) in l.blocks() {
-            // SAFETY: the block lies within the buffer moved into the request for `'scope`
-            // (`Layout::check`), and no receive of the request writes it (`exchange_init`), so
-            // nothing writes these elements while this slice lives.
-            let block = unsafe { std::slice::from_raw_parts(self.ptr.add(off), n) };
-            out.extend_from_slice(bytemuck::cast_slice(block));
-        }
-        out
-    }
-
-    /// Writes `packed` (whole elements, at most `l.count()`) into the blocks `l` names, each
-    /// through a slice of that block alone.
-    fn unpack(&self, l: &Layout, packed: &[u8]) {
-        let size = std::mem::size_of::<T>();
-        let mut at = 0;
-        for &(off, n) in l.blocks() {
-            let k = (n * size).min(packed.len() - at) / size.max(1);
-            if k == 0 {
-                break;
-            }
-            // SAFETY: the block lies within the buffer, which came from a `&mut` (receives are
-            // made only from one) moved into the request; this receive has completed, and no
-            // other message of the request names these elements (`exchange_init`), so this is
-            // the only access to them while the slice lives.
-            let block = unsafe { std::slice::from_raw_parts_mut(self.ptr.add(off), k) };
-            bytemuck::cast_slice_mut::<T, u8>(block).copy_from_slice(&packed[at..at + k * size]);
-            at += k * size;
-        }
-    }
-}
-
 /// One message of a persistent request: its plan, its elements, and the operation of the
 /// current start until it is completed.
 struct Part<'scope> {
     plan: Plan,
     elems: Elems,
     active: Option<Request<'scope>>,
-    /// The packed bytes of the last start, back from its request: reused by the next start
-    /// (no allocation per start).
-    spare: Vec<u8>,
 }
 
 fn bad(what: &'static str, detail: &str) -> Error {
@@ -151,17 +111,26 @@ impl<'scope> Part<'scope> {
         buf: &Buffer<T>,
     ) -> Result<()> {
         let size = std::mem::size_of::<T>();
-        let spare = std::mem::take(&mut self.spare);
+        let (ptr, len) = (buf.ptr.cast::<u8>(), buf.len * size);
+        let unfit = || bad("layout", "the layout does not fit the buffer");
         let req = match (&self.plan, &self.elems) {
             (Plan::Null, _) => core.done(comm, Status::null())?,
+            // SAFETY (RawSlice::laid_raw, start_send_view): the layout's blocks lie within the
+            // buffer moved into the request for `'scope` (checked when the request was made,
+            // and again by `laid_raw`), which stays valid until the scope settles; no `&mut` to
+            // these elements exists while the operation runs (as for a run, below); the layout
+            // is this part's, which outlives the operation (`Drop for Parts` waits for it).
             (
                 &Plan::Send {
                     peer,
                     tag,
                     synchronous,
                 },
-                Elems::Packed(l),
-            ) => core.start_send_owned(comm, peer, tag, buf.pack(l, spare), synchronous)?,
+                Elems::Laid(l),
+            ) => unsafe {
+                let view = RawSlice::laid_raw(ptr, len, l.laid(size)).ok_or_else(unfit)?;
+                core.start_send_view(comm, peer, tag, view, synchronous)?
+            },
             // SAFETY (RawSlice::new, start_send_view): the run lies within the buffer moved into
             // the request for `'scope` (checked when the request was made; `T: Pod` has no
             // padding), valid until the scope settles, which it does before `'scope` ends; no
@@ -179,12 +148,12 @@ impl<'scope> Part<'scope> {
                 let bytes = std::slice::from_raw_parts(buf.ptr.add(off).cast::<u8>(), n * size);
                 core.start_send_view(comm, peer, tag, RawSlice::new(bytes), synchronous)?
             },
-            (&Plan::Recv { src, tag }, Elems::Packed(l)) => {
-                // Any bytes do: the receive overwrites what it uses, and only that is unpacked.
-                let mut bytes = spare;
-                bytes.resize(l.count() * size, 0);
-                core.start_recv_owned(comm, src, tag, bytes)?
-            }
+            // SAFETY (RawMut::laid_raw, start_recv_view): as for a laid-out send, and as for a
+            // run received (below): nothing but the engine reaches these elements meanwhile.
+            (&Plan::Recv { src, tag }, Elems::Laid(l)) => unsafe {
+                let view = RawMut::laid_raw(ptr, len, l.laid(size)).ok_or_else(unfit)?;
+                core.start_recv_view(comm, src, tag, view)?
+            },
             // SAFETY (RawMut::new, start_recv_view): as above, and the buffer came from a `&mut`
             // moved into the request: while the receive runs nothing but the engine reaches
             // these elements (`buf`/`buf_mut` refuse while a part is active, and no other
@@ -198,50 +167,39 @@ impl<'scope> Part<'scope> {
         Ok(())
     }
 
-    /// After the operation of `req` completed with `st`: a packed receive is unpacked into the
-    /// buffer.
-    fn finish<T: Pod>(
-        &mut self,
-        buf: &Buffer<T>,
-        mut req: Request<'_>,
-        st: Status,
-    ) -> Result<Status> {
-        if let (Plan::Send { .. }, Elems::Packed(_)) = (&self.plan, &self.elems) {
-            self.spare = req.take_owned().unwrap_or_default();
-        }
-        if let (Plan::Recv { .. }, Elems::Packed(l)) = (&self.plan, &self.elems) {
-            let size = std::mem::size_of::<T>();
+    /// After the operation completed with `st`: a laid-out receive must have had whole
+    /// elements.
+    fn finish<T: Pod>(&mut self, st: Status) -> Result<Status> {
+        let size = std::mem::size_of::<T>();
+        if let (Plan::Recv { .. }, Elems::Laid(_)) = (&self.plan, &self.elems) {
             if size > 0 && st.bytes() % size != 0 {
                 return Err(Error::not_whole("recv_init_layout", st.bytes(), size));
             }
-            let packed = req.take_owned().unwrap_or_default();
-            buf.unpack(l, &packed[..packed.len().min(st.bytes())]);
-            self.spare = packed;
         }
         Ok(st)
     }
 
     /// Waits for the current start (an inactive part returns at once, as in MPI).
-    fn wait<T: Pod>(&mut self, buf: &Buffer<T>) -> Result<Status> {
+    fn wait<T: Pod>(&mut self) -> Result<Status> {
         match self.active.take() {
             None => Ok(Status::null()),
             Some(mut req) => {
                 let st = req.wait_mut()?;
-                self.finish(buf, req, st)
+                self.finish::<T>(st)
             }
         }
     }
 
     /// Tests the current start: `Some` once it has completed (or at once when inactive).
-    fn test<T: Pod>(&mut self, buf: &Buffer<T>) -> Result<Option<Status>> {
+    fn test<T: Pod>(&mut self) -> Result<Option<Status>> {
         let Some(req) = self.active.as_mut() else {
             return Ok(Some(Status::null()));
         };
         match req.test() {
             Ok(None) => Ok(None),
             Ok(Some(st)) => {
-                let req = self.active.take().expect("active");
-                self.finish(buf, req, st).map(Some)
+                self.active = None;
+                self.finish::<T>(st).map(Some)
             }
             Err(e) => {
                 self.active = None;
@@ -282,8 +240,7 @@ impl<'scope, T: Pod> Parts<'scope, T> {
 
     /// Waits for every part, even when one fails (the first error is returned).
     fn wait(&mut self) -> Result<Vec<Status>> {
-        let buf = &self.buf;
-        wait_every(self.parts.iter_mut(), |p| p.wait(buf))
+        wait_every(self.parts.iter_mut(), |p| p.wait::<T>())
     }
 
     /// `Some` once every part has completed; parts done before stay done (their statuses are
@@ -292,7 +249,7 @@ impl<'scope, T: Pod> Parts<'scope, T> {
         let mut out = Vec::with_capacity(self.parts.len());
         let mut all = true;
         for p in self.parts.iter_mut() {
-            match p.test(&self.buf)? {
+            match p.test::<T>()? {
                 Some(st) => out.push(st),
                 None => {
                     all = false;
@@ -332,11 +289,12 @@ impl<'scope, T: Pod> Parts<'scope, T> {
 
 impl<T: Pod> Drop for Parts<'_, T> {
     fn drop(&mut self) {
-        // A packed receive still active would never be unpacked: complete it now (its errors
-        // belong to nobody, as a dropped request's do). Other parts are left to the scope.
+        // An operation still active on a laid-out view holds pointers to this part's layout,
+        // which goes with the part: complete it now (its errors belong to nobody, as a dropped
+        // request's do). Other parts are left to the scope.
         for p in self.parts.iter_mut() {
-            if matches!((&p.plan, &p.elems), (Plan::Recv { .. }, Elems::Packed(_))) {
-                let _ = p.wait(&self.buf);
+            if matches!(p.elems, Elems::Laid(_)) {
+                let _ = p.wait::<T>();
             }
         }
     }
@@ -381,15 +339,13 @@ impl<'scope, T: Pod> Persistent<'scope, T> {
     /// again). On an inactive request it returns at once (with [`Status::is_null`], as MPI
     /// does), so a set of requests of which some were not started can be waited for alike.
     pub fn wait(&mut self) -> Result<Status> {
-        let Parts { parts, buf, .. } = &mut self.inner;
-        parts[0].wait(buf)
+        self.inner.parts[0].wait::<T>()
     }
 
     /// Moves communication forward without blocking: `Some(status)` once the current start has
     /// completed (the request is then inactive), `Some` at once on an inactive request.
     pub fn test(&mut self) -> Result<Option<Status>> {
-        let Parts { parts, buf, .. } = &mut self.inner;
-        parts[0].test(buf)
+        self.inner.parts[0].test::<T>()
     }
 
     /// Whether a start is under way (started, and not yet completed by `wait` or `test`).
@@ -594,7 +550,6 @@ impl Comm {
                     plan,
                     elems,
                     active: None,
-                    spare: Vec::new(),
                 }],
                 _scope: PhantomData,
                 _buf: PhantomData,
@@ -730,7 +685,6 @@ impl Comm {
                 plan: self.send_plan((*d).into(), *tag, false)?,
                 elems: Elems::of(l),
                 active: None,
-                spare: Vec::new(),
             });
         }
         for (l, src, tag) in recvs {
@@ -739,7 +693,6 @@ impl Comm {
                 plan: self.recv_plan((*src).into(), TagMatch::Tag(*tag))?,
                 elems: Elems::of(l),
                 active: None,
-                spare: Vec::new(),
             });
         }
         // No element written by a receive may be named by any other message.

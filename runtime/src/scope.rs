@@ -87,6 +87,7 @@ use crate::comm::Comm;
 use crate::engine::schedule::Schedule;
 use crate::engine::{OpId, RawStatus};
 use crate::error::{Error, Result};
+use crate::layout::Layout;
 use crate::Status;
 
 /// The region in which nonblocking requests live; see [`scope`].
@@ -105,9 +106,17 @@ pub(crate) struct ScopeCore {
     /// Handles on the communicators the requests belong to (all on the process's one engine);
     /// requests refer to them by index, so a leaked request owns nothing.
     comms: RefCell<Vec<Comm>>,
-    /// Buffers owned by requests that were dropped before their operation completed (value
-    /// sends): freed once the scope has settled every operation.
-    parked: RefCell<Vec<Vec<u8>>>,
+    /// What requests dropped before their operation completed owned for it (value sends'
+    /// bytes, laid-out sends' layouts): freed once the scope has settled every operation.
+    parked: RefCell<Vec<Kept>>,
+}
+
+/// What a request owns because its operation's view points into it.
+pub(crate) enum Kept {
+    /// The bytes of a send that owns them (a value's encoding).
+    Bytes(#[allow(dead_code)] Vec<u8>),
+    /// The layout whose block lists a laid-out view reads.
+    Layout(#[allow(dead_code)] Layout),
 }
 
 /// Runs `f` with a [`Scope`] in which nonblocking requests can be started, and returns what `f`
@@ -258,26 +267,7 @@ impl ScopeCore {
         // `dropped_value_sends_still_arrive`.
         let mut r =
             unsafe { self.start_send_view(comm, peer, tag, RawSlice::new(&bytes), synchronous)? };
-        r.owned = Some(bytes);
-        Ok(r)
-    }
-
-    /// Posts a receive into `bytes`, which the request owns: handed back by
-    /// [`Request::take_owned`] once it has completed; parked in the scope (as for
-    /// [`ScopeCore::start_send_owned`]) if the request is dropped first.
-    pub(crate) fn start_recv_owned(
-        &self,
-        comm: &Comm,
-        src: Option<usize>,
-        tag: Option<u32>,
-        mut bytes: Vec<u8>,
-    ) -> Result<Request<'_>> {
-        // SAFETY (RawMut::new, start_recv_view): as in `start_send_owned`, and nothing but the
-        // engine reaches the bytes until the operation has completed: the request holds the
-        // `Vec` and hands it out only then (`take_owned`). Tested by the persistent layout
-        // receives of `t_layout`.
-        let mut r = unsafe { self.start_recv_view(comm, src, tag, RawMut::new(&mut bytes))? };
-        r.owned = Some(bytes);
+        r.owned = Some(Kept::Bytes(bytes));
         Ok(r)
     }
 
@@ -311,6 +301,32 @@ impl<'scope> Scope<'scope, '_> {
             self.core
                 .start_send_view(comm, peer, tag, RawSlice::new(bytes), synchronous)
         }
+    }
+
+    /// Starts a send of the blocks `layout` names in `bytes` (borrowed for the whole scope;
+    /// elements of `unit` bytes), where they lie: the request keeps the layout.
+    pub(crate) fn start_send_laid(
+        &'scope self,
+        comm: &Comm,
+        peer: usize,
+        tag: u32,
+        bytes: &'scope [u8],
+        layout: Layout,
+        unit: usize,
+    ) -> Result<Request<'scope>> {
+        // SAFETY (RawSlice::laid, start_send_view): `bytes` is borrowed for `'scope` (as in
+        // `start_send`); the layout's block lists are on the heap, which does not move when the
+        // layout moves into the request, and the request keeps them until the operation has
+        // completed (parked in the scope if it is dropped first, as owned bytes are).
+        let mut r = unsafe {
+            let view = RawSlice::laid(bytes, layout.laid(unit)).ok_or(Error::InvalidArgument {
+                what: "isend_layout",
+                detail: "the layout does not fit the buffer".into(),
+            })?;
+            self.core.start_send_view(comm, peer, tag, view, false)?
+        };
+        r.owned = Some(Kept::Layout(layout));
+        Ok(r)
     }
 
     /// This scope's records, for requests made elsewhere (`persistent.rs`).
@@ -421,8 +437,8 @@ pub struct Request<'scope> {
     state: State,
     /// Receive buffer capacity in bytes (receives only), to report truncation.
     cap: Option<usize>,
-    /// The bytes of a send that owns them (see [`Scope::start_send_owned`]).
-    owned: Option<Vec<u8>>,
+    /// What the operation's view points into, if the request owns it (see [`Kept`]).
+    owned: Option<Kept>,
 }
 
 impl Drop for Request<'_> {
@@ -455,24 +471,14 @@ impl<'scope> Request<'scope> {
             Ok(s) => State::Done(*s),
             Err(_) => State::Failed,
         };
-        // Once it succeeded, the engine holds no view of owned bytes (they stay with the
-        // request: a receive's are taken with `take_owned`); after an error the operation may
-        // not have ended (a wait that failed), so the scope keeps them.
+        // Once it succeeded, the engine holds no view of what the request owns; after an error
+        // the operation may not have ended (a wait that failed), so the scope keeps it.
         if st.is_err() {
             if let Some(bytes) = self.owned.take() {
                 self.scope.parked.borrow_mut().push(bytes);
             }
         }
         st
-    }
-
-    /// The bytes the request owns, once its operation has completed (a receive into a buffer
-    /// of the request's own: `ScopeCore::start_recv_owned`); `None` while it is pending.
-    pub(crate) fn take_owned(&mut self) -> Option<Vec<u8>> {
-        match self.state {
-            State::Pending(_) => None,
-            _ => self.owned.take(),
-        }
     }
 
     fn already(&self) -> Option<Result<Status>> {

@@ -91,6 +91,7 @@ impl Comm {
                     peer: self.world_rank(r)?,
                     tag,
                     buf,
+                    laid: None,
                 })
             })
             .collect::<Result<_>>()?;
@@ -100,6 +101,7 @@ impl Comm {
                 src: Some(self.world_rank(*r)?),
                 tag: Some(tag),
                 buf,
+                laid: None,
             });
         }
         let got = self

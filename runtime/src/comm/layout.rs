@@ -1,18 +1,21 @@
 //! Point-to-point with layouts: `send_layout`, `recv_layout`, `sendrecv_layout`,
 //! `isend_layout` (the layouts themselves: `layout.rs`).
 //!
-//! A layout of one block goes as the slice it names, with no copy at all. A layout of several
-//! blocks is packed into one message (and a receive unpacked from one): one copy on each side
-//! beside the transport's. That is cheap for a few large blocks and dear for many small ones
-//! (64-byte blocks: 2 x the contiguous time at 64 KiB, 5.4 x at 1 MiB; BENCHMARKS.md, "Issue
-//! 17"); sending the blocks where they lie needs scatter-gather views in the engine, which it
-//! does not have yet. The message is the elements in travel order either way, so a strided
-//! send matches a contiguous receive and the other way round.
+//! A layout of one block goes as the slice it names. A layout of several blocks goes where its
+//! blocks lie, with no packing copy: the engine holds a laid-out view of the buffer (`buf.rs`),
+//! whose blocks the transport gathers into one `writev` or ring record and scatters arriving
+//! bytes into (`transport/net/peer.rs`). Between two ranks of one host such a message travels
+//! through their ring rather than by the single copy of `engine/pull.rs`, which would have
+//! to pin pages block by block (BENCHMARKS.md, "Issue 17"). The message is the elements in
+//! travel order either way, so a strided send matches a contiguous receive and the other way
+//! round.
 
 use bytemuck::Pod;
 
 use super::p2p::{Dest, Source, Status, TagMatch};
 use super::Comm;
+use super::{bytes, bytes_mut};
+use crate::engine::{RecvSpec, SendSpec};
 use crate::error::{Error, Result};
 use crate::layout::Layout;
 use crate::scope::{Request, Scope};
@@ -40,16 +43,17 @@ impl Comm {
         tag: u32,
     ) -> Result<()> {
         layout.check("send_layout", buf.len(), false)?;
-        match layout.run() {
-            Some(run) => self.send(&buf[run], dest, tag),
-            None => {
-                let mut packed = self.take_scratch();
-                layout.pack_bytes_into(buf, &mut packed);
-                let r = self.send(&packed[..], dest, tag);
-                self.give_scratch(packed);
-                r
-            }
+        if let Some(run) = layout.run() {
+            return self.send(&buf[run], dest, tag);
         }
+        let Some(peer) = self.dest(dest.into())? else {
+            return Ok(());
+        };
+        let laid = Some(layout.laid(std::mem::size_of::<T>()));
+        self.engine
+            .borrow_mut()
+            .send_laid(self.ctx, peer, tag, bytes(buf), laid, false)
+            .map(|_| ())
     }
 
     /// Receives a message into the elements of `buf` that `layout` names, in its order;
@@ -73,18 +77,26 @@ impl Comm {
         tag: impl Into<TagMatch>,
     ) -> Result<Status> {
         layout.check("recv_layout", buf.len(), true)?;
-        match layout.run() {
-            Some(run) => self.recv(&mut buf[run], src, tag),
-            None => {
-                let mut packed = self.take_scratch();
-                packed.resize(layout.count() * std::mem::size_of::<T>(), 0);
-                let r = self
-                    .recv(&mut packed[..], src, tag)
-                    .and_then(|st| unpack_received(layout, &packed, buf, &st).map(|_| st));
-                self.give_scratch(packed);
-                r
-            }
+        if let Some(run) = layout.run() {
+            return self.recv(&mut buf[run], src, tag);
         }
+        let src = src.into();
+        if src == Source::Null {
+            return Ok(Status::null());
+        }
+        let src = self.src(src)?;
+        let tag = tag.into().as_option();
+        let size = std::mem::size_of::<T>();
+        let laid = Some(layout.laid(size));
+        let raw = self
+            .engine
+            .borrow_mut()
+            .recv_laid(self.ctx, src, tag, bytes_mut(buf), laid)?;
+        whole(
+            "recv_layout",
+            self.received(raw, layout.count() * size)?,
+            size,
+        )
     }
 
     /// [`Comm::sendrecv`] with a layout on each side.
@@ -102,36 +114,39 @@ impl Comm {
     ) -> Result<Status> {
         out_layout.check("sendrecv_layout", out.len(), false)?;
         in_layout.check("sendrecv_layout", inb.len(), true)?;
-        // Packed sides go through the engine's spare buffers (as bytes).
-        let mut packed_out = Vec::new();
-        let out: &[u8] = match out_layout.run() {
-            Some(run) => bytemuck::cast_slice(&out[run]),
-            None => {
-                packed_out = self.take_scratch();
-                out_layout.pack_bytes_into(out, &mut packed_out);
-                &packed_out
-            }
+        let (dest, src) = (dest.into(), src.into());
+        let Some(peer) = self.dest(dest)? else {
+            return self.recv_layout(inb, in_layout, src, recv_tag);
         };
-        let r = match in_layout.run() {
-            Some(run) => self.sendrecv(out, dest, send_tag, &mut inb[run], src, recv_tag),
-            None => {
-                let mut packed = self.take_scratch();
-                packed.resize(in_layout.count() * std::mem::size_of::<R>(), 0);
-                let r = self
-                    .sendrecv(out, dest, send_tag, &mut packed[..], src, recv_tag)
-                    .and_then(|st| unpack_received(in_layout, &packed, inb, &st).map(|_| st));
-                self.give_scratch(packed);
-                r
-            }
-        };
-        if packed_out.capacity() > 0 {
-            self.give_scratch(packed_out);
+        if src == Source::Null {
+            self.send_layout(out, out_layout, dest, send_tag)?;
+            return Ok(Status::null());
         }
-        r
+        let src = self.src(src)?;
+        let tag = recv_tag.into().as_option();
+        let size = std::mem::size_of::<R>();
+        let mut recvs = [RecvSpec {
+            src,
+            tag,
+            buf: bytes_mut(inb),
+            laid: Some(in_layout.laid(size)),
+        }];
+        let sends = [SendSpec {
+            peer,
+            tag: send_tag,
+            buf: bytes(out),
+            laid: Some(out_layout.laid(std::mem::size_of::<S>())),
+        }];
+        let raws = self
+            .engine
+            .borrow_mut()
+            .exchange(self.ctx, &sends, &mut recvs)?;
+        let st = self.received(raws[0], in_layout.count() * size)?;
+        whole("sendrecv_layout", st, size)
     }
 
-    /// Starts sending the elements of `buf` that `layout` names (packed into a buffer the
-    /// request owns when there are several blocks, so `buf` is only read here).
+    /// Starts sending the elements of `buf` that `layout` names, where they lie (the request
+    /// keeps a copy of the layout until the send has completed).
     pub fn isend_layout<'scope, T: Pod>(
         &self,
         s: &'scope Scope<'scope, '_>,
@@ -144,39 +159,24 @@ impl Comm {
         match layout.run() {
             Some(run) => self.isend(s, &buf[run], dest, tag),
             None => match self.dest(dest.into())? {
-                Some(peer) => s.start_send_owned(self, peer, tag, layout.pack_bytes(buf), false),
+                Some(peer) => s.start_send_laid(
+                    self,
+                    peer,
+                    tag,
+                    bytes(buf),
+                    layout.clone(),
+                    std::mem::size_of::<T>(),
+                ),
                 None => s.done(self, Status::null()),
             },
         }
     }
 }
 
-impl Comm {
-    /// A buffer for packed elements, from the engine's spares (empty if it has none).
-    fn take_scratch(&self) -> Vec<u8> {
-        self.engine.borrow_mut().scratch.pop().unwrap_or_default()
-    }
-
-    /// Back to the spares, for the next packed layout (a few kept at most).
-    fn give_scratch(&self, v: Vec<u8>) {
-        let mut e = self.engine.borrow_mut();
-        if e.scratch.len() < 4 {
-            e.scratch.push(v);
-        }
-    }
-}
-
-/// Unpacks what a receive of `st` put into `packed` (bytes; whole elements only).
-fn unpack_received<T: Pod>(
-    layout: &Layout,
-    packed: &[u8],
-    buf: &mut [T],
-    st: &Status,
-) -> Result<()> {
-    let size = std::mem::size_of::<T>();
+/// A laid-out receive's status, once it is known to hold whole elements of `size` bytes.
+fn whole(what: &'static str, st: Status, size: usize) -> Result<Status> {
     if size > 0 && st.bytes() % size != 0 {
-        return Err(Error::not_whole("recv_layout", st.bytes(), size));
+        return Err(Error::not_whole(what, st.bytes(), size));
     }
-    layout.unpack_bytes(&packed[..st.bytes().min(packed.len())], buf);
-    Ok(())
+    Ok(st)
 }

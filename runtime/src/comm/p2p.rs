@@ -444,13 +444,19 @@ impl Comm {
         let tag = recv_tag.into().as_option();
         let inb = bytes_mut(inb);
         let cap = inb.len();
-        let mut recvs = [RecvSpec { src, tag, buf: inb }];
+        let mut recvs = [RecvSpec {
+            src,
+            tag,
+            buf: inb,
+            laid: None,
+        }];
         let raws = self.engine.borrow_mut().exchange(
             self.ctx,
             &[SendSpec {
                 peer,
                 tag: send_tag,
                 buf: out,
+                laid: None,
             }],
             &mut recvs,
         )?;

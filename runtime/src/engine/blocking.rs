@@ -7,14 +7,16 @@
 
 use super::schedule::{ByteCombine, Round, Schedule};
 use super::{Engine, OpId, RawStatus, Started};
-use crate::buf::{RawMut, RawSlice};
-use crate::error::Result;
+use crate::buf::{Laid, RawMut, RawSlice};
+use crate::error::{Error, Result};
 
 /// One send of an exchange.
 pub(crate) struct SendSpec<'a> {
     pub peer: usize,
     pub tag: u32,
     pub buf: &'a [u8],
+    /// The blocks of `buf` that travel, if not all of it.
+    pub laid: Option<Laid<'a>>,
 }
 
 /// One receive of an exchange.
@@ -22,6 +24,45 @@ pub(crate) struct RecvSpec<'a> {
     pub src: Option<usize>,
     pub tag: Option<u32>,
     pub buf: &'a mut [u8],
+    /// The blocks of `buf` the message goes into, if not all of it.
+    pub laid: Option<Laid<'a>>,
+}
+
+/// A layout that does not fit its buffer: callers check layouts first, so this only keeps a
+/// mistake from becoming an out-of-bounds view.
+fn unfit() -> Error {
+    Error::InvalidArgument {
+        what: "layout",
+        detail: "the layout does not fit its buffer".into(),
+    }
+}
+
+/// The view of `buf` (or of its blocks in `laid`) a send holds.
+///
+/// # Safety
+/// As `RawSlice::new` / `RawSlice::laid`.
+unsafe fn view(buf: &[u8], laid: Option<Laid<'_>>) -> Result<RawSlice> {
+    // SAFETY: the caller's promise, passed on.
+    unsafe {
+        match laid {
+            None => Ok(RawSlice::new(buf)),
+            Some(l) => RawSlice::laid(buf, l).ok_or_else(unfit),
+        }
+    }
+}
+
+/// The view of `buf` (or of its blocks in `laid`) a receive holds.
+///
+/// # Safety
+/// As `RawMut::new` / `RawMut::laid`.
+unsafe fn view_mut(buf: &mut [u8], laid: Option<Laid<'_>>) -> Result<RawMut> {
+    // SAFETY: the caller's promise, passed on.
+    unsafe {
+        match laid {
+            None => Ok(RawMut::new(buf)),
+            Some(l) => RawMut::laid(buf, l).ok_or_else(unfit),
+        }
+    }
 }
 
 impl Engine {
@@ -35,10 +76,23 @@ impl Engine {
         buf: &[u8],
         synchronous: bool,
     ) -> Result<RawStatus> {
-        // SAFETY (RawSlice::new): `buf` is borrowed for this whole call; a send that went at
-        // once holds no view of it, and `wait` returns only once the operation has left the
+        self.send_laid(ctx, peer, tag, buf, None, synchronous)
+    }
+
+    /// [`Engine::send`] of the blocks of `buf` that `laid` names (all of it for `None`).
+    pub(crate) fn send_laid(
+        &mut self,
+        ctx: u32,
+        peer: usize,
+        tag: u32,
+        buf: &[u8],
+        laid: Option<Laid<'_>>,
+        synchronous: bool,
+    ) -> Result<RawStatus> {
+        // SAFETY (view): `buf` and `laid` are borrowed for this whole call; a send that went at
+        // once holds no view of them, and `wait` returns only once the operation has left the
         // engine.
-        let buf = unsafe { RawSlice::new(buf) };
+        let buf = unsafe { view(buf, laid)? };
         match self.start_send(ctx, peer, tag, buf, synchronous)? {
             Started::Written(st) => Ok(st),
             Started::Queued(op) => self.wait(op),
@@ -56,9 +110,22 @@ impl Engine {
         if let Some(st) = self.recv_direct(ctx, src, tag, buf)? {
             return Ok(st);
         }
-        // SAFETY (RawMut::new): `buf` is borrowed mutably for this whole call and `wait` returns
-        // only once the operation has left the engine.
-        let op = self.irecv(ctx, src, tag, unsafe { RawMut::new(buf) })?;
+        self.recv_laid(ctx, src, tag, buf, None)
+    }
+
+    /// [`Engine::recv`] into the blocks of `buf` that `laid` names (all of it for `None`),
+    /// without the direct path of a contiguous receive.
+    pub(crate) fn recv_laid(
+        &mut self,
+        ctx: u32,
+        src: Option<usize>,
+        tag: Option<u32>,
+        buf: &mut [u8],
+        laid: Option<Laid<'_>>,
+    ) -> Result<RawStatus> {
+        // SAFETY (view_mut): `buf` and `laid` are borrowed (`buf` mutably) for this whole call
+        // and `wait` returns only once the operation has left the engine.
+        let op = self.irecv(ctx, src, tag, unsafe { view_mut(buf, laid)? })?;
         self.wait(op)
     }
 
@@ -74,9 +141,10 @@ impl Engine {
         let mut ops: Vec<OpId> = Vec::with_capacity(sends.len() + recvs.len());
         let mut failure = None;
         for r in recvs.iter_mut() {
-            // SAFETY (RawMut::new): `recvs` is borrowed mutably for this whole call; every op is
+            // SAFETY (view_mut): `recvs` is borrowed mutably for this whole call; every op is
             // waited for or cancelled below before it returns.
-            match self.irecv(ctx, r.src, r.tag, unsafe { RawMut::new(r.buf) }) {
+            match unsafe { view_mut(r.buf, r.laid) }.and_then(|v| self.irecv(ctx, r.src, r.tag, v))
+            {
                 Ok(op) => ops.push(op),
                 Err(e) => {
                     failure = Some(e);
@@ -87,8 +155,10 @@ impl Engine {
         let n_recvs = ops.len();
         if failure.is_none() {
             for s in sends {
-                // SAFETY (RawSlice::new): as above, `sends` outlives every op started here.
-                match self.isend(ctx, s.peer, s.tag, unsafe { RawSlice::new(s.buf) }, false) {
+                // SAFETY (view): as above, `sends` outlives every op started here.
+                match unsafe { view(s.buf, s.laid) }
+                    .and_then(|v| self.isend(ctx, s.peer, s.tag, v, false))
+                {
                     Ok(op) => ops.push(op),
                     Err(e) => {
                         failure = Some(e);

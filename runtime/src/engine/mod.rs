@@ -140,7 +140,7 @@ impl Core {
                     r.fit(u.len);
                     if let Some(mut buf) = r.buf.take() {
                         let n = data.len().min(buf.len());
-                        buf.range_mut(0, n).copy_from_slice(&data[..n]);
+                        buf.copy_in(0, &data[..n]);
                     }
                 }
                 self.ops.complete(op, Ok(status));
@@ -494,9 +494,6 @@ pub(crate) struct Engine {
     pub(crate) host: String,
     /// Communicators' names by context (`Comm::set_name`), for the `--timeout` report.
     pub(crate) names: waits::Names,
-    /// Buffers that packed layouts went through, kept for the next (`comm/layout.rs`): a
-    /// fresh megabyte per call was a page fault per 4 KiB.
-    pub(crate) scratch: Vec<Vec<u8>>,
 }
 
 /// How many spins count as a short gap (well within any spin budget) without asking the
@@ -556,7 +553,6 @@ impl Engine {
             finalizing: None,
             host: String::new(),
             names: waits::Names::new(),
-            scratch: Vec::new(),
         }
     }
 
@@ -636,6 +632,7 @@ impl Engine {
         h.seq = *seq;
         h.len = buf.len() as u64;
         if protocol == Protocol::Eager
+            && buf.addr().is_some()
             && self
                 .transport
                 .write_now(peer, &h, buf.tail(0), &mut self.core)
@@ -660,9 +657,11 @@ impl Engine {
         if protocol == Protocol::EagerSync {
             h.flags = FLAG_SYNC;
         }
-        if protocol == Protocol::Rendezvous && self.core.pull_from[peer].is_some() {
+        if let (Protocol::Rendezvous, Some(_), Some(addr)) =
+            (protocol, self.core.pull_from[peer], buf.addr())
+        {
             h.flags = FLAG_PULL;
-            h.recv_id = buf.addr();
+            h.recv_id = addr;
         }
         match protocol {
             Protocol::Rendezvous => {

@@ -80,7 +80,8 @@ impl Core {
         let Some(Op::Recv(r)) = self.ops.get_mut(op) else {
             return false;
         };
-        let Some(mine) = r.buf.as_ref().map(|b| b.addr()) else {
+        // A laid-out receive takes its bytes through the link, scattered as they come.
+        let Some(mine) = r.buf.as_ref().and_then(|b| b.addr()) else {
             return false;
         };
         // The address travels in a length field, which decoding caps.
@@ -144,7 +145,7 @@ impl Core {
         let head = pull_head(s.buf.len());
         let (Some(pid), true, true) = (
             pid,
-            s.peer == peer && s.protocol == Protocol::Rendezvous,
+            s.peer == peer && s.protocol == Protocol::Rendezvous && s.buf.addr().is_some(),
             head < s.buf.len(),
         ) else {
             return Err("push request does not match its send".into());

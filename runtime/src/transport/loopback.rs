@@ -22,7 +22,11 @@ impl Loopback {
         token: Option<u64>,
         sink: &mut impl Sink,
     ) {
-        self.queue.push_back((*header, payload.tail(0).to_vec()));
+        let mut bytes = Vec::with_capacity(payload.len());
+        for piece in payload.pieces(0) {
+            bytes.extend_from_slice(piece);
+        }
+        self.queue.push_back((*header, bytes));
         if let Some(t) = token {
             sink.on_sent(t);
         }
@@ -42,8 +46,7 @@ impl Loopback {
             let dest = if h.payload_len() > 0 {
                 match sink.on_header(me, &h) {
                     Ok(mut d) => {
-                        let keep = d.keep.min(payload.len());
-                        d.slot(0, keep).copy_from_slice(&payload[..keep]);
+                        d.copy_in(0, &payload);
                         Some(d)
                     }
                     Err(_) => continue, // cannot happen for frames this rank built itself

@@ -21,6 +21,7 @@ pub(crate) mod net;
 pub(crate) mod shm;
 
 use std::collections::VecDeque;
+use std::io::IoSliceMut;
 use std::time::Duration;
 
 use crate::buf::{RawMut, RawSlice};
@@ -69,12 +70,40 @@ pub(crate) enum DestBuf {
 }
 
 impl Dest {
+    /// Where payload bytes `start..end` go (clamped to `keep`), as far as they lie together: all
+    /// of them unless a laid-out receive's block ends first (then the caller comes back for the
+    /// rest, or uses [`Dest::pieces`]).
     pub(crate) fn slot(&mut self, start: usize, end: usize) -> &mut [u8] {
         let end = end.min(self.keep);
         match &mut self.buf {
             DestBuf::User(m) => m.range_mut(start, end),
             DestBuf::Owned(v) if start < end => &mut v[start..end],
             DestBuf::Owned(_) => &mut [],
+        }
+    }
+
+    /// The places of payload bytes `start..end` (clamped to `keep`), at most `max` of them, for
+    /// a `readv`: one but for a laid-out receive, whose blocks they are.
+    pub(crate) fn pieces(&mut self, start: usize, end: usize, max: usize) -> Vec<IoSliceMut<'_>> {
+        let end = end.min(self.keep);
+        match &mut self.buf {
+            DestBuf::User(m) => m.pieces_mut(start, end, max),
+            DestBuf::Owned(v) if start < end => vec![IoSliceMut::new(&mut v[start..end])],
+            DestBuf::Owned(_) => Vec::new(),
+        }
+    }
+
+    /// Whether the payload's places are scattered (a laid-out receive).
+    pub(crate) fn scattered(&self) -> bool {
+        matches!(&self.buf, DestBuf::User(m) if m.addr().is_none())
+    }
+
+    /// Writes `src` as payload bytes `at..` (what falls past `keep` is dropped).
+    pub(crate) fn copy_in(&mut self, at: usize, src: &[u8]) {
+        let n = self.keep.saturating_sub(at).min(src.len());
+        match &mut self.buf {
+            DestBuf::User(m) => m.copy_in(at, &src[..n]),
+            DestBuf::Owned(v) => v[at..at + n].copy_from_slice(&src[..n]),
         }
     }
 }

@@ -7,7 +7,7 @@
 //! buffer) with no copy. The writer hands the kernel up to [`MAX_IOV`] slices per `writev`: each
 //! frame's header and the user's payload, never a staging copy.
 
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 
 use super::stream::Stream;
 
@@ -18,6 +18,12 @@ use crate::wire::{Header, Kind, HEADER_LEN};
 use mpr_launch::auth::PROOF_LEN;
 
 const MAX_IOV: usize = 64;
+/// Slices per `writev` or `readv` when a payload lies in the blocks of a layout (the kernel's
+/// limit, `IOV_MAX`): a strided message gathered from, or scattered into, its blocks.
+const MAX_SCATTER: usize = 1024;
+/// Bytes of a laid-out payload gathered or scattered per call, at most: slices beyond what a
+/// ring or socket takes at once would be built for nothing (and again at the next call).
+const SCATTER_BATCH: usize = 64 << 10;
 
 /// Who opened the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,7 +143,7 @@ impl Conn {
 /// Writes frames from `q` until it is empty (Ok(true)) or the socket is full (Ok(false)),
 /// reporting each completed frame's token.
 pub(crate) fn write_frames(
-    stream: &mut impl Write,
+    stream: &mut (impl Write + Room),
     q: &mut SendQueue,
     sink: &mut impl Sink,
 ) -> io::Result<bool> {
@@ -147,7 +153,10 @@ pub(crate) fn write_frames(
         }
         // A frame or two (the usual case for small messages) need no 64-slot array: filling
         // one costs more than a small message's copy into a ring.
-        let result = if q.len() <= FEW_FRAMES {
+        let scattered = q.front().is_some_and(|f| f.payload.addr().is_none());
+        let result = if scattered {
+            write_scattered(stream, q)
+        } else if q.len() <= FEW_FRAMES {
             write_gathered::<{ 2 * FEW_FRAMES }>(stream, q)
         } else {
             write_gathered::<MAX_IOV>(stream, q)
@@ -183,23 +192,76 @@ const FEW_FRAMES: usize = 2;
 fn write_gathered<const N: usize>(stream: &mut impl Write, q: &SendQueue) -> io::Result<usize> {
     let mut iov = [IoSlice::new(&[]); N];
     let mut n = 0;
-    for f in q.iter() {
+    'frames: for f in q.iter() {
         if n + 2 > N {
             break;
         }
-        if f.written < HEADER_LEN {
+        let from = if f.written < HEADER_LEN {
             iov[n] = IoSlice::new(&f.header[f.written..]);
             n += 1;
-            if f.payload.len() > 0 {
-                iov[n] = IoSlice::new(f.payload.tail(0));
-                n += 1;
-            }
+            0
         } else {
-            iov[n] = IoSlice::new(f.payload.tail(f.written - HEADER_LEN));
+            f.written - HEADER_LEN
+        };
+        // One slice for a contiguous payload; a laid-out one's blocks, as many as fit.
+        for piece in f.payload.pieces(from) {
+            if n == N {
+                break 'frames;
+            }
+            iov[n] = IoSlice::new(piece);
             n += 1;
         }
     }
     stream.write_vectored(&iov[..n])
+}
+
+/// One `write_vectored` of the front frame of `q`, whose payload lies in the blocks of a
+/// layout: up to [`SCATTER_BATCH`] bytes of them, in at most [`MAX_SCATTER`] slices.
+fn write_scattered(stream: &mut (impl Write + Room), q: &SendQueue) -> io::Result<usize> {
+    let Some(f) = q.front() else { return Ok(0) };
+    // No slices built for a full ring (a writer waiting for room calls again and again).
+    let batch = stream.room().unwrap_or(SCATTER_BATCH).min(SCATTER_BATCH);
+    if batch == 0 {
+        return Err(io::ErrorKind::WouldBlock.into());
+    }
+    let mut iov = Vec::with_capacity(MAX_SCATTER.min(f.payload.len() / 8 + 2));
+    let from = if f.written < HEADER_LEN {
+        iov.push(IoSlice::new(&f.header[f.written..]));
+        0
+    } else {
+        f.written - HEADER_LEN
+    };
+    let mut bytes = 0;
+    for piece in f.payload.pieces(from) {
+        if iov.len() == MAX_SCATTER || bytes >= batch {
+            break;
+        }
+        bytes += piece.len();
+        iov.push(IoSlice::new(piece));
+    }
+    stream.write_vectored(&iov)
+}
+
+/// What a stream can take (a writer's) or give (a reader's) now without blocking, where it
+/// knows: a ring does, a socket does not. Laid-out payloads build only as many slices as that.
+pub(crate) trait Room {
+    fn room(&mut self) -> Option<usize> {
+        None
+    }
+}
+
+impl Room for Stream {}
+
+impl Room for Tx {
+    fn room(&mut self) -> Option<usize> {
+        Some(self.room())
+    }
+}
+
+impl Room for Rx {
+    fn room(&mut self) -> Option<usize> {
+        Some(self.ready_bytes())
+    }
 }
 
 /// Why [`Reader::read`] stopped.
@@ -316,9 +378,25 @@ impl Reader {
                 Next::Stop(outcome) => return outcome,
             };
             let len = left - HEADER_LEN;
-            let kept = dest.slot(0, len);
-            let k = kept.len();
-            if let Err(e) = rx.read_exact(kept) {
+            let k = len.min(dest.keep);
+            let read = if dest.scattered() {
+                let mut pieces = dest.pieces(0, len, usize::MAX);
+                let mut bufs = &mut pieces[..];
+                // Whole in the record: every read takes all it asks for, or fails.
+                loop {
+                    match rx.read_vectored(bufs) {
+                        Ok(n) if n > 0 => IoSliceMut::advance_slices(&mut bufs, n),
+                        Ok(_) => break Ok(()),
+                        Err(e) => break Err(e),
+                    }
+                    if bufs.is_empty() {
+                        break Ok(());
+                    }
+                }
+            } else {
+                rx.read_exact(dest.slot(0, len))
+            };
+            if let Err(e) = read {
                 return io(e);
             }
             // A truncated message: the rest of its payload is read and dropped.
@@ -341,7 +419,7 @@ impl Reader {
     /// handshake is done; then frames go to `sink`. Sets `*fin` when a Fin frame passes.
     pub(crate) fn read(
         &mut self,
-        stream: &mut impl Read,
+        stream: &mut (impl Read + Room),
         peer: Option<usize>,
         sink: &mut impl Sink,
         fin: &mut bool,
@@ -382,7 +460,7 @@ impl Reader {
                         &mut self.short,
                         &mut self.bytes_in,
                         stream,
-                        &mut self.stage[self.end..],
+                        &mut [IoSliceMut::new(&mut self.stage[self.end..])],
                     ) {
                         Ok(Some(n)) => self.end += n,
                         Ok(None) => return ReadOutcome::Drained,
@@ -399,38 +477,39 @@ impl Reader {
                     if got < len {
                         if self.start < self.end {
                             let n = (len - got).min(self.end - self.start);
-                            let slot = dest.slot(got, got + n);
-                            let k = slot.len();
-                            slot.copy_from_slice(&self.stage[self.start..self.start + k]);
+                            dest.copy_in(got, &self.stage[self.start..self.start + n]);
                             self.start += n;
                             got += n;
                         } else {
                             self.start = 0;
                             self.end = 0;
                             let remaining = len - got;
-                            let slot = dest.slot(got, len);
-                            let r = if !slot.is_empty()
-                                && (self.ring || remaining >= self.stage.len() / 2)
-                            {
-                                // A ring, or much left: straight into the destination, no copy.
-                                read_tracked(
-                                    !self.ring,
-                                    &mut self.short,
-                                    &mut self.bytes_in,
-                                    stream,
-                                    slot,
-                                )
-                                .map(|o| o.map(|n| (n, true)))
+                            // A ring, or much left: straight into the destination (into the
+                            // blocks of a laid-out receive, as many as one `readv` takes).
+                            let direct =
+                                (self.ring || remaining >= self.stage.len() / 2) && got < dest.keep;
+                            // As many blocks as there are bytes to read (an empty ring: none).
+                            let batch = stream.room().unwrap_or(SCATTER_BATCH).min(SCATTER_BATCH);
+                            let mut many: Vec<IoSliceMut<'_>>;
+                            let mut one: [IoSliceMut<'_>; 1];
+                            let bufs: &mut [IoSliceMut<'_>] = if !direct {
+                                one = [IoSliceMut::new(&mut self.stage[..])];
+                                &mut one
+                            } else if dest.scattered() {
+                                many = dest.pieces(got, len.min(got + batch.max(1)), MAX_SCATTER);
+                                &mut many
                             } else {
-                                read_tracked(
-                                    !self.ring,
-                                    &mut self.short,
-                                    &mut self.bytes_in,
-                                    stream,
-                                    &mut self.stage[..],
-                                )
-                                .map(|o| o.map(|n| (n, false)))
+                                one = [IoSliceMut::new(dest.slot(got, len))];
+                                &mut one
                             };
+                            let r = read_tracked(
+                                !self.ring,
+                                &mut self.short,
+                                &mut self.bytes_in,
+                                stream,
+                                bufs,
+                            )
+                            .map(|o| o.map(|n| (n, direct)));
                             match r {
                                 Ok(Some((n, true))) => got += n,
                                 Ok(Some((n, false))) => self.end = n,
@@ -504,24 +583,27 @@ fn read_tracked(
     short: &mut bool,
     bytes_in: &mut u64,
     stream: &mut impl Read,
-    buf: &mut [u8],
+    bufs: &mut [IoSliceMut<'_>],
 ) -> Result<Option<usize>, ReadOutcome> {
     if std::mem::take(short) && skip_after_short {
         return Ok(None);
     }
-    let r = read_some(stream, buf)?;
+    let r = read_some(stream, bufs)?;
     if let Some(n) = r {
-        *short = n < buf.len();
+        *short = n < bufs.iter().map(|b| b.len()).sum();
         *bytes_in += n as u64;
     }
     Ok(r)
 }
 
 /// One read: Ok(Some(n)) bytes, Ok(None) would block, Err(outcome) end of stream or failure.
-fn read_some(stream: &mut impl Read, buf: &mut [u8]) -> Result<Option<usize>, ReadOutcome> {
+fn read_some(
+    stream: &mut impl Read,
+    bufs: &mut [IoSliceMut<'_>],
+) -> Result<Option<usize>, ReadOutcome> {
     loop {
-        match stream.read(buf) {
-            Ok(0) if !buf.is_empty() => return Err(ReadOutcome::Closed),
+        match stream.read_vectored(bufs) {
+            Ok(0) if bufs.iter().any(|b| !b.is_empty()) => return Err(ReadOutcome::Closed),
             Ok(n) => return Ok(Some(n)),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

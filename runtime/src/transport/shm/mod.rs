@@ -187,13 +187,35 @@ fn corrupt(c: Corrupt) -> io::Error {
 /// Reads as a non-blocking socket does: `WouldBlock` when the ring is empty.
 impl Read for Rx {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self.cons.read(buf).map_err(corrupt)? {
-            (0, _) if !buf.is_empty() => Err(io::ErrorKind::WouldBlock.into()),
-            (n, wake) => {
-                self.ring_doorbell |= wake;
-                Ok(n)
-            }
+        let got = self.cons.read(buf).map_err(corrupt)?;
+        self.got(got, !buf.is_empty())
+    }
+    fn read_vectored(&mut self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
+        let got = self.cons.read_vectored(bufs).map_err(corrupt)?;
+        self.got(got, bufs.iter().any(|b| !b.is_empty()))
+    }
+}
+
+impl Tx {
+    /// Payload bytes one write could put into the ring now.
+    pub(crate) fn room(&mut self) -> usize {
+        self.prod.room().unwrap_or(0)
+    }
+}
+
+impl Rx {
+    /// Bytes a read would get now (at least; those of the current record).
+    pub(crate) fn ready_bytes(&mut self) -> usize {
+        self.cons.record_left().unwrap_or(0)
+    }
+
+    /// What a read returns for (bytes, wake the writer), `wanted` bytes: `WouldBlock` for none.
+    fn got(&mut self, (n, wake): (usize, bool), wanted: bool) -> io::Result<usize> {
+        if n == 0 && wanted {
+            return Err(io::ErrorKind::WouldBlock.into());
         }
+        self.ring_doorbell |= wake;
+        Ok(n)
     }
 }
 

@@ -215,6 +215,17 @@ impl<M: Mem> Producer<M> {
         }
     }
 
+    /// Bytes one record could take now (`write_vectored`'s limit with the consumer's latest
+    /// position).
+    pub(crate) fn room(&mut self) -> Result<usize, Corrupt> {
+        let room = self.space(true)?;
+        Ok(if room < 2 * ALIGN {
+            0
+        } else {
+            ((room - ALIGN - REC) as usize).min(MAX_RECORD)
+        })
+    }
+
     /// Copies as much of `bufs` as fits into one record, in order, and publishes it: `Ok(0)`
     /// when the ring is full (or `bufs` empty).
     pub(crate) fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> Result<usize, Corrupt> {
@@ -394,6 +405,31 @@ impl<M: Mem> Consumer<M> {
     /// must be woken (looked at once a quarter of the ring is freed: see
     /// [`Consumer::check_waiter`] for the other times).
     pub(crate) fn read(&mut self, dst: &mut [u8]) -> Result<(usize, bool), Corrupt> {
+        let done = self.fill(dst)?;
+        let waker = self.quarter_freed() && self.check_waiter();
+        Ok((done, waker))
+    }
+
+    /// [`Consumer::read`] into several buffers in turn (a receive scattered into the blocks of
+    /// a layout), as `readv` does.
+    pub(crate) fn read_vectored(
+        &mut self,
+        dsts: &mut [std::io::IoSliceMut<'_>],
+    ) -> Result<(usize, bool), Corrupt> {
+        let mut done = 0;
+        for dst in dsts.iter_mut() {
+            let n = self.fill(dst)?;
+            done += n;
+            if n < dst.len() {
+                break;
+            }
+        }
+        let waker = self.quarter_freed() && self.check_waiter();
+        Ok((done, waker))
+    }
+
+    /// Copies up to `dst.len()` bytes out, freeing the records read to their end.
+    fn fill(&mut self, dst: &mut [u8]) -> Result<usize, Corrupt> {
         let mut done = 0;
         while done < dst.len() && self.ready()? {
             let n = (self.data_end.wrapping_sub(self.pos) as usize).min(dst.len() - done);
@@ -405,8 +441,7 @@ impl<M: Mem> Consumer<M> {
             done += n;
             self.advance(n as u32);
         }
-        let waker = self.quarter_freed() && self.check_waiter();
-        Ok((done, waker))
+        Ok(done)
     }
 
     /// Takes the rest of the current record without copying: the bytes already looked at with
