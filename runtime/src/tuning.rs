@@ -27,6 +27,12 @@ pub const ENV_LOCAL: &str = "MPR_LOCAL";
 /// Environment variable: `1` (the default) or `0`: may a rank copy a large message out of the
 /// memory of a sender on its host?
 pub const ENV_PULL: &str = "MPR_PULL";
+
+/// Environment variable: rendezvous messages between ranks of one host of at least this many
+/// bytes are copied once between the processes (`MPR_PULL`); smaller ones stream through the
+/// pair's shared-memory ring, which is faster up to about a megabyte while both ranks run
+/// (BENCHMARKS.md, "Issue 17"). Ranks that outnumber the cores always copy once.
+pub const ENV_PULL_FROM: &str = "MPR_PULL_FROM";
 /// Environment variable: `1` (the default) or `0`: may communicators whose ranks all run on one
 /// host take barrier, small broadcasts and small allreduces through shared memory?
 pub const ENV_NODE_COLL: &str = "MPR_NODE_COLL";
@@ -44,13 +50,14 @@ pub const ENV_CHECK: &str = "MPR_CHECK";
 
 /// Every knob, with its default and what it does, in a line each (`mprun --help` lists them;
 /// the README's table says more).
-pub const KNOBS: [(&str, &str); 12] = [
+pub const KNOBS: [(&str, &str); 13] = [
     (ENV_EAGER_LIMIT, "65536: messages up to this many bytes go eagerly, larger ones by request-to-send"),
     (ENV_UNEXPECTED_LIMIT, "67108864: bytes a rank buffers for eager messages not yet asked for, shared among its peers"),
     (ENV_SPIN_US, "200: longest a waiting rank polls before it sleeps (0: never spins)"),
     (ENV_SOCKET_BUFFER, "0: SO_SNDBUF/SO_RCVBUF of rank-to-rank sockets (0: the kernel's autotuning)"),
     (ENV_LOCAL, "shm: how ranks of one host talk, shm (shared-memory rings), unix (local sockets) or tcp"),
     (ENV_PULL, "1: large messages within a host are copied once between the processes (0: by socket)"),
+    (ENV_PULL_FROM, "1048576: rendezvous messages within a host this large are copied once, smaller ones stream through the ring (always copied once when ranks outnumber cores)"),
     (ENV_NODE_COLL, "1: barrier, broadcasts and allreduces within a host by shared memory"),
     (ENV_FLAT_RANKS, "16: up to this many ranks, flat small collectives when ranks outnumber cores"),
     (ENV_PAR_REDUCE, "262144: reductions of this many elements run on rayon's threads when cores are free"),
@@ -65,6 +72,10 @@ pub struct Tuning {
     /// Largest message sent eagerly (header and payload at once); larger ones use
     /// request-to-send / clear-to-send so that the receiver never buffers them.
     pub eager_limit: usize,
+    /// Rendezvous messages between ranks of one host of at least this many bytes are copied
+    /// once between the processes; smaller ones stream through the pair's ring (while ranks do
+    /// not outnumber the cores).
+    pub pull_from: usize,
     /// Longest a wait spins (polling without sleeping) before it sleeps in `epoll_wait`, in
     /// microseconds. The waiter adapts below this bound; 0 never spins.
     pub max_spin_us: u32,
@@ -123,6 +134,7 @@ impl Default for Tuning {
     fn default() -> Tuning {
         Tuning {
             eager_limit: 64 << 10,
+            pull_from: 1 << 20,
             max_spin_us: 200,
             socket_buffer: 0,
             read_ahead: 16 << 10,
@@ -152,6 +164,9 @@ impl Tuning {
         let mut t = Tuning::default();
         if let Some(v) = env_number(&get, ENV_EAGER_LIMIT, MAX_EAGER_BYTES)? {
             t.eager_limit = v as usize;
+        }
+        if let Some(v) = env_number(&get, ENV_PULL_FROM, u64::MAX)? {
+            t.pull_from = v as usize;
         }
         if let Some(v) = env_number(&get, ENV_SPIN_US, 10_000_000)? {
             t.max_spin_us = v as u32;
@@ -267,6 +282,8 @@ mod tests {
         assert!(t.local_unix && !t.local_shm);
         let t = with(&[(ENV_LOCAL, " shm")]).unwrap();
         assert!(t.local_unix && t.local_shm);
+        assert_eq!(d.pull_from, 1 << 20);
+        assert_eq!(with(&[(ENV_PULL_FROM, "0")]).unwrap().pull_from, 0);
         for (k, v) in [
             (ENV_LOCAL, "ring"),
             (ENV_PULL, "yes"),

@@ -657,8 +657,11 @@ impl Engine {
         if protocol == Protocol::EagerSync {
             h.flags = FLAG_SYNC;
         }
-        if let (Protocol::Rendezvous, Some(_), Some(addr)) =
-            (protocol, self.core.pull_from[peer], buf.addr())
+        // Below `pull_from` the ring streams a message faster than one copy, while both ranks
+        // run; a laid-out payload always streams (a copy would pin its pages block by block).
+        let streams = self.tuning.local_shm && !self.local_crowded && buf.len() < self.tuning.pull_from;
+        if let (Protocol::Rendezvous, Some(_), Some(addr), false) =
+            (protocol, self.core.pull_from[peer], buf.addr(), streams)
         {
             h.flags = FLAG_PULL;
             h.recv_id = addr;
