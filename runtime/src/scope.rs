@@ -114,7 +114,7 @@ pub(crate) struct ScopeCore {
 /// What a request owns because its operation's view points into it.
 pub(crate) enum Kept {
     /// The bytes of a send that owns them (a value's encoding).
-    Bytes(#[allow(dead_code)] Vec<u8>),
+    Bytes(Vec<u8>),
     /// The layout whose block lists a laid-out view reads.
     Layout(#[allow(dead_code)] Layout),
 }
@@ -267,6 +267,25 @@ impl ScopeCore {
         // `dropped_value_sends_still_arrive`.
         let mut r =
             unsafe { self.start_send_view(comm, peer, tag, RawSlice::new(&bytes), synchronous)? };
+        r.owned = Some(Kept::Bytes(bytes));
+        Ok(r)
+    }
+
+    /// Posts a receive into `bytes`, which the request owns: handed back by
+    /// [`Request::take_owned`] once it has completed; parked in the scope (as for
+    /// [`ScopeCore::start_send_owned`]) if the request is dropped first.
+    pub(crate) fn start_recv_owned(
+        &self,
+        comm: &Comm,
+        src: Option<usize>,
+        tag: Option<u32>,
+        mut bytes: Vec<u8>,
+    ) -> Result<Request<'_>> {
+        // SAFETY (RawMut::new, start_recv_view): as in `start_send_owned`, and nothing but the
+        // engine reaches the bytes until the operation has completed: the request holds the
+        // `Vec` and hands it out only then (`take_owned`). Tested by the persistent layout
+        // receives of `t_layout`.
+        let mut r = unsafe { self.start_recv_view(comm, src, tag, RawMut::new(&mut bytes))? };
         r.owned = Some(Kept::Bytes(bytes));
         Ok(r)
     }
@@ -479,6 +498,18 @@ impl<'scope> Request<'scope> {
             }
         }
         st
+    }
+
+    /// The bytes the request owns, once its operation has completed (a receive into a buffer
+    /// of the request's own: `ScopeCore::start_recv_owned`); `None` while it is pending.
+    pub(crate) fn take_owned(&mut self) -> Option<Vec<u8>> {
+        match self.state {
+            State::Pending(_) => None,
+            _ => match self.owned.take() {
+                Some(Kept::Bytes(b)) => Some(b),
+                _ => None,
+            },
+        }
     }
 
     fn already(&self) -> Option<Result<Status>> {

@@ -1,8 +1,10 @@
 //! Point-to-point with layouts: `send_layout`, `recv_layout`, `sendrecv_layout`,
 //! `isend_layout` (the layouts themselves: `layout.rs`).
 //!
-//! A layout of one block goes as the slice it names. A layout of several blocks goes where its
-//! blocks lie, with no packing copy: the engine holds a laid-out view of the buffer (`buf.rs`),
+//! A layout of one block goes as the slice it names. A layout of several blocks averaging under
+//! `layout::PACK_BELOW` bytes is packed into one message (and a receive unpacked from one), a
+//! tight copy loop being cheaper than a slice per block. Any other goes where its blocks lie,
+//! with no packing copy: the engine holds a laid-out view of the buffer (`buf.rs`),
 //! whose blocks the transport gathers into one `writev` or ring record and scatters arriving
 //! bytes into (`transport/net/peer.rs`). Between two ranks of one host such a message travels
 //! through their ring rather than by the single copy of `engine/pull.rs`, which would have
@@ -46,6 +48,13 @@ impl Comm {
         if let Some(run) = layout.run() {
             return self.send(&buf[run], dest, tag);
         }
+        if layout.packs(std::mem::size_of::<T>()) {
+            let mut packed = self.take_scratch();
+            layout.pack_bytes_into(buf, &mut packed);
+            let r = self.send(&packed[..], dest, tag);
+            self.give_scratch(packed);
+            return r;
+        }
         let Some(peer) = self.dest(dest.into())? else {
             return Ok(());
         };
@@ -80,13 +89,22 @@ impl Comm {
         if let Some(run) = layout.run() {
             return self.recv(&mut buf[run], src, tag);
         }
+        let size = std::mem::size_of::<T>();
+        if layout.packs(size) {
+            let mut packed = self.take_scratch();
+            packed.resize(layout.count() * size, 0);
+            let r = self
+                .recv(&mut packed[..], src, tag)
+                .and_then(|st| unpack_received(layout, &packed, buf, &st).map(|_| st));
+            self.give_scratch(packed);
+            return r;
+        }
         let src = src.into();
         if src == Source::Null {
             return Ok(Status::null());
         }
         let src = self.src(src)?;
         let tag = tag.into().as_option();
-        let size = std::mem::size_of::<T>();
         let laid = Some(layout.laid(size));
         let raw = self
             .engine
@@ -112,6 +130,11 @@ impl Comm {
         src: impl Into<Source>,
         recv_tag: impl Into<TagMatch>,
     ) -> Result<Status> {
+        if out_layout.packs(std::mem::size_of::<S>()) || in_layout.packs(std::mem::size_of::<R>()) {
+            return self.sendrecv_packed(
+                out, out_layout, dest, send_tag, inb, in_layout, src, recv_tag,
+            );
+        }
         out_layout.check("sendrecv_layout", out.len(), false)?;
         in_layout.check("sendrecv_layout", inb.len(), true)?;
         let (dest, src) = (dest.into(), src.into());
@@ -145,8 +168,52 @@ impl Comm {
         whole("sendrecv_layout", st, size)
     }
 
+    /// [`Comm::sendrecv_layout`] with either side packed ([`Layout::packs`]).
+    #[allow(clippy::too_many_arguments)]
+    fn sendrecv_packed<S: Pod, R: Pod>(
+        &self,
+        out: &[S],
+        out_layout: &Layout,
+        dest: impl Into<Dest>,
+        send_tag: u32,
+        inb: &mut [R],
+        in_layout: &Layout,
+        src: impl Into<Source>,
+        recv_tag: impl Into<TagMatch>,
+    ) -> Result<Status> {
+        out_layout.check("sendrecv_layout", out.len(), false)?;
+        in_layout.check("sendrecv_layout", inb.len(), true)?;
+        // Packed sides go through the engine's spare buffers (as bytes).
+        let mut packed_out = Vec::new();
+        let out: &[u8] = match out_layout.run() {
+            Some(run) => bytemuck::cast_slice(&out[run]),
+            None => {
+                packed_out = self.take_scratch();
+                out_layout.pack_bytes_into(out, &mut packed_out);
+                &packed_out
+            }
+        };
+        let r = match in_layout.run() {
+            Some(run) => self.sendrecv(out, dest, send_tag, &mut inb[run], src, recv_tag),
+            None => {
+                let mut packed = self.take_scratch();
+                packed.resize(in_layout.count() * std::mem::size_of::<R>(), 0);
+                let r = self
+                    .sendrecv(out, dest, send_tag, &mut packed[..], src, recv_tag)
+                    .and_then(|st| unpack_received(in_layout, &packed, inb, &st).map(|_| st));
+                self.give_scratch(packed);
+                r
+            }
+        };
+        if packed_out.capacity() > 0 {
+            self.give_scratch(packed_out);
+        }
+        r
+    }
+
     /// Starts sending the elements of `buf` that `layout` names, where they lie (the request
-    /// keeps a copy of the layout until the send has completed).
+    /// keeps a copy of the layout until the send has completed), or packed into a buffer the
+    /// request owns when its blocks are small ([`Layout::packs`]).
     pub fn isend_layout<'scope, T: Pod>(
         &self,
         s: &'scope Scope<'scope, '_>,
@@ -159,6 +226,9 @@ impl Comm {
         match layout.run() {
             Some(run) => self.isend(s, &buf[run], dest, tag),
             None => match self.dest(dest.into())? {
+                Some(peer) if layout.packs(std::mem::size_of::<T>()) => {
+                    s.start_send_owned(self, peer, tag, layout.pack_bytes(buf), false)
+                }
                 Some(peer) => s.start_send_laid(
                     self,
                     peer,
@@ -179,4 +249,34 @@ fn whole(what: &'static str, st: Status, size: usize) -> Result<Status> {
         return Err(Error::not_whole(what, st.bytes(), size));
     }
     Ok(st)
+}
+
+impl Comm {
+    /// A buffer for packed elements, from the engine's spares (empty if it has none).
+    fn take_scratch(&self) -> Vec<u8> {
+        self.engine.borrow_mut().scratch.pop().unwrap_or_default()
+    }
+
+    /// Back to the spares, for the next packed layout (a few kept at most).
+    fn give_scratch(&self, v: Vec<u8>) {
+        let mut e = self.engine.borrow_mut();
+        if e.scratch.len() < 4 {
+            e.scratch.push(v);
+        }
+    }
+}
+
+/// Unpacks what a receive of `st` put into `packed` (bytes; whole elements only).
+fn unpack_received<T: Pod>(
+    layout: &Layout,
+    packed: &[u8],
+    buf: &mut [T],
+    st: &Status,
+) -> Result<()> {
+    let size = std::mem::size_of::<T>();
+    if size > 0 && st.bytes() % size != 0 {
+        return Err(Error::not_whole("recv_layout", st.bytes(), size));
+    }
+    layout.unpack_bytes(&packed[..st.bytes().min(packed.len())], buf);
+    Ok(())
 }

@@ -494,6 +494,9 @@ pub(crate) struct Engine {
     pub(crate) host: String,
     /// Communicators' names by context (`Comm::set_name`), for the `--timeout` report.
     pub(crate) names: waits::Names,
+    /// Buffers that packed layouts went through, kept for the next (`comm/layout.rs`): a
+    /// fresh megabyte per call was a page fault per 4 KiB.
+    pub(crate) scratch: Vec<Vec<u8>>,
 }
 
 /// How many spins count as a short gap (well within any spin budget) without asking the
@@ -553,6 +556,7 @@ impl Engine {
             finalizing: None,
             host: String::new(),
             names: waits::Names::new(),
+            scratch: Vec::new(),
         }
     }
 
@@ -659,7 +663,8 @@ impl Engine {
         }
         // Below `pull_from` the ring streams a message faster than one copy, while both ranks
         // run; a laid-out payload always streams (a copy would pin its pages block by block).
-        let streams = self.tuning.local_shm && !self.local_crowded && buf.len() < self.tuning.pull_from;
+        let streams =
+            self.tuning.local_shm && !self.local_crowded && buf.len() < self.tuning.pull_from;
         if let (Protocol::Rendezvous, Some(_), Some(addr), false) =
             (protocol, self.core.pull_from[peer], buf.addr(), streams)
         {

@@ -8,9 +8,11 @@
 //!   receiver answers clear-to-send naming its buffer, and only then does the payload travel,
 //!   from the sender's slice straight into the receiver's. A large unexpected message therefore
 //!   costs the receiver a queue entry, never a buffer. It is synchronous by nature, so `ssend`
-//!   of a large message uses it unchanged. Between ranks of one host the payload does not
-//!   travel through the socket at all: the two processes copy it between their memories
-//!   (engine/pull.rs, [`pull_head`]).
+//!   of a large message uses it unchanged. Between ranks of one host the payload streams
+//!   through the pair's shared-memory ring up to `Tuning::pull_from` (1 MiB), and above it the
+//!   two processes copy it between their memories (engine/pull.rs, [`pull_head`]); the copy
+//!   starts slower (it pins pages) but runs faster, and needs only one of the two ranks on a
+//!   core, so ranks that outnumber the cores use it for every rendezvous message.
 
 /// Of a rendezvous message between ranks of one host, the bytes the receiver copies out of the
 /// sender's memory itself (engine/pull.rs); the sender writes the rest into the receiver's
