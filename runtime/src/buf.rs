@@ -427,7 +427,7 @@ mod tests {
         }
         assert_eq!(m.pieces_mut(3, 9, 2).len(), 2, "at most `max` pieces");
         assert_eq!(m.range_mut(5, 12).len(), 1);
-        drop(m);
+        // `m` is done with: `out` is read directly from here on.
         assert_eq!(out, [0, 1, 0, 0, 0, 0, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
     }
 
