@@ -323,6 +323,22 @@ impl RawMut {
         out
     }
 
+    /// Hands `f` the pieces of the slice that hold message bytes `start..end` (clamped), in
+    /// order, one at a time, while it returns true.
+    pub(crate) fn each_piece_mut(
+        &mut self,
+        start: usize,
+        end: usize,
+        f: &mut dyn FnMut(&mut [u8]) -> bool,
+    ) {
+        for (at, n) in self.ranges(start, end) {
+            // SAFETY: as in `range_mut`; one piece lives at a time.
+            if !f(unsafe { std::slice::from_raw_parts_mut(self.ptr.add(at), n) }) {
+                break;
+            }
+        }
+    }
+
     /// Writes `src` as message bytes `at..` (what falls past the end is dropped).
     pub(crate) fn copy_in(&mut self, at: usize, src: &[u8]) {
         let mut done = 0;

@@ -18,10 +18,11 @@
 
 use crate::error::{Error, Result};
 
-/// Layouts whose blocks average fewer bytes than this are packed ([`Layout::packs`]): at
-/// 64-byte blocks packing costs 2.8 x a contiguous message of 1 MiB and slices per block 5.3 x;
-/// at 4 KiB blocks slices cost 1.14 x and packing 1.8 x.
-pub(crate) const PACK_BELOW: usize = 512;
+/// Layouts whose blocks average fewer bytes than this are packed ([`Layout::packs`]). Between
+/// ranks of one host, 1 MiB one-way (BENCHMARKS.md, "Issue 17"): at 64-byte blocks packing took
+/// about 210 us and a ring copying the blocks as they come 330; at 256-byte blocks 136-245
+/// against 124-137; at 4 KiB blocks packing 1.8 x contiguous, the blocks as they lie 1.13 x.
+pub(crate) const PACK_BELOW: usize = 256;
 
 /// Which elements of a buffer a message carries (see the module docs).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -374,6 +375,11 @@ mod tests {
         assert_eq!(Layout::vector(4, 3, 3).run(), Some(0..12));
         assert_eq!(Layout::vector(0, 3, 3).run(), Some(0..0));
         assert_eq!(v.run(), None);
+        // Blocks averaging under PACK_BELOW bytes are packed; one block never is.
+        assert!(Layout::vector(100, 1, 100).packs(8));
+        assert!(!Layout::vector(100, 40, 80).packs(8), "320-byte blocks go as they lie");
+        assert!(Layout::vector(100, 40, 80).packs(4), "160-byte blocks pack");
+        assert!(!Layout::contiguous(1 << 20).packs(1));
         assert_eq!(Layout::vector(0, 3, 3).count(), 0);
         assert!(Layout::vector(usize::MAX, 2, 2)
             .check("t", 10, false)

@@ -93,6 +93,24 @@ impl Dest {
         }
     }
 
+    /// Hands `f` the places of payload bytes `start..end` (clamped to `keep`) one at a time,
+    /// while it returns true: one but for a laid-out receive, whose blocks they are.
+    pub(crate) fn each_piece(
+        &mut self,
+        start: usize,
+        end: usize,
+        f: &mut dyn FnMut(&mut [u8]) -> bool,
+    ) {
+        let end = end.min(self.keep);
+        match &mut self.buf {
+            DestBuf::User(m) => m.each_piece_mut(start, end, f),
+            DestBuf::Owned(v) if start < end => {
+                f(&mut v[start..end]);
+            }
+            DestBuf::Owned(_) => {}
+        }
+    }
+
     /// Whether the payload's places are scattered (a laid-out receive).
     pub(crate) fn scattered(&self) -> bool {
         matches!(&self.buf, DestBuf::User(m) if m.addr().is_none())

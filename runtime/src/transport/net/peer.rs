@@ -143,7 +143,7 @@ impl Conn {
 /// Writes frames from `q` until it is empty (Ok(true)) or the socket is full (Ok(false)),
 /// reporting each completed frame's token.
 pub(crate) fn write_frames(
-    stream: &mut (impl Write + Room),
+    stream: &mut (impl Write + Pieces),
     q: &mut SendQueue,
     sink: &mut impl Sink,
 ) -> io::Result<bool> {
@@ -217,23 +217,22 @@ fn write_gathered<const N: usize>(stream: &mut impl Write, q: &SendQueue) -> io:
 
 /// One `write_vectored` of the front frame of `q`, whose payload lies in the blocks of a
 /// layout: up to [`SCATTER_BATCH`] bytes of them, in at most [`MAX_SCATTER`] slices.
-fn write_scattered(stream: &mut (impl Write + Room), q: &SendQueue) -> io::Result<usize> {
+fn write_scattered(stream: &mut (impl Write + Pieces), q: &SendQueue) -> io::Result<usize> {
     let Some(f) = q.front() else { return Ok(0) };
-    // No slices built for a full ring (a writer waiting for room calls again and again).
-    let batch = stream.room().unwrap_or(SCATTER_BATCH).min(SCATTER_BATCH);
-    if batch == 0 {
-        return Err(io::ErrorKind::WouldBlock.into());
-    }
-    let mut iov = Vec::with_capacity(MAX_SCATTER.min(f.payload.len() / 8 + 2));
-    let from = if f.written < HEADER_LEN {
-        iov.push(IoSlice::new(&f.header[f.written..]));
-        0
+    let (head, from): (&[u8], usize) = if f.written < HEADER_LEN {
+        (&f.header[f.written..], 0)
     } else {
-        f.written - HEADER_LEN
+        (&[], f.written - HEADER_LEN)
     };
+    let want = head.len() + f.payload.len() - from;
+    let pieces = || std::iter::once(head).chain(f.payload.pieces(from));
+    if let Some(r) = stream.write_pieces(pieces(), want) {
+        return r;
+    }
+    let mut iov = Vec::with_capacity(MAX_SCATTER.min(want / 8 + 2));
     let mut bytes = 0;
-    for piece in f.payload.pieces(from) {
-        if iov.len() == MAX_SCATTER || bytes >= batch {
+    for piece in pieces() {
+        if iov.len() == MAX_SCATTER || bytes >= SCATTER_BATCH {
             break;
         }
         bytes += piece.len();
@@ -242,25 +241,49 @@ fn write_scattered(stream: &mut (impl Write + Room), q: &SendQueue) -> io::Resul
     stream.write_vectored(&iov)
 }
 
-/// What a stream can take (a writer's) or give (a reader's) now without blocking, where it
-/// knows: a ring does, a socket does not. Laid-out payloads build only as many slices as that.
-pub(crate) trait Room {
-    fn room(&mut self) -> Option<usize> {
+/// Streams that copy the blocks of a laid-out payload themselves, as they come: a ring,
+/// straight into or out of its memory. A socket answers `None` and gets slice arrays for
+/// `writev`/`readv` instead ([`MAX_SCATTER`] slices, [`SCATTER_BATCH`] bytes at most).
+pub(crate) trait Pieces {
+    /// Writes the slices `pieces` yields (`want` bytes in all) as `write_vectored` would.
+    fn write_pieces<'a>(
+        &mut self,
+        _pieces: impl Iterator<Item = &'a [u8]>,
+        _want: usize,
+    ) -> Option<io::Result<usize>> {
+        None
+    }
+    /// Reads payload bytes `start..end` into `dest` as `read_vectored` would.
+    fn read_pieces(
+        &mut self,
+        _dest: &mut Dest,
+        _start: usize,
+        _end: usize,
+    ) -> Option<io::Result<usize>> {
         None
     }
 }
 
-impl Room for Stream {}
+impl Pieces for Stream {}
 
-impl Room for Tx {
-    fn room(&mut self) -> Option<usize> {
-        Some(self.room())
+impl Pieces for Tx {
+    fn write_pieces<'a>(
+        &mut self,
+        pieces: impl Iterator<Item = &'a [u8]>,
+        want: usize,
+    ) -> Option<io::Result<usize>> {
+        Some(Tx::write_pieces(self, pieces, want))
     }
 }
 
-impl Room for Rx {
-    fn room(&mut self) -> Option<usize> {
-        Some(self.ready_bytes())
+impl Pieces for Rx {
+    fn read_pieces(
+        &mut self,
+        dest: &mut Dest,
+        start: usize,
+        end: usize,
+    ) -> Option<io::Result<usize>> {
+        Some(Rx::read_pieces(self, |f| dest.each_piece(start, end, f)))
     }
 }
 
@@ -380,18 +403,11 @@ impl Reader {
             let len = left - HEADER_LEN;
             let k = len.min(dest.keep);
             let read = if dest.scattered() {
-                let mut pieces = dest.pieces(0, len, usize::MAX);
-                let mut bufs = &mut pieces[..];
-                // Whole in the record: every read takes all it asks for, or fails.
-                loop {
-                    match rx.read_vectored(bufs) {
-                        Ok(n) if n > 0 => IoSliceMut::advance_slices(&mut bufs, n),
-                        Ok(_) => break Ok(()),
-                        Err(e) => break Err(e),
-                    }
-                    if bufs.is_empty() {
-                        break Ok(());
-                    }
+                // Whole in the record: one read takes all it asks for.
+                match rx.read_pieces(|f| dest.each_piece(0, len, f)) {
+                    Ok(n) if n == k => Ok(()),
+                    Ok(_) => Err(io::ErrorKind::UnexpectedEof.into()),
+                    Err(e) => Err(e),
                 }
             } else {
                 rx.read_exact(dest.slot(0, len))
@@ -419,7 +435,7 @@ impl Reader {
     /// handshake is done; then frames go to `sink`. Sets `*fin` when a Fin frame passes.
     pub(crate) fn read(
         &mut self,
-        stream: &mut (impl Read + Room),
+        stream: &mut (impl Read + Pieces),
         peer: Option<usize>,
         sink: &mut impl Sink,
         fin: &mut bool,
@@ -488,28 +504,42 @@ impl Reader {
                             // blocks of a laid-out receive, as many as one `readv` takes).
                             let direct =
                                 (self.ring || remaining >= self.stage.len() / 2) && got < dest.keep;
-                            // As many blocks as there are bytes to read (an empty ring: none).
-                            let batch = stream.room().unwrap_or(SCATTER_BATCH).min(SCATTER_BATCH);
-                            let mut many: Vec<IoSliceMut<'_>>;
-                            let mut one: [IoSliceMut<'_>; 1];
-                            let bufs: &mut [IoSliceMut<'_>] = if !direct {
-                                one = [IoSliceMut::new(&mut self.stage[..])];
-                                &mut one
-                            } else if dest.scattered() {
-                                many = dest.pieces(got, len.min(got + batch.max(1)), MAX_SCATTER);
-                                &mut many
-                            } else {
-                                one = [IoSliceMut::new(dest.slot(got, len))];
-                                &mut one
+                            let laid = direct && dest.scattered();
+                            let r = match laid
+                                .then(|| stream.read_pieces(&mut dest, got, len))
+                                .flatten()
+                            {
+                                // A ring copies into the blocks as it goes.
+                                Some(Ok(n)) => {
+                                    self.bytes_in += n as u64;
+                                    Ok(Some((n, true)))
+                                }
+                                Some(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+                                Some(Err(e)) => Err(ReadOutcome::Failed(PeerCause::io("read", &e))),
+                                None => {
+                                    let mut many: Vec<IoSliceMut<'_>>;
+                                    let mut one: [IoSliceMut<'_>; 1];
+                                    let bufs: &mut [IoSliceMut<'_>] = if !direct {
+                                        one = [IoSliceMut::new(&mut self.stage[..])];
+                                        &mut one
+                                    } else if laid {
+                                        let end = len.min(got + SCATTER_BATCH);
+                                        many = dest.pieces(got, end, MAX_SCATTER);
+                                        &mut many
+                                    } else {
+                                        one = [IoSliceMut::new(dest.slot(got, len))];
+                                        &mut one
+                                    };
+                                    read_tracked(
+                                        !self.ring,
+                                        &mut self.short,
+                                        &mut self.bytes_in,
+                                        stream,
+                                        bufs,
+                                    )
+                                    .map(|o| o.map(|n| (n, direct)))
+                                }
                             };
-                            let r = read_tracked(
-                                !self.ring,
-                                &mut self.short,
-                                &mut self.bytes_in,
-                                stream,
-                                bufs,
-                            )
-                            .map(|o| o.map(|n| (n, direct)));
                             match r {
                                 Ok(Some((n, true))) => got += n,
                                 Ok(Some((n, false))) => self.end = n,

@@ -197,16 +197,50 @@ impl Read for Rx {
 }
 
 impl Tx {
-    /// Payload bytes one write could put into the ring now.
-    pub(crate) fn room(&mut self) -> usize {
-        self.prod.room().unwrap_or(0)
+    /// Writes, as `write_vectored` does, the slices `pieces` yields (`want` bytes in all),
+    /// copied into the ring as they come.
+    pub(crate) fn write_pieces<'a>(
+        &mut self,
+        pieces: impl Iterator<Item = &'a [u8]>,
+        want: usize,
+    ) -> io::Result<usize> {
+        match self.prod.write_pieces(pieces, want).map_err(corrupt)? {
+            0 if want > 0 => Err(io::ErrorKind::WouldBlock.into()),
+            n => {
+                self.ring_doorbell |= n > 0 && self.prod.take_sleeper();
+                Ok(n)
+            }
+        }
     }
 }
 
 impl Rx {
-    /// Bytes a read would get now (at least; those of the current record).
-    pub(crate) fn ready_bytes(&mut self) -> usize {
-        self.cons.record_left().unwrap_or(0)
+    /// Reads, as `read_vectored` does, into the buffers `each` hands to its callback in turn
+    /// (a laid-out payload's blocks, as they come: no slice array to build). The callback
+    /// returns whether to go on.
+    pub(crate) fn read_pieces(
+        &mut self,
+        each: impl FnOnce(&mut dyn FnMut(&mut [u8]) -> bool),
+    ) -> io::Result<usize> {
+        let (mut done, mut wanted, mut bad) = (0, false, None);
+        each(&mut |dst: &mut [u8]| {
+            wanted |= !dst.is_empty();
+            match self.cons.fill(dst) {
+                Ok(n) => {
+                    done += n;
+                    n == dst.len()
+                }
+                Err(e) => {
+                    bad = Some(e);
+                    false
+                }
+            }
+        });
+        if let Some(e) = bad {
+            return Err(corrupt(e));
+        }
+        let wake = self.cons.after_reads();
+        self.got((done, wake), wanted)
     }
 
     /// What a read returns for (bytes, wake the writer), `wanted` bytes: `WouldBlock` for none.

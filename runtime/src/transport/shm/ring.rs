@@ -215,21 +215,21 @@ impl<M: Mem> Producer<M> {
         }
     }
 
-    /// Bytes one record could take now (`write_vectored`'s limit with the consumer's latest
-    /// position).
-    pub(crate) fn room(&mut self) -> Result<usize, Corrupt> {
-        let room = self.space(true)?;
-        Ok(if room < 2 * ALIGN {
-            0
-        } else {
-            ((room - ALIGN - REC) as usize).min(MAX_RECORD)
-        })
-    }
-
     /// Copies as much of `bufs` as fits into one record, in order, and publishes it: `Ok(0)`
     /// when the ring is full (or `bufs` empty).
     pub(crate) fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> Result<usize, Corrupt> {
-        let want = bufs.iter().map(|b| b.len()).sum::<usize>().min(MAX_RECORD);
+        let want = bufs.iter().map(|b| b.len()).sum::<usize>();
+        self.write_pieces(bufs.iter().map(|b| &**b), want)
+    }
+
+    /// [`Producer::write_vectored`] of the slices `pieces` yields, `want` bytes of them in all
+    /// (a laid-out payload's blocks, gathered as they come: no slice array to build).
+    pub(crate) fn write_pieces<'a>(
+        &mut self,
+        pieces: impl Iterator<Item = &'a [u8]>,
+        want: usize,
+    ) -> Result<usize, Corrupt> {
+        let want = want.min(MAX_RECORD);
         if want == 0 {
             return Ok(0);
         }
@@ -248,7 +248,7 @@ impl<M: Mem> Producer<M> {
             room - ALIGN - REC
         };
         let mut done = 0usize;
-        for b in bufs {
+        for b in pieces {
             let n = b.len().min(len as usize - done);
             if n == 0 {
                 continue;
@@ -428,8 +428,9 @@ impl<M: Mem> Consumer<M> {
         Ok((done, waker))
     }
 
-    /// Copies up to `dst.len()` bytes out, freeing the records read to their end.
-    fn fill(&mut self, dst: &mut [u8]) -> Result<usize, Corrupt> {
+    /// Copies up to `dst.len()` bytes out, freeing the records read to their end; after a
+    /// series of these, [`Consumer::after_reads`] says whether to wake the producer.
+    pub(crate) fn fill(&mut self, dst: &mut [u8]) -> Result<usize, Corrupt> {
         let mut done = 0;
         while done < dst.len() && self.ready()? {
             let n = (self.data_end.wrapping_sub(self.pos) as usize).min(dst.len() - done);
@@ -442,6 +443,12 @@ impl<M: Mem> Consumer<M> {
             self.advance(n as u32);
         }
         Ok(done)
+    }
+
+    /// Whether the producer must be woken after reads made with [`Consumer::fill`] (as
+    /// [`Consumer::read`] returns it).
+    pub(crate) fn after_reads(&mut self) -> bool {
+        self.quarter_freed() && self.check_waiter()
     }
 
     /// Takes the rest of the current record without copying: the bytes already looked at with
