@@ -377,7 +377,10 @@ mod tests {
         assert_eq!(v.run(), None);
         // Blocks averaging under PACK_BELOW bytes are packed; one block never is.
         assert!(Layout::vector(100, 1, 100).packs(8));
-        assert!(!Layout::vector(100, 40, 80).packs(8), "320-byte blocks go as they lie");
+        assert!(
+            !Layout::vector(100, 40, 80).packs(8),
+            "320-byte blocks go as they lie"
+        );
         assert!(Layout::vector(100, 40, 80).packs(4), "160-byte blocks pack");
         assert!(!Layout::contiguous(1 << 20).packs(1));
         assert_eq!(Layout::vector(0, 3, 3).count(), 0);

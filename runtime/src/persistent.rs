@@ -550,10 +550,19 @@ impl<'scope, T: Pod> Exchange<'scope, T> {
         layout.check(WHAT, self.inner.buf.len, false)?;
         let written = &self.written;
         let mut out = Vec::with_capacity(layout.blocks().len());
+        // The written blocks are sorted and disjoint: the first that ends after `o` is the only
+        // one that can start before `o + n` without an earlier one doing so. Found by walking
+        // on from the last block's while the layout's blocks ascend (a subarray's do: one pass
+        // over both lists), by a binary search when one steps back.
+        let (mut i, mut prev) = (0, 0);
         for &(o, n) in layout.blocks() {
-            // The written blocks are sorted and disjoint: the first that ends after `o` is the
-            // only one that can start before `o + n` without an earlier one doing so.
-            let i = written.partition_point(|&(wo, wn)| wo + wn <= o);
+            if o < prev {
+                i = written.partition_point(|&(wo, wn)| wo + wn <= o);
+            }
+            while written.get(i).is_some_and(|&(wo, wn)| wo + wn <= o) {
+                i += 1;
+            }
+            prev = o;
             if written.get(i).is_some_and(|&(wo, _)| wo < o + n) {
                 return Err(bad(
                     WHAT,

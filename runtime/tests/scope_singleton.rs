@@ -202,6 +202,18 @@ fn scopes_in_a_world_of_one() {
                 *v = 100 * round + i as u32;
             }
             x.start().unwrap();
+            if round == 0 {
+                // Reads while active: what no receive writes (elements 3, 7, 11 and 12..15
+                // are written), in ascending blocks and in blocks that step back.
+                let read = |l: mpr::Layout| x.read(&l).map(|b| b.concat());
+                assert_eq!(read(mpr::Layout::vector(3, 1, 4)).unwrap(), [0, 4, 8]);
+                let back = mpr::Layout::indexed(&[2, 1], &[5, 0]).unwrap();
+                assert_eq!(read(back).unwrap(), [5, 6, 0]);
+                assert!(read(mpr::Layout::vector(3, 1, 4 + 3)).is_err(), "reaches 7");
+                assert!(read(mpr::Layout::indexed(&[1, 2], &[8, 6]).unwrap()).is_err());
+                assert!(read(mpr::Layout::indexed(&[1, 1], &[9, 3]).unwrap()).is_err());
+                assert!(read(mpr::Layout::contiguous(16)).is_err());
+            }
             x.wait().unwrap();
             let b = x.buf().unwrap();
             assert_eq!(
