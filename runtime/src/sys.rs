@@ -39,6 +39,55 @@ pub(crate) fn pull(pid: u32, remote: u64, dst: &mut [u8]) -> std::io::Result<()>
     })
 }
 
+/// [`pull`] into several buffers in turn (the blocks of a laid-out receive), from `remote` on:
+/// one `process_vm_readv` for up to `IOV_MAX` of them. Only the local side is scattered: the
+/// kernel pins the pages of each *remote* iovec on its own, which a strided remote side would
+/// pay block by block (BENCHMARKS.md, "Issue 17").
+pub(crate) fn pull_vectored(
+    pid: u32,
+    mut remote: u64,
+    mut bufs: &mut [std::io::IoSliceMut<'_>],
+) -> std::io::Result<()> {
+    const IOV_MAX: usize = 1024;
+    std::io::IoSliceMut::advance_slices(&mut bufs, 0); // past empty ones
+    while !bufs.is_empty() {
+        let k = bufs.len().min(IOV_MAX);
+        let want: usize = bufs[..k].iter().map(|b| b.len()).sum();
+        let far = libc::iovec {
+            iov_base: remote as usize as *mut libc::c_void,
+            iov_len: want,
+        };
+        // SAFETY: `IoSliceMut` is ABI-compatible with `iovec` on Unix (std's guarantee); the
+        // `k` buffers are this process's memory, borrowed mutably, so the kernel may write
+        // their `want` bytes. The remote iovec names another process's memory, which the kernel
+        // checks (EFAULT) and which cannot be this process's.
+        let n = unsafe {
+            libc::process_vm_readv(
+                pid as libc::pid_t,
+                bufs.as_ptr().cast(),
+                k as libc::c_ulong,
+                &far,
+                1,
+                0,
+            )
+        };
+        match n {
+            n if n > 0 => {
+                remote = remote.wrapping_add(n as u64);
+                std::io::IoSliceMut::advance_slices(&mut bufs, n as usize);
+            }
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            _ => {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Copies `src` to address `remote` in process `pid` (`process_vm_writev`), as [`pull`] the
 /// other way round.
 pub(crate) fn push(pid: u32, src: &[u8], remote: u64) -> std::io::Result<()> {

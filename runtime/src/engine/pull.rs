@@ -28,6 +28,10 @@
 //! offered and the payload goes through the socket. (Where a Yama ptrace policy would allow this
 //! only towards ancestors, ranks allow it to their peers at start-up: `sys::allow_peers_to_copy`.)
 //!
+//! Laid-out messages (`buf.rs`): a sender offers its buffer only when it is one run, since the
+//! kernel pins the pages of each remote iovec on its own; a laid-out *receive* of an offered
+//! message copies all of it itself, into its blocks as local iovecs (`sys::pull_vectored`).
+//!
 //! A copy that fails (the peer died, or sent a bad address) fails the receive with `PeerFailed`;
 //! it never completes with partial data. A receive whose sender is writing into it completes
 //! only after the sender says it is done, or when the link to the sender breaks, which for a
@@ -80,11 +84,12 @@ impl Core {
         let Some(Op::Recv(r)) = self.ops.get_mut(op) else {
             return false;
         };
-        // A laid-out receive takes its bytes through the link, scattered as they come.
-        let Some(mine) = r.buf.as_ref().and_then(|b| b.addr()) else {
+        let Some(buf) = r.buf.as_ref() else {
             return false;
         };
-        // The address travels in a length field, which decoding caps.
+        // A laid-out receive copies all of it itself, into its blocks (the sender could push
+        // only into one run); the address travels in a length field, which decoding caps.
+        let mine = buf.addr().unwrap_or(u64::MAX);
         let head = if mine <= MAX_MESSAGE_BYTES {
             pull_head(len)
         } else {
@@ -121,8 +126,12 @@ impl Core {
             return; // failed meanwhile (its peer is gone)
         };
         let ok = match (&mut r.state, r.buf.as_mut()) {
-            (RecvState::Copying { .. }, Some(buf)) => {
+            (RecvState::Copying { .. }, Some(buf)) if buf.addr().is_some() => {
                 crate::sys::pull(p.pid, p.addr, buf.range_mut(0, p.head)).is_ok()
+            }
+            (RecvState::Copying { .. }, Some(buf)) => {
+                let mut blocks = buf.pieces_mut(0, p.head, usize::MAX);
+                crate::sys::pull_vectored(p.pid, p.addr, &mut blocks).is_ok()
             }
             _ => return,
         };
