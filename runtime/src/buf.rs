@@ -88,27 +88,61 @@ impl RawLaid {
         let within = at - self.before(lo);
         (within < self.block(lo).1).then_some((lo, within))
     }
+}
 
-    /// Byte ranges (start within the slice, length) of message bytes `start..end`, in order.
-    fn ranges(self, start: usize, end: usize) -> impl Iterator<Item = (usize, usize)> {
-        let first = if start < end {
-            self.locate(start)
-        } else {
-            None
+/// Byte ranges (start within the slice, length) of message bytes `start..end` of a view, in
+/// order: the one run of a contiguous view, or the blocks of a laid-out one. A plain struct
+/// (no iterator adapters): the transport walks it once per block of a strided message.
+struct Ranges {
+    laid: Option<RawLaid>,
+    /// Block `i` next, from byte `within` of it.
+    i: usize,
+    within: usize,
+    /// Message bytes still to yield.
+    left: usize,
+    /// Where they start, for a contiguous view.
+    at: usize,
+}
+
+impl Ranges {
+    fn new(laid: Option<RawLaid>, start: usize, end: usize) -> Ranges {
+        let left = end.saturating_sub(start);
+        let (i, within) = match laid {
+            Some(l) if left > 0 => l.locate(start).unwrap_or((l.n, 0)),
+            _ => (0, 0),
         };
-        let mut left = end.saturating_sub(start);
-        let mut next = first;
-        std::iter::from_fn(move || {
-            let (i, within) = next?;
-            if left == 0 {
-                return None;
-            }
-            let (off, len) = self.block(i);
-            let n = (len - within).min(left);
-            left -= n;
-            next = (i + 1 < self.n).then_some((i + 1, 0));
-            Some((off + within, n))
-        })
+        Ranges {
+            laid,
+            i,
+            within,
+            left,
+            at: start,
+        }
+    }
+}
+
+impl Iterator for Ranges {
+    type Item = (usize, usize);
+
+    #[inline]
+    fn next(&mut self) -> Option<(usize, usize)> {
+        if self.left == 0 {
+            return None;
+        }
+        let Some(l) = &self.laid else {
+            let n = std::mem::take(&mut self.left);
+            return Some((self.at, n));
+        };
+        if self.i >= l.n {
+            return None;
+        }
+        let (off, len) = l.block(self.i);
+        let n = (len - self.within).min(self.left);
+        let at = off + self.within;
+        self.left -= n;
+        self.i += 1;
+        self.within = 0;
+        Some((at, n))
     }
 }
 
@@ -201,12 +235,7 @@ impl RawSlice {
     /// The bytes of the message from `offset` on, as the pieces of the caller's slice they lie
     /// in, in order.
     pub(crate) fn pieces(&self, offset: usize) -> impl Iterator<Item = &[u8]> + '_ {
-        let contiguous = match self.laid {
-            None if offset < self.len => Some((offset, self.len - offset)),
-            _ => None,
-        };
-        let laid = self.laid.map(|l| l.ranges(offset, self.len)).into_iter();
-        contiguous.into_iter().chain(laid.flatten()).map(|(at, n)| {
+        Ranges::new(self.laid, offset, self.len).map(|(at, n)| {
             // SAFETY: the creator of this RawSlice promised the memory is valid while the
             // operation holding it is pending, and only pending operations' views are
             // accessed; `at + n` is within the slice (`ranges` yields blocks, which `laid`
@@ -294,14 +323,8 @@ impl RawMut {
     }
 
     /// Byte ranges of the slice that hold message bytes `start..end` (clamped), in order.
-    fn ranges(&self, start: usize, end: usize) -> impl Iterator<Item = (usize, usize)> {
-        let end = end.min(self.len);
-        let contiguous = match self.laid {
-            None if start < end => Some((start, end - start)),
-            _ => None,
-        };
-        let laid = self.laid.map(|l| l.ranges(start, end)).into_iter();
-        contiguous.into_iter().chain(laid.flatten())
+    fn ranges(&self, start: usize, end: usize) -> Ranges {
+        Ranges::new(self.laid, start, end.min(self.len))
     }
 
     /// The pieces of the slice that hold message bytes `start..end` (clamped), in order, each

@@ -109,6 +109,7 @@ impl Segment {
     }
 
     /// Copies `src` into the segment at `offset`.
+    #[inline]
     pub(crate) fn write(&self, offset: usize, src: &[u8]) {
         self.check(offset, src.len());
         // SAFETY: the destination range is inside the mapping (checked) and cannot overlap
@@ -122,6 +123,7 @@ impl Segment {
     }
 
     /// Copies bytes of the segment at `offset` into `dst`.
+    #[inline]
     pub(crate) fn read(&self, offset: usize, dst: &mut [u8]) {
         self.check(offset, dst.len());
         // SAFETY: as in `write`, the other way round: the source range is inside the mapping,
@@ -135,6 +137,7 @@ impl Segment {
         }
     }
 
+    #[inline]
     fn check(&self, offset: usize, len: usize) {
         assert!(
             offset.checked_add(len).is_some_and(|end| end <= self.len),

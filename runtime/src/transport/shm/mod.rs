@@ -45,9 +45,11 @@ impl Mem for Segment {
     fn fence(&self) {
         std::sync::atomic::fence(Ordering::SeqCst)
     }
+    #[inline]
     fn write(&self, offset: usize, src: &[u8]) {
         Segment::write(self, offset, src)
     }
+    #[inline]
     fn read(&self, offset: usize, dst: &mut [u8]) {
         Segment::read(self, offset, dst)
     }
