@@ -572,6 +572,72 @@ mod tests {
         assert!(record(u32::MAX, 0, 4096).is_err());
     }
 
+    /// Laid-out payloads gathered into a small ring and scattered out of it, in writes and
+    /// reads of every size that wrap round it many times: every byte lands in its place.
+    #[test]
+    #[cfg_attr(miri, ignore = "Miri cannot call memfd_create or mmap")]
+    fn laid_out_payloads_cross_the_ring_whole() {
+        use crate::buf::{RawMut, RawSlice};
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut rand = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let (mut p, mut c) = pair(MIN_CAP);
+        for case in 0..40 {
+            // Disjoint blocks in a shuffled order, of 1 to 300 elements of 1, 4 or 8 bytes.
+            let unit = [1, 4, 8][case % 3];
+            let mut starts = Vec::new();
+            let mut at = 0;
+            for _ in 0..1 + rand(60) {
+                let (gap, len) = (rand(5), 1 + rand(300));
+                starts.push((at + gap, len));
+                at += gap + len;
+            }
+            for i in (1..starts.len()).rev() {
+                starts.swap(i, rand(i + 1));
+            }
+            let (lens, displs): (Vec<usize>, Vec<usize>) =
+                starts.iter().map(|&(o, n)| (n, o)).unzip();
+            let l = crate::Layout::indexed(&lens, &displs).unwrap();
+            let src: Vec<u8> = (0..at * unit).map(|i| (i * 7 + case) as u8).collect();
+            let mut dst = vec![0u8; at * unit];
+            // SAFETY: `src`, `dst` and `l` outlive the views; `dst` is reached only through `m`
+            // until it is dropped below.
+            let (v, mut m) = unsafe {
+                (
+                    RawSlice::laid(&src, l.laid(unit)).unwrap(),
+                    RawMut::laid(&mut dst, l.laid(unit)).unwrap(),
+                )
+            };
+            let (mut sent, mut got) = (0, 0);
+            while got < v.len() {
+                if sent < v.len() {
+                    let want = (1 + rand(3000)).min(v.len() - sent);
+                    sent += p.write_pieces(v.pieces(sent), want).unwrap();
+                }
+                let upto = (got + 1 + rand(3000)).min(v.len());
+                let mut read = 0;
+                m.each_piece_mut(got, upto, &mut |d| {
+                    let n = c.fill(d).unwrap();
+                    read += n;
+                    n == d.len()
+                });
+                got += read;
+                c.after_reads();
+            }
+            assert_eq!(sent, v.len());
+            let _ = m;
+            let mut want = vec![0u8; at * unit];
+            for &(o, n) in l.blocks() {
+                want[o * unit..(o + n) * unit].copy_from_slice(&src[o * unit..(o + n) * unit]);
+            }
+            assert_eq!(dst, want, "case {case}");
+        }
+    }
+
     /// Per-block cost of the ring's gather and scatter of a laid-out payload, one thread
     /// (`cargo test --release -p mpr --lib piece_costs -- --ignored --nocapture`).
     #[test]
