@@ -39,42 +39,94 @@ pub(crate) fn pull(pid: u32, remote: u64, dst: &mut [u8]) -> std::io::Result<()>
     })
 }
 
-/// [`pull`] into several buffers in turn (the blocks of a laid-out receive), from `remote` on:
-/// one `process_vm_readv` for up to `IOV_MAX` of them. Only the local side is scattered: the
-/// kernel pins the pages of each *remote* iovec on its own, which a strided remote side would
-/// pay block by block (BENCHMARKS.md, "Issue 17").
+/// [`pull`] into several buffers in turn (the blocks of a laid-out receive), from `remote` on.
+/// Only the local side is scattered: the kernel pins the pages of each *remote* iovec on its
+/// own, which a strided remote side would pay block by block (BENCHMARKS.md, "Issue 17").
 pub(crate) fn pull_vectored(
     pid: u32,
+    remote: u64,
+    bufs: &mut [std::io::IoSliceMut<'_>],
+) -> std::io::Result<()> {
+    let mut local: Vec<libc::iovec> = bufs
+        .iter_mut()
+        .map(|b| libc::iovec {
+            iov_base: b.as_mut_ptr().cast(),
+            iov_len: b.len(),
+        })
+        .collect();
+    // SAFETY: the iovecs cover `bufs`, this process's memory borrowed mutably for the call.
+    unsafe { cross_copy_vectored(pid, remote, &mut local, false) }
+}
+
+/// [`push`] from several buffers in turn (the blocks of a laid-out send) to `remote` on, as
+/// [`pull_vectored`] the other way round.
+pub(crate) fn push_vectored<'a>(
+    pid: u32,
+    bufs: impl Iterator<Item = &'a [u8]>,
+    remote: u64,
+) -> std::io::Result<()> {
+    let mut local: Vec<libc::iovec> = bufs
+        .map(|b| libc::iovec {
+            iov_base: b.as_ptr().cast_mut().cast(),
+            iov_len: b.len(),
+        })
+        .collect();
+    // SAFETY: the iovecs cover the caller's slices, borrowed for the call; a write only reads
+    // them.
+    unsafe { cross_copy_vectored(pid, remote, &mut local, true) }
+}
+
+/// The loop under [`pull_vectored`] and [`push_vectored`]: the bytes of `local` (this process),
+/// in order, between them and `remote` on (process `pid`), `IOV_MAX` iovecs per call, resumed
+/// after partial transfers.
+///
+/// # Safety
+/// Every iovec of `local` covers memory of this process valid for the call: writable by the
+/// kernel for a read (`write` false), readable for a write.
+unsafe fn cross_copy_vectored(
+    pid: u32,
     mut remote: u64,
-    mut bufs: &mut [std::io::IoSliceMut<'_>],
+    local: &mut [libc::iovec],
+    write: bool,
 ) -> std::io::Result<()> {
     const IOV_MAX: usize = 1024;
-    std::io::IoSliceMut::advance_slices(&mut bufs, 0); // past empty ones
-    while !bufs.is_empty() {
-        let k = bufs.len().min(IOV_MAX);
-        let want: usize = bufs[..k].iter().map(|b| b.len()).sum();
+    let mut i = 0;
+    while i < local.len() {
+        if local[i].iov_len == 0 {
+            i += 1;
+            continue;
+        }
+        let k = (local.len() - i).min(IOV_MAX);
+        let want: usize = local[i..i + k].iter().map(|v| v.iov_len).sum();
         let far = libc::iovec {
             iov_base: remote as usize as *mut libc::c_void,
             iov_len: want,
         };
-        // SAFETY: `IoSliceMut` is ABI-compatible with `iovec` on Unix (std's guarantee); the
-        // `k` buffers are this process's memory, borrowed mutably, so the kernel may write
-        // their `want` bytes. The remote iovec names another process's memory, which the kernel
-        // checks (EFAULT) and which cannot be this process's.
+        let here = local[i..].as_ptr();
+        // SAFETY: the caller's promise for the `k` local iovecs; the remote one names another
+        // process's memory, which the kernel checks (EFAULT) and which cannot be this one's.
         let n = unsafe {
-            libc::process_vm_readv(
-                pid as libc::pid_t,
-                bufs.as_ptr().cast(),
-                k as libc::c_ulong,
-                &far,
-                1,
-                0,
-            )
+            if write {
+                libc::process_vm_writev(pid as libc::pid_t, here, k as libc::c_ulong, &far, 1, 0)
+            } else {
+                libc::process_vm_readv(pid as libc::pid_t, here, k as libc::c_ulong, &far, 1, 0)
+            }
         };
         match n {
             n if n > 0 => {
                 remote = remote.wrapping_add(n as u64);
-                std::io::IoSliceMut::advance_slices(&mut bufs, n as usize);
+                let mut n = n as usize;
+                while n > 0 {
+                    let v = &mut local[i];
+                    if n >= v.iov_len {
+                        n -= v.iov_len;
+                        i += 1;
+                    } else {
+                        v.iov_base = v.iov_base.cast::<u8>().wrapping_add(n).cast();
+                        v.iov_len -= n;
+                        n = 0;
+                    }
+                }
             }
             0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
             _ => {

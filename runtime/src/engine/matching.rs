@@ -23,7 +23,10 @@ pub(crate) enum Body {
     Eager(Vec<u8>),
     /// Only the announcement of a rendezvous message; its payload waits at the sender (at
     /// address `pull`, if the receiver may copy it out itself).
-    Rts { send_id: u64, pull: Option<u64> },
+    Rts {
+        send_id: u64,
+        pull: Option<super::pull::Offer>,
+    },
 }
 
 pub(crate) struct Unexpected {

@@ -160,7 +160,7 @@ impl Core {
         tag: u32,
         len: usize,
         send_id: u64,
-        pull: Option<u64>,
+        pull: Option<pull::Offer>,
     ) {
         let Some(Op::Recv(r)) = self.ops.get_mut(op) else {
             return;
@@ -340,7 +340,11 @@ impl Sink for Core {
             Kind::Rts => {
                 let len =
                     usize::try_from(h.len).map_err(|_| "message too large for this machine")?;
-                let pull = (h.flags & FLAG_PULL != 0).then_some(h.recv_id);
+                let pull = match (h.flags & FLAG_PULL != 0, h.flags & FLAG_PUSH != 0) {
+                    (false, _) => None,
+                    (true, false) => Some(pull::Offer::Pull(h.recv_id)),
+                    (true, true) => Some(pull::Offer::Push),
+                };
                 match self.matching.take_posted(h.context, peer, h.tag) {
                     Some(op) => self.accept_rts(op, peer, h.tag, len, h.send_id, pull),
                     None => self.matching.push_unexpected(Unexpected {
@@ -662,14 +666,19 @@ impl Engine {
             h.flags = FLAG_SYNC;
         }
         // Below `pull_from` the ring streams a message faster than one copy, while both ranks
-        // run; a laid-out payload always streams (a copy would pin its pages block by block).
-        let streams =
-            self.tuning.local_shm && !self.local_crowded && buf.len() < self.tuning.pull_from;
-        if let (Protocol::Rendezvous, Some(_), Some(addr), false) =
-            (protocol, self.core.pull_from[peer], buf.addr(), streams)
+        // run; so does a laid-out one of short blocks (a local iovec each would cost more).
+        let streams = !buf.copies_once()
+            || self.tuning.local_shm && !self.local_crowded && buf.len() < self.tuning.pull_from;
+        if let (Protocol::Rendezvous, Some(_), false) =
+            (protocol, self.core.pull_from[peer], streams)
         {
+            // A laid-out payload is offered to be pushed (its blocks as local iovecs), never
+            // pulled (they would be remote iovecs, whose pages the kernel pins one by one).
             h.flags = FLAG_PULL;
-            h.recv_id = addr;
+            match buf.addr() {
+                Some(addr) => h.recv_id = addr,
+                None => h.flags |= FLAG_PUSH,
+            }
         }
         match protocol {
             Protocol::Rendezvous => {

@@ -28,9 +28,12 @@
 //! offered and the payload goes through the socket. (Where a Yama ptrace policy would allow this
 //! only towards ancestors, ranks allow it to their peers at start-up: `sys::allow_peers_to_copy`.)
 //!
-//! Laid-out messages (`buf.rs`): a sender offers its buffer only when it is one run, since the
-//! kernel pins the pages of each remote iovec on its own; a laid-out *receive* of an offered
-//! message copies all of it itself, into its blocks as local iovecs (`sys::pull_vectored`).
+//! Laid-out messages (`buf.rs`): the blocks are always this side's iovecs, never the remote
+//! side's, since the kernel pins the pages of each remote iovec on its own. A laid-out
+//! *receive* of an offered message copies all of it itself, into its blocks
+//! (`sys::pull_vectored`); a laid-out *send* offers to be pushed ([`Offer::Push`]), and a
+//! contiguous receiver asks it to write all of it (`sys::push_vectored`) and releases it with
+//! CTS + PULLED at once; when both are laid out the message goes through the link.
 //!
 //! A copy that fails (the peer died, or sent a bad address) fails the receive with `PeerFailed`;
 //! it never completes with partial data. A receive whose sender is writing into it completes
@@ -61,6 +64,15 @@ pub(crate) struct PendingPull {
     send_id: u64,
 }
 
+/// What a request-to-send between ranks of one host offers (`FLAG_PULL`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Offer {
+    /// Copy the message out of the sender's memory, from this address.
+    Pull(u64),
+    /// The message lies in blocks: ask the sender to write all of it into the receive buffer.
+    Push,
+}
+
 /// Copies owed, in the order their messages matched.
 pub(crate) type Pulls = VecDeque<PendingPull>;
 
@@ -76,20 +88,43 @@ impl Core {
         tag: u32,
         len: usize,
         send_id: u64,
-        offer: Option<u64>,
+        offer: Option<Offer>,
     ) -> bool {
-        let (Some(addr), Some(pid)) = (offer, self.pull_from[peer]) else {
+        let (Some(offer), Some(pid)) = (offer, self.pull_from[peer]) else {
             return false;
         };
         let Some(Op::Recv(r)) = self.ops.get_mut(op) else {
             return false;
         };
-        let Some(buf) = r.buf.as_ref() else {
-            return false;
+        let Some(buf) = r.buf.as_ref().filter(|b| b.copies_once()) else {
+            return false; // none yet, or short blocks: through the link
         };
         // A laid-out receive copies all of it itself, into its blocks (the sender could push
         // only into one run); the address travels in a length field, which decoding caps.
         let mine = buf.addr().unwrap_or(u64::MAX);
+        let addr = match offer {
+            Offer::Pull(addr) => addr,
+            // A sender whose message lies in blocks writes it all, into one run only.
+            Offer::Push if mine <= MAX_MESSAGE_BYTES => {
+                r.state = RecvState::Copying {
+                    peer,
+                    tag,
+                    len,
+                    pulled: true,
+                    pushed: false,
+                    failed: false,
+                };
+                let mut cts = self.cts(send_id, op, mine);
+                cts.flags = FLAG_PUSH;
+                self.outbox.push((peer, cts, RawSlice::EMPTY, None));
+                // Nothing to copy here: the sender's buffer is free once it has written.
+                let mut pulled = self.cts(send_id, op, len as u64);
+                pulled.flags = FLAG_PULLED;
+                self.outbox.push((peer, pulled, RawSlice::EMPTY, None));
+                return true;
+            }
+            Offer::Push => return false, // both laid out: through the link
+        };
         let head = if mine <= MAX_MESSAGE_BYTES {
             pull_head(len)
         } else {
@@ -151,15 +186,23 @@ impl Core {
         let Some(Op::Send(s)) = self.ops.get_mut(h.send_id) else {
             return Err(format!("push request for unknown send {:#x}", h.send_id));
         };
-        let head = pull_head(s.buf.len());
+        // A laid-out send offered all of it (`Offer::Push`).
+        let head = match s.buf.addr() {
+            Some(_) => pull_head(s.buf.len()),
+            None => 0,
+        };
         let (Some(pid), true, true) = (
             pid,
-            s.peer == peer && s.protocol == Protocol::Rendezvous && s.buf.addr().is_some(),
+            s.peer == peer && s.protocol == Protocol::Rendezvous,
             head < s.buf.len(),
         ) else {
             return Err("push request does not match its send".into());
         };
-        let ok = crate::sys::push(pid, s.buf.tail(head), h.len.wrapping_add(head as u64)).is_ok();
+        let to = h.len.wrapping_add(head as u64);
+        let ok = match s.buf.addr() {
+            Some(_) => crate::sys::push(pid, s.buf.tail(head), to).is_ok(),
+            None => crate::sys::push_vectored(pid, s.buf.pieces(0), to).is_ok(),
+        };
         s.written = true;
         s.lent = true; // until the receiver has its head
         let mut pushed = Header::new(Kind::Pushed);

@@ -38,7 +38,9 @@ pub(crate) const FLAG_SYNC: u32 = 1;
 /// [`Kind::Pushed`], the sender could not write its part.
 pub(crate) const FLAG_DECLINE: u32 = 2;
 /// Request-to-send between ranks of one host: the receiver may copy the message out of the
-/// sender's memory itself (its address is in `recv_id`) instead of asking for it.
+/// sender's memory itself (its address is in `recv_id`) instead of asking for it. With
+/// [`FLAG_PUSH`] instead: the sender's message lies in blocks (a layout), which the receiver may
+/// ask it to write into the receiver's memory, all of it (a clear-to-send with [`FLAG_PUSH`]).
 pub(crate) const FLAG_PULL: u32 = 4;
 /// Clear-to-send saying the receiver has copied its part of the message itself (all of it,
 /// unless a [`FLAG_PUSH`] clear-to-send came first): no data frame follows.
