@@ -261,13 +261,8 @@ impl Write for Tx {
         self.write_vectored(&[IoSlice::new(buf)])
     }
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        match self.prod.write_vectored(bufs).map_err(corrupt)? {
-            0 if bufs.iter().any(|b| !b.is_empty()) => Err(io::ErrorKind::WouldBlock.into()),
-            n => {
-                self.ring_doorbell |= n > 0 && self.prod.take_sleeper();
-                Ok(n)
-            }
-        }
+        let want = bufs.iter().map(|b| b.len()).sum();
+        self.write_pieces(bufs.iter().map(|b| &**b), want)
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
