@@ -189,9 +189,12 @@ impl Client {
         }
     }
 
-    /// Whether requests wait in the stash (see [`Client::take_request`]).
+    /// Whether requests wait unread: in the stash (see [`Client::take_request`]), or as bytes a
+    /// read for a lookup's reply pulled into the buffer after it. Either raises no event on the
+    /// socket again, so a poller must look without waiting for one (a notice that a rank ended,
+    /// left there, once hung a probe on that rank).
     pub(crate) fn has_stash(&self) -> bool {
-        !self.stash.is_empty()
+        !self.stash.is_empty() || !self.reader.buffer().is_empty()
     }
 
     /// Sends a report: what this rank waits for.

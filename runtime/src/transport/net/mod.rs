@@ -418,6 +418,10 @@ impl Net {
                 self.accept_all(LOCAL_LISTENER);
             }
         }
+        // Notices already read off the launcher's socket raise no event: do not sleep on them.
+        if self.directory.as_ref().is_some_and(Client::has_stash) {
+            timeout = Some(Duration::ZERO);
+        }
         let timeout = self.bound_by_deadlines(timeout);
         let polled = self.poll.poll(&mut self.events, timeout);
         if sleeping {
