@@ -31,12 +31,12 @@ pub(crate) fn die_with_parent(expected_parent: Option<u32>) -> bool {
 /// (another user's process, a ptrace policy, a seccomp filter), the process is gone, or the range
 /// is not mapped there.
 pub(crate) fn pull(pid: u32, remote: u64, dst: &mut [u8]) -> std::io::Result<()> {
-    let len = dst.len();
-    let base = dst.as_mut_ptr();
-    cross_copy(pid, remote, len, false, |done| {
-        // SAFETY: `done < len`, so the pointer stays inside `dst`.
-        unsafe { base.add(done) }.cast()
-    })
+    let mut local = [libc::iovec {
+        iov_base: dst.as_mut_ptr().cast(),
+        iov_len: dst.len(),
+    }];
+    // SAFETY: the iovec covers `dst`, this process's memory borrowed mutably for the call.
+    unsafe { cross_copy_vectored(pid, remote, &mut local, false) }
 }
 
 /// [`pull`] into several buffers in turn (the blocks of a laid-out receive), from `remote` on.
@@ -76,7 +76,7 @@ pub(crate) fn push_vectored<'a>(
     unsafe { cross_copy_vectored(pid, remote, &mut local, true) }
 }
 
-/// The loop under [`pull_vectored`] and [`push_vectored`]: the bytes of `local` (this process),
+/// The loop under [`pull`], [`push`] and their vectored forms: the bytes of `local` (this process),
 /// in order, between them and `remote` on (process `pid`), `IOV_MAX` iovecs per call, resumed
 /// after partial transfers.
 ///
@@ -143,11 +143,12 @@ unsafe fn cross_copy_vectored(
 /// Copies `src` to address `remote` in process `pid` (`process_vm_writev`), as [`pull`] the
 /// other way round.
 pub(crate) fn push(pid: u32, src: &[u8], remote: u64) -> std::io::Result<()> {
-    let base = src.as_ptr();
-    cross_copy(pid, remote, src.len(), true, |done| {
-        // SAFETY: `done < src.len()`, so the pointer stays inside `src`.
-        unsafe { base.add(done) }.cast_mut().cast()
-    })
+    let mut local = [libc::iovec {
+        iov_base: src.as_ptr().cast_mut().cast(),
+        iov_len: src.len(),
+    }];
+    // SAFETY: the iovec covers `src`, borrowed for the call; a write only reads it.
+    unsafe { cross_copy_vectored(pid, remote, &mut local, true) }
 }
 
 /// Lets other processes of this user read and write this one's memory with
@@ -169,51 +170,6 @@ pub(crate) fn can_reach(pid: u32) -> bool {
         Ok(()) => true,
         Err(e) => e.raw_os_error() == Some(libc::EFAULT),
     }
-}
-
-/// The loop under [`pull`] and [`push`]: `len` bytes between `local(done)` (this process) and
-/// `remote + done` (process `pid`), resumed after partial transfers.
-fn cross_copy(
-    pid: u32,
-    remote: u64,
-    len: usize,
-    write: bool,
-    local: impl Fn(usize) -> *mut libc::c_void,
-) -> std::io::Result<()> {
-    let mut done = 0;
-    while done < len {
-        let want = len - done;
-        let here = libc::iovec {
-            iov_base: local(done),
-            iov_len: want,
-        };
-        let far = libc::iovec {
-            iov_base: (remote as usize).wrapping_add(done) as *mut libc::c_void,
-            iov_len: want,
-        };
-        // SAFETY: `here` covers `want` bytes inside the caller's slice (`pull`: borrowed mutably,
-        // so the kernel may write them; `push`: borrowed shared, and the kernel only reads
-        // them). The remote iovec names memory of another process; the kernel checks it
-        // (EFAULT), and it cannot touch this process's memory.
-        let n = unsafe {
-            if write {
-                libc::process_vm_writev(pid as libc::pid_t, &here, 1, &far, 1, 0)
-            } else {
-                libc::process_vm_readv(pid as libc::pid_t, &here, 1, &far, 1, 0)
-            }
-        };
-        match n {
-            n if n > 0 => done += n as usize,
-            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-            _ => {
-                let e = std::io::Error::last_os_error();
-                if e.kind() != std::io::ErrorKind::Interrupted {
-                    return Err(e);
-                }
-            }
-        }
-    }
-    Ok(())
 }
 
 /// The process id of the peer of a connected Unix-domain socket, as the kernel recorded it when
