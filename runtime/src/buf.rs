@@ -371,11 +371,12 @@ impl RawMut {
 
     /// Hands `f` the pieces of the slice that hold message bytes `start..end` (clamped), in
     /// order, one at a time, while it returns true.
+    #[inline]
     pub(crate) fn each_piece_mut(
         &mut self,
         start: usize,
         end: usize,
-        f: &mut dyn FnMut(&mut [u8]) -> bool,
+        mut f: impl FnMut(&mut [u8]) -> bool,
     ) {
         for (at, n) in self.ranges(start, end) {
             // SAFETY: as in `range_mut`; one piece lives at a time.
@@ -391,7 +392,7 @@ impl RawMut {
         for (off, n) in self.ranges(at, at.saturating_add(src.len())) {
             // SAFETY: as in `range_mut`.
             let dst = unsafe { std::slice::from_raw_parts_mut(self.ptr.add(off), n) };
-            dst.copy_from_slice(&src[done..done + n]);
+            crate::copy::copy(dst, &src[done..done + n]);
             done += n;
         }
     }

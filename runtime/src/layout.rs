@@ -18,11 +18,16 @@
 
 use crate::error::{Error, Result};
 
-/// Layouts whose blocks average fewer bytes than this are packed ([`Layout::packs`]). Between
-/// ranks of one host, 1 MiB one-way (BENCHMARKS.md, "Issue 17"): at 64-byte blocks packing took
-/// about 210 us and a ring copying the blocks as they come 330; at 256-byte blocks 136-245
-/// against 124-137; at 4 KiB blocks packing 1.8 x contiguous, the blocks as they lie 1.13 x.
+/// Layouts whose blocks average fewer bytes than this are packed ([`Layout::packs`]) for a
+/// socket, which takes blocks as iovecs. Between ranks of one host over local sockets
+/// (`MPR_LOCAL=unix`), 1 MiB one-way (BENCHMARKS.md, "Issue 17"): 64-byte blocks packed 170-175 us,
+/// as iovecs 681; 128-byte blocks 172-246 against 433; 256-byte 152 against 259.
 pub(crate) const PACK_BELOW: usize = 256;
+/// The same for rings in shared memory, which copy blocks in and out of their records with
+/// inline copies (`copy.rs`): 1 MiB one-way in 64-byte blocks 122 us as they lie against 157
+/// packed, in 128-byte blocks 86 against 159; in 32-byte blocks 202 against 197, in 16-byte
+/// 366 against 349, and in 8-byte 2153 against 710.
+pub(crate) const PACK_BELOW_RING: usize = 64;
 
 /// Which elements of a buffer a message carries (see the module docs).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,10 +92,12 @@ impl Layout {
 
     /// Whether a message of this layout is packed into one buffer (and unpacked from one)
     /// rather than moved where its blocks lie: when it has several blocks averaging under
-    /// [`PACK_BELOW`] bytes, for which a tight copy loop beats handing each block to the
-    /// transport as a slice of its own (BENCHMARKS.md, "Issue 17").
-    pub(crate) fn packs(&self, unit: usize) -> bool {
-        self.blocks.len() > 1 && self.count.saturating_mul(unit) < PACK_BELOW * self.blocks.len()
+    /// [`PACK_BELOW`] bytes ([`PACK_BELOW_RING`] if it goes through `rings`), for which a
+    /// tight copy loop beats handing each block to the transport on its own (BENCHMARKS.md,
+    /// "Issue 17"). Each side decides for itself: the bytes travel in the same order either way.
+    pub(crate) fn packs(&self, unit: usize, rings: bool) -> bool {
+        let below = if rings { PACK_BELOW_RING } else { PACK_BELOW };
+        self.blocks.len() > 1 && self.count.saturating_mul(unit) < below * self.blocks.len()
     }
 
     /// The blocks as a view of a buffer of elements of `unit` bytes needs them (`buf.rs`).
@@ -323,10 +330,15 @@ impl Layout {
 
     /// [`Layout::pack_bytes`] into `out` (cleared first; its capacity is reused).
     pub(crate) fn pack_bytes_into<T: bytemuck::Pod>(&self, buf: &[T], out: &mut Vec<u8>) {
+        let size = std::mem::size_of::<T>();
+        let bytes: &[u8] = bytemuck::cast_slice(buf);
         out.clear();
-        out.reserve(self.count * std::mem::size_of::<T>());
+        out.resize(self.count * size, 0);
+        let mut at = 0;
         for &(off, len) in &self.blocks {
-            out.extend_from_slice(bytemuck::cast_slice(&buf[off..off + len]));
+            let n = len * size;
+            crate::copy::copy(&mut out[at..at + n], &bytes[off * size..off * size + n]);
+            at += n;
         }
     }
 
@@ -341,7 +353,7 @@ impl Layout {
             if n == 0 {
                 break;
             }
-            out[off * size..off * size + n].copy_from_slice(&packed[at..at + n]);
+            crate::copy::copy(&mut out[off * size..off * size + n], &packed[at..at + n]);
             at += n;
         }
     }
@@ -376,13 +388,25 @@ mod tests {
         assert_eq!(Layout::vector(0, 3, 3).run(), Some(0..0));
         assert_eq!(v.run(), None);
         // Blocks averaging under PACK_BELOW bytes are packed; one block never is.
-        assert!(Layout::vector(100, 1, 100).packs(8));
+        assert!(Layout::vector(100, 1, 100).packs(8, false));
+        assert!(Layout::vector(100, 1, 100).packs(8, true));
         assert!(
-            !Layout::vector(100, 40, 80).packs(8),
+            !Layout::vector(100, 40, 80).packs(8, false),
             "320-byte blocks go as they lie"
         );
-        assert!(Layout::vector(100, 40, 80).packs(4), "160-byte blocks pack");
-        assert!(!Layout::contiguous(1 << 20).packs(1));
+        assert!(
+            Layout::vector(100, 40, 80).packs(4, false),
+            "160-byte blocks pack"
+        );
+        assert!(
+            !Layout::vector(100, 40, 80).packs(4, true),
+            "a ring takes 160-byte blocks as they lie"
+        );
+        assert!(
+            Layout::vector(100, 10, 80).packs(4, true),
+            "40-byte blocks pack"
+        );
+        assert!(!Layout::contiguous(1 << 20).packs(1, false));
         assert_eq!(Layout::vector(0, 3, 3).count(), 0);
         assert!(Layout::vector(usize::MAX, 2, 2)
             .check("t", 10, false)

@@ -299,6 +299,7 @@ mod bootstrap;
 mod buf;
 mod coll;
 mod comm;
+mod copy;
 mod engine;
 mod error;
 #[doc(hidden)]

@@ -73,10 +73,16 @@ enum Elems {
 }
 
 impl Elems {
-    fn of(layout: &Layout, unit: usize) -> Elems {
+    /// How `comm`'s messages of `plan` move `layout`'s elements of `unit` bytes.
+    fn of(comm: &Comm, layout: &Layout, unit: usize, plan: &Plan) -> Elems {
+        let peer = match *plan {
+            Plan::Send { peer, .. } => Some(peer),
+            Plan::Recv { src, .. } => src,
+            Plan::Null => None,
+        };
         match layout.run() {
             Some(run) => Elems::Run(run.start, run.len()),
-            None if layout.packs(unit) => Elems::Packed(layout.clone()),
+            None if comm.packs(layout, unit, peer) => Elems::Packed(layout.clone()),
             None => Elems::Laid(layout.clone()),
         }
     }
@@ -737,7 +743,8 @@ impl Comm {
         layout.check("send_init_layout", buf.len(), false)?;
         let plan = self.send_plan(dest.into(), tag, false)?;
         let at = (buf.as_ptr().cast_mut(), buf.len(), false);
-        Ok(self.persistent(s, at, plan, Elems::of(layout, std::mem::size_of::<T>())))
+        let elems = Elems::of(self, layout, std::mem::size_of::<T>(), &plan);
+        Ok(self.persistent(s, at, plan, elems))
     }
 
     /// [`Comm::recv_init`] into the elements of `buf` that `layout` names.
@@ -752,7 +759,8 @@ impl Comm {
         layout.check("recv_init_layout", buf.len(), true)?;
         let plan = self.recv_plan(src.into(), tag.into())?;
         let at = (buf.as_mut_ptr(), buf.len(), true);
-        Ok(self.persistent(s, at, plan, Elems::of(layout, std::mem::size_of::<T>())))
+        let elems = Elems::of(self, layout, std::mem::size_of::<T>(), &plan);
+        Ok(self.persistent(s, at, plan, elems))
     }
 
     /// The sends (`(layout, dest, tag)`) and receives (`(layout, src, tag)`) of a halo exchange
@@ -771,18 +779,20 @@ impl Comm {
         let mut parts = Vec::with_capacity(sends.len() + recvs.len());
         for (l, d, tag) in sends {
             l.check(WHAT, buf.len(), false)?;
+            let plan = self.send_plan((*d).into(), *tag, false)?;
             parts.push(Part {
-                plan: self.send_plan((*d).into(), *tag, false)?,
-                elems: Elems::of(l, std::mem::size_of::<T>()),
+                elems: Elems::of(self, l, std::mem::size_of::<T>(), &plan),
+                plan,
                 active: None,
                 spare: Vec::new(),
             });
         }
         for (l, src, tag) in recvs {
             l.check(WHAT, buf.len(), true)?;
+            let plan = self.recv_plan((*src).into(), TagMatch::Tag(*tag))?;
             parts.push(Part {
-                plan: self.recv_plan((*src).into(), TagMatch::Tag(*tag))?,
-                elems: Elems::of(l, std::mem::size_of::<T>()),
+                elems: Elems::of(self, l, std::mem::size_of::<T>(), &plan),
+                plan,
                 active: None,
                 spare: Vec::new(),
             });

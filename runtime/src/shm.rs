@@ -117,9 +117,7 @@ impl Segment {
         // valid. Other processes write a range only when the protocol of `coll/node.rs` gives it
         // to them; should a misbehaving process break that, the copy moves garbage bytes within
         // the mapping, never outside it.
-        unsafe {
-            std::ptr::copy_nonoverlapping(src.as_ptr(), self.base.as_ptr().add(offset), src.len())
-        }
+        unsafe { crate::copy::copy_raw(src.as_ptr(), self.base.as_ptr().add(offset), src.len()) }
     }
 
     /// Copies bytes of the segment at `offset` into `dst`.
@@ -129,11 +127,7 @@ impl Segment {
         // SAFETY: as in `write`, the other way round: the source range is inside the mapping,
         // `dst` is this process's own memory, and any byte value is valid in it.
         unsafe {
-            std::ptr::copy_nonoverlapping(
-                self.base.as_ptr().add(offset),
-                dst.as_mut_ptr(),
-                dst.len(),
-            )
+            crate::copy::copy_raw(self.base.as_ptr().add(offset), dst.as_mut_ptr(), dst.len())
         }
     }
 

@@ -48,16 +48,17 @@ impl Comm {
         if let Some(run) = layout.run() {
             return self.send(&buf[run], dest, tag);
         }
-        if layout.packs(std::mem::size_of::<T>()) {
+        let dest = dest.into();
+        let Some(peer) = self.dest(dest)? else {
+            return Ok(());
+        };
+        if self.packs(layout, std::mem::size_of::<T>(), Some(peer)) {
             let mut packed = self.take_scratch();
             layout.pack_bytes_into(buf, &mut packed);
             let r = self.send(&packed[..], dest, tag);
             self.give_scratch(packed);
             return r;
         }
-        let Some(peer) = self.dest(dest.into())? else {
-            return Ok(());
-        };
         let laid = Some(layout.laid(std::mem::size_of::<T>()));
         self.engine
             .borrow_mut()
@@ -90,7 +91,12 @@ impl Comm {
             return self.recv(&mut buf[run], src, tag);
         }
         let size = std::mem::size_of::<T>();
-        if layout.packs(size) {
+        let src = src.into();
+        if src == Source::Null {
+            return Ok(Status::null());
+        }
+        let peer = self.src(src)?;
+        if self.packs(layout, size, peer) {
             let mut packed = self.take_scratch();
             packed.resize(layout.count() * size, 0);
             let r = self
@@ -99,11 +105,7 @@ impl Comm {
             self.give_scratch(packed);
             return r;
         }
-        let src = src.into();
-        if src == Source::Null {
-            return Ok(Status::null());
-        }
-        let src = self.src(src)?;
+        let src = peer;
         let tag = tag.into().as_option();
         let laid = Some(layout.laid(size));
         let raw = self
@@ -130,14 +132,22 @@ impl Comm {
         src: impl Into<Source>,
         recv_tag: impl Into<TagMatch>,
     ) -> Result<Status> {
-        if out_layout.packs(std::mem::size_of::<S>()) || in_layout.packs(std::mem::size_of::<R>()) {
+        let (dest, src) = (dest.into(), src.into());
+        let to = self.dest(dest)?;
+        let from = if src == Source::Null {
+            None
+        } else {
+            self.src(src)?
+        };
+        if self.packs(out_layout, std::mem::size_of::<S>(), to)
+            || self.packs(in_layout, std::mem::size_of::<R>(), from)
+        {
             return self.sendrecv_packed(
                 out, out_layout, dest, send_tag, inb, in_layout, src, recv_tag,
             );
         }
         out_layout.check("sendrecv_layout", out.len(), false)?;
         in_layout.check("sendrecv_layout", inb.len(), true)?;
-        let (dest, src) = (dest.into(), src.into());
         let Some(peer) = self.dest(dest)? else {
             return self.recv_layout(inb, in_layout, src, recv_tag);
         };
@@ -226,7 +236,7 @@ impl Comm {
         match layout.run() {
             Some(run) => self.isend(s, &buf[run], dest, tag),
             None => match self.dest(dest.into())? {
-                Some(peer) if layout.packs(std::mem::size_of::<T>()) => {
+                Some(peer) if self.packs(layout, std::mem::size_of::<T>(), Some(peer)) => {
                     s.start_send_owned(self, peer, tag, layout.pack_bytes(buf), false)
                 }
                 Some(peer) => s.start_send_laid(
@@ -252,6 +262,12 @@ fn whole(what: &'static str, st: Status, size: usize) -> Result<Status> {
 }
 
 impl Comm {
+    /// Whether a message of `layout` (elements of `unit` bytes) with world rank `peer` (any
+    /// rank: `None`) is packed ([`Layout::packs`]), for the path it takes.
+    pub(crate) fn packs(&self, layout: &Layout, unit: usize, peer: Option<usize>) -> bool {
+        layout.packs(unit, self.engine.borrow().rings_to(peer))
+    }
+
     /// A buffer for packed elements, from the engine's spares (empty if it has none).
     fn take_scratch(&self) -> Vec<u8> {
         self.engine.borrow_mut().scratch.pop().unwrap_or_default()

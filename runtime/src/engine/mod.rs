@@ -588,6 +588,15 @@ impl Engine {
         self.one_host
     }
 
+    /// Whether messages with world rank `peer` (with any rank: `None`) go through rings in
+    /// shared memory, which copy the blocks of a laid-out message in and out as they lie, down
+    /// to shorter blocks than a socket's iovecs pay for ([`crate::Layout`]'s `packs`).
+    pub(crate) fn rings_to(&self, peer: Option<usize>) -> bool {
+        self.tuning.local_shm
+            && (self.one_host
+                || peer.is_some_and(|p| self.core.pull_from.get(p).is_some_and(Option::is_some)))
+    }
+
     /// Whether this host runs more ranks than it has cores.
     pub(crate) fn local_crowded(&self) -> bool {
         self.local_crowded

@@ -95,11 +95,12 @@ impl Dest {
 
     /// Hands `f` the places of payload bytes `start..end` (clamped to `keep`) one at a time,
     /// while it returns true: one but for a laid-out receive, whose blocks they are.
+    #[inline]
     pub(crate) fn each_piece(
         &mut self,
         start: usize,
         end: usize,
-        f: &mut dyn FnMut(&mut [u8]) -> bool,
+        mut f: impl FnMut(&mut [u8]) -> bool,
     ) {
         let end = end.min(self.keep);
         match &mut self.buf {

@@ -283,7 +283,7 @@ impl Pieces for Rx {
         start: usize,
         end: usize,
     ) -> Option<io::Result<usize>> {
-        Some(Rx::read_pieces(self, |f| dest.each_piece(start, end, f)))
+        Some(Rx::read_pieces(self, dest, start, end))
     }
 }
 
@@ -404,7 +404,7 @@ impl Reader {
             let k = len.min(dest.keep);
             let read = if dest.scattered() {
                 // Whole in the record: one read takes all it asks for.
-                match rx.read_pieces(|f| dest.each_piece(0, len, f)) {
+                match rx.read_pieces(&mut dest, 0, len) {
                     Ok(n) if n == k => Ok(()),
                     Ok(_) => Err(io::ErrorKind::UnexpectedEof.into()),
                     Err(e) => Err(e),

@@ -217,15 +217,16 @@ impl Tx {
 }
 
 impl Rx {
-    /// Reads, as `read_vectored` does, into the buffers `each` hands to its callback in turn
-    /// (a laid-out payload's blocks, as they come: no slice array to build). The callback
-    /// returns whether to go on.
+    /// Reads, as `read_vectored` does, payload bytes `start..end` into their places in `dest`
+    /// (a laid-out payload's blocks, as they come: no slice array to build).
     pub(crate) fn read_pieces(
         &mut self,
-        each: impl FnOnce(&mut dyn FnMut(&mut [u8]) -> bool),
+        dest: &mut crate::transport::Dest,
+        start: usize,
+        end: usize,
     ) -> io::Result<usize> {
         let (mut done, mut wanted, mut bad) = (0, false, None);
-        each(&mut |dst: &mut [u8]| {
+        dest.each_piece(start, end, |dst: &mut [u8]| {
             wanted |= !dst.is_empty();
             match self.cons.fill(dst) {
                 Ok(n) => {
