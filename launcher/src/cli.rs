@@ -1,7 +1,12 @@
-//! The command line, parsed into [`Options`]: options first, then the program and its arguments.
+//! The command line, parsed by clap into [`Options`]: options first, then the program and its
+//! arguments (which are the program's, whatever they look like). mpirun's spellings work too:
+//! `-np 4`, `-n4`, `--np=4`. Whatever clap refuses becomes one line naming the cause (with
+//! clap's guess at a misspelt option), exit status 2, as every refusal of mprun is.
 
 use std::path::PathBuf;
 use std::time::Duration;
+
+use clap::{Arg, ArgAction, Command};
 
 use crate::error::LaunchError;
 
@@ -40,25 +45,6 @@ pub enum Parsed {
     Version,
 }
 
-pub const USAGE: &str = "\
-usage: mprun [OPTIONS] PROGRAM [ARGS...]
-
-  -n, --np N            number of ranks (default: the hostfile's total slots, else 1)
-  --hostfile FILE       `host slots=N` or `host:N` lines; `#` comments
-  --host H[:N],H[:N]    hosts inline
-  --tag-output          prefix every output line with `[rank] `
-  -x VAR[=VALUE]        pass an environment variable to every rank
-  --timeout SECS        end the job after SECS seconds (exit status 124), saying what each
-                        rank waits for and naming a deadlock cycle
-  --oversubscribe       allow more ranks than a hostfile's slots
-  --map-by slot|node    fill each host's slots in order (default) or deal ranks round-robin
-  --launch-agent CMD    how to reach a host (`CMD HOST COMMAND...`); also MPR_LAUNCH_AGENT
-  --iface NAME|CIDR     the network ranks use between hosts; also MPR_IFACE
-  -v, --verbose         log what mprun does on stderr
-  -h, --help            this text
-  -V, --version         mprun's version
-";
-
 /// The end of `--help`, after the list of `MPR_*` knobs: what each rank is told, and the exit
 /// statuses.
 pub const AFTER_KNOBS: &str = "
@@ -70,132 +56,288 @@ when killed by signal N; the code given to abort), named on one line of stderr; 
 --timeout; 130 after Ctrl-C or SIGTERM; 2 for bad input, before any rank starts.
 ";
 
-fn number<T: std::str::FromStr>(opt: &str, v: &str) -> Result<T, LaunchError> {
-    v.parse()
-        .map_err(|_| LaunchError::Usage(format!("{opt} takes a whole number, not {v:?}")))
+/// What `--help` shows after its usage line: the options as clap lays them out.
+const TEMPLATE: &str = "usage: {usage}\n\n{all-args}\n";
+
+/// The command line as clap knows it. Options come first; the first word that is not an
+/// option (or the word after `--`) is the program, and everything after it is the program's.
+fn command() -> Command {
+    let value = |id: &'static str, name: &'static str| Arg::new(id).value_name(name);
+    Command::new("mprun")
+        .override_usage("mprun [OPTIONS] PROGRAM [ARGS...]")
+        .help_template(TEMPLATE)
+        .disable_help_flag(true)
+        .disable_version_flag(true)
+        .args_override_self(true)
+        .arg(
+            value("np", "N")
+                .short('n')
+                .long("np")
+                .visible_alias("n")
+                .allow_negative_numbers(true)
+                .value_parser(ranks)
+                .help("number of ranks (default: the hostfile's slots, else 1); also -np N"),
+        )
+        .arg(
+            value("hostfile", "FILE")
+                .long("hostfile")
+                .short('f')
+                .visible_alias("machinefile")
+                .value_parser(clap::value_parser!(PathBuf))
+                .help("`host slots=N` or `host:N` lines; `#` comments"),
+        )
+        .arg(
+            value("host", "H[:N],H[:N]")
+                .long("host")
+                .short('H')
+                .help("hosts inline"),
+        )
+        .arg(
+            Arg::new("tag-output")
+                .long("tag-output")
+                .action(ArgAction::SetTrue)
+                .help("prefix every output line with `[rank] `"),
+        )
+        .arg(
+            value("env", "VAR[=VALUE]")
+                .short('x')
+                .action(ArgAction::Append)
+                .value_parser(env_var)
+                .help("pass an environment variable to every rank"),
+        )
+        .arg(
+            value("timeout", "SECS")
+                .long("timeout")
+                .allow_negative_numbers(true)
+                .value_parser(seconds)
+                .help("end the job after SECS (exit status 124), saying who waits on whom"),
+        )
+        .arg(
+            Arg::new("oversubscribe")
+                .long("oversubscribe")
+                .action(ArgAction::SetTrue)
+                .help("allow more ranks than a hostfile's slots"),
+        )
+        .arg(
+            value("map-by", "slot|node")
+                .long("map-by")
+                .value_parser(map_by)
+                .help("fill each host's slots in order (default) or deal ranks round-robin"),
+        )
+        .arg(
+            value("launch-agent", "CMD")
+                .long("launch-agent")
+                .help("how to reach a host (`CMD HOST COMMAND...`); also MPR_LAUNCH_AGENT"),
+        )
+        .arg(
+            value("iface", "NAME|CIDR")
+                .long("iface")
+                .help("the network ranks use between hosts; also MPR_IFACE"),
+        )
+        .arg(
+            Arg::new("verbose")
+                .short('v')
+                .long("verbose")
+                .action(ArgAction::SetTrue)
+                .help("log what mprun does on stderr"),
+        )
+        .arg(
+            Arg::new("help")
+                .short('h')
+                .long("help")
+                .action(ArgAction::SetTrue)
+                .help("this text"),
+        )
+        .arg(
+            Arg::new("version")
+                .short('V')
+                .long("version")
+                .action(ArgAction::SetTrue)
+                .help("mprun's version"),
+        )
+        .arg(
+            Arg::new("command")
+                .value_name("PROGRAM [ARGS...]")
+                .num_args(1..)
+                .trailing_var_arg(true)
+                .hide(true),
+        )
+}
+
+/// `--help`: the usage line and the options.
+pub fn help() -> String {
+    command().render_help().to_string()
+}
+
+/// How many ranks `-n` asks for.
+fn ranks(v: &str) -> Result<usize, String> {
+    let n: usize = v
+        .parse()
+        .map_err(|_| format!("-n takes a whole number, not {v:?}"))?;
+    if n == 0 {
+        return Err("-n must be at least 1".into());
+    }
+    if n > MAX_RANKS {
+        return Err(format!(
+            "-n {n} is more ranks than mprun supports (at most {MAX_RANKS})"
+        ));
+    }
+    Ok(n)
+}
+
+/// The most ranks one job may have.
+const MAX_RANKS: usize = 1 << 20;
+
+/// `-x VAR` or `-x VAR=VALUE`.
+fn env_var(v: &str) -> Result<(String, Option<String>), String> {
+    let (k, val) = match v.split_once('=') {
+        Some((k, val)) => (k.to_string(), Some(val.to_string())),
+        None => (v.to_string(), None),
+    };
+    if k.is_empty()
+        || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        || k.starts_with(|c: char| c.is_ascii_digit())
+    {
+        return Err(format!("-x {v:?}: not a valid environment variable name"));
+    }
+    Ok((k, val))
+}
+
+fn seconds(v: &str) -> Result<Duration, String> {
+    match v.parse::<f64>() {
+        Ok(s) if s > 0.0 && s < 1e9 => Ok(Duration::from_secs_f64(s)),
+        _ => Err(format!(
+            "--timeout takes a positive number of seconds, not {v:?}"
+        )),
+    }
+}
+
+fn map_by(v: &str) -> Result<MapBy, String> {
+    match v {
+        "slot" | "core" => Ok(MapBy::Slot),
+        "node" => Ok(MapBy::Node),
+        other => Err(format!("--map-by takes slot or node, not {other:?}")),
+    }
+}
+
+/// The arguments with mpirun's `-np` (a long option with one dash, which clap has no form for)
+/// spelt `--np`, up to the program: its own arguments are left alone.
+fn with_np_spelt_long(cmd: &Command, args: Vec<String>) -> Vec<String> {
+    let takes_value = |word: &str| {
+        cmd.get_arguments().any(|a| {
+            a.get_action().takes_values()
+                && (word.strip_prefix("--").is_some_and(|l| {
+                    a.get_long() == Some(l) || a.get_all_aliases().is_some_and(|v| v.contains(&l))
+                }) || (word.len() == 2
+                    && word.strip_prefix('-').and_then(|s| s.chars().next()) == a.get_short()))
+        })
+    };
+    let mut out = Vec::with_capacity(args.len());
+    let mut it = args.into_iter();
+    while let Some(arg) = it.next() {
+        if arg == "--" || !arg.starts_with('-') || arg == "-" {
+            out.push(arg);
+            break;
+        }
+        let arg = match arg.strip_prefix("-np") {
+            Some("") => "--np".to_string(),
+            Some(rest) if rest.starts_with('=') => format!("--np{rest}"),
+            _ => arg,
+        };
+        let value_follows = !arg.contains('=') && takes_value(&arg);
+        out.push(arg);
+        if value_follows {
+            out.extend(it.next());
+        }
+    }
+    out.extend(it);
+    out
+}
+
+/// One line for what clap refused.
+fn one_line(e: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let context = |kind| match e.get(kind) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        Some(ContextValue::Strings(v)) => v.first().cloned(),
+        _ => None,
+    };
+    // The option as given, without its value's placeholder (`--np <N>` is `--np`).
+    let arg = context(ContextKind::InvalidArg)
+        .map(|a| a.split(' ').next().unwrap_or_default().to_string())
+        .unwrap_or_default();
+    match e.kind() {
+        ErrorKind::UnknownArgument => match context(ContextKind::SuggestedArg) {
+            Some(s) => format!("unknown option {arg} (did you mean {s}?)"),
+            None => format!("unknown option {arg}"),
+        },
+        ErrorKind::ValueValidation => {
+            use std::error::Error as _;
+            e.source()
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| format!("{arg}: bad value"))
+        }
+        ErrorKind::InvalidValue | ErrorKind::NoEquals => format!("{arg} needs a value"),
+        ErrorKind::MissingRequiredArgument => "no program given".into(),
+        ErrorKind::ArgumentConflict => format!("{arg} given twice"),
+        _ => e
+            .to_string()
+            .lines()
+            .next()
+            .unwrap_or("bad command line")
+            .trim_start_matches("error: ")
+            .to_string(),
+    }
 }
 
 /// Parses the arguments after the program name.
 pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, LaunchError> {
-    let mut it = args.into_iter();
-    let mut o = Options {
-        np: None,
-        hostfile: None,
-        hosts: None,
-        tag_output: false,
-        env: Vec::new(),
-        timeout: None,
-        oversubscribe: false,
-        map_by: MapBy::Slot,
-        launch_agent: std::env::var("MPR_LAUNCH_AGENT")
-            .ok()
-            .filter(|s| !s.is_empty()),
-        iface: std::env::var("MPR_IFACE").ok().filter(|s| !s.is_empty()),
-        verbose: false,
-        program: String::new(),
-        args: Vec::new(),
-    };
-    while let Some(arg) = it.next() {
-        if arg == "--" {
-            let Some(p) = it.next() else {
-                return Err(LaunchError::Usage("no program given after --".into()));
-            };
-            o.program = p;
-            break;
-        }
-        if !arg.starts_with('-') || arg == "-" {
-            o.program = arg;
-            break;
-        }
-        // Split `--opt=value`, and `-n4` / `-xVAR`.
-        let (name, inline): (String, Option<String>) =
-            if let Some((n, v)) = arg.split_once('=').filter(|_| arg.starts_with("--")) {
-                (n.to_string(), Some(v.to_string()))
-            } else if (arg.starts_with("-n") || arg.starts_with("-x"))
-                && arg.len() > 2
-                && !arg.starts_with("-np")
-            {
-                (arg[..2].to_string(), Some(arg[2..].to_string()))
-            } else {
-                (arg.clone(), None)
-            };
-        let mut value = |what: &str| -> Result<String, LaunchError> {
-            match inline.clone().or_else(|| it.next()) {
-                Some(v) => Ok(v),
-                None => Err(LaunchError::Usage(format!("{name} needs {what}"))),
-            }
-        };
-        match name.as_str() {
-            "-n" | "--np" | "-np" | "--n" => {
-                let n: usize = number(&name, &value("a number of ranks")?)?;
-                if n == 0 {
-                    return Err(LaunchError::Usage(format!("{name} must be at least 1")));
-                }
-                if n > 1 << 20 {
-                    return Err(LaunchError::Usage(format!(
-                        "{name} {n} is more ranks than mprun supports (at most {})",
-                        1 << 20
-                    )));
-                }
-                o.np = Some(n);
-            }
-            "--hostfile" | "--machinefile" | "-f" => {
-                o.hostfile = Some(PathBuf::from(value("a file")?))
-            }
-            "--host" | "-H" => o.hosts = Some(value("a host list")?),
-            "--tag-output" => o.tag_output = true,
-            "-x" => {
-                let v = value("VAR or VAR=VALUE")?;
-                let (k, val) = match v.split_once('=') {
-                    Some((k, val)) => (k.to_string(), Some(val.to_string())),
-                    None => (v.clone(), None),
-                };
-                if k.is_empty()
-                    || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                    || k.starts_with(|c: char| c.is_ascii_digit())
-                {
-                    return Err(LaunchError::Usage(format!(
-                        "-x {v:?}: not a valid environment variable name"
-                    )));
-                }
-                o.env.push((k, val));
-            }
-            "--timeout" => {
-                let v = value("a number of seconds")?;
-                match v.parse::<f64>() {
-                    Ok(s) if s > 0.0 && s < 1e9 => o.timeout = Some(Duration::from_secs_f64(s)),
-                    _ => {
-                        return Err(LaunchError::Usage(format!(
-                            "--timeout takes a positive number of seconds, not {v:?}"
-                        )))
-                    }
-                }
-            }
-            "--oversubscribe" => o.oversubscribe = true,
-            "--map-by" => {
-                o.map_by = match value("slot or node")?.as_str() {
-                    "slot" | "core" => MapBy::Slot,
-                    "node" => MapBy::Node,
-                    other => {
-                        return Err(LaunchError::Usage(format!(
-                            "--map-by takes slot or node, not {other:?}"
-                        )))
-                    }
-                }
-            }
-            "--launch-agent" => o.launch_agent = Some(value("a command")?),
-            "--iface" => o.iface = Some(value("an interface name or CIDR")?),
-            "-v" | "--verbose" => o.verbose = true,
-            "-h" | "--help" => return Ok(Parsed::Help),
-            "-V" | "--version" => return Ok(Parsed::Version),
-            _ => return Err(LaunchError::Usage(format!("unknown option {arg}"))),
-        }
+    let cmd = command();
+    let args = with_np_spelt_long(&cmd, args.into_iter().collect());
+    let m = cmd
+        .try_get_matches_from(std::iter::once("mprun".to_string()).chain(args))
+        .map_err(|e| LaunchError::Usage(one_line(&e)))?;
+    if m.get_flag("help") {
+        return Ok(Parsed::Help);
     }
-    if o.program.is_empty() {
+    if m.get_flag("version") {
+        return Ok(Parsed::Version);
+    }
+    let mut command = m
+        .get_many::<String>("command")
+        .into_iter()
+        .flatten()
+        .cloned();
+    let Some(program) = command.next() else {
         return Err(LaunchError::Usage("no program given".into()));
-    }
-    o.args = it.collect();
-    Ok(Parsed::Run(Box::new(o)))
+    };
+    let from_env = |var| std::env::var(var).ok().filter(|s| !s.is_empty());
+    Ok(Parsed::Run(Box::new(Options {
+        np: m.get_one::<usize>("np").copied(),
+        hostfile: m.get_one::<PathBuf>("hostfile").cloned(),
+        hosts: m.get_one::<String>("host").cloned(),
+        tag_output: m.get_flag("tag-output"),
+        env: m
+            .get_many::<(String, Option<String>)>("env")
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect(),
+        timeout: m.get_one::<Duration>("timeout").copied(),
+        oversubscribe: m.get_flag("oversubscribe"),
+        map_by: m.get_one::<MapBy>("map-by").copied().unwrap_or(MapBy::Slot),
+        launch_agent: m
+            .get_one::<String>("launch-agent")
+            .cloned()
+            .or_else(|| from_env("MPR_LAUNCH_AGENT")),
+        iface: m
+            .get_one::<String>("iface")
+            .cloned()
+            .or_else(|| from_env("MPR_IFACE")),
+        verbose: m.get_flag("verbose"),
+        program,
+        args: command.collect(),
+    })))
 }
 
 #[cfg(test)]

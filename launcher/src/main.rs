@@ -168,7 +168,7 @@ fn run() -> Result<i32, LaunchError> {
     let opts = match cli::parse(std::env::args().skip(1))? {
         Parsed::Run(o) => o,
         Parsed::Help => {
-            print!("{}", cli::USAGE);
+            print!("{}", cli::help());
             println!(
                 "\nEnvironment of the ranks (default: what it does; set it, or pass it with -x):"
             );

@@ -49,6 +49,21 @@ fn unknown_option() {
 }
 
 #[test]
+fn misspelt_options_get_a_suggestion() {
+    let prog = rank_program("t_job");
+    let p = prog.to_str().unwrap();
+    let l = refused(&["--timout", "5", p]);
+    assert!(l.contains("--timout") && l.contains("--timeout"), "{l}");
+    let l = refused(&["--tag-outptu", p]);
+    assert!(l.contains("--tag-output"), "{l}");
+    // The program's own options are its own, misspelt or not: t_job gets "--timout" as its
+    // case, which it does not know (exit status 3).
+    let out = run(&["-n", "1", p, "--timout", "-np", "2"], &[], None, LIMIT);
+    assert_eq!(out.code, Some(3), "stderr: {}", out.stderr);
+    assert!(out.stderr.contains("\"--timout\""), "{}", out.stderr);
+}
+
+#[test]
 fn bad_rank_counts() {
     let prog = rank_program("t_job");
     let p = prog.to_str().unwrap();
