@@ -1,5 +1,7 @@
-//! The command line of `mpr-bench`. Every rank parses the same words, so all ranks agree on the
-//! sizes and iteration counts without exchanging them.
+//! The command line of `mpr-bench`, parsed by clap. Every rank parses the same words, so all
+//! ranks agree on the sizes and iteration counts without exchanging them.
+
+use clap::{Arg, ArgAction, Command};
 
 /// Which benchmark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,34 +167,15 @@ pub enum Parsed {
     Help,
 }
 
-pub const USAGE: &str = "\
-usage: mprun -n 2 mpr-bench latency|bw|bibw [OPTIONS]
+/// How mpr-bench is called, before its options (`--help` shows it above them).
+const USAGE: &str = "\
+mprun -n 2 mpr-bench latency|bw|bibw [OPTIONS]
        mprun -n 2K mpr-bench multi_lat [OPTIONS]      (K pairs: rank r with r + K)
        mprun -n N mpr-bench halo [--persistent] [OPTIONS]
                                      (every rank exchanges SIZE bytes with both ring neighbours:
                                      time per exchange, max over ranks)
        mprun -n N mpr-bench barrier|bcast|reduce|allreduce|gather|scatter|allgather|alltoall
-                                     (time per call, max over ranks; reductions on f32 elements)
-
-  -m, --message-size MIN:MAX  message sizes in bytes, powers of two between (default 0:4194304);
-                              MAX alone means 0:MAX; K, M, G suffixes allowed
-  -i, --iterations N          timed iterations per size (latency: 10000, 1000 above 8 KiB;
-                              bw, bibw: 100 windows, 20 above 8 KiB; collectives: 1000, 100)
-  -x, --warmup N              untimed iterations per size (latency: 100, 10 above 8 KiB;
-                              bw, bibw: 10, 2 above 8 KiB; collectives: 200, 10)
-  -W, --window N              messages in flight per window, bw and bibw (default 64, fewer
-                              when 64 messages would exceed 256 MiB)
-  --value                     latency, multi_lat: each message is a value, a String and a
-                              Vec<f64> of SIZE / 8 elements, by send_value and recv_value
-                              (encoded and decoded every time), instead of SIZE bytes
-  --strided BLOCK             latency: each message is SIZE bytes in blocks of BLOCK bytes
-                              every 2 BLOCK bytes (send_layout, recv_layout with a vector
-                              layout), instead of SIZE contiguous bytes
-  --persistent                halo: persistent requests (send_init, recv_init) started every
-                              iteration, instead of isend and irecv
-  --json                      one JSON object per size instead of the table
-  -h, --help                  this text
-";
+                                     (time per call, max over ranks; reductions on f32 elements)";
 
 /// The largest message a benchmark will allocate (1 GiB).
 const MAX_SIZE: usize = 1 << 30;
@@ -213,95 +196,219 @@ fn size(s: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("message size {s} is above the limit of 1 GiB"))
 }
 
-fn count(opt: &str, s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(n) if n <= 100_000_000 => Ok(n),
-        _ => Err(format!(
-            "{opt} takes a count from 0 to 100000000, not {s:?}"
-        )),
+/// `-m MIN:MAX` (or `MAX` alone: `0:MAX`).
+fn sizes(v: &str) -> Result<(usize, usize), String> {
+    let (lo, hi) = match v.split_once(':') {
+        Some((lo, hi)) => (size(lo)?, size(hi)?),
+        None => (0, size(v)?),
+    };
+    if lo > hi {
+        return Err(format!("-m {v}: the smallest size is above the largest"));
     }
+    Ok((lo, hi))
+}
+
+/// A count from `lo` to `hi` for option `opt`.
+fn count(
+    opt: &'static str,
+    lo: usize,
+    hi: usize,
+) -> impl Fn(&str) -> Result<usize, String> + Clone {
+    move |s: &str| match s.parse::<usize>() {
+        Ok(n) if (lo..=hi).contains(&n) => Ok(n),
+        _ => Err(format!("{opt} takes a count from {lo} to {hi}, not {s:?}")),
+    }
+}
+
+fn block(s: &str) -> Result<usize, String> {
+    match size(s)? {
+        0 => Err("--strided takes a block of at least 1 byte".into()),
+        b => Ok(b),
+    }
+}
+
+/// A benchmark by name; a misspelt one gets the nearest name.
+fn bench(s: &str) -> Result<Bench, String> {
+    Bench::from_name(s).ok_or_else(|| match closest(s) {
+        Some(b) => format!("unknown benchmark {s:?} (did you mean {b}?)"),
+        None => format!("unknown benchmark {s:?} (one of: {})", Bench::names()),
+    })
+}
+
+/// The command line as clap knows it.
+fn command() -> Command {
+    let value = |id: &'static str, name: &'static str| {
+        Arg::new(id).value_name(name).allow_negative_numbers(true)
+    };
+    let flag = |id: &'static str| Arg::new(id).long(id).action(ArgAction::SetTrue);
+    Command::new("mpr-bench")
+        .override_usage(USAGE)
+        .help_template("usage: {usage}\n\n{all-args}\n")
+        .max_term_width(100)
+        .disable_help_flag(true)
+        .disable_version_flag(true)
+        .args_override_self(true)
+        .arg(
+            Arg::new("bench")
+                .value_name("BENCHMARK")
+                .value_parser(bench)
+                .hide(true),
+        )
+        .arg(
+            value("sizes", "MIN:MAX")
+                .short('m')
+                .long("message-size")
+                .value_parser(sizes)
+                .help(
+                    "message sizes in bytes, powers of two between (default 0:4194304); MAX \
+                     alone means 0:MAX; K, M, G suffixes allowed",
+                ),
+        )
+        .arg(
+            value("iterations", "N")
+                .short('i')
+                .long("iterations")
+                .value_parser(count("-i", 1, 100_000_000))
+                .help(
+                    "timed iterations per size (latency: 10000, 1000 above 8 KiB; bw, bibw: \
+                     100 windows, 20 above 8 KiB; collectives: 1000, 100)",
+                ),
+        )
+        .arg(
+            value("warmup", "N")
+                .short('x')
+                .long("warmup")
+                .value_parser(count("-x", 0, 100_000_000))
+                .help(
+                    "untimed iterations per size (latency: 100, 10 above 8 KiB; bw, bibw: 10, \
+                     2 above 8 KiB; collectives: 200, 10)",
+                ),
+        )
+        .arg(
+            value("window", "N")
+                .short('W')
+                .long("window")
+                .value_parser(count("-W", 1, 4096))
+                .help(
+                    "messages in flight per window, bw and bibw (default 64, fewer when 64 \
+                     messages would exceed 256 MiB)",
+                ),
+        )
+        .arg(flag("value").help(
+            "latency, multi_lat: each message is a value, a String and a Vec<f64> of SIZE / 8 \
+             elements, by send_value and recv_value (encoded and decoded every time)",
+        ))
+        .arg(value("strided", "BLOCK").long("strided").value_parser(block).help(
+            "latency: each message is SIZE bytes in blocks of BLOCK bytes every 2 BLOCK bytes \
+             (send_layout, recv_layout with a vector layout)",
+        ))
+        .arg(flag("persistent").help(
+            "halo: persistent requests (send_init, recv_init) started every iteration, instead \
+             of isend and irecv",
+        ))
+        .arg(flag("json").help("one JSON object per size instead of the table"))
+        .arg(
+            Arg::new("help")
+                .short('h')
+                .long("help")
+                .action(ArgAction::SetTrue)
+                .help("this text"),
+        )
+}
+
+/// `--help`.
+pub fn help() -> String {
+    command().render_help().to_string()
+}
+
+/// One line for what clap refused.
+fn one_line(e: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let context = |kind| match e.get(kind) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        Some(ContextValue::Strings(v)) => v.first().cloned(),
+        _ => None,
+    };
+    let arg = context(ContextKind::InvalidArg)
+        .map(|a| a.split(' ').next().unwrap_or_default().to_string())
+        .unwrap_or_default();
+    match e.kind() {
+        ErrorKind::UnknownArgument if !arg.starts_with('-') => {
+            format!("unexpected argument {arg:?}")
+        }
+        ErrorKind::UnknownArgument => match context(ContextKind::SuggestedArg) {
+            Some(s) => format!("unknown option {arg} (did you mean {s}?)"),
+            None => format!("unknown option {arg} (see --help)"),
+        },
+        ErrorKind::ValueValidation => {
+            use std::error::Error as _;
+            e.source()
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| format!("{arg}: bad value"))
+        }
+        ErrorKind::InvalidValue | ErrorKind::NoEquals => format!("{arg} needs a value"),
+        _ => e
+            .to_string()
+            .lines()
+            .next()
+            .unwrap_or("bad command line")
+            .trim_start_matches("error: ")
+            .to_string(),
+    }
+}
+
+/// The benchmark whose name is nearest `word`, if one is near (at most a third of its letters
+/// off, by edit distance).
+fn closest(word: &str) -> Option<&'static str> {
+    fn distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut prev = row[0];
+            row[0] = i + 1;
+            for (j, &cb) in b.iter().enumerate() {
+                let here = row[j + 1];
+                row[j + 1] = (prev + usize::from(ca != cb)).min(row[j] + 1).min(here + 1);
+                prev = here;
+            }
+        }
+        row[b.len()]
+    }
+    BENCHES
+        .iter()
+        .map(|(n, _)| (distance(word, n), *n))
+        .filter(|&(d, n)| d * 3 <= n.len())
+        .min()
+        .map(|(_, n)| n)
 }
 
 /// Parses the words after the program name.
 pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
-    let mut it = args.into_iter();
-    let mut bench = None;
-    let mut plan = Plan {
-        bench: Bench::Latency,
-        min: 0,
-        max: 4 << 20,
-        iters: None,
-        warmup: None,
-        window: None,
-        json: false,
-        value: false,
-        persistent: false,
-        strided: None,
-    };
-    while let Some(a) = it.next() {
-        let (name, inline) = match a.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
-            _ => (a.clone(), None),
-        };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| it.next())
-                .ok_or_else(|| format!("{name} needs a value"))
-        };
-        match name.as_str() {
-            "-h" | "--help" => return Ok(Parsed::Help),
-            "--json" => plan.json = true,
-            "--value" => plan.value = true,
-            "--persistent" => plan.persistent = true,
-            "--strided" => {
-                let b = size(&value()?)?;
-                if b == 0 {
-                    return Err("--strided takes a block of at least 1 byte".into());
-                }
-                plan.strided = Some(b);
-            }
-            "-m" | "--message-size" => {
-                let v = value()?;
-                let (lo, hi) = match v.split_once(':') {
-                    Some((lo, hi)) => (size(lo)?, size(hi)?),
-                    None => (0, size(&v)?),
-                };
-                if lo > hi {
-                    return Err(format!("-m {v}: the smallest size is above the largest"));
-                }
-                (plan.min, plan.max) = (lo, hi);
-            }
-            "-i" | "--iterations" => {
-                let n = count(&name, &value()?)?;
-                if n == 0 {
-                    return Err(format!("{name} must be at least 1"));
-                }
-                plan.iters = Some(n);
-            }
-            "-x" | "--warmup" => plan.warmup = Some(count(&name, &value()?)?),
-            "-W" | "--window" => {
-                let n = count(&name, &value()?)?;
-                if !(1..=4096).contains(&n) {
-                    return Err(format!("{name} takes 1 to 4096 messages, not {n}"));
-                }
-                plan.window = Some(n);
-            }
-            s if s.starts_with('-') => return Err(format!("unknown option {s} (see --help)")),
-            s => match (bench, Bench::from_name(s)) {
-                (None, Some(b)) => bench = Some(b),
-                (None, None) => {
-                    return Err(format!(
-                        "unknown benchmark {s:?} (one of: {})",
-                        Bench::names()
-                    ))
-                }
-                (Some(_), _) => return Err(format!("unexpected argument {s:?}")),
-            },
-        }
+    let m = command()
+        .try_get_matches_from(std::iter::once("mpr-bench".to_string()).chain(args))
+        .map_err(|e| one_line(&e))?;
+    if m.get_flag("help") {
+        return Ok(Parsed::Help);
     }
-    plan.bench =
-        bench.ok_or_else(|| format!("name a benchmark: {} (see --help)", Bench::names()))?;
+    let bench = *m
+        .get_one::<Bench>("bench")
+        .ok_or_else(|| format!("name a benchmark: {} (see --help)", Bench::names()))?;
+    let (min, max) = m
+        .get_one::<(usize, usize)>("sizes")
+        .copied()
+        .unwrap_or((0, 4 << 20));
+    let plan = Plan {
+        bench,
+        min,
+        max,
+        iters: m.get_one::<usize>("iterations").copied(),
+        warmup: m.get_one::<usize>("warmup").copied(),
+        window: m.get_one::<usize>("window").copied(),
+        json: m.get_flag("json"),
+        value: m.get_flag("value"),
+        persistent: m.get_flag("persistent"),
+        strided: m.get_one::<usize>("strided").copied(),
+    };
     if plan.value && !matches!(plan.bench, Bench::Latency | Bench::MultiLat) {
         return Err(format!(
             "--value is for latency and multi_lat, not {}",
@@ -397,7 +504,13 @@ mod tests {
             &["latency", "--value", "--strided", "64"],
             &[],
         ] {
-            assert!(plan(bad).is_err(), "{bad:?} accepted");
+            let e = plan(bad).unwrap_err();
+            assert!(!e.contains('\n'), "{bad:?}: {e}");
         }
+        // Misspellings get the nearest name.
+        assert!(plan(&["latncy"])
+            .unwrap_err()
+            .contains("did you mean latency"));
+        assert!(plan(&["latency", "--jsn"]).unwrap_err().contains("--json"));
     }
 }

@@ -39,7 +39,7 @@ fn main() -> ExitCode {
         Ok(args::Parsed::Run(plan)) => plan,
         Ok(args::Parsed::Help) => {
             if world.rank() == 0 {
-                print!("{}", args::USAGE);
+                print!("{}", args::help());
             }
             return ExitCode::SUCCESS;
         }

@@ -66,6 +66,7 @@ fn command() -> Command {
     Command::new("mprun")
         .override_usage("mprun [OPTIONS] PROGRAM [ARGS...]")
         .help_template(TEMPLATE)
+        .max_term_width(100)
         .disable_help_flag(true)
         .disable_version_flag(true)
         .args_override_self(true)
