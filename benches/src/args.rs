@@ -1,6 +1,8 @@
 //! The command line of `mpr-bench`, parsed by clap. Every rank parses the same words, so all
 //! ranks agree on the sizes and iteration counts without exchanging them.
 
+use std::path::PathBuf;
+
 use clap::{Arg, ArgAction, Command};
 
 /// Which benchmark.
@@ -102,6 +104,17 @@ pub struct Plan {
     /// `--strided BLOCK`: latency of messages sent and received as blocks of BLOCK bytes every
     /// 2 BLOCK bytes (`Layout::vector`), instead of contiguous bytes.
     pub strided: Option<usize>,
+    /// `--plot FILE.svg`: rank 0 draws what it measured there at the end (`plot.rs`).
+    pub plot: Option<PathBuf>,
+}
+
+/// `mpr-bench plot`: earlier `--json` runs drawn as one picture.
+#[derive(Debug, Clone)]
+pub struct PlotPlan {
+    /// The runs, each one series (per benchmark it holds), labelled by its file's name.
+    pub inputs: Vec<PathBuf>,
+    pub out: PathBuf,
+    pub title: Option<String>,
 }
 
 /// The most receive-buffer memory the default window uses.
@@ -164,7 +177,8 @@ impl Plan {
 #[derive(Debug)]
 pub enum Parsed {
     Run(Plan),
-    Help,
+    Plot(PlotPlan),
+    Help(String),
 }
 
 /// How mpr-bench is called, before its options (`--help` shows it above them).
@@ -308,6 +322,15 @@ fn command() -> Command {
         ))
         .arg(flag("json").help("one JSON object per size instead of the table"))
         .arg(
+            value("plot", "FILE.svg")
+                .long("plot")
+                .value_parser(clap::value_parser!(PathBuf))
+                .help(
+                    "also draw what was measured into FILE.svg (against size, log axes, p50 \
+                     with a band to p99); `mpr-bench plot --help` overlays earlier runs",
+                ),
+        )
+        .arg(
             Arg::new("help")
                 .short('h')
                 .long("help")
@@ -316,9 +339,74 @@ fn command() -> Command {
         )
 }
 
-/// `--help`.
-pub fn help() -> String {
-    command().render_help().to_string()
+/// `mpr-bench plot` as clap knows it.
+fn plot_command() -> Command {
+    Command::new("mpr-bench plot")
+        .override_usage("mpr-bench plot A.json [B.json ...] -o FILE.svg [--title TEXT]")
+        .help_template(
+            "usage: {usage}\n\nDraws earlier `mpr-bench ... --json` runs (or a peer's figures \
+             in the same shape) as one picture: a curve per file and benchmark, labelled by \
+             the file's name.\n\n{all-args}\n",
+        )
+        .max_term_width(100)
+        .disable_help_flag(true)
+        .disable_version_flag(true)
+        .arg(
+            Arg::new("inputs")
+                .value_name("RUN.json")
+                .num_args(1..)
+                .required(true)
+                .value_parser(clap::value_parser!(PathBuf))
+                .help("runs written by --json: one JSON object per line"),
+        )
+        .arg(
+            Arg::new("out")
+                .short('o')
+                .long("output")
+                .value_name("FILE.svg")
+                .required(true)
+                .value_parser(clap::value_parser!(PathBuf))
+                .help("the picture to write"),
+        )
+        .arg(
+            Arg::new("title")
+                .long("title")
+                .value_name("TEXT")
+                .help("the picture's caption (default: the files' names)"),
+        )
+        .arg(
+            Arg::new("help")
+                .short('h')
+                .long("help")
+                .action(ArgAction::SetTrue)
+                .help("this text"),
+        )
+}
+
+/// Parses `mpr-bench plot ...` (the words after `plot`).
+fn parse_plot(args: Vec<String>) -> Result<Parsed, String> {
+    let wants_help = args.iter().any(|a| a == "-h" || a == "--help");
+    if wants_help {
+        return Ok(Parsed::Help(plot_command().render_help().to_string()));
+    }
+    let m = plot_command()
+        .try_get_matches_from(std::iter::once("plot".to_string()).chain(args))
+        .map_err(|e| match e.kind() {
+            clap::error::ErrorKind::MissingRequiredArgument => {
+                "plot needs one or more RUN.json files and -o FILE.svg".to_string()
+            }
+            _ => one_line(&e),
+        })?;
+    Ok(Parsed::Plot(PlotPlan {
+        inputs: m
+            .get_many::<PathBuf>("inputs")
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect(),
+        out: m.get_one::<PathBuf>("out").cloned().unwrap_or_default(),
+        title: m.get_one::<String>("title").cloned(),
+    }))
 }
 
 /// One line for what clap refused.
@@ -384,11 +472,15 @@ fn closest(word: &str) -> Option<&'static str> {
 
 /// Parses the words after the program name.
 pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
+    let args: Vec<String> = args.into_iter().collect();
+    if args.first().map(String::as_str) == Some("plot") {
+        return parse_plot(args[1..].to_vec());
+    }
     let m = command()
         .try_get_matches_from(std::iter::once("mpr-bench".to_string()).chain(args))
         .map_err(|e| one_line(&e))?;
     if m.get_flag("help") {
-        return Ok(Parsed::Help);
+        return Ok(Parsed::Help(command().render_help().to_string()));
     }
     let bench = *m
         .get_one::<Bench>("bench")
@@ -408,6 +500,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
         value: m.get_flag("value"),
         persistent: m.get_flag("persistent"),
         strided: m.get_one::<usize>("strided").copied(),
+        plot: m.get_one::<PathBuf>("plot").cloned(),
     };
     if plan.value && !matches!(plan.bench, Bench::Latency | Bench::MultiLat) {
         return Err(format!(
@@ -434,7 +527,7 @@ mod tests {
     fn plan(words: &[&str]) -> Result<Plan, String> {
         match parse(words.iter().map(|s| s.to_string()))? {
             Parsed::Run(p) => Ok(p),
-            Parsed::Help => Err("help".into()),
+            other => Err(format!("{other:?}")),
         }
     }
 
@@ -506,6 +599,17 @@ mod tests {
         ] {
             let e = plan(bad).unwrap_err();
             assert!(!e.contains('\n'), "{bad:?}: {e}");
+        }
+        match parse(["plot", "a.json", "b.json", "-o", "x.svg"].map(String::from)).unwrap() {
+            Parsed::Plot(p) => assert_eq!((p.inputs.len(), p.out), (2, PathBuf::from("x.svg"))),
+            other => panic!("{other:?}"),
+        }
+        for bad in [&["plot"][..], &["plot", "a.json"], &["plot", "-o", "x.svg"]] {
+            let e = parse(bad.iter().map(|s| s.to_string())).unwrap_err();
+            assert!(
+                e.contains("-o FILE.svg") && !e.contains('\n'),
+                "{bad:?}: {e}"
+            );
         }
         // Misspellings get the nearest name.
         assert!(plan(&["latncy"])

@@ -17,14 +17,14 @@ use crate::{report, Failure};
 /// Runs one collective benchmark over the plan's sizes.
 pub fn run(world: &mpr::World, plan: &Plan, which: Coll) -> Result<(), Failure> {
     let (n, me) = (world.size(), world.rank());
-    if me == 0 {
-        report::header(plan, n);
-    }
     let sizes: Vec<usize> = match which {
         Coll::Barrier => vec![0],
         Coll::Reduce | Coll::Allreduce => plan.sizes().into_iter().filter(|&s| s >= 4).collect(),
         _ => plan.sizes(),
     };
+    if me == 0 {
+        report::header(plan, n, sizes.len());
+    }
     for size in sizes {
         let (iters, warmup) = (plan.iters_for(size), plan.warmup_for(size));
         let floats = size / 4;

@@ -19,6 +19,7 @@
 mod args;
 mod coll;
 mod p2p;
+mod plot;
 mod report;
 mod stats;
 
@@ -28,6 +29,16 @@ use args::{Bench, Plan};
 
 fn main() -> ExitCode {
     let parsed = args::parse(std::env::args().skip(1));
+    // Drawing earlier runs needs no job.
+    if let Ok(args::Parsed::Plot(p)) = &parsed {
+        return match plot_runs(p) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(msg) => {
+                eprintln!("mpr-bench: {msg}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let world = match mpr::init() {
         Ok(w) => w,
         Err(e) => {
@@ -37,12 +48,13 @@ fn main() -> ExitCode {
     };
     let plan = match parsed {
         Ok(args::Parsed::Run(plan)) => plan,
-        Ok(args::Parsed::Help) => {
+        Ok(args::Parsed::Help(text)) => {
             if world.rank() == 0 {
-                print!("{}", args::help());
+                print!("{text}");
             }
             return ExitCode::SUCCESS;
         }
+        Ok(args::Parsed::Plot(_)) => unreachable!("drawn above, before joining a job"),
         Err(msg) => {
             // Every rank parsed the same words; one line is enough.
             if world.rank() == 0 {
@@ -51,7 +63,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(&world, &plan) {
+    let ran = run(&world, &plan);
+    if world.rank() == 0 {
+        report::finish(&plan);
+    }
+    let ran = ran.and_then(|()| match (&plan.plot, world.rank()) {
+        (Some(out), 0) => plot_this_run(&plan, out).map_err(Failure::Plot),
+        _ => Ok(()),
+    });
+    match ran {
         Ok(()) => match world.finalize() {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -85,6 +105,45 @@ fn run(world: &mpr::World, plan: &Plan) -> Result<(), Failure> {
     }
 }
 
+/// `--plot`: rank 0 draws the points it printed.
+fn plot_this_run(plan: &Plan, out: &std::path::Path) -> Result<(), String> {
+    let label = format!("mpr {}", plan.bench.name());
+    let (measure, series) = plot::series(&label, &report::points())?;
+    plot::draw(
+        out,
+        &format!("mpr-bench {}", plan.bench.name()),
+        measure,
+        &series,
+    )
+}
+
+/// `mpr-bench plot`: earlier runs overlaid, a series per file (and benchmark).
+fn plot_runs(p: &args::PlotPlan) -> Result<(), String> {
+    let mut measure = None;
+    let mut all = Vec::new();
+    let mut names = Vec::new();
+    for input in &p.inputs {
+        let name = input.file_stem().map_or_else(
+            || input.display().to_string(),
+            |s| s.to_string_lossy().into_owned(),
+        );
+        let (m, series) = plot::series(&name, &plot::read(input)?)?;
+        if *measure.get_or_insert(m) != m {
+            return Err(format!(
+                "{}: latency and bandwidth cannot share one picture",
+                input.display()
+            ));
+        }
+        all.extend(series);
+        names.push(name);
+    }
+    let title = p.title.clone().unwrap_or_else(|| names.join(" / "));
+    match measure {
+        Some(m) => plot::draw(&p.out, &title, m, &all),
+        None => Err("no run to draw".into()),
+    }
+}
+
 /// Why a benchmark could not run.
 #[derive(Debug)]
 enum Failure {
@@ -92,6 +151,8 @@ enum Failure {
     Mpr(mpr::Error),
     /// The job does not fit the benchmark (for example the wrong number of ranks).
     Setup(String),
+    /// `--plot` could not draw (an unwritable file).
+    Plot(String),
 }
 
 impl From<mpr::Error> for Failure {
@@ -104,7 +165,7 @@ impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Failure::Mpr(e) => write!(f, "{e}"),
-            Failure::Setup(s) => f.write_str(s),
+            Failure::Setup(s) | Failure::Plot(s) => f.write_str(s),
         }
     }
 }

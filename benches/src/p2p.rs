@@ -60,7 +60,7 @@ pub fn latency(world: &mpr::World, plan: &Plan) -> Result<(), Failure> {
         (rank - half, false)
     };
     if rank == 0 {
-        report::header(plan, n);
+        report::header(plan, n, plan.sizes().len());
     }
     for size in plan.sizes() {
         // --strided: the message's SIZE bytes lie in blocks every 2 BLOCK bytes of `buf`.
@@ -154,7 +154,7 @@ pub fn halo(world: &mpr::World, plan: &Plan) -> Result<(), Failure> {
     let (n, me) = (world.size(), world.rank());
     let (left, right) = ((me + n - 1) % n, (me + 1) % n);
     if me == 0 {
-        report::header(plan, n);
+        report::header(plan, n, plan.sizes().len());
     }
     for size in plan.sizes() {
         let (iters, warmup) = (plan.iters_for(size), plan.warmup_for(size));
@@ -218,7 +218,7 @@ pub fn bandwidth(world: &mpr::World, plan: &Plan, bidirectional: bool) -> Result
     let rank = world.rank();
     let peer = 1 - rank;
     if rank == 0 {
-        report::header(plan, world.size());
+        report::header(plan, world.size(), plan.sizes().len());
     }
     for size in plan.sizes() {
         let window = plan.window_for(size);
