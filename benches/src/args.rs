@@ -115,6 +115,9 @@ pub struct PlotPlan {
     pub inputs: Vec<PathBuf>,
     pub out: PathBuf,
     pub title: Option<String>,
+    /// What the axes say, instead of message size and the benchmarks' own measure.
+    pub x_desc: Option<String>,
+    pub y_desc: Option<String>,
 }
 
 /// The most receive-buffer memory the default window uses.
@@ -375,6 +378,17 @@ fn plot_command() -> Command {
                 .help("the picture's caption (default: the files' names)"),
         )
         .arg(
+            Arg::new("x-desc")
+                .long("x-desc")
+                .value_name("TEXT")
+                .help("what the x axis says (default: message size (bytes))"),
+        )
+        .arg(
+            Arg::new("y-desc").long("y-desc").value_name("TEXT").help(
+                "what the y axis says (default: latency or bandwidth, p50 with a band to p99)",
+            ),
+        )
+        .arg(
             Arg::new("help")
                 .short('h')
                 .long("help")
@@ -406,6 +420,8 @@ fn parse_plot(args: Vec<String>) -> Result<Parsed, String> {
             .collect(),
         out: m.get_one::<PathBuf>("out").cloned().unwrap_or_default(),
         title: m.get_one::<String>("title").cloned(),
+        x_desc: m.get_one::<String>("x-desc").cloned(),
+        y_desc: m.get_one::<String>("y-desc").cloned(),
     }))
 }
 

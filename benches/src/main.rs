@@ -109,12 +109,11 @@ fn run(world: &mpr::World, plan: &Plan) -> Result<(), Failure> {
 fn plot_this_run(plan: &Plan, out: &std::path::Path) -> Result<(), String> {
     let label = format!("mpr {}", plan.bench.name());
     let (measure, series) = plot::series(&label, &report::points())?;
-    plot::draw(
-        out,
-        &format!("mpr-bench {}", plan.bench.name()),
-        measure,
-        &series,
-    )
+    let words = plot::Words {
+        title: format!("mpr-bench {}", plan.bench.name()),
+        ..plot::Words::default()
+    };
+    plot::draw(out, &words, measure, &series)
 }
 
 /// `mpr-bench plot`: earlier runs overlaid, a series per file (and benchmark).
@@ -137,9 +136,13 @@ fn plot_runs(p: &args::PlotPlan) -> Result<(), String> {
         all.extend(series);
         names.push(name);
     }
-    let title = p.title.clone().unwrap_or_else(|| names.join(" / "));
+    let words = plot::Words {
+        title: p.title.clone().unwrap_or_else(|| names.join(" / ")),
+        x: p.x_desc.clone(),
+        y: p.y_desc.clone(),
+    };
     match measure {
-        Some(m) => plot::draw(&p.out, &title, m, &all),
+        Some(m) => plot::draw(&p.out, &words, m, &all),
         None => Err("no run to draw".into()),
     }
 }

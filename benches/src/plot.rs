@@ -97,8 +97,17 @@ pub fn read(path: &Path) -> Result<Vec<Point>, String> {
         .collect()
 }
 
+/// The words of a picture: its caption, and what the axes say (`None`: message size, and the
+/// series' measure).
+#[derive(Debug, Clone, Default)]
+pub struct Words {
+    pub title: String,
+    pub x: Option<String>,
+    pub y: Option<String>,
+}
+
 /// Draws `series` (all of measure `m`) into the SVG file `out`.
-pub fn draw(out: &Path, title: &str, m: Measure, series: &[Series]) -> Result<(), String> {
+pub fn draw(out: &Path, words: &Words, m: Measure, series: &[Series]) -> Result<(), String> {
     let fail = |e: &dyn std::fmt::Display| format!("cannot draw {}: {e}", out.display());
     let all = || series.iter().flat_map(|s| s.points.iter());
     let (mut x0, mut x1) = (f64::INFINITY, 0f64);
@@ -120,7 +129,7 @@ pub fn draw(out: &Path, title: &str, m: Measure, series: &[Series]) -> Result<()
     let root = SVGBackend::new(out, (960, 600)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| fail(&e))?;
     let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 22))
+        .caption(&words.title, ("sans-serif", 22))
         .margin(18)
         .x_label_area_size(46)
         .y_label_area_size(70)
@@ -131,8 +140,8 @@ pub fn draw(out: &Path, title: &str, m: Measure, series: &[Series]) -> Result<()
         .map_err(|e| fail(&e))?;
     chart
         .configure_mesh()
-        .x_desc("message size (bytes)")
-        .y_desc(m.axis())
+        .x_desc(words.x.as_deref().unwrap_or("message size (bytes)"))
+        .y_desc(words.y.as_deref().unwrap_or(m.axis()))
         .label_style(("sans-serif", 14))
         .x_label_formatter(&|v| bytes(*v))
         .y_label_formatter(&|v| format!("{v}"))
