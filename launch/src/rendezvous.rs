@@ -67,6 +67,30 @@ pub enum Request {
         /// The rank whose failure this rank saw.
         rank: usize,
     },
+    /// For `mprun --profile`, sent before [`Request::Bye`]: this rank's calls of one
+    /// operation (a name of lower-case letters and `_`), the bytes they carried and the time
+    /// spent in them.
+    Profile {
+        /// The operation (`send`, `allreduce`, ...).
+        op: String,
+        /// How many calls.
+        calls: u64,
+        /// Bytes of the callers' buffers.
+        bytes: u64,
+        /// Nanoseconds spent in them.
+        ns: u64,
+    },
+    /// For `mprun --profile`: the rank's time from `mpr::init` to its finalize, in
+    /// nanoseconds, after its [`Request::Profile`] lines.
+    Ran {
+        /// Nanoseconds.
+        ns: u64,
+    },
+}
+
+/// Whether `op` is an operation's name as [`Request::Profile`] carries it.
+pub fn valid_op(op: &str) -> bool {
+    !op.is_empty() && op.len() <= 64 && op.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
 }
 
 /// A message from the rendezvous service to a rank.
@@ -141,6 +165,13 @@ impl fmt::Display for Request {
             },
             Request::End => write!(f, "END"),
             Request::Gone { rank } => write!(f, "GONE {rank}"),
+            Request::Profile {
+                op,
+                calls,
+                bytes,
+                ns,
+            } => write!(f, "PROFILE {op} {calls} {bytes} {ns}"),
+            Request::Ran { ns } => write!(f, "RAN {ns}"),
         }
     }
 }
@@ -258,6 +289,24 @@ impl Request {
                     rank: arg(&a, 0, "rank")?,
                 }
             }
+            "PROFILE" => {
+                expect(4)?;
+                if !valid_op(&a[0]) {
+                    return Err(ParseError(format!("bad operation name {:?}", a[0])));
+                }
+                Request::Profile {
+                    op: a[0].clone(),
+                    calls: arg(&a, 1, "call count")?,
+                    bytes: arg(&a, 2, "byte count")?,
+                    ns: arg(&a, 3, "time")?,
+                }
+            }
+            "RAN" => {
+                expect(1)?;
+                Request::Ran {
+                    ns: arg(&a, 0, "time")?,
+                }
+            }
             _ => {
                 return Err(ParseError(format!(
                     "unknown verb or bad arguments: {verb:?}"
@@ -350,6 +399,13 @@ mod tests {
             },
             Request::End,
             Request::Gone { rank: 2 },
+            Request::Profile {
+                op: "allreduce".into(),
+                calls: 10,
+                bytes: 80,
+                ns: u64::MAX,
+            },
+            Request::Ran { ns: 12345 },
         ] {
             assert_eq!(Request::parse(&format!("{r}\n")), Ok(r));
         }
@@ -386,6 +442,9 @@ mod tests {
         assert!(Reply::parse("CHALLENGE 00").is_err());
         assert!(Request::parse("LOOKUP x").is_err());
         assert!(Request::parse("DANCE 1").is_err());
+        assert!(Request::parse("PROFILE Send 1 2 3").is_err());
+        assert!(Request::parse("PROFILE send 1 2").is_err());
+        assert!(Request::parse("PROFILE send -1 2 3").is_err());
         assert!(Request::parse("REGISTER 127.0.0.1:1 a b").is_err());
         assert!(Reply::parse("ADDR 1 127.0.0.1:1 a b").is_err());
         assert!(Request::parse(&"A".repeat(MAX_LINE + 1)).is_err());

@@ -33,6 +33,8 @@ pub struct Options {
     pub launch_agent: Option<String>,
     pub iface: Option<String>,
     pub verbose: bool,
+    /// `--profile`: print where the ranks' time in mpr went when the job ends.
+    pub profile: bool,
     pub program: String,
     pub args: Vec<String>,
 }
@@ -134,6 +136,15 @@ fn command() -> Command {
             value("iface", "NAME|CIDR")
                 .long("iface")
                 .help("the network ranks use between hosts; also MPR_IFACE"),
+        )
+        .arg(
+            Arg::new("profile")
+                .long("profile")
+                .action(ArgAction::SetTrue)
+                .help(
+                    "when the job ends, print on stderr each operation's calls, bytes and time \
+                     (min, median, max over ranks) and the ranks longest in mpr calls",
+                ),
         )
         .arg(
             Arg::new("verbose")
@@ -336,6 +347,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, LaunchErr
             .cloned()
             .or_else(|| from_env("MPR_IFACE")),
         verbose: m.get_flag("verbose"),
+        profile: m.get_flag("profile"),
         program,
         args: command.collect(),
     })))

@@ -13,6 +13,7 @@ mod hostfile;
 mod link;
 mod netif;
 mod plan;
+mod profile;
 mod relay;
 mod remote;
 mod rendezvous;
@@ -247,6 +248,9 @@ fn run() -> Result<i32, LaunchError> {
         };
         env.push((k.clone(), v));
     }
+    if opts.profile {
+        env.push((mpr::tuning::ENV_PROFILE.into(), "1".into()));
+    }
     if opts.verbose {
         eprint!("mprun: {np} rank(s) of {}:\n{plan}", program.display());
         trace::enable();
@@ -460,6 +464,9 @@ fn run() -> Result<i32, LaunchError> {
     let on_ended = |ended: &[usize], how: Option<&str>| service.tell_ended(ended, how);
     let code = report::supervise(&mut ranks, &host_of, &rx, relays, &on_timeout, &on_ended);
     trace::note(|| "every rank ended".into());
+    if opts.profile {
+        eprint!("{}", profile::table(&service.profiles(), &rank_hosts));
+    }
     remote::end_all(&helpers);
     service.close();
     trace::note(|| "done".into());

@@ -30,7 +30,12 @@ struct Table {
     ended: Vec<bool>,
     /// Ranks whose connection is being served (until the service has read all they said).
     serving: Vec<bool>,
+    /// What each rank said for `--profile` (at most [`MAX_OPS`] operations a rank).
+    profiles: Vec<crate::profile::RankProfile>,
 }
+
+/// The most operations one rank's profile may list (more are dropped).
+const MAX_OPS: usize = 256;
 
 /// One thing a rank waits for: on which rank (if one), and what for.
 pub type Wait = (Option<usize>, String);
@@ -65,6 +70,7 @@ impl Service {
                 failed: Vec::new(),
                 ended: vec![false; size],
                 serving: vec![false; size],
+                profiles: vec![crate::profile::RankProfile::default(); size],
             }),
             Condvar::new(),
         ));
@@ -186,6 +192,27 @@ impl Service {
         t.failed.extend(notices);
         drop(t);
         cv.notify_all(); // lookups of these ranks that wait for them to register
+    }
+
+    /// What every rank said for `--profile`, once the service has read all the ranks said
+    /// (waiting at most [`DRAIN_WITHIN`] for connections still being read).
+    pub fn profiles(&self) -> Vec<crate::profile::RankProfile> {
+        let (m, cv) = &*self.table;
+        let Ok(mut t) = m.lock() else {
+            return Vec::new();
+        };
+        let until = std::time::Instant::now() + DRAIN_WITHIN;
+        while t.serving.iter().any(|&s| s) {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            t = match cv.wait_timeout(t, left) {
+                Ok((g, _)) => g,
+                Err(_) => return Vec::new(),
+            };
+        }
+        t.profiles.clone()
     }
 
     /// Wakes every waiting lookup with a refusal (the job is ending).
@@ -386,6 +413,31 @@ fn serve_rank(
                     t.reports[rank] = Some(lines);
                 }
                 cv.notify_all();
+                None
+            }
+            Ok(Request::Profile {
+                op,
+                calls,
+                bytes,
+                ns,
+            }) => {
+                if let Ok(mut t) = m.lock() {
+                    let p = &mut t.profiles[rank];
+                    if p.ops.len() < MAX_OPS {
+                        p.ops.push(crate::profile::OpLine {
+                            op,
+                            calls,
+                            bytes,
+                            ns,
+                        });
+                    }
+                }
+                None
+            }
+            Ok(Request::Ran { ns }) => {
+                if let Ok(mut t) = m.lock() {
+                    t.profiles[rank].ran_ns = Some(ns);
+                }
                 None
             }
             Ok(Request::Hello { .. }) | Err(_) => return,

@@ -445,3 +445,44 @@ fn job_of_16_ranks_oversubscribed_starts_and_finishes() {
         16
     );
 }
+
+#[test]
+fn profile_counts_the_calls_the_program_made() {
+    let (out, _) = job_with(&["--profile"], 4, "profile", &[], &[], None);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    // operation, calls, bytes: summed over the ranks.
+    let row = |name: &str| -> Vec<String> {
+        out.stderr
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no {name} row in:\n{}", out.stderr))
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    };
+    for (name, calls, bytes) in [
+        ("barrier", "40", "0"),
+        ("allreduce", "20", "640"),
+        ("send", "3", "300"),
+        ("recv", "3", "300"),
+        ("isend", "1", "8"),
+        ("irecv", "1", "8"),
+        ("wait", "2", "0"),
+    ] {
+        assert_eq!(row(name)[1..3], [calls, bytes], "{name}:\n{}", out.stderr);
+    }
+    assert!(
+        out.stderr.contains("4 of 4 ranks finalized"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("longest in mpr calls: rank "),
+        "{}",
+        out.stderr
+    );
+    // Nothing without the option.
+    let (out, _) = job(4, "profile", &[], &[], None);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert!(!out.stderr.contains("--profile"), "{}", out.stderr);
+}

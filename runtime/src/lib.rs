@@ -306,6 +306,7 @@ mod error;
 pub mod fuzzing;
 mod init;
 mod layout;
+mod observe;
 mod persistent;
 mod scope;
 mod shm;

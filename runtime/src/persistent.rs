@@ -416,6 +416,7 @@ impl<'scope, T: Pod> Persistent<'scope, T> {
     /// Starts one operation with the request's arguments. An error if the last start has not
     /// been completed by [`Persistent::wait`] or [`Persistent::test`].
     pub fn start(&mut self) -> Result<()> {
+        let _seen = self.inner.comm.seen("start", 0);
         self.inner.start()
     }
 
@@ -423,6 +424,7 @@ impl<'scope, T: Pod> Persistent<'scope, T> {
     /// again). On an inactive request it returns at once (with [`Status::is_null`], as MPI
     /// does), so a set of requests of which some were not started can be waited for alike.
     pub fn wait(&mut self) -> Result<Status> {
+        let _seen = self.inner.comm.seen("wait", 0);
         let Parts { parts, buf, .. } = &mut self.inner;
         parts[0].wait(buf)
     }
@@ -430,6 +432,7 @@ impl<'scope, T: Pod> Persistent<'scope, T> {
     /// Moves communication forward without blocking: `Some(status)` once the current start has
     /// completed (the request is then inactive), `Some` at once on an inactive request.
     pub fn test(&mut self) -> Result<Option<Status>> {
+        let _seen = self.inner.comm.seen("test", 0);
         let Parts { parts, buf, .. } = &mut self.inner;
         parts[0].test(buf)
     }
@@ -498,6 +501,7 @@ pub struct Exchange<'scope, T: Pod> {
 impl<'scope, T: Pod> Exchange<'scope, T> {
     /// Starts every send and receive. An error if the last start has not completed.
     pub fn start(&mut self) -> Result<()> {
+        let _seen = self.inner.comm.seen("start", 0);
         self.inner.start()
     }
 
@@ -505,11 +509,13 @@ impl<'scope, T: Pod> Exchange<'scope, T> {
     /// in the order given. Every one is waited for even when one fails; the first error is
     /// returned.
     pub fn wait(&mut self) -> Result<Vec<Status>> {
+        let _seen = self.inner.comm.seen("wait", 0);
         self.inner.wait()
     }
 
     /// `Some(statuses)` once every send and receive of the current start has completed.
     pub fn test(&mut self) -> Result<Option<Vec<Status>>> {
+        let _seen = self.inner.comm.seen("test", 0);
         self.inner.test()
     }
 
@@ -663,6 +669,7 @@ impl Comm {
         dest: impl Into<Dest>,
         tag: u32,
     ) -> Result<Persistent<'scope, T>> {
+        let _seen = self.seen("send_init", std::mem::size_of_val(buf));
         let plan = self.send_plan(dest.into(), tag, false)?;
         let at = (buf.as_ptr().cast_mut(), buf.len(), false);
         Ok(self.persistent(s, at, plan, Elems::Run(0, buf.len())))
@@ -677,6 +684,7 @@ impl Comm {
         dest: impl Into<Dest>,
         tag: u32,
     ) -> Result<Persistent<'scope, T>> {
+        let _seen = self.seen("ssend_init", std::mem::size_of_val(buf));
         let plan = self.send_plan(dest.into(), tag, true)?;
         let at = (buf.as_ptr().cast_mut(), buf.len(), false);
         Ok(self.persistent(s, at, plan, Elems::Run(0, buf.len())))
@@ -712,6 +720,7 @@ impl Comm {
         dest: impl Into<Dest>,
         tag: u32,
     ) -> Result<Persistent<'scope, T>> {
+        let _seen = self.seen("send_init_mut", std::mem::size_of_val(buf));
         let plan = self.send_plan(dest.into(), tag, false)?;
         let at = (buf.as_mut_ptr(), buf.len(), true);
         Ok(self.persistent(s, at, plan, Elems::Run(0, at.1)))
@@ -726,6 +735,7 @@ impl Comm {
         src: impl Into<Source>,
         tag: impl Into<TagMatch>,
     ) -> Result<Persistent<'scope, T>> {
+        let _seen = self.seen("recv_init", std::mem::size_of_val(buf));
         let plan = self.recv_plan(src.into(), tag.into())?;
         let at = (buf.as_mut_ptr(), buf.len(), true);
         Ok(self.persistent(s, at, plan, Elems::Run(0, at.1)))
@@ -740,6 +750,7 @@ impl Comm {
         dest: impl Into<Dest>,
         tag: u32,
     ) -> Result<Persistent<'scope, T>> {
+        let _seen = self.seen("send_init_layout", std::mem::size_of_val(buf));
         layout.check("send_init_layout", buf.len(), false)?;
         let plan = self.send_plan(dest.into(), tag, false)?;
         let at = (buf.as_ptr().cast_mut(), buf.len(), false);
@@ -756,6 +767,7 @@ impl Comm {
         src: impl Into<Source>,
         tag: impl Into<TagMatch>,
     ) -> Result<Persistent<'scope, T>> {
+        let _seen = self.seen("recv_init_layout", std::mem::size_of_val(buf));
         layout.check("recv_init_layout", buf.len(), true)?;
         let plan = self.recv_plan(src.into(), tag.into())?;
         let at = (buf.as_mut_ptr(), buf.len(), true);
@@ -775,6 +787,7 @@ impl Comm {
         sends: &[(Layout, D, u32)],
         recvs: &[(Layout, S, u32)],
     ) -> Result<Exchange<'scope, T>> {
+        let _seen = self.seen("exchange_init", std::mem::size_of_val(buf));
         const WHAT: &str = "exchange_init";
         let mut parts = Vec::with_capacity(sends.len() + recvs.len());
         for (l, d, tag) in sends {

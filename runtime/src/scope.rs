@@ -546,13 +546,15 @@ impl<'scope> Request<'scope> {
 
     /// [`Request::wait`] for a request that something else owns (a typed request around it).
     pub(crate) fn wait_mut(&mut self) -> Result<Status> {
+        let comm = self.scope.comm(self.comm);
+        let _seen = comm.seen("wait", 0);
         if let Some(r) = self.already() {
             return r;
         }
         let State::Pending(op) = self.state else {
             unreachable!("checked above")
         };
-        let raw = self.scope.comm(self.comm).engine.borrow_mut().wait(op);
+        let raw = comm.engine.borrow_mut().wait(op);
         self.finish(raw)
     }
 
@@ -578,13 +580,15 @@ impl<'scope> Request<'scope> {
     /// # Ok::<(), mpr::Error>(())
     /// ```
     pub fn test(&mut self) -> Result<Option<Status>> {
+        let comm = self.scope.comm(self.comm);
+        let _seen = comm.seen("test", 0);
         if let Some(r) = self.already() {
             return r.map(Some);
         }
         let State::Pending(op) = self.state else {
             unreachable!("checked above")
         };
-        let polled = self.scope.comm(self.comm).engine.borrow_mut().test(op)?;
+        let polled = comm.engine.borrow_mut().test(op)?;
         match polled {
             None => Ok(None),
             Some(raw) => self.finish(raw).map(Some),

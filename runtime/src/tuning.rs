@@ -48,9 +48,14 @@ pub const ENV_UNEXPECTED_LIMIT: &str = "MPR_UNEXPECTED_LIMIT";
 /// alike (coll/check.rs); `0` (the default) does not.
 pub const ENV_CHECK: &str = "MPR_CHECK";
 
+/// Environment variable: `1` makes every rank count its calls (operation, bytes, time) and
+/// tell mprun at its finalize, for `mprun --profile`, which sets it; `0` (the default) does
+/// not (then the counting costs one branch per call).
+pub const ENV_PROFILE: &str = "MPR_PROFILE";
+
 /// Every knob, with its default and what it does, in a line each (`mprun --help` lists them;
 /// the README's table says more).
-pub const KNOBS: [(&str, &str); 13] = [
+pub const KNOBS: [(&str, &str); 14] = [
     (ENV_EAGER_LIMIT, "65536: messages up to this many bytes go eagerly, larger ones by request-to-send"),
     (ENV_UNEXPECTED_LIMIT, "67108864: bytes a rank buffers for eager messages not yet asked for, shared among its peers"),
     (ENV_SPIN_US, "200: longest a waiting rank polls before it sleeps (0: never spins)"),
@@ -64,6 +69,7 @@ pub const KNOBS: [(&str, &str); 13] = [
     (ENV_BCAST_LARGE, "524288 unless crowded: broadcasts of this many bytes use scatter + allgather"),
     (ENV_ALLREDUCE_LARGE, "65536: allreduces of this many bytes use reduce-scatter + allgather"),
     (ENV_CHECK, "0: 1 checks that every rank called each collective alike, naming the one that did not"),
+    (ENV_PROFILE, "0: 1 counts each rank's calls for mprun --profile (which sets it)"),
 ];
 
 /// The knobs of one rank.
@@ -128,6 +134,8 @@ pub struct Tuning {
     /// collective, root, operator, element type and count): a mismatch is an error at every
     /// rank naming the rank that differs, instead of errors at some and a hang at the others.
     pub check: bool,
+    /// Count every call (`observe.rs`) and tell mprun at finalize (`mprun --profile`).
+    pub profile: bool,
 }
 
 impl Default for Tuning {
@@ -148,6 +156,7 @@ impl Default for Tuning {
             node_coll: true,
             unexpected_limit: 64 << 20,
             check: false,
+            profile: false,
         }
     }
 }
@@ -208,6 +217,9 @@ impl Tuning {
         }
         if let Some(v) = env_switch(&get, ENV_CHECK, "1", "0")? {
             t.check = v;
+        }
+        if let Some(v) = env_switch(&get, ENV_PROFILE, "1", "0")? {
+            t.profile = v;
         }
         Ok(t)
     }

@@ -232,6 +232,38 @@ fn main() -> ExitCode {
             let _ = world.recv(&mut b, (rank + 1) % size, 0);
             ExitCode::SUCCESS
         }
+        // Known calls for `mprun --profile`: 10 barriers and 5 allreduces of 4 u64 on every
+        // rank; rank 0 sends rank 1 three messages of 100 bytes; rank 2 sends rank 3 one of
+        // 8 bytes by isend (waited for) and rank 3 takes it by irecv (waited for).
+        "profile" => {
+            let run = || -> mpr::Result<()> {
+                for _ in 0..10 {
+                    world.barrier()?;
+                }
+                let mut sum = [0u64; 4];
+                for _ in 0..5 {
+                    world.allreduce(&[1u64; 4], &mut sum, mpr::Op::Sum)?;
+                }
+                match rank {
+                    0 => (0..3).try_for_each(|_| world.send(&[7u8; 100], 1, 0))?,
+                    1 => (0..3).try_for_each(|_| world.recv(&mut [0u8; 100], 0, 0).map(|_| ()))?,
+                    2 => mpr::scope(|s| world.isend(s, &[9u64], 3, 1)?.wait().map(|_| ()))?,
+                    3 => {
+                        let mut b = [0u64];
+                        mpr::scope(|s| world.irecv(s, &mut b, 2, 1)?.wait().map(|_| ()))?
+                    }
+                    _ => {}
+                }
+                world.finalize()
+            };
+            match run() {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("rank {rank}: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         other => {
             eprintln!("unknown case {other:?}");
             ExitCode::from(3)

@@ -60,6 +60,7 @@ impl Comm {
     /// # Ok::<(), mpr::Error>(())
     /// ```
     pub fn allreduce<T: Reduce>(&self, send: &[T], recv: &mut [T], op: Op) -> Result<()> {
+        let _seen = self.seen("allreduce", std::mem::size_of_val(send));
         self.agree(
             super::check::Signature::of("allreduce")
                 .op(Some(op))
@@ -90,6 +91,7 @@ impl Comm {
         recv: &mut [T],
         f: impl Fn(&T, &T) -> T,
     ) -> Result<()> {
+        let _seen = self.seen("allreduce", std::mem::size_of_val(send));
         self.agree(
             super::check::Signature::of("allreduce_with")
                 .op(None)
@@ -121,6 +123,7 @@ impl Comm {
         recv: &'scope mut [T],
         op: Op,
     ) -> Result<Request<'scope>> {
+        let _seen = self.seen("iallreduce", std::mem::size_of_val(send));
         self.agree(
             super::check::Signature::of("iallreduce")
                 .op(Some(op))

@@ -28,6 +28,7 @@ impl Comm {
     /// # Ok::<(), mpr::Error>(())
     /// ```
     pub fn barrier(&self) -> Result<()> {
+        let _seen = self.seen("barrier", 0);
         self.agree(super::check::Signature::of("barrier"))?;
         if self.use_node(0)? {
             return self.node_barrier();
@@ -53,6 +54,7 @@ impl Comm {
     /// # Ok::<(), mpr::Error>(())
     /// ```
     pub fn ibarrier<'scope>(&self, s: &'scope Scope<'scope, '_>) -> Result<Request<'scope>> {
+        let _seen = self.seen("ibarrier", 0);
         self.agree(super::check::Signature::of("ibarrier"))?;
         self.begin_coll();
         let rounds = self.barrier_plan()?;

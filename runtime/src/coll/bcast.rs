@@ -31,6 +31,7 @@ impl Comm {
     /// # Ok::<(), mpr::Error>(())
     /// ```
     pub fn broadcast<T: Pod>(&self, buf: &mut [T], root: usize) -> Result<()> {
+        let _seen = self.seen("broadcast", std::mem::size_of_val(buf));
         self.agree(
             super::check::Signature::of("broadcast")
                 .root(root)
@@ -79,6 +80,7 @@ impl Comm {
         buf: &'scope mut [T],
         root: usize,
     ) -> Result<Request<'scope>> {
+        let _seen = self.seen("ibroadcast", std::mem::size_of_val(buf));
         self.agree(
             super::check::Signature::of("ibroadcast")
                 .root(root)

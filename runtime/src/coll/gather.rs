@@ -40,6 +40,7 @@ impl Comm {
     /// # Ok::<(), mpr::Error>(())
     /// ```
     pub fn gather<T: Pod>(&self, send: &[T], recv: &mut [T], root: usize) -> Result<()> {
+        let _seen = self.seen("gather", std::mem::size_of_val(send));
         self.agree(
             super::check::Signature::of("gather")
                 .root(root)
@@ -68,6 +69,7 @@ impl Comm {
     /// # Ok::<(), mpr::Error>(())
     /// ```
     pub fn scatter<T: Pod>(&self, send: &[T], recv: &mut [T], root: usize) -> Result<()> {
+        let _seen = self.seen("scatter", std::mem::size_of_val(send));
         self.agree(
             super::check::Signature::of("scatter")
                 .root(root)
@@ -94,6 +96,7 @@ impl Comm {
     /// # Ok::<(), mpr::Error>(())
     /// ```
     pub fn allgather<T: Pod>(&self, send: &[T], recv: &mut [T]) -> Result<()> {
+        let _seen = self.seen("allgather", std::mem::size_of_val(send));
         self.agree(super::check::Signature::of("allgather").elems::<T>(send.len()))?;
         let n = self.size();
         expect_len("allgather", recv.len(), n * send.len())?;

@@ -24,6 +24,7 @@ impl Comm {
     /// # Ok::<(), mpr::Error>(())
     /// ```
     pub fn allreduce_in_place<T: Reduce>(&self, buf: &mut [T], op: Op) -> Result<()> {
+        let _seen = self.seen("allreduce", std::mem::size_of_val(buf));
         let mine = buf.to_vec();
         self.allreduce(&mine, buf, op)
     }
@@ -42,6 +43,7 @@ impl Comm {
         buf: &mut [T],
         f: impl Fn(&T, &T) -> T,
     ) -> Result<()> {
+        let _seen = self.seen("allreduce", std::mem::size_of_val(buf));
         let mine = buf.to_vec();
         self.allreduce_with(&mine, buf, f)
     }
@@ -60,6 +62,7 @@ impl Comm {
     /// # Ok::<(), mpr::Error>(())
     /// ```
     pub fn reduce_in_place<T: Reduce>(&self, buf: &mut [T], op: Op, root: usize) -> Result<()> {
+        let _seen = self.seen("reduce", std::mem::size_of_val(buf));
         if self.rank() == root {
             let mine = buf.to_vec();
             self.reduce(&mine, buf, op, root)
@@ -81,6 +84,7 @@ impl Comm {
     /// # Ok::<(), mpr::Error>(())
     /// ```
     pub fn allgather_in_place<T: Pod>(&self, buf: &mut [T]) -> Result<()> {
+        let _seen = self.seen("allgather", std::mem::size_of_val(buf));
         let (n, me) = (self.size(), self.rank());
         let bs = blocks_of("allgather_in_place", buf.len(), n)?;
         let mine = buf[me * bs..(me + 1) * bs].to_vec();
@@ -99,6 +103,7 @@ impl Comm {
     /// # Ok::<(), mpr::Error>(())
     /// ```
     pub fn alltoall_in_place<T: Pod>(&self, buf: &mut [T]) -> Result<()> {
+        let _seen = self.seen("alltoall", std::mem::size_of_val(buf));
         blocks_of("alltoall_in_place", buf.len(), self.size())?;
         let mine = buf.to_vec();
         self.alltoall(&mine, buf)
@@ -115,6 +120,7 @@ impl Comm {
     /// # Ok::<(), mpr::Error>(())
     /// ```
     pub fn scan_in_place<T: Reduce>(&self, buf: &mut [T], op: Op) -> Result<()> {
+        let _seen = self.seen("scan", std::mem::size_of_val(buf));
         let mine = buf.to_vec();
         self.scan(&mine, buf, op)
     }
@@ -132,6 +138,7 @@ impl Comm {
     /// # Ok::<(), mpr::Error>(())
     /// ```
     pub fn exscan_in_place<T: Reduce>(&self, buf: &mut [T], op: Op) -> Result<()> {
+        let _seen = self.seen("exscan", std::mem::size_of_val(buf));
         let mine = buf.to_vec();
         self.exscan(&mine, buf, op)
     }

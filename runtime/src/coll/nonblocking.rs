@@ -66,6 +66,7 @@ impl Comm {
         op: Op,
         root: usize,
     ) -> Result<Request<'scope>> {
+        let _seen = self.seen("ireduce", std::mem::size_of_val(send));
         self.agree(
             Signature::of("ireduce")
                 .root(root)
@@ -98,6 +99,7 @@ impl Comm {
         f: impl Fn(&T, &T) -> T + 'static,
         root: usize,
     ) -> Result<Request<'scope>> {
+        let _seen = self.seen("ireduce", std::mem::size_of_val(send));
         self.agree(
             Signature::of("ireduce_with")
                 .root(root)
@@ -143,6 +145,7 @@ impl Comm {
         recv: &'scope mut [T],
         f: impl Fn(&T, &T) -> T + 'static,
     ) -> Result<Request<'scope>> {
+        let _seen = self.seen("iallreduce", std::mem::size_of_val(send));
         self.agree(
             Signature::of("iallreduce_with")
                 .op(None)
@@ -184,6 +187,7 @@ impl Comm {
         recv: &'scope mut [T],
         root: usize,
     ) -> Result<Request<'scope>> {
+        let _seen = self.seen("igather", std::mem::size_of_val(send));
         self.agree(Signature::of("igather").root(root).elems::<T>(send.len()))?;
         self.check_root(root)?;
         let counts = vec![send.len(); self.size()];
@@ -214,6 +218,7 @@ impl Comm {
         counts: &[usize],
         root: usize,
     ) -> Result<Request<'scope>> {
+        let _seen = self.seen("igatherv", std::mem::size_of_val(send));
         self.agree(Signature::of("igatherv").root(root).elem_type::<T>())?;
         self.check_root(root)?;
         self.igatherv_start(s, send, recv, counts, root)
@@ -265,6 +270,7 @@ impl Comm {
         recv: &'scope mut [T],
         root: usize,
     ) -> Result<Request<'scope>> {
+        let _seen = self.seen("iscatter", std::mem::size_of_val(send));
         self.agree(Signature::of("iscatter").root(root).elems::<T>(recv.len()))?;
         self.check_root(root)?;
         let counts = vec![recv.len(); self.size()];
@@ -295,6 +301,7 @@ impl Comm {
         recv: &'scope mut [T],
         root: usize,
     ) -> Result<Request<'scope>> {
+        let _seen = self.seen("iscatterv", std::mem::size_of_val(send));
         self.agree(Signature::of("iscatterv").root(root).elem_type::<T>())?;
         self.check_root(root)?;
         self.iscatterv_start(s, send, counts, recv, root)
@@ -344,6 +351,7 @@ impl Comm {
         send: &'scope [T],
         recv: &'scope mut [T],
     ) -> Result<Request<'scope>> {
+        let _seen = self.seen("iallgather", std::mem::size_of_val(send));
         self.agree(Signature::of("iallgather").elems::<T>(send.len()))?;
         let counts = vec![send.len(); self.size()];
         self.iallgatherv_start(s, send, recv, &counts)
@@ -371,6 +379,7 @@ impl Comm {
         recv: &'scope mut [T],
         counts: &[usize],
     ) -> Result<Request<'scope>> {
+        let _seen = self.seen("iallgatherv", std::mem::size_of_val(send));
         self.agree(Signature::of("iallgatherv").elem_type::<T>())?;
         self.iallgatherv_start(s, send, recv, counts)
     }
@@ -413,6 +422,7 @@ impl Comm {
         send: &'scope [T],
         recv: &'scope mut [T],
     ) -> Result<Request<'scope>> {
+        let _seen = self.seen("ialltoall", std::mem::size_of_val(send));
         self.agree(Signature::of("ialltoall").elems::<T>(send.len()))?;
         let n = self.size();
         if send.len() % n != 0 {
@@ -450,6 +460,7 @@ impl Comm {
         recv: &'scope mut [T],
         recv_counts: &[usize],
     ) -> Result<Request<'scope>> {
+        let _seen = self.seen("ialltoallv", std::mem::size_of_val(send));
         self.agree(Signature::of("ialltoallv").elem_type::<T>())?;
         self.ialltoallv_start(s, send, send_counts, recv, recv_counts)
     }
@@ -497,6 +508,7 @@ impl Comm {
         recv: &'scope mut [T],
         op: Op,
     ) -> Result<Request<'scope>> {
+        let _seen = self.seen("iscan", std::mem::size_of_val(send));
         self.agree(Signature::of("iscan").op(Some(op)).elems::<T>(send.len()))?;
         let f = builtin::<T>(op, self.par_reduce())?;
         self.iprefix(s, send, recv, byte_combine(f), true)
@@ -522,6 +534,7 @@ impl Comm {
         recv: &'scope mut [T],
         op: Op,
     ) -> Result<Request<'scope>> {
+        let _seen = self.seen("iexscan", std::mem::size_of_val(send));
         self.agree(Signature::of("iexscan").op(Some(op)).elems::<T>(send.len()))?;
         let f = builtin::<T>(op, self.par_reduce())?;
         self.iprefix(s, send, recv, byte_combine(f), false)
@@ -550,6 +563,7 @@ impl Comm {
         recv: &'scope mut [T],
         f: impl Fn(&T, &T) -> T + 'static,
     ) -> Result<Request<'scope>> {
+        let _seen = self.seen("iscan", std::mem::size_of_val(send));
         self.agree(Signature::of("iscan_with").op(None).elems::<T>(send.len()))?;
         self.iprefix(s, send, recv, byte_combine(user(f)), true)
     }
@@ -573,6 +587,7 @@ impl Comm {
         recv: &'scope mut [T],
         f: impl Fn(&T, &T) -> T + 'static,
     ) -> Result<Request<'scope>> {
+        let _seen = self.seen("iexscan", std::mem::size_of_val(send));
         self.agree(
             Signature::of("iexscan_with")
                 .op(None)
@@ -620,6 +635,7 @@ impl Comm {
         recv: &'scope mut [T],
         op: Op,
     ) -> Result<Request<'scope>> {
+        let _seen = self.seen("ireduce_scatter_block", std::mem::size_of_val(send));
         self.agree(
             Signature::of("ireduce_scatter_block")
                 .op(Some(op))
@@ -650,6 +666,7 @@ impl Comm {
         recv: &'scope mut [T],
         f: impl Fn(&T, &T) -> T + 'static,
     ) -> Result<Request<'scope>> {
+        let _seen = self.seen("ireduce_scatter_block", std::mem::size_of_val(send));
         self.agree(
             Signature::of("ireduce_scatter_block_with")
                 .op(None)

@@ -27,6 +27,7 @@ impl Comm {
     /// # Ok::<(), mpr::Error>(())
     /// ```
     pub fn reduce<T: Reduce>(&self, send: &[T], recv: &mut [T], op: Op, root: usize) -> Result<()> {
+        let _seen = self.seen("reduce", std::mem::size_of_val(send));
         self.agree(
             super::check::Signature::of("reduce")
                 .root(root)
@@ -60,6 +61,7 @@ impl Comm {
         f: impl Fn(&T, &T) -> T,
         root: usize,
     ) -> Result<()> {
+        let _seen = self.seen("reduce", std::mem::size_of_val(send));
         self.agree(
             super::check::Signature::of("reduce_with")
                 .root(root)

@@ -33,6 +33,7 @@ impl Comm {
     /// # Ok::<(), mpr::Error>(())
     /// ```
     pub fn scan<T: Reduce>(&self, send: &[T], recv: &mut [T], op: Op) -> Result<()> {
+        let _seen = self.seen("scan", std::mem::size_of_val(send));
         self.agree(
             super::check::Signature::of("scan")
                 .op(Some(op))
@@ -56,6 +57,7 @@ impl Comm {
     /// # Ok::<(), mpr::Error>(())
     /// ```
     pub fn exscan<T: Reduce>(&self, send: &[T], recv: &mut [T], op: Op) -> Result<()> {
+        let _seen = self.seen("exscan", std::mem::size_of_val(send));
         self.agree(
             super::check::Signature::of("exscan")
                 .op(Some(op))
@@ -89,6 +91,7 @@ impl Comm {
         recv: &mut [T],
         f: impl Fn(&T, &T) -> T,
     ) -> Result<()> {
+        let _seen = self.seen("scan", std::mem::size_of_val(send));
         self.agree(
             super::check::Signature::of("scan_with")
                 .op(None)
@@ -112,6 +115,7 @@ impl Comm {
         recv: &mut [T],
         f: impl Fn(&T, &T) -> T,
     ) -> Result<()> {
+        let _seen = self.seen("exscan", std::mem::size_of_val(send));
         self.agree(
             super::check::Signature::of("exscan_with")
                 .op(None)
@@ -182,6 +186,7 @@ impl Comm {
         recv: &mut [T],
         op: Op,
     ) -> Result<()> {
+        let _seen = self.seen("reduce_scatter_block", std::mem::size_of_val(send));
         self.agree(
             super::check::Signature::of("reduce_scatter_block")
                 .op(Some(op))
@@ -207,6 +212,7 @@ impl Comm {
         recv: &mut [T],
         f: impl Fn(&T, &T) -> T,
     ) -> Result<()> {
+        let _seen = self.seen("reduce_scatter_block", std::mem::size_of_val(send));
         self.agree(
             super::check::Signature::of("reduce_scatter_block_with")
                 .op(None)

@@ -81,6 +81,7 @@ impl Comm {
         counts: &[usize],
         root: usize,
     ) -> Result<()> {
+        let _seen = self.seen("gatherv", std::mem::size_of_val(send));
         self.agree(
             super::check::Signature::of("gatherv")
                 .root(root)
@@ -130,6 +131,7 @@ impl Comm {
         recv: &mut [T],
         root: usize,
     ) -> Result<()> {
+        let _seen = self.seen("scatterv", std::mem::size_of_val(send));
         self.agree(
             super::check::Signature::of("scatterv")
                 .root(root)
@@ -167,6 +169,7 @@ impl Comm {
     /// # Ok::<(), mpr::Error>(())
     /// ```
     pub fn allgatherv<T: Pod>(&self, send: &[T], recv: &mut [T], counts: &[usize]) -> Result<()> {
+        let _seen = self.seen("allgatherv", std::mem::size_of_val(send));
         self.agree(super::check::Signature::of("allgatherv").elem_type::<T>())?;
         self.begin_coll();
         let (n, me) = (self.size(), self.rank());
@@ -216,6 +219,7 @@ impl Comm {
         recv: &mut [T],
         recv_counts: &[usize],
     ) -> Result<()> {
+        let _seen = self.seen("alltoallv", std::mem::size_of_val(send));
         self.agree(super::check::Signature::of("alltoallv").elem_type::<T>())?;
         self.begin_coll();
         let (n, me) = (self.size(), self.rank());
@@ -273,6 +277,7 @@ impl Comm {
         displs: &[usize],
         root: usize,
     ) -> Result<()> {
+        let _seen = self.seen("gatherv", std::mem::size_of_val(send));
         self.agree(
             super::check::Signature::of("gatherv_displs")
                 .root(root)
@@ -315,6 +320,7 @@ impl Comm {
         recv: &mut [T],
         root: usize,
     ) -> Result<()> {
+        let _seen = self.seen("scatterv", std::mem::size_of_val(send));
         self.agree(
             super::check::Signature::of("scatterv_displs")
                 .root(root)
@@ -355,6 +361,7 @@ impl Comm {
         counts: &[usize],
         displs: &[usize],
     ) -> Result<()> {
+        let _seen = self.seen("allgatherv", std::mem::size_of_val(send));
         self.agree(super::check::Signature::of("allgatherv_displs").elem_type::<T>())?;
         let (n, me) = (self.size(), self.rank());
         let blocks = Blocks::displaced("allgatherv_displs", counts, displs, size_of::<T>())?;
@@ -389,6 +396,7 @@ impl Comm {
         recv_counts: &[usize],
         recv_displs: &[usize],
     ) -> Result<()> {
+        let _seen = self.seen("alltoallv", std::mem::size_of_val(send));
         self.agree(super::check::Signature::of("alltoallv_displs").elem_type::<T>())?;
         let (n, me, size) = (self.size(), self.rank(), size_of::<T>());
         let sb = Blocks::displaced("alltoallv_displs send", send_counts, send_displs, size)?;

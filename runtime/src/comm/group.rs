@@ -268,6 +268,7 @@ impl Comm {
     /// of this communicator calls it with the same group, which must be a subset of this
     /// communicator's; anything else is an error on every rank.
     pub fn create(&self, group: &Group) -> Result<Option<Comm>> {
+        let _seen = self.seen("create", 0);
         let here = self.group().members();
         let problem = group
             .world
@@ -301,6 +302,7 @@ impl Comm {
     /// # Ok::<(), mpr::Error>(())
     /// ```
     pub fn split_type_shared(&self) -> Result<Comm> {
+        let _seen = self.seen("split_type_shared", 0);
         let name = self.engine.borrow().host.clone();
         let mut lens = vec![0u64; self.size()];
         self.allgather(&[name.len() as u64], &mut lens)?;

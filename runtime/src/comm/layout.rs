@@ -44,6 +44,7 @@ impl Comm {
         dest: impl Into<Dest>,
         tag: u32,
     ) -> Result<()> {
+        let _seen = self.seen("send_layout", std::mem::size_of_val(buf));
         layout.check("send_layout", buf.len(), false)?;
         if let Some(run) = layout.run() {
             return self.send(&buf[run], dest, tag);
@@ -86,6 +87,7 @@ impl Comm {
         src: impl Into<Source>,
         tag: impl Into<TagMatch>,
     ) -> Result<Status> {
+        let _seen = self.seen("recv_layout", std::mem::size_of_val(buf));
         layout.check("recv_layout", buf.len(), true)?;
         if let Some(run) = layout.run() {
             return self.recv(&mut buf[run], src, tag);
@@ -132,6 +134,7 @@ impl Comm {
         src: impl Into<Source>,
         recv_tag: impl Into<TagMatch>,
     ) -> Result<Status> {
+        let _seen = self.seen("sendrecv_layout", std::mem::size_of_val(out));
         let (dest, src) = (dest.into(), src.into());
         let to = self.dest(dest)?;
         let from = if src == Source::Null {
@@ -232,6 +235,7 @@ impl Comm {
         dest: impl Into<Dest>,
         tag: u32,
     ) -> Result<Request<'scope>> {
+        let _seen = self.seen("isend_layout", std::mem::size_of_val(buf));
         layout.check("isend_layout", buf.len(), false)?;
         match layout.run() {
             Some(run) => self.isend(s, &buf[run], dest, tag),

@@ -52,6 +52,7 @@ impl Comm {
     /// # Ok::<(), mpr::Error>(())
     /// ```
     pub fn mprobe(&self, src: impl Into<Source>, tag: impl Into<TagMatch>) -> Result<Message> {
+        let _seen = self.seen("mprobe", 0);
         let src = self.src(src.into())?;
         let tag = tag.into().as_option();
         loop {
@@ -74,6 +75,7 @@ impl Comm {
         src: impl Into<Source>,
         tag: impl Into<TagMatch>,
     ) -> Result<Option<Message>> {
+        let _seen = self.seen("improbe", 0);
         let src = self.src(src.into())?;
         let tag = tag.into().as_option();
         let got = self.engine.borrow_mut().mprobe(self.ctx, src, tag, false)?;

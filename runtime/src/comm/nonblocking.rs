@@ -35,6 +35,7 @@ impl Comm {
         dest: impl Into<Dest>,
         tag: u32,
     ) -> Result<Request<'scope>> {
+        let _seen = self.seen("isend", std::mem::size_of_val(buf));
         match self.dest(dest.into())? {
             Some(peer) => s.start_send(self, peer, tag, bytes(buf), false),
             None => s.done(self, Status::null()),
@@ -65,6 +66,7 @@ impl Comm {
         dest: impl Into<Dest>,
         tag: u32,
     ) -> Result<Request<'scope>> {
+        let _seen = self.seen("issend", std::mem::size_of_val(buf));
         match self.dest(dest.into())? {
             Some(peer) => s.start_send(self, peer, tag, bytes(buf), true),
             None => s.done(self, Status::null()),
@@ -127,6 +129,7 @@ impl Comm {
         src: impl Into<Source>,
         tag: impl Into<TagMatch>,
     ) -> Result<Request<'scope>> {
+        let _seen = self.seen("irecv", std::mem::size_of_val(buf));
         let src = src.into();
         if src == Source::Null {
             return s.done(self, Status::null());
@@ -165,6 +168,7 @@ impl Comm {
         src: impl Into<Source>,
         tag: impl Into<TagMatch>,
     ) -> Result<BufRequest<'scope, T>> {
+        let _seen = self.seen("irecv_buf", std::mem::size_of_val(buf));
         let src = self.src(src.into())?;
         let tag = tag.into().as_option();
         BufRequest::start(buf, |bytes| s.start_recv(self, src, tag, bytes))
@@ -198,6 +202,7 @@ impl Comm {
         dest: usize,
         tag: u32,
     ) -> Result<BufRequest<'scope, T>> {
+        let _seen = self.seen("isend_buf", std::mem::size_of_val(buf));
         let peer = self.world_rank(dest)?;
         BufRequest::start(buf, |bytes| s.start_send(self, peer, tag, bytes, false))
     }
@@ -226,6 +231,7 @@ impl Comm {
         src: impl Into<Source>,
         tag: impl Into<TagMatch>,
     ) -> Result<VecRequest<'scope, T>> {
+        let _seen = self.seen("irecv_vec", 0);
         if std::mem::size_of::<T>() == 0 {
             return Err(crate::Error::InvalidArgument {
                 what: "irecv_vec",

@@ -251,6 +251,7 @@ impl Comm {
     /// # Ok::<(), mpr::Error>(())
     /// ```
     pub fn send<T: Pod>(&self, buf: &[T], dest: impl Into<Dest>, tag: u32) -> Result<()> {
+        let _seen = self.seen("send", std::mem::size_of_val(buf));
         self.send_mode(buf, dest.into(), tag, false)
     }
 
@@ -268,6 +269,7 @@ impl Comm {
     /// # Ok::<(), mpr::Error>(())
     /// ```
     pub fn ssend<T: Pod>(&self, buf: &[T], dest: impl Into<Dest>, tag: u32) -> Result<()> {
+        let _seen = self.seen("ssend", std::mem::size_of_val(buf));
         self.send_mode(buf, dest.into(), tag, true)
     }
 
@@ -295,6 +297,7 @@ impl Comm {
         src: impl Into<Source>,
         tag: impl Into<TagMatch>,
     ) -> Result<Status> {
+        let _seen = self.seen("recv", std::mem::size_of_val(buf));
         let src = src.into();
         if src == Source::Null {
             return Ok(Status::null());
@@ -322,6 +325,7 @@ impl Comm {
         src: impl Into<Source>,
         tag: impl Into<TagMatch>,
     ) -> Result<(Vec<T>, Status)> {
+        let _seen = self.seen("recv_vec", 0);
         let size = std::mem::size_of::<T>();
         if size == 0 {
             return Err(Error::InvalidArgument {
@@ -366,6 +370,7 @@ impl Comm {
     /// # Ok::<(), mpr::Error>(())
     /// ```
     pub fn probe(&self, src: impl Into<Source>, tag: impl Into<TagMatch>) -> Result<Status> {
+        let _seen = self.seen("probe", 0);
         let src = src.into();
         if src == Source::Null {
             return Ok(Status::null());
@@ -398,6 +403,7 @@ impl Comm {
         src: impl Into<Source>,
         tag: impl Into<TagMatch>,
     ) -> Result<Option<Status>> {
+        let _seen = self.seen("iprobe", 0);
         let src = src.into();
         if src == Source::Null {
             return Ok(Some(Status::null()));
@@ -431,6 +437,7 @@ impl Comm {
         src: impl Into<Source>,
         recv_tag: impl Into<TagMatch>,
     ) -> Result<Status> {
+        let _seen = self.seen("sendrecv", std::mem::size_of_val(out));
         let (dest, src) = (dest.into(), src.into());
         let Some(peer) = self.dest(dest)? else {
             return self.recv(inb, src, recv_tag);
@@ -484,6 +491,7 @@ impl Comm {
         src: impl Into<Source>,
         recv_tag: impl Into<TagMatch>,
     ) -> Result<Status> {
+        let _seen = self.seen("sendrecv_replace", std::mem::size_of_val(buf));
         let out = buf.to_vec();
         self.sendrecv(&out, dest, send_tag, buf, src, recv_tag)
     }

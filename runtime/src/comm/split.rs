@@ -36,6 +36,7 @@ impl Comm {
     /// # Ok::<(), mpr::Error>(())
     /// ```
     pub fn split(&self, color: Option<u32>, key: i64) -> Result<Option<Comm>> {
+        let _seen = self.seen("split", 0);
         let n = self.size();
         let mine = [color.map_or(NO_COLOR, u64::from), key as u64];
         let mut all = vec![0u64; 2 * n];
@@ -93,6 +94,7 @@ impl Comm {
     /// # Ok::<(), mpr::Error>(())
     /// ```
     pub fn dup(&self) -> Result<Comm> {
+        let _seen = self.seen("dup", 0);
         self.split(Some(0), self.rank() as i64)?
             .ok_or_else(|| Error::InvalidArgument {
                 what: "dup",

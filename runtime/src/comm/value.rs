@@ -183,6 +183,7 @@ impl Comm {
     /// # Ok::<(), mpr::Error>(())
     /// ```
     pub fn send_value<T: Serialize + ?Sized>(&self, v: &T, dest: usize, tag: u32) -> Result<()> {
+        let _seen = self.seen("send_value", 0);
         with_scratch(|buf| {
             encode_into(v, buf, "send_value")?;
             self.send(buf, dest, tag)
@@ -202,6 +203,7 @@ impl Comm {
     /// # Ok::<(), mpr::Error>(())
     /// ```
     pub fn ssend_value<T: Serialize + ?Sized>(&self, v: &T, dest: usize, tag: u32) -> Result<()> {
+        let _seen = self.seen("ssend_value", 0);
         with_scratch(|buf| {
             encode_into(v, buf, "ssend_value")?;
             self.ssend(buf, dest, tag)
@@ -237,6 +239,7 @@ impl Comm {
         src: impl Into<Source>,
         tag: impl Into<TagMatch>,
     ) -> Result<(T, Status)> {
+        let _seen = self.seen("recv_value", 0);
         const WHAT: &str = "recv_value";
         // As `recv_vec`, into the scratch buffer: the oldest message of that source and tag
         // is the probed one (non-overtaking).
@@ -277,6 +280,7 @@ impl Comm {
         src: impl Into<Source>,
         recv_tag: impl Into<TagMatch>,
     ) -> Result<(R, Status)> {
+        let _seen = self.seen("sendrecv_value", 0);
         let out = encode(v, "sendrecv_value")?;
         let (src, recv_tag) = (src.into(), recv_tag.into());
         crate::scope(|s| {
@@ -318,6 +322,7 @@ impl Comm {
         dest: usize,
         tag: u32,
     ) -> Result<Request<'scope>> {
+        let _seen = self.seen("isend_value", 0);
         let peer = self.world_rank(dest)?;
         s.start_send_owned(self, peer, tag, encode(v, "isend_value")?, false)
     }
@@ -343,6 +348,7 @@ impl Comm {
         src: impl Into<Source>,
         tag: impl Into<TagMatch>,
     ) -> Result<ValueRequest<'scope, T>> {
+        let _seen = self.seen("irecv_value", 0);
         Ok(ValueRequest {
             bytes: self.irecv_vec::<u8>(s, src, tag)?,
             _t: std::marker::PhantomData,
@@ -367,6 +373,7 @@ impl Comm {
         v: &mut T,
         root: usize,
     ) -> Result<()> {
+        let _seen = self.seen("broadcast_value", 0);
         const WHAT: &str = "broadcast_value";
         self.check_root(root)?;
         let mine = (self.rank() == root).then(|| encode(v, WHAT));
@@ -403,6 +410,7 @@ impl Comm {
         v: &T,
         root: usize,
     ) -> Result<Option<Vec<T>>> {
+        let _seen = self.seen("gather_values", 0);
         const WHAT: &str = "gather_values";
         self.check_root(root)?;
         let enc = encode(v, WHAT);
@@ -433,6 +441,7 @@ impl Comm {
     /// # Ok::<(), mpr::Error>(())
     /// ```
     pub fn allgather_values<T: Serialize + DeserializeOwned>(&self, v: &T) -> Result<Vec<T>> {
+        let _seen = self.seen("allgather_values", 0);
         const WHAT: &str = "allgather_values";
         let enc = encode(v, WHAT);
         let mut sizes = vec![0u64; self.size()];
@@ -464,6 +473,7 @@ impl Comm {
         values: &[T],
         root: usize,
     ) -> Result<T> {
+        let _seen = self.seen("scatter_values", std::mem::size_of_val(values));
         const WHAT: &str = "scatter_values";
         self.check_root(root)?;
         let n = self.size();
@@ -513,6 +523,7 @@ impl Comm {
     /// # Ok::<(), mpr::Error>(())
     /// ```
     pub fn alltoall_values<T: Serialize + DeserializeOwned>(&self, values: &[T]) -> Result<Vec<T>> {
+        let _seen = self.seen("alltoall_values", std::mem::size_of_val(values));
         const WHAT: &str = "alltoall_values";
         let n = self.size();
         // A rank that cannot encode, or was given the wrong number of values, still takes

@@ -498,6 +498,8 @@ pub(crate) struct Engine {
     pub(crate) host: String,
     /// Communicators' names by context (`Comm::set_name`), for the `--timeout` report.
     pub(crate) names: waits::Names,
+    /// This rank's call counts, when profiling (`observe.rs`).
+    pub(crate) observer: Option<std::rc::Rc<std::cell::RefCell<crate::observe::Observer>>>,
     /// Buffers that packed layouts went through, kept for the next (`comm/layout.rs`): a
     /// fresh megabyte per call was a page fault per 4 KiB.
     pub(crate) scratch: Vec<Vec<u8>>,
@@ -530,6 +532,9 @@ impl Engine {
         let sharing = machine_ranks.max(local_size);
         let waiter = Waiter::new(tuning.max_spin_us, sharing, cores);
         let par_reduce = (sharing < cores && tuning.par_reduce > 0).then_some(tuning.par_reduce);
+        let observer = tuning
+            .profile
+            .then(|| std::rc::Rc::new(std::cell::RefCell::new(crate::observe::Observer::new())));
         let core = Core {
             me: rank,
             ops: Ops::new(),
@@ -561,6 +566,7 @@ impl Engine {
             host: String::new(),
             names: waits::Names::new(),
             scratch: Vec::new(),
+            observer,
         }
     }
 
@@ -1117,6 +1123,7 @@ impl Engine {
         self.wait_until(|e| {
             (e.core.ops.pending_count() == 0 && e.transport.flushed()).then_some(())
         })?;
+        self.tell_profile();
         let peers = self
             .transport
             .net()
@@ -1141,6 +1148,28 @@ impl Engine {
             let _ = d.send(&crate::bootstrap::Request::Bye);
         }
         Ok(())
+    }
+
+    /// Tells mprun this rank's call counts (`--profile`), if it counts them.
+    fn tell_profile(&mut self) {
+        use crate::bootstrap::Request;
+        let Some(o) = self.observer.take() else {
+            return;
+        };
+        let Some(d) = self.transport.net().and_then(|t| t.directory()) else {
+            return;
+        };
+        let o = o.borrow();
+        for c in &o.ops {
+            let _ = d.send(&Request::Profile {
+                op: c.name.to_string(),
+                calls: c.calls,
+                bytes: c.bytes,
+                ns: c.ns,
+            });
+        }
+        let ran = u64::try_from(o.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let _ = d.send(&Request::Ran { ns: ran });
     }
 
     /// Moves pending operations without waiting (and answers the launcher), for waits that
