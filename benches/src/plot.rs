@@ -123,9 +123,13 @@ pub fn draw(out: &Path, words: &Words, m: Measure, series: &[Series]) -> Result<
     if !(x0.is_finite() && y0.is_finite()) {
         return Err(format!("cannot draw {}: no point above 0", out.display()));
     }
-    // Room around the curves: a half step of two in size, a fifth of a decade in value.
+    // Room around the curves: a half step of two in size; in value, out to whole decades, so
+    // that both ends of the value axis are labelled.
     let (x0, x1) = (x0 / 1.5, x1 * 1.5);
-    let (y0, y1) = (y0 / 1.6, y1 * 1.6);
+    let (y0, y1) = (
+        10f64.powf(y0.log10().floor()),
+        10f64.powf((y1 * 1.05).log10().ceil()),
+    );
     let root = SVGBackend::new(out, (960, 600)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| fail(&e))?;
     let mut chart = ChartBuilder::on(&root)
@@ -135,7 +139,7 @@ pub fn draw(out: &Path, words: &Words, m: Measure, series: &[Series]) -> Result<
         .y_label_area_size(70)
         .build_cartesian_2d(
             (x0..x1).log_scale().with_key_points(powers_of_four(x0, x1)),
-            (y0..y1).log_scale(),
+            (y0..y1).log_scale().with_key_points(decades(y0, y1)),
         )
         .map_err(|e| fail(&e))?;
     chart
@@ -144,7 +148,7 @@ pub fn draw(out: &Path, words: &Words, m: Measure, series: &[Series]) -> Result<
         .y_desc(words.y.as_deref().unwrap_or(m.axis()))
         .label_style(("sans-serif", 14))
         .x_label_formatter(&|v| bytes(*v))
-        .y_label_formatter(&|v| format!("{v}"))
+        .y_label_formatter(&|v| format!("{}", (v * 1e6).round() / 1e6))
         .draw()
         .map_err(|e| fail(&e))?;
     for (i, s) in series.iter().enumerate() {
@@ -201,6 +205,14 @@ fn powers_of_four(lo: f64, hi: f64) -> Vec<f64> {
     } else {
         powers(2.0)
     }
+}
+
+/// The values labelled on the axis: 1, 2 and 5 times each power of ten from `lo` to `hi`.
+fn decades(lo: f64, hi: f64) -> Vec<f64> {
+    (-9..=12)
+        .flat_map(|e| [1.0, 2.0, 5.0].map(|m| m * 10f64.powi(e)))
+        .filter(|&v| v >= lo * 0.999 && v <= hi * 1.001)
+        .collect()
 }
 
 /// A size in bytes as the axis shows it: 8, 1K, 64K, 1M.
