@@ -252,6 +252,15 @@ fn bench(s: &str) -> Result<Bench, String> {
     })
 }
 
+/// `-h`, `--help` (clap's own is off: help is printed by rank 0 only).
+fn help_flag() -> Arg {
+    Arg::new("help")
+        .short('h')
+        .long("help")
+        .action(ArgAction::SetTrue)
+        .help("this text")
+}
+
 /// The command line as clap knows it.
 fn command() -> Command {
     let value = |id: &'static str, name: &'static str| {
@@ -333,13 +342,7 @@ fn command() -> Command {
                      with a band to p99); `mpr-bench plot --help` overlays earlier runs",
                 ),
         )
-        .arg(
-            Arg::new("help")
-                .short('h')
-                .long("help")
-                .action(ArgAction::SetTrue)
-                .help("this text"),
-        )
+        .arg(help_flag())
 }
 
 /// `mpr-bench plot` as clap knows it.
@@ -388,13 +391,7 @@ fn plot_command() -> Command {
                 "what the y axis says (default: latency or bandwidth, p50 with a band to p99)",
             ),
         )
-        .arg(
-            Arg::new("help")
-                .short('h')
-                .long("help")
-                .action(ArgAction::SetTrue)
-                .help("this text"),
-        )
+        .arg(help_flag())
 }
 
 /// Parses `mpr-bench plot ...` (the words after `plot`).
