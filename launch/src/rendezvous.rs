@@ -86,6 +86,23 @@ pub enum Request {
         /// Nanoseconds.
         ns: u64,
     },
+    /// For `mprun --trace`, before the rank's [`Request::Event`] lines: when it joined the job,
+    /// by its host's clock (nanoseconds since the Unix epoch); events count from there.
+    Started {
+        /// Nanoseconds since 1970.
+        unix_ns: u64,
+    },
+    /// For `mprun --trace`: one call, as it happened.
+    Event {
+        /// The operation (as in [`Request::Profile`]).
+        op: String,
+        /// Nanoseconds from [`Request::Started`] to the call.
+        start_ns: u64,
+        /// Its duration.
+        dur_ns: u64,
+        /// Bytes of the caller's buffer.
+        bytes: u64,
+    },
 }
 
 /// Whether `op` is an operation's name as [`Request::Profile`] carries it.
@@ -172,6 +189,13 @@ impl fmt::Display for Request {
                 ns,
             } => write!(f, "PROFILE {op} {calls} {bytes} {ns}"),
             Request::Ran { ns } => write!(f, "RAN {ns}"),
+            Request::Started { unix_ns } => write!(f, "STARTED {unix_ns}"),
+            Request::Event {
+                op,
+                start_ns,
+                dur_ns,
+                bytes,
+            } => write!(f, "EVENT {op} {start_ns} {dur_ns} {bytes}"),
         }
     }
 }
@@ -307,6 +331,24 @@ impl Request {
                     ns: arg(&a, 0, "time")?,
                 }
             }
+            "STARTED" => {
+                expect(1)?;
+                Request::Started {
+                    unix_ns: arg(&a, 0, "time")?,
+                }
+            }
+            "EVENT" => {
+                expect(4)?;
+                if !valid_op(&a[0]) {
+                    return Err(ParseError(format!("bad operation name {:?}", a[0])));
+                }
+                Request::Event {
+                    op: a[0].clone(),
+                    start_ns: arg(&a, 1, "start")?,
+                    dur_ns: arg(&a, 2, "duration")?,
+                    bytes: arg(&a, 3, "byte count")?,
+                }
+            }
             _ => {
                 return Err(ParseError(format!(
                     "unknown verb or bad arguments: {verb:?}"
@@ -406,6 +448,15 @@ mod tests {
                 ns: u64::MAX,
             },
             Request::Ran { ns: 12345 },
+            Request::Started {
+                unix_ns: 1_790_000_000_000_000_000,
+            },
+            Request::Event {
+                op: "send".into(),
+                start_ns: 5,
+                dur_ns: 7,
+                bytes: 8,
+            },
         ] {
             assert_eq!(Request::parse(&format!("{r}\n")), Ok(r));
         }

@@ -35,6 +35,8 @@ pub struct Options {
     pub verbose: bool,
     /// `--profile`: print where the ranks' time in mpr went when the job ends.
     pub profile: bool,
+    /// `--trace FILE` (or `MPR_TRACE=FILE`): write the job's timeline there.
+    pub trace: Option<PathBuf>,
     pub program: String,
     pub args: Vec<String>,
 }
@@ -144,6 +146,15 @@ fn command() -> Command {
                 .help(
                     "when the job ends, print on stderr each operation's calls, bytes and time \
                      (min, median, max over ranks) and the ranks longest in mpr calls",
+                ),
+        )
+        .arg(
+            value("trace", "FILE")
+                .long("trace")
+                .value_parser(clap::value_parser!(PathBuf))
+                .help(
+                    "write the job's timeline to FILE (trace-event JSON: open it in Perfetto's \
+                     UI or about:tracing); also MPR_TRACE=FILE",
                 ),
         )
         .arg(
@@ -348,6 +359,11 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, LaunchErr
             .or_else(|| from_env("MPR_IFACE")),
         verbose: m.get_flag("verbose"),
         profile: m.get_flag("profile"),
+        trace: m.get_one::<PathBuf>("trace").cloned().or_else(|| {
+            from_env("MPR_TRACE")
+                .filter(|v| v != "0" && v != "1")
+                .map(PathBuf::from)
+        }),
         program,
         args: command.collect(),
     })))

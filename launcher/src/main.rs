@@ -20,6 +20,7 @@ mod rendezvous;
 mod report;
 mod signals;
 mod spawn;
+mod timeline;
 mod trace;
 mod waits;
 
@@ -251,6 +252,9 @@ fn run() -> Result<i32, LaunchError> {
     if opts.profile {
         env.push((mpr::tuning::ENV_PROFILE.into(), "1".into()));
     }
+    if opts.trace.is_some() {
+        env.push((mpr::tuning::ENV_TRACE.into(), "1".into()));
+    }
     if opts.verbose {
         eprint!("mprun: {np} rank(s) of {}:\n{plan}", program.display());
         trace::enable();
@@ -466,6 +470,11 @@ fn run() -> Result<i32, LaunchError> {
     trace::note(|| "every rank ended".into());
     if opts.profile {
         eprint!("{}", profile::table(&service.profiles(), &rank_hosts));
+    }
+    if let Some(path) = &opts.trace {
+        if let Err(e) = timeline::write(path, &service.timelines(), &rank_hosts) {
+            eprintln!("mprun: {e}");
+        }
     }
     remote::end_all(&helpers);
     service.close();

@@ -32,7 +32,12 @@ struct Table {
     serving: Vec<bool>,
     /// What each rank said for `--profile` (at most [`MAX_OPS`] operations a rank).
     profiles: Vec<crate::profile::RankProfile>,
+    /// What each rank said for `--trace` (at most [`MAX_EVENTS`] calls a rank).
+    timelines: Vec<crate::timeline::RankTimeline>,
 }
+
+/// The most calls one rank's trace may hold (as many as a rank keeps).
+const MAX_EVENTS: usize = 1 << 20;
 
 /// The most operations one rank's profile may list (more are dropped).
 const MAX_OPS: usize = 256;
@@ -71,6 +76,7 @@ impl Service {
                 ended: vec![false; size],
                 serving: vec![false; size],
                 profiles: vec![crate::profile::RankProfile::default(); size],
+                timelines: vec![crate::timeline::RankTimeline::default(); size],
             }),
             Condvar::new(),
         ));
@@ -197,9 +203,21 @@ impl Service {
     /// What every rank said for `--profile`, once the service has read all the ranks said
     /// (waiting at most [`DRAIN_WITHIN`] for connections still being read).
     pub fn profiles(&self) -> Vec<crate::profile::RankProfile> {
+        self.drained(|t| t.profiles.clone())
+    }
+
+    /// What every rank said for `--trace` (taken: asked once, at the end), as
+    /// [`Service::profiles`].
+    pub fn timelines(&self) -> Vec<crate::timeline::RankTimeline> {
+        self.drained(|t| std::mem::take(&mut t.timelines))
+    }
+
+    /// `take` of the table once every rank's connection has been read to its end (or
+    /// [`DRAIN_WITHIN`] has passed).
+    fn drained<T: Default>(&self, take: impl FnOnce(&mut Table) -> T) -> T {
         let (m, cv) = &*self.table;
         let Ok(mut t) = m.lock() else {
-            return Vec::new();
+            return T::default();
         };
         let until = std::time::Instant::now() + DRAIN_WITHIN;
         while t.serving.iter().any(|&s| s) {
@@ -209,10 +227,10 @@ impl Service {
             }
             t = match cv.wait_timeout(t, left) {
                 Ok((g, _)) => g,
-                Err(_) => return Vec::new(),
+                Err(_) => return T::default(),
             };
         }
-        t.profiles.clone()
+        take(&mut t)
     }
 
     /// Wakes every waiting lookup with a refusal (the job is ending).
@@ -437,6 +455,36 @@ fn serve_rank(
             Ok(Request::Ran { ns }) => {
                 if let Ok(mut t) = m.lock() {
                     t.profiles[rank].ran_ns = Some(ns);
+                }
+                None
+            }
+            Ok(Request::Started { unix_ns }) => {
+                // A rank tells all its calls so far each time (at a `--timeout` report, then
+                // at finalize if it gets there): the last telling replaces the one before.
+                if let Ok(mut t) = m.lock() {
+                    t.timelines[rank] = crate::timeline::RankTimeline {
+                        started_unix_ns: Some(unix_ns),
+                        calls: Vec::new(),
+                    };
+                }
+                None
+            }
+            Ok(Request::Event {
+                op,
+                start_ns,
+                dur_ns,
+                bytes,
+            }) => {
+                if let Ok(mut t) = m.lock() {
+                    let tl = &mut t.timelines[rank];
+                    if tl.calls.len() < MAX_EVENTS {
+                        tl.calls.push(crate::timeline::Call {
+                            op,
+                            start_ns,
+                            dur_ns,
+                            bytes,
+                        });
+                    }
                 }
                 None
             }

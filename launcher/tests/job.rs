@@ -486,3 +486,111 @@ fn profile_counts_the_calls_the_program_made() {
     assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
     assert!(!out.stderr.contains("--profile"), "{}", out.stderr);
 }
+
+/// The trace-event JSON `mprun --trace` wrote at `path`: its slices as (rank, name, ts, dur),
+/// after checking that it names a track for each of `n` ranks.
+fn trace_slices(path: &std::path::Path, n: usize) -> Vec<(u64, String, f64, f64)> {
+    let text = std::fs::read_to_string(path).expect("the trace file");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    let events = v["traceEvents"].as_array().expect("traceEvents");
+    let tracks: Vec<String> = events
+        .iter()
+        .filter(|e| e["ph"] == "M" && e["name"] == "process_name")
+        .map(|e| e["args"]["name"].as_str().unwrap().to_string())
+        .collect();
+    let want: Vec<String> = (0..n).map(|r| format!("rank {r} (localhost)")).collect();
+    assert_eq!(tracks, want);
+    events
+        .iter()
+        .filter(|e| e["ph"] == "X")
+        .map(|e| {
+            let (ts, dur) = (e["ts"].as_f64().unwrap(), e["dur"].as_f64().unwrap());
+            assert!(ts >= 0.0 && dur >= 0.0, "{e}");
+            (
+                e["pid"].as_u64().unwrap(),
+                e["name"].as_str().unwrap().to_string(),
+                ts,
+                dur,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn trace_holds_every_call_of_every_rank() {
+    let dir = std::env::temp_dir().join(format!("mpr-trace-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A job that finishes: every call of every rank, one slice each.
+    let path = dir.join("calls.json");
+    let (out, _) = job_with(
+        &["--trace", path.to_str().unwrap()],
+        4,
+        "profile",
+        &[],
+        &[],
+        None,
+    );
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let slices = trace_slices(&path, 4);
+    let count = |rank: Option<u64>, name: &str| {
+        slices
+            .iter()
+            .filter(|s| s.1 == name && rank.is_none_or(|r| s.0 == r))
+            .count()
+    };
+    for r in 0..4 {
+        assert_eq!(count(Some(r), "barrier"), 10, "rank {r}");
+        assert_eq!(count(Some(r), "allreduce"), 5, "rank {r}");
+    }
+    // Sends and receives pair up.
+    assert_eq!((count(Some(0), "send"), count(Some(1), "recv")), (3, 3));
+    assert_eq!((count(Some(2), "isend"), count(Some(3), "irecv")), (1, 1));
+    assert_eq!((count(Some(2), "wait"), count(Some(3), "wait")), (1, 1));
+    assert_eq!(count(None, "send"), count(None, "recv"));
+    // A rank's calls follow one another.
+    for r in 0..4 {
+        let mine: Vec<_> = slices.iter().filter(|s| s.0 == r).collect();
+        assert!(
+            mine.windows(2).all(|w| w[0].2 + w[0].3 <= w[1].2 + 0.01),
+            "rank {r}: {mine:?}"
+        );
+    }
+
+    // A deadlock ended by --timeout: each rank's last slice is the call it was stuck in.
+    let path = dir.join("deadlock.json");
+    let (out, _) = job_with(
+        &["--trace", path.to_str().unwrap(), "--timeout", "2"],
+        4,
+        "deadlock",
+        &[],
+        &[],
+        None,
+    );
+    assert_eq!(out.code, Some(124), "stderr: {}", out.stderr);
+    let slices = trace_slices(&path, 4);
+    for (r, name) in [(0, "recv"), (1, "recv"), (2, "barrier"), (3, "barrier")] {
+        let last = slices.iter().rfind(|s| s.0 == r);
+        let last = last.unwrap_or_else(|| panic!("rank {r} has no slice: {slices:?}"));
+        assert_eq!(last.1, name, "rank {r}");
+        assert!(last.3 > 1.5e6, "rank {r} waited {} us", last.3);
+    }
+
+    // A rank that panics: the others' failed receives from it are in the trace.
+    let path = dir.join("panic.json");
+    let (out, _) = job_with(
+        &["--trace", path.to_str().unwrap()],
+        3,
+        "panic",
+        &["1"],
+        &[],
+        None,
+    );
+    assert_eq!(out.code, Some(101), "stderr: {}", out.stderr);
+    let slices = trace_slices(&path, 3);
+    for r in [0, 2] {
+        assert!(
+            slices.iter().any(|s| s.0 == r && s.1 == "recv"),
+            "rank {r}: {slices:?}"
+        );
+    }
+}

@@ -1,5 +1,6 @@
-//! What a rank's calls did, for `mprun --profile`: per operation, how many calls, the bytes of
-//! the callers' buffers and the time spent in them.
+//! What a rank's calls did, for `mprun --profile` (per operation, how many calls, the bytes of
+//! the callers' buffers and the time spent in them) and `mprun --trace` (each call as it
+//! happened: operation, start, duration, bytes).
 //!
 //! Every public call that communicates opens a [`Seen`] guard first thing (`Comm::seen`), which
 //! costs one branch when profiling is off (`MPR_PROFILE`, which `mprun --profile` sets). Only
@@ -21,11 +22,30 @@ pub(crate) struct OpCount {
     pub ns: u64,
 }
 
+/// One call as it happened, for `--trace`: nanoseconds from the rank's start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Event {
+    pub name: &'static str,
+    pub start_ns: u64,
+    pub dur_ns: u64,
+    pub bytes: u64,
+}
+
+/// The most events a rank keeps (about 40 MB of them); later calls are only counted, and the
+/// trace says how many it lacks.
+const MAX_EVENTS: usize = 1 << 20;
+
 /// A rank's counts.
 #[derive(Debug)]
 pub(crate) struct Observer {
-    /// When the rank joined the job.
+    /// When the rank joined the job, by the monotonic clock and by the host's clock.
     pub started: Instant,
+    started_unix_ns: u64,
+    /// Whether to count calls by operation (`--profile`).
+    profile: bool,
+    /// The calls as they happened (`--trace`), and how many did not fit.
+    events: Option<Vec<Event>>,
+    dropped: u64,
     /// Calls open now (nested ones included).
     depth: u32,
     /// The outermost open call: its name, bytes and start.
@@ -35,13 +55,71 @@ pub(crate) struct Observer {
 }
 
 impl Observer {
-    pub(crate) fn new() -> Observer {
+    /// An observer that counts calls (`profile`) and keeps them (`trace`).
+    pub(crate) fn new(profile: bool, trace: bool) -> Observer {
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, nanos);
         Observer {
             started: Instant::now(),
+            started_unix_ns: unix,
+            profile,
+            events: trace.then(Vec::new),
+            dropped: 0,
             depth: 0,
             open: None,
             ops: Vec::new(),
         }
+    }
+
+    /// What to tell mprun at finalize: the counts (`PROFILE` lines, then `RAN`, when
+    /// profiling) and the calls (as [`Observer::trace_lines`]).
+    pub(crate) fn lines(&self) -> Vec<mpr_launch::rendezvous::Request> {
+        use mpr_launch::rendezvous::Request;
+        let mut out = Vec::new();
+        if self.profile {
+            out.extend(self.ops.iter().map(|c| Request::Profile {
+                op: c.name.to_string(),
+                calls: c.calls,
+                bytes: c.bytes,
+                ns: c.ns,
+            }));
+            out.push(Request::Ran {
+                ns: nanos(self.started.elapsed()),
+            });
+        }
+        out.extend(self.trace_lines());
+        out
+    }
+
+    /// The calls so far, when tracing: `STARTED`, then an `EVENT` line each, the call under
+    /// way included (up to now: asked by `--timeout`, a rank is in the call it waits in).
+    pub(crate) fn trace_lines(&self) -> Vec<mpr_launch::rendezvous::Request> {
+        use mpr_launch::rendezvous::Request;
+        let Some(events) = &self.events else {
+            return Vec::new();
+        };
+        let open = self.open.map(|(name, bytes, at)| Event {
+            name,
+            start_ns: nanos(at.saturating_duration_since(self.started)),
+            dur_ns: nanos(at.elapsed()),
+            bytes,
+        });
+        std::iter::once(Request::Started {
+            unix_ns: self.started_unix_ns,
+        })
+        .chain(events.iter().chain(open.as_ref()).map(|e| Request::Event {
+            op: e.name.to_string(),
+            start_ns: e.start_ns,
+            dur_ns: e.dur_ns,
+            bytes: e.bytes,
+        }))
+        .collect()
+    }
+
+    /// Whether calls are kept (`--trace`).
+    pub(crate) fn traces(&self) -> bool {
+        self.events.is_some()
     }
 
     fn begin(&mut self, name: &'static str, bytes: u64) {
@@ -59,7 +137,19 @@ impl Observer {
         let Some((name, bytes, at)) = self.open.take() else {
             return;
         };
-        let ns = u64::try_from(at.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let ns = nanos(at.elapsed());
+        if let Some(events) = self.events.as_mut() {
+            if events.len() < MAX_EVENTS {
+                events.push(Event {
+                    name,
+                    start_ns: nanos(at.saturating_duration_since(self.started)),
+                    dur_ns: ns,
+                    bytes,
+                });
+            } else {
+                self.dropped += 1;
+            }
+        }
         match self.ops.iter_mut().find(|o| o.name == name) {
             Some(o) => {
                 o.calls += 1;
@@ -74,6 +164,10 @@ impl Observer {
             }),
         }
     }
+}
+
+fn nanos(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// A call being counted: counted when dropped (at the end of the call, whichever way it
@@ -113,7 +207,7 @@ mod tests {
 
     #[test]
     fn only_the_outermost_call_counts() {
-        let o = Rc::new(RefCell::new(Observer::new()));
+        let o = Rc::new(RefCell::new(Observer::new(true, true)));
         for _ in 0..3 {
             let _outer = Seen::open(Some(&o), "allreduce", 80);
             let _inner = Seen::open(Some(&o), "send", 40);
@@ -122,12 +216,33 @@ mod tests {
             let _s = Seen::open(Some(&o), "send", 8);
         }
         let _off = Seen::open(None, "send", 1);
-        let ops = &o.borrow().ops;
-        assert_eq!(ops.len(), 2, "{ops:?}");
-        assert_eq!(
-            (ops[0].name, ops[0].calls, ops[0].bytes),
-            ("allreduce", 3, 240)
-        );
-        assert_eq!((ops[1].name, ops[1].calls, ops[1].bytes), ("send", 1, 8));
+        {
+            let seen = o.borrow();
+            let ops = &seen.ops;
+            assert_eq!(ops.len(), 2, "{ops:?}");
+            assert_eq!(
+                (ops[0].name, ops[0].calls, ops[0].bytes),
+                ("allreduce", 3, 240)
+            );
+            assert_eq!((ops[1].name, ops[1].calls, ops[1].bytes), ("send", 1, 8));
+            let events = seen.events.as_ref().unwrap();
+            assert_eq!(events.len(), 4);
+            assert!(events.windows(2).all(|w| w[0].start_ns <= w[1].start_ns));
+            assert_eq!((events[3].name, events[3].bytes), ("send", 8));
+            // Profile lines, RAN, then STARTED and the events.
+            let lines = seen.lines();
+            assert_eq!(lines.len(), 2 + 1 + 1 + 4);
+            assert!(matches!(
+                lines[2],
+                mpr_launch::rendezvous::Request::Ran { .. }
+            ));
+            assert!(matches!(
+                lines[3],
+                mpr_launch::rendezvous::Request::Started { .. }
+            ));
+        }
+        // The call under way is told up to now.
+        let _open = Seen::open(Some(&o), "recv", 4);
+        assert_eq!(o.borrow().trace_lines().len(), 1 + 4 + 1);
     }
 }

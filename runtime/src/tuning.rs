@@ -53,9 +53,15 @@ pub const ENV_CHECK: &str = "MPR_CHECK";
 /// not (then the counting costs one branch per call).
 pub const ENV_PROFILE: &str = "MPR_PROFILE";
 
+/// Environment variable: set (to anything but `0` or nothing) makes every rank keep its calls
+/// as they happen (operation, start, duration, bytes) and hand them to mprun at its finalize,
+/// for `mprun --trace FILE`, which sets it (mprun also reads it: `MPR_TRACE=FILE mprun ...`
+/// is `mprun --trace FILE ...`).
+pub const ENV_TRACE: &str = "MPR_TRACE";
+
 /// Every knob, with its default and what it does, in a line each (`mprun --help` lists them;
 /// the README's table says more).
-pub const KNOBS: [(&str, &str); 14] = [
+pub const KNOBS: [(&str, &str); 15] = [
     (ENV_EAGER_LIMIT, "65536: messages up to this many bytes go eagerly, larger ones by request-to-send"),
     (ENV_UNEXPECTED_LIMIT, "67108864: bytes a rank buffers for eager messages not yet asked for, shared among its peers"),
     (ENV_SPIN_US, "200: longest a waiting rank polls before it sleeps (0: never spins)"),
@@ -70,6 +76,7 @@ pub const KNOBS: [(&str, &str); 14] = [
     (ENV_ALLREDUCE_LARGE, "65536: allreduces of this many bytes use reduce-scatter + allgather"),
     (ENV_CHECK, "0: 1 checks that every rank called each collective alike, naming the one that did not"),
     (ENV_PROFILE, "0: 1 counts each rank's calls for mprun --profile (which sets it)"),
+    (ENV_TRACE, "unset: set, each rank keeps its calls as they happen for mprun --trace FILE (which sets it)"),
 ];
 
 /// The knobs of one rank.
@@ -136,6 +143,8 @@ pub struct Tuning {
     pub check: bool,
     /// Count every call (`observe.rs`) and tell mprun at finalize (`mprun --profile`).
     pub profile: bool,
+    /// Keep every call as it happened and hand them to mprun at finalize (`mprun --trace`).
+    pub trace: bool,
 }
 
 impl Default for Tuning {
@@ -157,6 +166,7 @@ impl Default for Tuning {
             unexpected_limit: 64 << 20,
             check: false,
             profile: false,
+            trace: false,
         }
     }
 }
@@ -221,6 +231,9 @@ impl Tuning {
         if let Some(v) = env_switch(&get, ENV_PROFILE, "1", "0")? {
             t.profile = v;
         }
+        if let Some(v) = get(ENV_TRACE) {
+            t.trace = !v.is_empty() && v != "0";
+        }
         Ok(t)
     }
 }
@@ -278,6 +291,12 @@ mod tests {
         let names: Vec<&str> = KNOBS.iter().map(|(n, _)| *n).collect();
         for n in &names {
             assert_eq!(names.iter().filter(|m| *m == n).count(), 1, "{n}");
+            if *n == ENV_TRACE {
+                // Any value but 0 or nothing turns it on (mprun's own use is a file name).
+                assert!(with(&[(n, "x")]).unwrap().trace);
+                assert!(!with(&[(n, "0")]).unwrap().trace);
+                continue;
+            }
             // Each one is read: a bad value of it is refused by name.
             let e = with(&[(n, "x")]).unwrap_err().to_string();
             assert!(e.contains(n), "{e}");

@@ -532,9 +532,12 @@ impl Engine {
         let sharing = machine_ranks.max(local_size);
         let waiter = Waiter::new(tuning.max_spin_us, sharing, cores);
         let par_reduce = (sharing < cores && tuning.par_reduce > 0).then_some(tuning.par_reduce);
-        let observer = tuning
-            .profile
-            .then(|| std::rc::Rc::new(std::cell::RefCell::new(crate::observe::Observer::new())));
+        let observer = (tuning.profile || tuning.trace).then(|| {
+            std::rc::Rc::new(std::cell::RefCell::new(crate::observe::Observer::new(
+                tuning.profile,
+                tuning.trace,
+            )))
+        });
         let core = Core {
             me: rank,
             ops: Ops::new(),
@@ -1003,6 +1006,16 @@ impl Engine {
             if let Some(d) = self.transport.net().and_then(|n| n.directory()) {
                 d.report(&waits);
             }
+            // The job is likely to be ended now (`--timeout`): what this rank did so far goes
+            // into the trace (the call it waits in up to now).
+            let calls = self
+                .observer
+                .as_ref()
+                .filter(|o| o.borrow().traces())
+                .map(|o| o.borrow().trace_lines());
+            if let Some(calls) = calls {
+                self.tell(&calls);
+            }
         }
         Ok(Polled {
             live: polled.live || queued,
@@ -1117,13 +1130,15 @@ impl Engine {
     /// sent by either side is lost when the processes exit.
     pub(crate) fn finalize(&mut self) -> Result<()> {
         self.tell_victims();
+        // First, so that a rank whose peers failed (or that is unwinding from a panic) still
+        // tells what it did.
+        self.tell_observed();
         if self.broken.is_some() {
             return Ok(());
         }
         self.wait_until(|e| {
             (e.core.ops.pending_count() == 0 && e.transport.flushed()).then_some(())
         })?;
-        self.tell_profile();
         let peers = self
             .transport
             .net()
@@ -1150,26 +1165,32 @@ impl Engine {
         Ok(())
     }
 
-    /// Tells mprun this rank's call counts (`--profile`), if it counts them.
-    fn tell_profile(&mut self) {
-        use crate::bootstrap::Request;
+    /// Tells mprun this rank's call counts (`--profile`) and its calls as they happened
+    /// (`--trace`), if it keeps them (`observe.rs`): once, at finalize.
+    fn tell_observed(&mut self) {
         let Some(o) = self.observer.take() else {
             return;
         };
+        let lines = o.borrow().lines();
+        self.tell(&lines);
+    }
+
+    /// Sends `lines` to the rendezvous service, then waits until it has read them.
+    fn tell(&mut self, lines: &[crate::bootstrap::Request]) {
         let Some(d) = self.transport.net().and_then(|t| t.directory()) else {
             return;
         };
-        let o = o.borrow();
-        for c in &o.ops {
-            let _ = d.send(&Request::Profile {
-                op: c.name.to_string(),
-                calls: c.calls,
-                bytes: c.bytes,
-                ns: c.ns,
-            });
+        for line in lines {
+            if d.send(line).is_err() {
+                return;
+            }
         }
-        let ran = u64::try_from(o.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        let _ = d.send(&Request::Ran { ns: ran });
+        // A round trip (this rank's own address) before going on: once it is answered, the
+        // service has read every line before it. Without it, the last lines could be lost
+        // when this process exits with the service's notices unread in its socket, which
+        // makes the kernel reset the connection rather than close it (1 run in 12 lost the
+        // last five events of a rank so).
+        let _ = d.lookup(self.rank);
     }
 
     /// Moves pending operations without waiting (and answers the launcher), for waits that
