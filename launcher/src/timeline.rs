@@ -1,6 +1,5 @@
 //! `mprun --trace FILE`: the job's calls as one timeline, in the trace-event JSON format that
-//! Perfetto's UI (ui.perfetto.dev, which opens the file locally in the browser) and Chrome's
-//! `about:tracing` read: a track per rank, named by rank and host, and a slice per mpr call
+//! Chrome's `about:tracing` and Perfetto's trace viewer read: a track per rank, named by rank and host, and a slice per mpr call
 //! with its bytes.
 //!
 //! Each rank keeps its calls (the `mpr` runtime, with `MPR_TRACE` set, which mprun sets) and
