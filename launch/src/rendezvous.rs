@@ -102,6 +102,10 @@ pub enum Request {
         dur_ns: u64,
         /// Bytes of the caller's buffer.
         bytes: u64,
+        /// The world rank a point-to-point call went to or came from.
+        peer: Option<usize>,
+        /// Its tag.
+        tag: Option<u32>,
     },
 }
 
@@ -195,7 +199,14 @@ impl fmt::Display for Request {
                 start_ns,
                 dur_ns,
                 bytes,
-            } => write!(f, "EVENT {op} {start_ns} {dur_ns} {bytes}"),
+                peer,
+                tag,
+            } => write!(
+                f,
+                "EVENT {op} {start_ns} {dur_ns} {bytes} {} {}",
+                or_dash(peer),
+                or_dash(tag)
+            ),
         }
     }
 }
@@ -213,6 +224,23 @@ impl fmt::Display for Reply {
             Reply::Finished { rank } => write!(f, "FINISHED {rank}"),
             Reply::Refused { reason } => write!(f, "REFUSED {}", reason.replace('\n', " ")),
         }
+    }
+}
+
+/// `-` for none, else the value.
+fn or_dash<T: fmt::Display>(v: &Option<T>) -> String {
+    v.as_ref().map_or_else(|| "-".to_string(), T::to_string)
+}
+
+/// The optional value at `args[i]`: `-` for none.
+fn dash_or<T: std::str::FromStr>(
+    args: &[String],
+    i: usize,
+    what: &str,
+) -> std::result::Result<Option<T>, ParseError> {
+    match args.get(i).map(String::as_str) {
+        Some("-") => Ok(None),
+        _ => arg(args, i, what).map(Some),
     }
 }
 
@@ -338,7 +366,7 @@ impl Request {
                 }
             }
             "EVENT" => {
-                expect(4)?;
+                expect(6)?;
                 if !valid_op(&a[0]) {
                     return Err(ParseError(format!("bad operation name {:?}", a[0])));
                 }
@@ -347,6 +375,8 @@ impl Request {
                     start_ns: arg(&a, 1, "start")?,
                     dur_ns: arg(&a, 2, "duration")?,
                     bytes: arg(&a, 3, "byte count")?,
+                    peer: dash_or(&a, 4, "peer")?,
+                    tag: dash_or(&a, 5, "tag")?,
                 }
             }
             _ => {
@@ -456,6 +486,16 @@ mod tests {
                 start_ns: 5,
                 dur_ns: 7,
                 bytes: 8,
+                peer: Some(3),
+                tag: Some(0),
+            },
+            Request::Event {
+                op: "barrier".into(),
+                start_ns: 5,
+                dur_ns: 7,
+                bytes: 0,
+                peer: None,
+                tag: None,
             },
         ] {
             assert_eq!(Request::parse(&format!("{r}\n")), Ok(r));

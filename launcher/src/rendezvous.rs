@@ -474,6 +474,8 @@ fn serve_rank(
                 start_ns,
                 dur_ns,
                 bytes,
+                peer,
+                tag,
             }) => {
                 if let Ok(mut t) = m.lock() {
                     let tl = &mut t.timelines[rank];
@@ -483,6 +485,8 @@ fn serve_rank(
                             start_ns,
                             dur_ns,
                             bytes,
+                            peer,
+                            tag,
                         });
                     }
                 }

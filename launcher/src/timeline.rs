@@ -1,6 +1,7 @@
 //! `mprun --trace FILE`: the job's calls as one timeline, in the trace-event JSON format that
-//! Chrome's `about:tracing` and Perfetto's trace viewer read: a track per rank, named by rank and host, and a slice per mpr call
-//! with its bytes.
+//! Chrome's `about:tracing` and Perfetto's trace viewer read: a track per rank, named by rank
+//! and host, a slice per mpr call with its bytes (and the peer and tag of a point-to-point
+//! call), and an arrow from each send to the receive that took it.
 //!
 //! Each rank keeps its calls (the `mpr` runtime, with `MPR_TRACE` set, which mprun sets) and
 //! tells the rendezvous service at its finalize (`STARTED`, then `EVENT` lines); a rank that
@@ -12,6 +13,8 @@
 use std::io::Write;
 use std::path::Path;
 
+use std::collections::HashMap;
+
 use serde_json::{json, Value};
 
 /// One call of one rank, as the rank told it.
@@ -22,7 +25,19 @@ pub struct Call {
     pub start_ns: u64,
     pub dur_ns: u64,
     pub bytes: u64,
+    /// The world rank and tag of a point-to-point call.
+    pub peer: Option<usize>,
+    pub tag: Option<u32>,
 }
+
+/// Calls that send one message to their peer, and calls that receive one from it: a flow
+/// arrow joins the k-th of one rank's sends to another with a tag to the k-th of the other's
+/// receives from it with that tag (messages of a pair and tag are received in the order sent).
+/// A blocking receive names the source and tag it took; an `irecv` with a wildcard names
+/// none, so a rank that mixes those with named receives of the same pair and tag, or uses one
+/// tag on two communicators of one pair, can get arrows to the wrong receive of the pair.
+const SENDS: &[&str] = &["send", "ssend", "isend", "issend"];
+const RECEIVES: &[&str] = &["recv", "irecv"];
 
 /// What one rank told.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -39,6 +54,9 @@ pub fn trace(timelines: &[RankTimeline], hosts: &[String]) -> Value {
         .filter_map(|t| t.started_unix_ns)
         .min()
         .unwrap_or(0);
+    let ts = |t: &RankTimeline, c: &Call| {
+        (t.started_unix_ns.unwrap_or(0).saturating_sub(t0) + c.start_ns) as f64 / 1e3
+    };
     let mut events = Vec::new();
     for (rank, t) in timelines.iter().enumerate() {
         let host = hosts.get(rank).map_or("", String::as_str);
@@ -59,21 +77,55 @@ pub fn trace(timelines: &[RankTimeline], hosts: &[String]) -> Value {
             json!({"ph": "M", "name": "thread_name", "pid": rank, "tid": 0,
                            "args": {"name": "mpr calls"}}),
         );
-        let Some(start) = t.started_unix_ns else {
+        if t.started_unix_ns.is_none() {
             continue;
-        };
-        let base = start.saturating_sub(t0);
+        }
         for c in &t.calls {
+            let mut args = json!({"bytes": c.bytes});
+            if let (Some(p), Some(tag)) = (c.peer, c.tag) {
+                args["peer"] = json!(p);
+                args["tag"] = json!(tag);
+            }
             events.push(json!({
                 "ph": "X",
                 "cat": "mpr",
                 "name": c.op,
                 "pid": rank,
                 "tid": 0,
-                "ts": (base + c.start_ns) as f64 / 1e3,
+                "ts": ts(t, c),
                 "dur": c.dur_ns as f64 / 1e3,
-                "args": {"bytes": c.bytes},
+                "args": args,
             }));
+        }
+    }
+    // Arrows from each send to its receive.
+    let mut sent: HashMap<(usize, usize, u32), Vec<f64>> = HashMap::new();
+    let mut received: HashMap<(usize, usize, u32), Vec<f64>> = HashMap::new();
+    for (rank, t) in timelines.iter().enumerate() {
+        for c in &t.calls {
+            let (Some(p), Some(tag)) = (c.peer, c.tag) else {
+                continue;
+            };
+            if SENDS.contains(&c.op.as_str()) {
+                sent.entry((rank, p, tag)).or_default().push(ts(t, c));
+            } else if RECEIVES.contains(&c.op.as_str()) {
+                received.entry((p, rank, tag)).or_default().push(ts(t, c));
+            }
+        }
+    }
+    let mut pairs: Vec<_> = sent.into_iter().collect();
+    pairs.sort_by_key(|(k, _)| *k);
+    let mut id = 0u64;
+    for ((from, to, tag), sends) in pairs {
+        let recvs = received.remove(&(from, to, tag)).unwrap_or_default();
+        for (s, r) in sends.into_iter().zip(recvs) {
+            id += 1;
+            let flow = |ph: &str, pid: usize, at: f64| {
+                json!({"ph": ph, "cat": "message", "name": "message", "id": id, "pid": pid,
+                       "tid": 0, "ts": at, "bp": "e", "args": {"tag": tag}})
+            };
+            events.push(flow("s", from, s));
+            events.push(flow("f", to, r));
         }
     }
     let told = timelines
@@ -110,6 +162,8 @@ mod tests {
             start_ns,
             dur_ns,
             bytes: 8,
+            peer: Some(if op == "send" { 1 } else { 0 }),
+            tag: Some(4),
         };
         let t = [
             RankTimeline {
@@ -143,5 +197,17 @@ mod tests {
         );
         assert_eq!(slices[1]["dur"].as_f64(), Some(1.5));
         assert_eq!(v["otherData"]["ranks_that_told"], 2);
+        // One arrow, from rank 0's send to rank 1's receive.
+        let flows: Vec<&Value> = events.iter().filter(|e| e["cat"] == "message").collect();
+        assert_eq!(flows.len(), 2);
+        assert_eq!(
+            (flows[0]["ph"].as_str(), flows[0]["pid"].as_u64()),
+            (Some("s"), Some(0))
+        );
+        assert_eq!(
+            (flows[1]["ph"].as_str(), flows[1]["pid"].as_u64()),
+            (Some("f"), Some(1))
+        );
+        assert_eq!(flows[0]["id"], flows[1]["id"]);
     }
 }

@@ -547,6 +547,26 @@ fn trace_holds_every_call_of_every_rank() {
     assert_eq!((count(Some(2), "isend"), count(Some(3), "irecv")), (1, 1));
     assert_eq!((count(Some(2), "wait"), count(Some(3), "wait")), (1, 1));
     assert_eq!(count(None, "send"), count(None, "recv"));
+    // An arrow from each send to its receive: 3 from rank 0 to 1 (tag 0), 1 from 2 to 3.
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let flows: Vec<(String, u64, u64)> = v["traceEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["cat"] == "message")
+        .map(|e| {
+            let f = |k: &str| e[k].as_u64().unwrap();
+            (e["ph"].as_str().unwrap().to_string(), f("id"), f("pid"))
+        })
+        .collect();
+    let starts: Vec<_> = flows.iter().filter(|f| f.0 == "s").collect();
+    assert_eq!(starts.len(), 4, "{flows:?}");
+    for s in starts {
+        let to = flows.iter().find(|f| f.0 == "f" && f.1 == s.1);
+        let to = to.unwrap_or_else(|| panic!("flow {} has no end: {flows:?}", s.1));
+        assert_eq!(to.2, if s.2 == 0 { 1 } else { 3 }, "{flows:?}");
+    }
     // A rank's calls follow one another.
     for r in 0..4 {
         let mine: Vec<_> = slices.iter().filter(|s| s.0 == r).collect();

@@ -29,6 +29,19 @@ pub(crate) struct Event {
     pub start_ns: u64,
     pub dur_ns: u64,
     pub bytes: u64,
+    /// The world rank and tag of a point-to-point call, where it has one peer.
+    pub peer: Option<usize>,
+    pub tag: Option<u32>,
+}
+
+/// The outermost call under way.
+#[derive(Debug, Clone, Copy)]
+struct Open {
+    name: &'static str,
+    bytes: u64,
+    at: Instant,
+    peer: Option<usize>,
+    tag: Option<u32>,
 }
 
 /// The most events a rank keeps (about 40 MB of them); later calls are only counted, and the
@@ -48,18 +61,24 @@ pub(crate) struct Observer {
     dropped: u64,
     /// Calls open now (nested ones included).
     depth: u32,
-    /// The outermost open call: its name, bytes and start.
-    open: Option<(&'static str, u64, Instant)>,
+    /// The outermost open call.
+    open: Option<Open>,
     /// By first call (few operations: a list beats a map).
     pub ops: Vec<OpCount>,
 }
 
 impl Observer {
-    /// An observer that counts calls (`profile`) and keeps them (`trace`).
+    /// An observer that counts calls (`profile`) and keeps them (`trace`), started now.
     pub(crate) fn new(profile: bool, trace: bool) -> Observer {
         let unix = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, nanos);
+        Observer::started_at(profile, trace, unix)
+    }
+
+    /// An observer whose rank started at `unix` nanoseconds by the host's clock (the tests
+    /// give it one: Miri has no host clock).
+    fn started_at(profile: bool, trace: bool, unix: u64) -> Observer {
         Observer {
             started: Instant::now(),
             started_unix_ns: unix,
@@ -99,11 +118,13 @@ impl Observer {
         let Some(events) = &self.events else {
             return Vec::new();
         };
-        let open = self.open.map(|(name, bytes, at)| Event {
-            name,
-            start_ns: nanos(at.saturating_duration_since(self.started)),
-            dur_ns: nanos(at.elapsed()),
-            bytes,
+        let open = self.open.map(|o| Event {
+            name: o.name,
+            start_ns: nanos(o.at.saturating_duration_since(self.started)),
+            dur_ns: nanos(o.at.elapsed()),
+            bytes: o.bytes,
+            peer: o.peer,
+            tag: o.tag,
         });
         std::iter::once(Request::Started {
             unix_ns: self.started_unix_ns,
@@ -113,6 +134,8 @@ impl Observer {
             start_ns: e.start_ns,
             dur_ns: e.dur_ns,
             bytes: e.bytes,
+            peer: e.peer,
+            tag: e.tag,
         }))
         .collect()
     }
@@ -125,7 +148,23 @@ impl Observer {
     fn begin(&mut self, name: &'static str, bytes: u64) {
         self.depth += 1;
         if self.depth == 1 {
-            self.open = Some((name, bytes, Instant::now()));
+            self.open = Some(Open {
+                name,
+                bytes,
+                at: Instant::now(),
+                peer: None,
+                tag: None,
+            });
+        }
+    }
+
+    /// The peer (a world rank) and tag of the call under way, if it is the outermost one (a
+    /// send inside a collective says nothing about the collective).
+    pub(crate) fn about(&mut self, peer: usize, tag: u32) {
+        if self.depth == 1 {
+            if let Some(o) = self.open.as_mut() {
+                (o.peer, o.tag) = (Some(peer), Some(tag));
+            }
         }
     }
 
@@ -134,7 +173,14 @@ impl Observer {
         if self.depth > 0 {
             return;
         }
-        let Some((name, bytes, at)) = self.open.take() else {
+        let Some(Open {
+            name,
+            bytes,
+            at,
+            peer,
+            tag,
+        }) = self.open.take()
+        else {
             return;
         };
         let ns = nanos(at.elapsed());
@@ -145,6 +191,8 @@ impl Observer {
                     start_ns: nanos(at.saturating_duration_since(self.started)),
                     dur_ns: ns,
                     bytes,
+                    peer,
+                    tag,
                 });
             } else {
                 self.dropped += 1;
@@ -207,7 +255,7 @@ mod tests {
 
     #[test]
     fn only_the_outermost_call_counts() {
-        let o = Rc::new(RefCell::new(Observer::new(true, true)));
+        let o = Rc::new(RefCell::new(Observer::started_at(true, true, 1)));
         for _ in 0..3 {
             let _outer = Seen::open(Some(&o), "allreduce", 80);
             let _inner = Seen::open(Some(&o), "send", 40);
@@ -241,8 +289,19 @@ mod tests {
                 mpr_launch::rendezvous::Request::Started { .. }
             ));
         }
-        // The call under way is told up to now.
+        // The call under way is told up to now, with its peer; an inner call's peer is not
+        // the outer call's.
         let _open = Seen::open(Some(&o), "recv", 4);
-        assert_eq!(o.borrow().trace_lines().len(), 1 + 4 + 1);
+        o.borrow_mut().about(3, 9);
+        {
+            let _inner = Seen::open(Some(&o), "probe", 0);
+            o.borrow_mut().about(5, 1);
+        }
+        let lines = o.borrow().trace_lines();
+        assert_eq!(lines.len(), 1 + 4 + 1);
+        assert!(matches!(
+            &lines[5],
+            mpr_launch::rendezvous::Request::Event { op, peer: Some(3), tag: Some(9), .. } if op == "recv"
+        ));
     }
 }

@@ -80,6 +80,15 @@ impl Drop for Members {
 }
 
 impl Comm {
+    /// Says which world rank and tag the call under way (if it is the outermost) goes to or
+    /// comes from, for the trace's arrows from sends to receives.
+    #[inline]
+    pub(crate) fn about(&self, peer: usize, tag: u32) {
+        if let Some(o) = self.engine.borrow().observer.as_ref() {
+            o.borrow_mut().about(peer, tag);
+        }
+    }
+
     /// Opens the count of a call to `name` of `bytes` (`observe.rs`): one branch when not
     /// profiling.
     #[inline]

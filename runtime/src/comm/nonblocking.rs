@@ -37,7 +37,10 @@ impl Comm {
     ) -> Result<Request<'scope>> {
         let _seen = self.seen("isend", std::mem::size_of_val(buf));
         match self.dest(dest.into())? {
-            Some(peer) => s.start_send(self, peer, tag, bytes(buf), false),
+            Some(peer) => {
+                self.about(peer, tag);
+                s.start_send(self, peer, tag, bytes(buf), false)
+            }
             None => s.done(self, Status::null()),
         }
     }
@@ -136,6 +139,9 @@ impl Comm {
         }
         let src = self.src(src)?;
         let tag = tag.into().as_option();
+        if let (Some(p), Some(t)) = (src, tag) {
+            self.about(p, t);
+        }
         s.start_recv(self, src, tag, bytes_mut(buf))
     }
 

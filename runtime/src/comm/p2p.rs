@@ -229,6 +229,7 @@ impl Comm {
         let Some(peer) = self.dest(dest)? else {
             return Ok(());
         };
+        self.about(peer, tag);
         let bytes = bytes(buf);
         self.engine
             .borrow_mut()
@@ -307,6 +308,7 @@ impl Comm {
         let bytes = bytes_mut(buf);
         let cap = bytes.len();
         let raw = self.engine.borrow_mut().recv(self.ctx, src, tag, bytes)?;
+        self.about(raw.source, raw.tag);
         self.received(raw, cap)
     }
 
