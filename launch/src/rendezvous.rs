@@ -92,6 +92,18 @@ pub enum Request {
         /// Nanoseconds since 1970.
         unix_ns: u64,
     },
+    /// For `mprun --trace`: what time is it by mprun's clock? Answered with [`Reply::Clock`].
+    Clock,
+    /// For `mprun --trace`, after [`Request::Started`]: one measure of this rank's clock
+    /// against mprun's (see `observe.rs`), at start-up and again at the end: by a round trip
+    /// of `rtt_ns`, mprun's clock read `offset_ns` more than this rank's (nanoseconds from
+    /// `Started`) at mid-trip, to within half the round trip.
+    Aligned {
+        /// mprun's clock less this rank's.
+        offset_ns: i64,
+        /// The round trip the measure took.
+        rtt_ns: u64,
+    },
     /// For `mprun --trace`: one call, as it happened.
     Event {
         /// The operation (as in [`Request::Profile`]).
@@ -149,6 +161,11 @@ pub enum Reply {
     /// The hello was proven: the connection is the rank's (so the rank knows its hello was
     /// not lost with a connection the service dropped).
     Welcome,
+    /// Answer to [`Request::Clock`]: nanoseconds since the service started, by its clock.
+    Clock {
+        /// Nanoseconds.
+        ns: u64,
+    },
     /// The request was refused.
     Refused {
         /// Why (one line).
@@ -194,6 +211,8 @@ impl fmt::Display for Request {
             } => write!(f, "PROFILE {op} {calls} {bytes} {ns}"),
             Request::Ran { ns } => write!(f, "RAN {ns}"),
             Request::Started { unix_ns } => write!(f, "STARTED {unix_ns}"),
+            Request::Clock => write!(f, "CLOCK"),
+            Request::Aligned { offset_ns, rtt_ns } => write!(f, "ALIGNED {offset_ns} {rtt_ns}"),
             Request::Event {
                 op,
                 start_ns,
@@ -222,6 +241,7 @@ impl fmt::Display for Reply {
             Reply::Welcome => write!(f, "WELCOME"),
             Reply::Failed { rank, how } => write!(f, "FAILED {rank} {}", how.replace('\n', " ")),
             Reply::Finished { rank } => write!(f, "FINISHED {rank}"),
+            Reply::Clock { ns } => write!(f, "CLOCK {ns}"),
             Reply::Refused { reason } => write!(f, "REFUSED {}", reason.replace('\n', " ")),
         }
     }
@@ -365,6 +385,17 @@ impl Request {
                     unix_ns: arg(&a, 0, "time")?,
                 }
             }
+            "CLOCK" => {
+                expect(0)?;
+                Request::Clock
+            }
+            "ALIGNED" => {
+                expect(2)?;
+                Request::Aligned {
+                    offset_ns: arg(&a, 0, "offset")?,
+                    rtt_ns: arg(&a, 1, "round trip")?,
+                }
+            }
             "EVENT" => {
                 expect(6)?;
                 if !valid_op(&a[0]) {
@@ -409,6 +440,9 @@ impl Reply {
             },
             "CHALLENGE" if a.len() == 1 => Reply::Challenge {
                 challenge: bytes_arg(&a[0], "challenge")?,
+            },
+            "CLOCK" if a.len() == 1 => Reply::Clock {
+                ns: arg(&a, 0, "time")?,
             },
             "REFUSED" => Reply::Refused {
                 reason: a.join(" "),
@@ -478,6 +512,11 @@ mod tests {
                 ns: u64::MAX,
             },
             Request::Ran { ns: 12345 },
+            Request::Clock,
+            Request::Aligned {
+                offset_ns: -42,
+                rtt_ns: 9000,
+            },
             Request::Started {
                 unix_ns: 1_790_000_000_000_000_000,
             },
@@ -520,6 +559,7 @@ mod tests {
             },
             Reply::Report,
             Reply::Welcome,
+            Reply::Clock { ns: 77 },
             Reply::Failed {
                 rank: 2,
                 how: "exited with code 3".into(),
@@ -528,6 +568,9 @@ mod tests {
             assert_eq!(Reply::parse(&r.to_string()), Ok(r));
         }
         assert!(Request::parse("LOOKUP").is_err());
+        assert!(Request::parse("CLOCK 1").is_err());
+        assert!(Request::parse("ALIGNED 1").is_err());
+        assert!(Reply::parse("CLOCK -1").is_err());
         assert!(Request::parse("HELLO 1 2").is_err());
         assert!(Request::parse("HELLO 1 2 abc").is_err());
         assert!(Reply::parse("CHALLENGE 00").is_err());

@@ -472,7 +472,8 @@ fn run() -> Result<i32, LaunchError> {
         eprint!("{}", profile::table(&service.profiles(), &rank_hosts));
     }
     if let Some(path) = &opts.trace {
-        if let Err(e) = timeline::write(path, &service.timelines(), &rank_hosts) {
+        let (timelines, epoch_unix_ns) = service.timelines();
+        if let Err(e) = timeline::write(path, &timelines, &rank_hosts, epoch_unix_ns) {
             eprintln!("mprun: {e}");
         }
     }

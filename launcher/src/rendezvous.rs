@@ -34,6 +34,9 @@ struct Table {
     profiles: Vec<crate::profile::RankProfile>,
     /// What each rank said for `--trace` (at most [`MAX_EVENTS`] calls a rank).
     timelines: Vec<crate::timeline::RankTimeline>,
+    /// The service's clock (`CLOCK`), and when it started by this host's clock.
+    epoch: std::time::Instant,
+    epoch_unix_ns: u64,
 }
 
 /// The most calls one rank's trace may hold (as many as a rank keeps).
@@ -77,6 +80,10 @@ impl Service {
                 serving: vec![false; size],
                 profiles: vec![crate::profile::RankProfile::default(); size],
                 timelines: vec![crate::timeline::RankTimeline::default(); size],
+                epoch: std::time::Instant::now(),
+                epoch_unix_ns: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
             }),
             Condvar::new(),
         ));
@@ -208,8 +215,8 @@ impl Service {
 
     /// What every rank said for `--trace` (taken: asked once, at the end), as
     /// [`Service::profiles`].
-    pub fn timelines(&self) -> Vec<crate::timeline::RankTimeline> {
-        self.drained(|t| std::mem::take(&mut t.timelines))
+    pub fn timelines(&self) -> (Vec<crate::timeline::RankTimeline>, u64) {
+        self.drained(|t| (std::mem::take(&mut t.timelines), t.epoch_unix_ns))
     }
 
     /// `take` of the table once every rank's connection has been read to its end (or
@@ -464,8 +471,24 @@ fn serve_rank(
                 if let Ok(mut t) = m.lock() {
                     t.timelines[rank] = crate::timeline::RankTimeline {
                         started_unix_ns: Some(unix_ns),
+                        aligned: Vec::new(),
                         calls: Vec::new(),
                     };
+                }
+                None
+            }
+            Ok(Request::Clock) => {
+                let Ok(t) = m.lock() else { return };
+                Some(Reply::Clock {
+                    ns: u64::try_from(t.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX),
+                })
+            }
+            Ok(Request::Aligned { offset_ns, rtt_ns }) => {
+                if let Ok(mut t) = m.lock() {
+                    let tl = &mut t.timelines[rank];
+                    if tl.aligned.len() < 2 {
+                        tl.aligned.push((offset_ns, rtt_ns));
+                    }
                 }
                 None
             }

@@ -6,9 +6,12 @@
 //! Each rank keeps its calls (the `mpr` runtime, with `MPR_TRACE` set, which mprun sets) and
 //! tells the rendezvous service at its finalize (`STARTED`, then `EVENT` lines); a rank that
 //! fails but unwinds (an error returned from `main`, a panic) still finalizes on the way out
-//! and so still tells. This file lays them out. Ranks' times are placed by the clock of each
-//! rank's host at the rank's start: on one host that is one clock; across hosts it is as good
-//! as the hosts' clock synchronisation.
+//! and so still tells. This file lays them out, on mprun's clock: each rank measures its own
+//! clock against mprun's at start-up and again at the end (`ALIGNED` lines: the shortest of a
+//! few round trips to the service, good to half that trip), so ranks on hosts whose clocks
+//! disagree still line up. The trace's `otherData.clocks` says, per rank, the offset, its
+//! uncertainty and how far it moved by the end. A rank that could not measure (no answer from
+//! the service) is placed by its host's clock, as good as the hosts' synchronisation.
 
 use std::io::Write;
 use std::path::Path;
@@ -44,18 +47,47 @@ const RECEIVES: &[&str] = &["recv", "irecv"];
 pub struct RankTimeline {
     /// Its start by its host's clock (`None`: it told nothing).
     pub started_unix_ns: Option<u64>,
+    /// Its clock against mprun's, at start-up and at the end: mprun's clock less the rank's,
+    /// and the round trip it was measured by (nanoseconds).
+    pub aligned: Vec<(i64, u64)>,
     pub calls: Vec<Call>,
 }
 
-/// The trace of ranks `timelines` (by rank) on hosts `hosts` (by rank), as trace-event JSON.
-pub fn trace(timelines: &[RankTimeline], hosts: &[String]) -> Value {
+impl RankTimeline {
+    /// When the rank started, in nanoseconds on mprun's clock (which started at
+    /// `epoch_unix_ns` by this host's): by its measured offset, or else by its host's clock.
+    fn origin(&self, epoch_unix_ns: u64) -> Option<i64> {
+        match (self.aligned.first(), self.started_unix_ns) {
+            (Some(&(offset, _)), _) => Some(offset),
+            (None, Some(unix)) => Some((i128::from(unix) - i128::from(epoch_unix_ns)) as i64),
+            (None, None) => None,
+        }
+    }
+}
+
+/// How rank `rank`'s clock was aligned, for the trace's `otherData`.
+fn clock(rank: usize, t: &RankTimeline) -> Option<Value> {
+    let &(offset, rtt) = t.aligned.first()?;
+    let us = |ns: i64| ns as f64 / 1e3;
+    let mut c = json!({"rank": rank, "offset_us": us(offset), "within_us": rtt as f64 / 2e3});
+    if let Some(&(end, end_rtt)) = t.aligned.get(1) {
+        c["moved_by_end_us"] = json!(us(end - offset));
+        c["end_within_us"] = json!(end_rtt as f64 / 2e3);
+    }
+    Some(c)
+}
+
+/// The trace of ranks `timelines` (by rank) on hosts `hosts` (by rank), as trace-event JSON,
+/// its clock starting where the first rank started. mprun's clock started at `epoch_unix_ns`.
+pub fn trace(timelines: &[RankTimeline], hosts: &[String], epoch_unix_ns: u64) -> Value {
     let t0 = timelines
         .iter()
-        .filter_map(|t| t.started_unix_ns)
+        .filter_map(|t| t.origin(epoch_unix_ns))
         .min()
         .unwrap_or(0);
     let ts = |t: &RankTimeline, c: &Call| {
-        (t.started_unix_ns.unwrap_or(0).saturating_sub(t0) + c.start_ns) as f64 / 1e3
+        let origin = t.origin(epoch_unix_ns).unwrap_or(t0);
+        (i128::from(origin - t0) + i128::from(c.start_ns)) as f64 / 1e3
     };
     let mut events = Vec::new();
     for (rank, t) in timelines.iter().enumerate() {
@@ -138,16 +170,23 @@ pub fn trace(timelines: &[RankTimeline], hosts: &[String]) -> Value {
         "otherData": {
             "ranks": timelines.len(),
             "ranks_that_told": told,
+            "clocks": timelines.iter().enumerate().filter_map(|(r, t)| clock(r, t)).collect::<Vec<_>>(),
         },
     })
 }
 
 /// Writes the trace to `path`; an error in one line.
-pub fn write(path: &Path, timelines: &[RankTimeline], hosts: &[String]) -> Result<(), String> {
+pub fn write(
+    path: &Path,
+    timelines: &[RankTimeline],
+    hosts: &[String],
+    epoch_unix_ns: u64,
+) -> Result<(), String> {
     let fail = |e: &dyn std::fmt::Display| format!("--trace {}: {e}", path.display());
     let file = std::fs::File::create(path).map_err(|e| fail(&e))?;
     let mut out = std::io::BufWriter::new(file);
-    serde_json::to_writer(&mut out, &trace(timelines, hosts)).map_err(|e| fail(&e))?;
+    serde_json::to_writer(&mut out, &trace(timelines, hosts, epoch_unix_ns))
+        .map_err(|e| fail(&e))?;
     out.flush().map_err(|e| fail(&e))
 }
 
@@ -168,15 +207,17 @@ mod tests {
         let t = [
             RankTimeline {
                 started_unix_ns: Some(5_000),
+                aligned: Vec::new(),
                 calls: vec![call("send", 1_000, 500)],
             },
             RankTimeline {
                 started_unix_ns: Some(3_000),
+                aligned: Vec::new(),
                 calls: vec![call("recv", 2_000, 1_500)],
             },
             RankTimeline::default(),
         ];
-        let v = trace(&t, &["a".into(), "b".into(), "c".into()]);
+        let v = trace(&t, &["a".into(), "b".into(), "c".into()], 1_000);
         let events = v["traceEvents"].as_array().unwrap();
         let named: Vec<&str> = events
             .iter()
@@ -209,5 +250,53 @@ mod tests {
             (Some("f"), Some(1))
         );
         assert_eq!(flows[0]["id"], flows[1]["id"]);
+    }
+
+    #[test]
+    fn measured_offsets_place_ranks_whatever_their_hosts_clocks_say() {
+        let call = |start_ns| Call {
+            op: "barrier".into(),
+            start_ns,
+            dur_ns: 10,
+            bytes: 0,
+            peer: None,
+            tag: None,
+        };
+        // Rank 0's host clock is an hour ahead, rank 1's is right; by the measures rank 0
+        // started 2 µs after mprun and rank 1 at 3 µs. Rank 2 measured nothing.
+        let hour = 3_600_000_000_000u64;
+        let t = [
+            RankTimeline {
+                started_unix_ns: Some(hour + 10_000),
+                aligned: vec![(2_000, 400), (2_600, 300)],
+                calls: vec![call(1_000)],
+            },
+            RankTimeline {
+                started_unix_ns: Some(10_000),
+                aligned: vec![(3_000, 200)],
+                calls: vec![call(0)],
+            },
+            RankTimeline {
+                started_unix_ns: Some(6_000),
+                aligned: Vec::new(),
+                calls: vec![call(0)],
+            },
+        ];
+        let v = trace(&t, &[], 1_000);
+        let ts: Vec<f64> = v["traceEvents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["ph"] == "X")
+            .map(|e| e["ts"].as_f64().unwrap())
+            .collect();
+        // Origins 2 µs, 3 µs and (by the host's clock) 5 µs after mprun's start.
+        assert_eq!(ts, [1.0, 1.0, 3.0]);
+        let clocks = v["otherData"]["clocks"].as_array().unwrap();
+        assert_eq!(clocks.len(), 2);
+        assert_eq!(clocks[0]["offset_us"].as_f64(), Some(2.0));
+        assert_eq!(clocks[0]["within_us"].as_f64(), Some(0.2));
+        assert_eq!(clocks[0]["moved_by_end_us"].as_f64(), Some(0.6));
+        assert!(clocks[1].get("moved_by_end_us").is_none());
     }
 }

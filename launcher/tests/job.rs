@@ -487,6 +487,94 @@ fn profile_counts_the_calls_the_program_made() {
     assert!(!out.stderr.contains("--profile"), "{}", out.stderr);
 }
 
+/// Debian's libfaketime (package `faketime`), which makes a process see its host's clock
+/// wrong; `None` (the test says so and skips) where it is not installed, outside CI.
+fn libfaketime() -> Option<&'static str> {
+    const AT: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+    if std::path::Path::new(AT).exists() {
+        return Some(AT);
+    }
+    assert!(
+        std::env::var_os("MPR_CI").is_none(),
+        "CI must have {AT} (apt-get install faketime)"
+    );
+    eprintln!("skipped: needs {AT} (apt-get install faketime)");
+    None
+}
+
+#[test]
+fn trace_lines_up_ranks_whose_host_clocks_disagree() {
+    let Some(faketime) = libfaketime() else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("mpr-clocks-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("pingpong.json");
+    // Rank 1's clock says an hour later than rank 0's and mprun's.
+    let prog = rank_program("t_job");
+    let tok = token("clocks");
+    let wrap = format!(
+        "if [ \"$MPR_RANK\" = 1 ]; then export LD_PRELOAD={faketime} FAKETIME=+1h; fi; \
+         exec \"$0\" \"$@\""
+    );
+    let out = run(
+        &[
+            "--trace",
+            path.to_str().unwrap(),
+            "-n",
+            "2",
+            "sh",
+            "-c",
+            &wrap,
+            prog.to_str().unwrap(),
+            "pingpong",
+            &tok,
+        ],
+        &[],
+        None,
+        LIMIT,
+    );
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    // Both ranks measured their clocks against mprun's, at start-up and at the end, and the
+    // measure held (it moved by no more than the two measures' uncertainty, and a little).
+    let clocks = v["otherData"]["clocks"].as_array().unwrap();
+    assert_eq!(clocks.len(), 2, "{clocks:?}");
+    let mut slack = 1.0;
+    for c in clocks {
+        let f = |k: &str| c[k].as_f64().unwrap_or_else(|| panic!("no {k} in {c}"));
+        let within = f("within_us") + f("end_within_us");
+        assert!(f("moved_by_end_us").abs() <= within + 100.0, "{c}");
+        slack += f("within_us");
+    }
+    // Every message is received after it was sent, both ways: the receive ends after the send
+    // began (on the hosts' clocks, rank 1's receives would end an hour after its answers began
+    // and rank 0's an hour before).
+    let events = v["traceEvents"].as_array().unwrap();
+    let slice_at = |pid: u64, ts: f64| {
+        events
+            .iter()
+            .find(|e| e["ph"] == "X" && e["pid"] == pid && e["ts"].as_f64() == Some(ts))
+            .unwrap_or_else(|| panic!("no slice of rank {pid} at {ts}"))
+    };
+    let flows: Vec<&serde_json::Value> = events.iter().filter(|e| e["cat"] == "message").collect();
+    assert_eq!(flows.len(), 2 * 40, "{flows:?}");
+    for s in flows.iter().filter(|f| f["ph"] == "s") {
+        let f = flows
+            .iter()
+            .find(|f| f["ph"] == "f" && f["id"] == s["id"])
+            .unwrap();
+        let send = slice_at(s["pid"].as_u64().unwrap(), s["ts"].as_f64().unwrap());
+        let recv = slice_at(f["pid"].as_u64().unwrap(), f["ts"].as_f64().unwrap());
+        let recv_end = recv["ts"].as_f64().unwrap() + recv["dur"].as_f64().unwrap();
+        assert!(
+            recv_end + slack >= send["ts"].as_f64().unwrap(),
+            "received before it was sent: {send} then {recv}"
+        );
+    }
+}
+
 /// The trace-event JSON `mprun --trace` wrote at `path`: its slices as (rank, name, ts, dur),
 /// after checking that it names a track for each of `n` ranks.
 fn trace_slices(path: &std::path::Path, n: usize) -> Vec<(u64, String, f64, f64)> {

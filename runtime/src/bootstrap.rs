@@ -97,21 +97,30 @@ impl Client {
             proof: rendezvous_proof(&boot.secret, boot.job_id, boot.rank, &challenge),
         })
         .map_err(|e| e.to_string())?;
-        loop {
-            match c.read_reply("its welcome")? {
-                Reply::Welcome => break,
-                // Ranks that ended before this one joined: for the poller.
-                r @ (Reply::Failed { .. } | Reply::Finished { .. } | Reply::Report) => {
-                    c.stash.push(r)
-                }
-                other => return Err(format!("{other} where a welcome was due")),
-            }
+        // Notices of ranks that ended before this one joined are kept for the poller.
+        match c.answer("its welcome")? {
+            Reply::Welcome => {}
+            other => return Err(format!("{other} where a welcome was due")),
         }
         c.reader
             .get_ref()
             .set_read_timeout(None)
             .map_err(|e| format!("socket options: {e}"))?;
         Ok(c)
+    }
+
+    /// The service's answer to what this rank asked: the next line that is not a request of
+    /// the service's own (a report, a notice that a rank ended), which are kept for the poller
+    /// ([`Client::take_request`]).
+    fn answer(&mut self, what: &str) -> std::result::Result<Reply, String> {
+        loop {
+            match self.read_reply(what)? {
+                r @ (Reply::Report | Reply::Failed { .. } | Reply::Finished { .. }) => {
+                    self.stash.push(r);
+                }
+                r => return Ok(r),
+            }
+        }
     }
 
     /// The next line from the service, as a reply; `what` names it in errors.
@@ -208,6 +217,17 @@ impl Client {
         let _ = self.send(&Request::End);
     }
 
+    /// mprun's clock: nanoseconds since its service started (for `--trace`, `observe.rs`).
+    pub(crate) fn clock(&mut self) -> std::result::Result<u64, String> {
+        self.send(&Request::Clock).map_err(|e| e.to_string())?;
+        match self.answer("the time")? {
+            Reply::Clock { ns } => Ok(ns),
+            other => Err(format!(
+                "rendezvous service: {other} where the time was due"
+            )),
+        }
+    }
+
     /// The address of `rank` (and its host, if it listens locally too), waiting until it has
     /// registered.
     pub(crate) fn lookup(
@@ -216,29 +236,19 @@ impl Client {
     ) -> std::result::Result<(SocketAddr, Option<String>), String> {
         self.send(&Request::Lookup { rank })
             .map_err(|e| e.to_string())?;
-        loop {
-            let line = read_line(&mut self.reader)
-                .map_err(|e| format!("rendezvous service: {e}"))?
-                .ok_or_else(|| "rendezvous service closed the connection".to_string())?;
-            return match Reply::parse(&line).map_err(|e| e.to_string())? {
-                Reply::Addr {
-                    rank: r,
-                    addr,
-                    node,
-                } if r == rank => Ok((addr, node)),
-                Reply::Addr { rank: r, .. } => {
-                    Err(format!("asked for rank {rank}, told about rank {r}"))
-                }
-                Reply::Refused { reason } => Err(reason),
-                // The service's own requests may come first: kept for the poller.
-                r @ (Reply::Report | Reply::Failed { .. } | Reply::Finished { .. }) => {
-                    self.stash.push(r);
-                    continue;
-                }
-                Reply::Challenge { .. } | Reply::Welcome => Err(format!(
-                    "rendezvous service: {line:?} where an address was due"
-                )),
-            };
+        match self.answer("an address")? {
+            Reply::Addr {
+                rank: r,
+                addr,
+                node,
+            } if r == rank => Ok((addr, node)),
+            Reply::Addr { rank: r, .. } => {
+                Err(format!("asked for rank {rank}, told about rank {r}"))
+            }
+            Reply::Refused { reason } => Err(reason),
+            other => Err(format!(
+                "rendezvous service: {other} where an address was due"
+            )),
         }
     }
 }

@@ -82,6 +82,9 @@ pub fn init() -> Result<World> {
                 b.crowded,
             );
             engine.host = b.host.clone().unwrap_or_default();
+            if let Some(o) = engine.observer.clone() {
+                engine.align_clock(&o);
+            }
             engine
         }
     };

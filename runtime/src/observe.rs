@@ -44,6 +44,9 @@ struct Open {
     tag: Option<u32>,
 }
 
+/// Round trips to mprun per measure of the clock: the shortest one's midpoint is taken.
+const ALIGN_TRIPS: usize = 8;
+
 /// The most events a rank keeps (about 40 MB of them); later calls are only counted, and the
 /// trace says how many it lacks.
 const MAX_EVENTS: usize = 1 << 20;
@@ -63,6 +66,9 @@ pub(crate) struct Observer {
     depth: u32,
     /// The outermost open call.
     open: Option<Open>,
+    /// This rank's clock against mprun's (offset, round trip), measured at start-up and at the
+    /// end (`Observer::align`).
+    aligned: Vec<(i64, u64)>,
     /// By first call (few operations: a list beats a map).
     pub ops: Vec<OpCount>,
 }
@@ -87,6 +93,7 @@ impl Observer {
             dropped: 0,
             depth: 0,
             open: None,
+            aligned: Vec::new(),
             ops: Vec::new(),
         }
     }
@@ -129,6 +136,11 @@ impl Observer {
         std::iter::once(Request::Started {
             unix_ns: self.started_unix_ns,
         })
+        .chain(
+            self.aligned
+                .iter()
+                .map(|&(offset_ns, rtt_ns)| Request::Aligned { offset_ns, rtt_ns }),
+        )
         .chain(events.iter().chain(open.as_ref()).map(|e| Request::Event {
             op: e.name.to_string(),
             start_ns: e.start_ns,
@@ -138,6 +150,32 @@ impl Observer {
             tag: e.tag,
         }))
         .collect()
+    }
+
+    /// Measures this rank's clock against mprun's, for `--trace` on many hosts: a few round
+    /// trips of `ask` (which returns mprun's clock, `None` if it cannot), taking the shortest,
+    /// whose midpoint is surest: mprun's clock less this rank's (nanoseconds since its start),
+    /// to within half that trip. Done at start-up and again at the end, so the trace can say
+    /// how well the first measure held (the second replaces any earlier second).
+    pub(crate) fn align(&mut self, mut ask: impl FnMut() -> Option<u64>) {
+        let mut best: Option<(i64, u64)> = None;
+        for _ in 0..ALIGN_TRIPS {
+            let sent = nanos(self.started.elapsed());
+            let Some(theirs) = ask() else { break };
+            let back = nanos(self.started.elapsed());
+            let rtt = back.saturating_sub(sent);
+            let mid = sent.saturating_add(rtt / 2);
+            let offset = i128::from(theirs) - i128::from(mid);
+            let offset =
+                i64::try_from(offset).unwrap_or(if offset < 0 { i64::MIN } else { i64::MAX });
+            if best.is_none_or(|(_, r)| rtt < r) {
+                best = Some((offset, rtt));
+            }
+        }
+        if let Some(b) = best {
+            self.aligned.truncate(1);
+            self.aligned.push(b);
+        }
     }
 
     /// Whether calls are kept (`--trace`).
@@ -302,6 +340,46 @@ mod tests {
         assert!(matches!(
             &lines[5],
             mpr_launch::rendezvous::Request::Event { op, peer: Some(3), tag: Some(9), .. } if op == "recv"
+        ));
+    }
+
+    #[test]
+    fn the_shortest_round_trip_measures_the_clock() {
+        let mut o = Observer::started_at(false, true, 1);
+        // mprun's clock is ours plus 10 s; the first answer comes slowly.
+        let started = o.started;
+        let ours = || started.elapsed().as_nanos() as u64;
+        let mut trips = 0;
+        o.align(|| {
+            trips += 1;
+            if trips == 1 {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Some(ours() + 10_000_000_000)
+        });
+        assert_eq!(trips, ALIGN_TRIPS);
+        let (offset, rtt) = o.aligned[0];
+        assert!(rtt < 20_000_000, "the slow trip was not taken: {rtt}");
+        assert!(
+            (offset - 10_000_000_000).unsigned_abs() <= rtt,
+            "{offset} {rtt}"
+        );
+        // A service that cannot answer leaves what was measured; a second measure is kept
+        // beside the first, a third replaces the second.
+        o.align(|| None);
+        assert_eq!(o.aligned.len(), 1);
+        o.align(|| Some(ours() + 5));
+        o.align(|| Some(0));
+        assert_eq!(o.aligned.len(), 2);
+        assert!(o.aligned[1].0 <= 0);
+        let lines = o.trace_lines();
+        assert!(matches!(
+            lines[1],
+            mpr_launch::rendezvous::Request::Aligned { .. }
+        ));
+        assert!(matches!(
+            lines[2],
+            mpr_launch::rendezvous::Request::Aligned { .. }
         ));
     }
 }

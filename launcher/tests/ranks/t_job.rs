@@ -264,6 +264,31 @@ fn main() -> ExitCode {
                 }
             }
         }
+        // 20 round trips between ranks 0 and 1, rank 1 holding each message a millisecond
+        // before it answers (for `--trace`: the arrows go both ways).
+        "pingpong" => {
+            let run = || -> mpr::Result<()> {
+                let mut b = [0u8; 8];
+                for i in 0..20u8 {
+                    if rank == 0 {
+                        world.send(&[i; 8], 1, 0)?;
+                        world.recv(&mut b, 1, 0)?;
+                    } else if rank == 1 {
+                        world.recv(&mut b, 0, 0)?;
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                        world.send(&b, 0, 0)?;
+                    }
+                }
+                world.finalize()
+            };
+            match run() {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("rank {rank}: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         other => {
             eprintln!("unknown case {other:?}");
             ExitCode::from(3)

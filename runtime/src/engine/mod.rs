@@ -1171,8 +1171,23 @@ impl Engine {
         let Some(o) = self.observer.take() else {
             return;
         };
+        self.align_clock(&o);
         let lines = o.borrow().lines();
         self.tell(&lines);
+    }
+
+    /// Measures this rank's clock against mprun's (`Observer::align`), when tracing.
+    pub(crate) fn align_clock(
+        &mut self,
+        o: &std::rc::Rc<std::cell::RefCell<crate::observe::Observer>>,
+    ) {
+        let mut o = o.borrow_mut();
+        if !o.traces() {
+            return;
+        }
+        if let Some(d) = self.transport.net().and_then(|t| t.directory()) {
+            o.align(|| d.clock().ok());
+        }
     }
 
     /// Sends `lines` to the rendezvous service, then waits until it has read them.
