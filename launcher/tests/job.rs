@@ -487,26 +487,28 @@ fn profile_counts_the_calls_the_program_made() {
     assert!(!out.stderr.contains("--profile"), "{}", out.stderr);
 }
 
-/// Debian's libfaketime (package `faketime`), which makes a process see its host's clock
-/// wrong; `None` (the test says so and skips) where it is not installed, outside CI.
-fn libfaketime() -> Option<&'static str> {
-    const AT: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
-    if std::path::Path::new(AT).exists() {
-        return Some(AT);
-    }
-    assert!(
-        std::env::var_os("MPR_CI").is_none(),
-        "CI must have {AT} (apt-get install faketime)"
-    );
-    eprintln!("skipped: needs {AT} (apt-get install faketime)");
-    None
+/// Whether what a test needs from outside the workspace is here (`missing`: what is not, and
+/// how to get it): where it is not, the test says so and skips, but in CI (`MPR_CI`, which
+/// `.ci/run` sets after installing it all) it fails.
+fn have(missing: Option<String>) -> bool {
+    let Some(what) = missing else {
+        return true;
+    };
+    assert!(std::env::var_os("MPR_CI").is_none(), "CI must have {what}");
+    eprintln!("skipped: needs {what}");
+    false
 }
+
+/// Debian's libfaketime (package `faketime`), which makes a process see its host's clock wrong.
+const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 
 #[test]
 fn trace_lines_up_ranks_whose_host_clocks_disagree() {
-    let Some(faketime) = libfaketime() else {
+    let faketime = LIBFAKETIME;
+    let missing = !std::path::Path::new(faketime).exists();
+    if !have(missing.then(|| format!("{faketime} (apt-get install faketime)"))) {
         return;
-    };
+    }
     let dir = std::env::temp_dir().join(format!("mpr-clocks-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("pingpong.json");
@@ -572,6 +574,82 @@ fn trace_lines_up_ranks_whose_host_clocks_disagree() {
             recv_end + slack >= send["ts"].as_f64().unwrap(),
             "received before it was sent: {send} then {recv}"
         );
+    }
+}
+
+#[test]
+fn trace_opens_in_a_trace_viewer() {
+    // speedscope (a trace viewer that reads the trace-event format) in headless Chromium, by
+    // launcher/tests/viewer/open.js, which says what the viewer showed.
+    let viewer = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/viewer");
+    let node_ok = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let missing = if !node_ok {
+        Some("node (apt-get install nodejs)".to_string())
+    } else if !viewer.join("node_modules/speedscope").exists() {
+        Some(format!("npm ci --prefix {}", viewer.display()))
+    } else if !std::path::Path::new("/usr/bin/chromium").exists() {
+        Some("/usr/bin/chromium (apt-get install chromium)".to_string())
+    } else {
+        None
+    };
+    if !have(missing) {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("mpr-viewer-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("calls.json");
+    let (out, _) = job_with(
+        &["--trace", path.to_str().unwrap()],
+        4,
+        "profile",
+        &[],
+        &[],
+        None,
+    );
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let open = viewer.join("open.js");
+    let shown = util::run_cmd(
+        "node".into(),
+        &[open.to_str().unwrap(), path.to_str().unwrap()],
+        &[],
+        None,
+        LIMIT,
+    );
+    assert_eq!(shown.code, Some(0), "viewer: {}", shown.stderr);
+    let v: serde_json::Value = serde_json::from_str(&shown.stdout).expect("the viewer's report");
+    assert_eq!(v["imported"], true, "{v}");
+    assert_eq!(v["errors"], serde_json::json!([]), "{v}");
+    // A track per rank, named by rank and host, each listing the calls the rank made.
+    let tracks: Vec<&str> = v["tracks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert_eq!(tracks.len(), 4, "{v}");
+    for (r, t) in tracks.iter().enumerate() {
+        assert!(t.starts_with(&format!("rank {r} (localhost)")), "{v}");
+    }
+    let calls = |r: usize| -> Vec<&str> {
+        v["calls"][r]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap())
+            .collect()
+    };
+    for (r, own) in [(0, "send"), (1, "recv"), (2, "isend"), (3, "irecv")] {
+        let mut c = calls(r);
+        c.sort_unstable();
+        let mut want = vec!["allreduce", "barrier", own];
+        if r >= 2 {
+            want.push("wait");
+        }
+        want.sort_unstable();
+        assert_eq!(c, want, "rank {r}: {v}");
     }
 }
 
