@@ -118,6 +118,17 @@ pub enum Request {
         peer: Option<usize>,
         /// Its tag.
         tag: Option<u32>,
+        /// The communicator (its number; see [`Request::Named`]), if it was a call.
+        comm: Option<u32>,
+        /// The algorithm a collective took (a name as [`valid_op`] allows).
+        algo: Option<String>,
+    },
+    /// For `mprun --trace`: communicator `ctx` was given a name (one line of text).
+    Named {
+        /// The communicator's number.
+        ctx: u32,
+        /// Its name.
+        name: String,
     },
 }
 
@@ -220,12 +231,17 @@ impl fmt::Display for Request {
                 bytes,
                 peer,
                 tag,
+                comm,
+                algo,
             } => write!(
                 f,
-                "EVENT {op} {start_ns} {dur_ns} {bytes} {} {}",
+                "EVENT {op} {start_ns} {dur_ns} {bytes} {} {} {} {}",
                 or_dash(peer),
-                or_dash(tag)
+                or_dash(tag),
+                or_dash(comm),
+                or_dash(algo)
             ),
+            Request::Named { ctx, name } => write!(f, "NAMED {ctx} {}", one_line(name)),
         }
     }
 }
@@ -245,6 +261,15 @@ impl fmt::Display for Reply {
             Reply::Refused { reason } => write!(f, "REFUSED {}", reason.replace('\n', " ")),
         }
     }
+}
+
+/// `text` on one line of at most 200 bytes (a name, which fits a line however long it was).
+fn one_line(text: &str) -> String {
+    let mut end = text.len().min(200);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].replace(['\n', '\r'], " ")
 }
 
 /// `-` for none, else the value.
@@ -397,9 +422,13 @@ impl Request {
                 }
             }
             "EVENT" => {
-                expect(6)?;
+                expect(8)?;
                 if !valid_op(&a[0]) {
                     return Err(ParseError(format!("bad operation name {:?}", a[0])));
+                }
+                let algo: Option<String> = dash_or(&a, 7, "algorithm")?;
+                if algo.as_deref().is_some_and(|g| !valid_op(g)) {
+                    return Err(ParseError(format!("bad algorithm name {:?}", a[7])));
                 }
                 Request::Event {
                     op: a[0].clone(),
@@ -408,8 +437,14 @@ impl Request {
                     bytes: arg(&a, 3, "byte count")?,
                     peer: dash_or(&a, 4, "peer")?,
                     tag: dash_or(&a, 5, "tag")?,
+                    comm: dash_or(&a, 6, "communicator")?,
+                    algo,
                 }
             }
+            "NAMED" if a.len() >= 2 => Request::Named {
+                ctx: arg(&a, 0, "communicator")?,
+                name: a[1..].join(" "),
+            },
             _ => {
                 return Err(ParseError(format!(
                     "unknown verb or bad arguments: {verb:?}"
@@ -527,6 +562,8 @@ mod tests {
                 bytes: 8,
                 peer: Some(3),
                 tag: Some(0),
+                comm: Some(2),
+                algo: None,
             },
             Request::Event {
                 op: "barrier".into(),
@@ -535,6 +572,12 @@ mod tests {
                 bytes: 0,
                 peer: None,
                 tag: None,
+                comm: Some(0),
+                algo: Some("recursive_doubling".into()),
+            },
+            Request::Named {
+                ctx: 4,
+                name: "rows of the grid".into(),
             },
         ] {
             assert_eq!(Request::parse(&format!("{r}\n")), Ok(r));
@@ -569,6 +612,13 @@ mod tests {
         }
         assert!(Request::parse("LOOKUP").is_err());
         assert!(Request::parse("CLOCK 1").is_err());
+        assert!(Request::parse("EVENT send 1 2 3 - - 0 Ring").is_err());
+        assert!(Request::parse("NAMED x rows").is_err());
+        let long = Request::Named {
+            ctx: 1,
+            name: "é".repeat(400),
+        };
+        assert!(Request::parse(&long.to_string()).is_ok());
         assert!(Request::parse("ALIGNED 1").is_err());
         assert!(Reply::parse("CLOCK -1").is_err());
         assert!(Request::parse("HELLO 1 2").is_err());

@@ -472,6 +472,7 @@ fn serve_rank(
                     t.timelines[rank] = crate::timeline::RankTimeline {
                         started_unix_ns: Some(unix_ns),
                         aligned: Vec::new(),
+                        names: Vec::new(),
                         calls: Vec::new(),
                     };
                 }
@@ -499,6 +500,8 @@ fn serve_rank(
                 bytes,
                 peer,
                 tag,
+                comm,
+                algo,
             }) => {
                 if let Ok(mut t) = m.lock() {
                     let tl = &mut t.timelines[rank];
@@ -510,7 +513,18 @@ fn serve_rank(
                             bytes,
                             peer,
                             tag,
+                            comm,
+                            algo,
                         });
+                    }
+                }
+                None
+            }
+            Ok(Request::Named { ctx, name }) => {
+                if let Ok(mut t) = m.lock() {
+                    let names = &mut t.timelines[rank].names;
+                    if names.len() < MAX_OPS {
+                        names.push((ctx, name));
                     }
                 }
                 None

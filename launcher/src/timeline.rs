@@ -1,7 +1,10 @@
 //! `mprun --trace FILE`: the job's calls as one timeline, in the trace-event JSON format that
-//! Chrome's `about:tracing` and Perfetto's trace viewer read: a track per rank, named by rank
-//! and host, a slice per mpr call with its bytes (and the peer and tag of a point-to-point
-//! call), and an arrow from each send to the receive that took it.
+//! Chrome's `about:tracing`, Perfetto's trace viewer and speedscope read: a track per rank,
+//! named by rank and host; a slice per mpr call with its bytes and communicator (and the peer
+//! and tag of a point-to-point call, the algorithm of a collective); inside a call, an
+//! `asleep` slice for each time the rank slept in the kernel (the rest of the call it was
+//! awake: spinning, copying, reducing); and an arrow from each send to the receive that took
+//! it.
 //!
 //! Each rank keeps its calls (the `mpr` runtime, with `MPR_TRACE` set, which mprun sets) and
 //! tells the rendezvous service at its finalize (`STARTED`, then `EVENT` lines); a rank that
@@ -31,14 +34,21 @@ pub struct Call {
     /// The world rank and tag of a point-to-point call.
     pub peer: Option<usize>,
     pub tag: Option<u32>,
+    /// The communicator's number (`None`: a sleep, not a call).
+    pub comm: Option<u32>,
+    /// The algorithm of a collective.
+    pub algo: Option<String>,
 }
+
+/// The name of the events that say a rank slept (as the runtime's `observe.rs` tells them).
+const ASLEEP: &str = "asleep";
 
 /// Calls that send one message to their peer, and calls that receive one from it: a flow
 /// arrow joins the k-th of one rank's sends to another with a tag to the k-th of the other's
 /// receives from it with that tag (messages of a pair and tag are received in the order sent).
-/// A blocking receive names the source and tag it took; an `irecv` with a wildcard names
-/// none, so a rank that mixes those with named receives of the same pair and tag, or uses one
-/// tag on two communicators of one pair, can get arrows to the wrong receive of the pair.
+/// (on a communicator). A blocking receive names the source and tag it took; an `irecv` with
+/// a wildcard names none, so a rank that mixes those with named receives of the same pair,
+/// tag and communicator can get arrows to the wrong receive of the pair.
 const SENDS: &[&str] = &["send", "ssend", "isend", "issend"];
 const RECEIVES: &[&str] = &["recv", "irecv"];
 
@@ -50,10 +60,21 @@ pub struct RankTimeline {
     /// Its clock against mprun's, at start-up and at the end: mprun's clock less the rank's,
     /// and the round trip it was measured by (nanoseconds).
     pub aligned: Vec<(i64, u64)>,
+    /// Names it gave communicators, by number.
+    pub names: Vec<(u32, String)>,
     pub calls: Vec<Call>,
 }
 
 impl RankTimeline {
+    /// Communicator `ctx` as this rank named it (as `Comm::name` says).
+    fn comm_name(&self, ctx: u32) -> String {
+        match self.names.iter().rev().find(|(c, _)| *c == ctx) {
+            Some((_, n)) => n.clone(),
+            None if ctx == 0 => "world".into(),
+            None => format!("communicator {ctx}"),
+        }
+    }
+
     /// When the rank started, in nanoseconds on mprun's clock (which started at
     /// `epoch_unix_ns` by this host's): by its measured offset, or else by its host's clock.
     fn origin(&self, epoch_unix_ns: u64) -> Option<i64> {
@@ -114,13 +135,23 @@ pub fn trace(timelines: &[RankTimeline], hosts: &[String], epoch_unix_ns: u64) -
         }
         for c in &t.calls {
             let mut args = json!({"bytes": c.bytes});
+            if let Some(ctx) = c.comm {
+                args["comm"] = json!(t.comm_name(ctx));
+            }
             if let (Some(p), Some(tag)) = (c.peer, c.tag) {
                 args["peer"] = json!(p);
                 args["tag"] = json!(tag);
             }
+            if let Some(a) = &c.algo {
+                args["algorithm"] = json!(a);
+            }
+            let asleep = c.comm.is_none() && c.op == ASLEEP;
+            if asleep {
+                args = json!({});
+            }
             events.push(json!({
                 "ph": "X",
-                "cat": "mpr",
+                "cat": if asleep { "sleep" } else { "mpr" },
                 "name": c.op,
                 "pid": rank,
                 "tid": 0,
@@ -131,25 +162,32 @@ pub fn trace(timelines: &[RankTimeline], hosts: &[String], epoch_unix_ns: u64) -
         }
     }
     // Arrows from each send to its receive.
-    let mut sent: HashMap<(usize, usize, u32), Vec<f64>> = HashMap::new();
-    let mut received: HashMap<(usize, usize, u32), Vec<f64>> = HashMap::new();
+    type Key = (usize, usize, u32, Option<u32>);
+    let mut sent: HashMap<Key, Vec<f64>> = HashMap::new();
+    let mut received: HashMap<Key, Vec<f64>> = HashMap::new();
     for (rank, t) in timelines.iter().enumerate() {
         for c in &t.calls {
             let (Some(p), Some(tag)) = (c.peer, c.tag) else {
                 continue;
             };
             if SENDS.contains(&c.op.as_str()) {
-                sent.entry((rank, p, tag)).or_default().push(ts(t, c));
+                sent.entry((rank, p, tag, c.comm))
+                    .or_default()
+                    .push(ts(t, c));
             } else if RECEIVES.contains(&c.op.as_str()) {
-                received.entry((p, rank, tag)).or_default().push(ts(t, c));
+                received
+                    .entry((p, rank, tag, c.comm))
+                    .or_default()
+                    .push(ts(t, c));
             }
         }
     }
     let mut pairs: Vec<_> = sent.into_iter().collect();
     pairs.sort_by_key(|(k, _)| *k);
     let mut id = 0u64;
-    for ((from, to, tag), sends) in pairs {
-        let recvs = received.remove(&(from, to, tag)).unwrap_or_default();
+    for (key, sends) in pairs {
+        let (from, to, tag, _) = key;
+        let recvs = received.remove(&key).unwrap_or_default();
         for (s, r) in sends.into_iter().zip(recvs) {
             id += 1;
             let flow = |ph: &str, pid: usize, at: f64| {
@@ -203,16 +241,20 @@ mod tests {
             bytes: 8,
             peer: Some(if op == "send" { 1 } else { 0 }),
             tag: Some(4),
+            comm: Some(0),
+            algo: None,
         };
         let t = [
             RankTimeline {
                 started_unix_ns: Some(5_000),
                 aligned: Vec::new(),
+                names: Vec::new(),
                 calls: vec![call("send", 1_000, 500)],
             },
             RankTimeline {
                 started_unix_ns: Some(3_000),
                 aligned: Vec::new(),
+                names: Vec::new(),
                 calls: vec![call("recv", 2_000, 1_500)],
             },
             RankTimeline::default(),
@@ -237,6 +279,8 @@ mod tests {
             (Some(1), Some(2.0))
         );
         assert_eq!(slices[1]["dur"].as_f64(), Some(1.5));
+        assert_eq!(slices[0]["args"]["comm"], "world");
+        assert_eq!(slices[0]["args"]["peer"], 1);
         assert_eq!(v["otherData"]["ranks_that_told"], 2);
         // One arrow, from rank 0's send to rank 1's receive.
         let flows: Vec<&Value> = events.iter().filter(|e| e["cat"] == "message").collect();
@@ -261,6 +305,8 @@ mod tests {
             bytes: 0,
             peer: None,
             tag: None,
+            comm: Some(2),
+            algo: Some("dissemination".into()),
         };
         // Rank 0's host clock is an hour ahead, rank 1's is right; by the measures rank 0
         // started 2 µs after mprun and rank 1 at 3 µs. Rank 2 measured nothing.
@@ -269,16 +315,19 @@ mod tests {
             RankTimeline {
                 started_unix_ns: Some(hour + 10_000),
                 aligned: vec![(2_000, 400), (2_600, 300)],
+                names: vec![(2, "rows".into())],
                 calls: vec![call(1_000)],
             },
             RankTimeline {
                 started_unix_ns: Some(10_000),
                 aligned: vec![(3_000, 200)],
+                names: Vec::new(),
                 calls: vec![call(0)],
             },
             RankTimeline {
                 started_unix_ns: Some(6_000),
                 aligned: Vec::new(),
+                names: Vec::new(),
                 calls: vec![call(0)],
             },
         ];
@@ -292,6 +341,16 @@ mod tests {
             .collect();
         // Origins 2 µs, 3 µs and (by the host's clock) 5 µs after mprun's start.
         assert_eq!(ts, [1.0, 1.0, 3.0]);
+        let args: Vec<&Value> = v["traceEvents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["ph"] == "X")
+            .map(|e| &e["args"])
+            .collect();
+        assert_eq!(args[0]["comm"], "rows");
+        assert_eq!(args[1]["comm"], "communicator 2");
+        assert_eq!(args[1]["algorithm"], "dissemination");
         let clocks = v["otherData"]["clocks"].as_array().unwrap();
         assert_eq!(clocks.len(), 2);
         assert_eq!(clocks[0]["offset_us"].as_f64(), Some(2.0));

@@ -560,6 +560,34 @@ fn trace_lines_up_ranks_whose_host_clocks_disagree() {
             .find(|e| e["ph"] == "X" && e["pid"] == pid && e["ts"].as_f64() == Some(ts))
             .unwrap_or_else(|| panic!("no slice of rank {pid} at {ts}"))
     };
+    // Rank 0 waits a millisecond for each answer: its receives sleep, inside the call.
+    let recvs: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["pid"] == 0 && e["name"] == "recv")
+        .collect();
+    let sleeps: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["pid"] == 0 && e["cat"] == "sleep")
+        .collect();
+    let span = |e: &serde_json::Value| {
+        let ts = e["ts"].as_f64().unwrap();
+        (ts, ts + e["dur"].as_f64().unwrap())
+    };
+    let slept_in_recv: f64 = sleeps
+        .iter()
+        .filter_map(|z| {
+            let (a, b) = span(z);
+            recvs
+                .iter()
+                .any(|r| span(r).0 <= a && b <= span(r).1 + 0.001)
+                .then_some(b - a)
+        })
+        .sum();
+    let in_recv: f64 = recvs.iter().map(|r| span(r).1 - span(r).0).sum();
+    assert!(
+        slept_in_recv > 0.5 * in_recv,
+        "rank 0 slept {slept_in_recv} µs of the {in_recv} µs in its receives"
+    );
     let flows: Vec<&serde_json::Value> = events.iter().filter(|e| e["cat"] == "message").collect();
     assert_eq!(flows.len(), 2 * 40, "{flows:?}");
     for s in flows.iter().filter(|f| f["ph"] == "s") {
@@ -642,7 +670,8 @@ fn trace_opens_in_a_trace_viewer() {
             .collect()
     };
     for (r, own) in [(0, "send"), (1, "recv"), (2, "isend"), (3, "irecv")] {
-        let mut c = calls(r);
+        // (and maybe times it slept inside them)
+        let mut c: Vec<&str> = calls(r).into_iter().filter(|&c| c != "asleep").collect();
         c.sort_unstable();
         let mut want = vec!["allreduce", "barrier", own];
         if r >= 2 {
@@ -728,14 +757,39 @@ fn trace_holds_every_call_of_every_rank() {
         .collect();
     let starts: Vec<_> = flows.iter().filter(|f| f.0 == "s").collect();
     assert_eq!(starts.len(), 4, "{flows:?}");
+    // Every call names its communicator; collectives their algorithm.
+    for e in v["traceEvents"].as_array().unwrap() {
+        if e["cat"] != "mpr" {
+            continue;
+        }
+        assert_eq!(e["args"]["comm"], "world", "{e}");
+        if e["name"] == "barrier" || e["name"] == "allreduce" {
+            let algo = e["args"]["algorithm"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{e}"));
+            assert!(
+                [
+                    "node_segment",
+                    "flat",
+                    "dissemination",
+                    "recursive_doubling"
+                ]
+                .contains(&algo),
+                "{e}"
+            );
+        }
+    }
     for s in starts {
         let to = flows.iter().find(|f| f.0 == "f" && f.1 == s.1);
         let to = to.unwrap_or_else(|| panic!("flow {} has no end: {flows:?}", s.1));
         assert_eq!(to.2, if s.2 == 0 { 1 } else { 3 }, "{flows:?}");
     }
-    // A rank's calls follow one another.
+    // A rank's calls follow one another (the times it slept lie inside them).
     for r in 0..4 {
-        let mine: Vec<_> = slices.iter().filter(|s| s.0 == r).collect();
+        let mine: Vec<_> = slices
+            .iter()
+            .filter(|s| s.0 == r && s.1 != "asleep")
+            .collect();
         assert!(
             mine.windows(2).all(|w| w[0].2 + w[0].3 <= w[1].2 + 0.01),
             "rank {r}: {mine:?}"

@@ -1,6 +1,9 @@
 //! What a rank's calls did, for `mprun --profile` (per operation, how many calls, the bytes of
 //! the callers' buffers and the time spent in them) and `mprun --trace` (each call as it
-//! happened: operation, start, duration, bytes).
+//! happened: operation, start, duration, bytes, communicator, the peer and tag of a
+//! point-to-point call, the algorithm of a collective, and each time the rank slept in the
+//! kernel during it, as an `asleep` event inside the call: the rest of a call's time it was
+//! awake, spinning or working).
 //!
 //! Every public call that communicates opens a [`Seen`] guard first thing (`Comm::seen`), which
 //! costs one branch when profiling is off (`MPR_PROFILE`, which `mprun --profile` sets). Only
@@ -32,7 +35,19 @@ pub(crate) struct Event {
     /// The world rank and tag of a point-to-point call, where it has one peer.
     pub peer: Option<usize>,
     pub tag: Option<u32>,
+    /// The communicator (its number), for calls; `None` for a sleep.
+    pub comm: Option<u32>,
+    /// The algorithm a collective took.
+    pub algo: Option<&'static str>,
 }
+
+/// The shortest wait in the kernel that counts as a sleep: a wake-up costs some 5-20 µs here
+/// (`engine/wait.rs`), a poll that found something at once well under a microsecond.
+const MIN_SLEEP_NS: u64 = 1_000;
+
+/// The name of the events that say the rank slept (in the poller, or on a futex of a node
+/// collective).
+pub(crate) const ASLEEP: &str = "asleep";
 
 /// The outermost call under way.
 #[derive(Debug, Clone, Copy)]
@@ -42,6 +57,8 @@ struct Open {
     at: Instant,
     peer: Option<usize>,
     tag: Option<u32>,
+    comm: u32,
+    algo: Option<&'static str>,
 }
 
 /// Round trips to mprun per measure of the clock: the shortest one's midpoint is taken.
@@ -69,6 +86,8 @@ pub(crate) struct Observer {
     /// This rank's clock against mprun's (offset, round trip), measured at start-up and at the
     /// end (`Observer::align`).
     aligned: Vec<(i64, u64)>,
+    /// Names given to communicators (`Comm::set_name`), by number, for the trace.
+    names: Vec<(u32, String)>,
     /// By first call (few operations: a list beats a map).
     pub ops: Vec<OpCount>,
 }
@@ -94,6 +113,7 @@ impl Observer {
             depth: 0,
             open: None,
             aligned: Vec::new(),
+            names: Vec::new(),
             ops: Vec::new(),
         }
     }
@@ -132,6 +152,8 @@ impl Observer {
             bytes: o.bytes,
             peer: o.peer,
             tag: o.tag,
+            comm: Some(o.comm),
+            algo: o.algo,
         });
         std::iter::once(Request::Started {
             unix_ns: self.started_unix_ns,
@@ -141,6 +163,10 @@ impl Observer {
                 .iter()
                 .map(|&(offset_ns, rtt_ns)| Request::Aligned { offset_ns, rtt_ns }),
         )
+        .chain(self.names.iter().map(|(ctx, name)| Request::Named {
+            ctx: *ctx,
+            name: name.clone(),
+        }))
         .chain(events.iter().chain(open.as_ref()).map(|e| Request::Event {
             op: e.name.to_string(),
             start_ns: e.start_ns,
@@ -148,6 +174,8 @@ impl Observer {
             bytes: e.bytes,
             peer: e.peer,
             tag: e.tag,
+            comm: e.comm,
+            algo: e.algo.map(str::to_string),
         }))
         .collect()
     }
@@ -183,7 +211,7 @@ impl Observer {
         self.events.is_some()
     }
 
-    fn begin(&mut self, name: &'static str, bytes: u64) {
+    fn begin(&mut self, name: &'static str, bytes: u64, comm: u32) {
         self.depth += 1;
         if self.depth == 1 {
             self.open = Some(Open {
@@ -192,7 +220,62 @@ impl Observer {
                 at: Instant::now(),
                 peer: None,
                 tag: None,
+                comm,
+                algo: None,
             });
+        }
+    }
+
+    /// The algorithm the call under way took, if it is the outermost one (a collective made
+    /// of another says its own, not the inner one's).
+    pub(crate) fn algorithm(&mut self, algo: &'static str) {
+        if self.depth == 1 {
+            if let Some(o) = self.open.as_mut() {
+                o.algo = Some(algo);
+            }
+        }
+    }
+
+    /// Communicator `ctx` was named `name`.
+    pub(crate) fn named(&mut self, ctx: u32, name: &str) {
+        if self.events.is_none() {
+            return;
+        }
+        match self.names.iter_mut().find(|(c, _)| *c == ctx) {
+            Some(n) => n.1 = name.to_string(),
+            None => self.names.push((ctx, name.to_string())),
+        }
+    }
+
+    /// The rank slept from `since` until now, when tracing (kept as an [`ASLEEP`] event, which
+    /// the trace shows inside the call it slept in). A wait shorter than [`MIN_SLEEP_NS`] found
+    /// something at once and did not sleep.
+    pub(crate) fn asleep(&mut self, since: Instant) {
+        let dur_ns = nanos(since.elapsed());
+        if dur_ns < MIN_SLEEP_NS {
+            return;
+        }
+        let start_ns = nanos(since.saturating_duration_since(self.started));
+        self.keep(Event {
+            name: ASLEEP,
+            start_ns,
+            dur_ns,
+            bytes: 0,
+            peer: None,
+            tag: None,
+            comm: None,
+            algo: None,
+        });
+    }
+
+    /// Keeps `e`, when tracing, if there is room.
+    fn keep(&mut self, e: Event) {
+        if let Some(events) = self.events.as_mut() {
+            if events.len() < MAX_EVENTS {
+                events.push(e);
+            } else {
+                self.dropped += 1;
+            }
         }
     }
 
@@ -217,25 +300,23 @@ impl Observer {
             at,
             peer,
             tag,
+            comm,
+            algo,
         }) = self.open.take()
         else {
             return;
         };
         let ns = nanos(at.elapsed());
-        if let Some(events) = self.events.as_mut() {
-            if events.len() < MAX_EVENTS {
-                events.push(Event {
-                    name,
-                    start_ns: nanos(at.saturating_duration_since(self.started)),
-                    dur_ns: ns,
-                    bytes,
-                    peer,
-                    tag,
-                });
-            } else {
-                self.dropped += 1;
-            }
-        }
+        self.keep(Event {
+            name,
+            start_ns: nanos(at.saturating_duration_since(self.started)),
+            dur_ns: ns,
+            bytes,
+            peer,
+            tag,
+            comm: Some(comm),
+            algo,
+        });
         match self.ops.iter_mut().find(|o| o.name == name) {
             Some(o) => {
                 o.calls += 1;
@@ -262,17 +343,18 @@ fn nanos(d: std::time::Duration) -> u64 {
 pub(crate) struct Seen(Option<Rc<RefCell<Observer>>>);
 
 impl Seen {
-    /// Opens call `name` of `bytes` on `observer` (if profiling).
+    /// Opens call `name` of `bytes` on communicator `comm` on `observer` (if profiling).
     #[inline]
     pub(crate) fn open(
         observer: Option<&Rc<RefCell<Observer>>>,
         name: &'static str,
         bytes: usize,
+        comm: u32,
     ) -> Seen {
         match observer {
             None => Seen(None),
             Some(o) => {
-                o.borrow_mut().begin(name, bytes as u64);
+                o.borrow_mut().begin(name, bytes as u64, comm);
                 Seen(Some(o.clone()))
             }
         }
@@ -295,13 +377,13 @@ mod tests {
     fn only_the_outermost_call_counts() {
         let o = Rc::new(RefCell::new(Observer::started_at(true, true, 1)));
         for _ in 0..3 {
-            let _outer = Seen::open(Some(&o), "allreduce", 80);
-            let _inner = Seen::open(Some(&o), "send", 40);
+            let _outer = Seen::open(Some(&o), "allreduce", 80, 0);
+            let _inner = Seen::open(Some(&o), "send", 40, 0);
         }
         {
-            let _s = Seen::open(Some(&o), "send", 8);
+            let _s = Seen::open(Some(&o), "send", 8, 0);
         }
-        let _off = Seen::open(None, "send", 1);
+        let _off = Seen::open(None, "send", 1, 0);
         {
             let seen = o.borrow();
             let ops = &seen.ops;
@@ -329,10 +411,10 @@ mod tests {
         }
         // The call under way is told up to now, with its peer; an inner call's peer is not
         // the outer call's.
-        let _open = Seen::open(Some(&o), "recv", 4);
+        let _open = Seen::open(Some(&o), "recv", 4, 0);
         o.borrow_mut().about(3, 9);
         {
-            let _inner = Seen::open(Some(&o), "probe", 0);
+            let _inner = Seen::open(Some(&o), "probe", 0, 0);
             o.borrow_mut().about(5, 1);
         }
         let lines = o.borrow().trace_lines();
@@ -381,5 +463,35 @@ mod tests {
             lines[2],
             mpr_launch::rendezvous::Request::Aligned { .. }
         ));
+    }
+
+    #[test]
+    fn calls_say_their_communicator_algorithm_and_sleeps() {
+        let o = Rc::new(RefCell::new(Observer::started_at(false, true, 1)));
+        {
+            let _outer = Seen::open(Some(&o), "allgather", 64, 3);
+            o.borrow_mut().algorithm("ring");
+            let since = Instant::now();
+            o.borrow_mut().asleep(since); // too short to be a sleep
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            o.borrow_mut().asleep(since);
+            let _inner = Seen::open(Some(&o), "bcast", 8, 5);
+            o.borrow_mut().algorithm("binomial");
+        }
+        o.borrow_mut().named(3, "rows of the grid");
+        o.borrow_mut().named(3, "rows");
+        let seen = o.borrow();
+        let events = seen.events.as_ref().unwrap();
+        assert_eq!(events.len(), 2);
+        assert_eq!((events[0].name, events[0].comm), (ASLEEP, None));
+        assert_eq!(
+            (events[1].name, events[1].comm, events[1].algo),
+            ("allgather", Some(3), Some("ring"))
+        );
+        assert_eq!(seen.names, [(3, "rows".to_string())]);
+        assert!(seen.trace_lines().iter().any(|l| matches!(
+            l,
+            mpr_launch::rendezvous::Request::Named { ctx: 3, name } if name == "rows"
+        )));
     }
 }

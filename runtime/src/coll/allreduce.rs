@@ -162,9 +162,11 @@ impl Comm {
         expect_len("allreduce", recv.len(), send.len())?;
         let (len, elem) = (std::mem::size_of_val(send), std::mem::size_of::<T>());
         if self.use_node(len)? {
+            self.algorithm("node_segment");
             return self.node_allreduce(bytes(send), bytes_mut(recv), &combine);
         }
         if self.use_node_large(len, elem)? {
+            self.algorithm("node_segment_slices");
             return self.node_allreduce_large(bytes(send), bytes_mut(recv), elem, &combine);
         }
         self.msg_allreduce(send, recv, combine)
@@ -207,10 +209,17 @@ impl Comm {
             return Ok((rounds, 0));
         }
         if self.use_flat(len) {
+            self.algorithm("flat");
             return self.flat_allreduce_plan(rounds, len);
         }
         let p = 1usize << (usize::BITS - 1 - n.leading_zeros());
         let rem = n - p;
+        let large = len >= self.engine.borrow().tuning.allreduce_large && count >= p;
+        self.algorithm(if large {
+            "rabenseifner"
+        } else {
+            "recursive_doubling"
+        });
         let newrank = if me < 2 * rem {
             if me % 2 == 0 {
                 rounds.push(Round {
@@ -235,7 +244,6 @@ impl Comm {
         };
         let real = |q: usize| if q < rem { 2 * q + 1 } else { q + rem };
         if let Some(nr) = newrank {
-            let large = len >= self.engine.borrow().tuning.allreduce_large && count >= p;
             if large {
                 // With no fold before it, the first halving round reads the input itself and
                 // copies only the half this rank keeps: half of the initial copy is saved.

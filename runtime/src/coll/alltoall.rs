@@ -43,8 +43,10 @@ impl Comm {
         expect_len("alltoall", recv.len(), send.len())?;
         let bs = send.len() / n;
         if n > 2 && std::mem::size_of_val(send) <= BRUCK_BYTES {
+            self.algorithm("bruck");
             return self.bruck_alltoall(send, recv, bs);
         }
+        self.algorithm("pairwise");
         recv[me * bs..(me + 1) * bs].copy_from_slice(&send[me * bs..(me + 1) * bs]);
         for step in 1..n {
             let to = (me + step) % n;

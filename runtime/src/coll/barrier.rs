@@ -31,6 +31,7 @@ impl Comm {
         let _seen = self.seen("barrier", 0);
         self.agree(super::check::Signature::of("barrier"))?;
         if self.use_node(0)? {
+            self.algorithm("node_segment");
             return self.node_barrier();
         }
         self.begin_coll();
@@ -67,8 +68,10 @@ impl Comm {
     /// The rounds of a barrier: dissemination, or flat when it applies.
     fn barrier_plan(&self) -> Result<Vec<Round>> {
         if self.use_flat(0) {
+            self.algorithm("flat");
             return self.flat_barrier_plan();
         }
+        self.algorithm("dissemination");
         let (n, me) = (self.size(), self.rank());
         let mut rounds = Vec::new();
         let (mut dist, mut round) = (1, 0u32);

@@ -40,9 +40,11 @@ impl Comm {
         self.check_root(root)?;
         let len = std::mem::size_of_val(buf);
         if self.use_node(len)? {
+            self.algorithm("node_segment");
             return self.node_broadcast(bytes_mut(buf), root);
         }
         if self.use_node_large(len, 1)? {
+            self.algorithm("node_segment_slices");
             return self.node_broadcast_large(bytes_mut(buf), root);
         }
         self.msg_broadcast(buf, root)
@@ -107,8 +109,10 @@ impl Comm {
             }
         };
         if n > 2 && len >= n && large {
+            self.algorithm("scatter_ring_allgather");
             return self.scatter_allgather_plan(len, root);
         }
+        self.algorithm("binomial");
         let r = (self.rank() + n - root) % n;
         let abs = |rel: usize| self.world_rank((rel + root) % n);
         let tag = self.coll_tag(tag::BCAST);

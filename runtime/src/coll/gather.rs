@@ -101,8 +101,10 @@ impl Comm {
         let n = self.size();
         expect_len("allgather", recv.len(), n * send.len())?;
         if std::mem::size_of_val(recv) <= BRUCK_BYTES {
+            self.algorithm("bruck");
             return self.bruck_allgather(send, recv);
         }
+        self.algorithm("ring");
         self.allgatherv(send, recv, &vec![send.len(); n])
     }
 

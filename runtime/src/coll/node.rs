@@ -192,6 +192,8 @@ pub(crate) struct Node {
     /// Kept between calls: where slots are copied out to be folded (an allocation per call
     /// was a tenth of a small allreduce).
     scratch: Vec<u128>,
+    /// When tracing, where to tell each sleep on the segment's futex (`observe.rs`).
+    sleeps: Option<std::rc::Rc<std::cell::RefCell<crate::observe::Observer>>>,
 }
 
 impl Comm {
@@ -239,14 +241,17 @@ impl Comm {
         seg.word(at.pids + 4 * me)
             .store(std::process::id(), Release);
         let world = (0..n).map(|r| self.world_rank(r)).collect::<Result<_>>()?;
-        let (crowded, spin) = {
+        let (crowded, spin, sleeps) = {
             let e = self.engine.borrow();
             (
                 e.local_crowded(),
                 Duration::from_micros(e.tuning.max_spin_us.into()),
+                e.observer.clone().filter(|_| e.tuning.trace),
             )
         };
-        Ok(Some(Box::new(Node::new(seg, at, me, crowded, spin, world))))
+        let mut node = Node::new(seg, at, me, crowded, spin, world);
+        node.sleeps = sleeps;
+        Ok(Some(Box::new(node)))
     }
 
     /// A segment of `len` bytes mapped by every rank of the communicator (a collective step):
@@ -370,6 +375,7 @@ impl Node {
             world,
             large: Large::Untried,
             scratch: Vec::new(),
+            sleeps: None,
         }
     }
 
@@ -592,7 +598,11 @@ impl Node {
             let v = word.load(SeqCst);
             if !done(v) {
                 let nap = if busy { BUSY_CHECK_EVERY } else { CHECK_EVERY };
+                let since = self.sleeps.as_ref().map(|_| Instant::now());
                 sys::futex_wait(word, v, nap);
+                if let (Some(o), Some(since)) = (&self.sleeps, since) {
+                    o.borrow_mut().asleep(since);
+                }
             }
             sleepers.fetch_sub(1, SeqCst);
             if done(word.load(Acquire)) {

@@ -93,7 +93,21 @@ impl Comm {
     /// profiling.
     #[inline]
     pub(crate) fn seen(&self, name: &'static str, bytes: usize) -> crate::observe::Seen {
-        crate::observe::Seen::open(self.engine.borrow().observer.as_ref(), name, bytes)
+        crate::observe::Seen::open(
+            self.engine.borrow().observer.as_ref(),
+            name,
+            bytes,
+            self.ctx,
+        )
+    }
+
+    /// Says which algorithm the collective under way took (if it is the outermost call), for
+    /// the trace.
+    #[inline]
+    pub(crate) fn algorithm(&self, algo: &'static str) {
+        if let Some(o) = self.engine.borrow().observer.as_ref() {
+            o.borrow_mut().algorithm(algo);
+        }
     }
 
     pub(crate) fn world(engine: Rc<RefCell<Engine>>) -> Comm {
@@ -201,10 +215,11 @@ impl Comm {
     /// # Ok::<(), mpr::Error>(())
     /// ```
     pub fn set_name(&self, name: &str) {
-        self.engine
-            .borrow_mut()
-            .names
-            .insert(self.ctx, name.to_string());
+        let mut e = self.engine.borrow_mut();
+        if let Some(o) = e.observer.as_ref() {
+            o.borrow_mut().named(self.ctx, name);
+        }
+        e.names.insert(self.ctx, name.to_string());
     }
 
     /// This communicator's name: the one given with [`Comm::set_name`], else `world` for the

@@ -1002,12 +1002,9 @@ impl Engine {
             .net()
             .is_some_and(|n| n.take_report_request())
         {
-            let waits = self.blocked_on();
-            if let Some(d) = self.transport.net().and_then(|n| n.directory()) {
-                d.report(&waits);
-            }
             // The job is likely to be ended now (`--timeout`): what this rank did so far goes
-            // into the trace (the call it waits in up to now).
+            // into the trace (the call it waits in up to now), before the report, whose end
+            // mprun may answer by ending the job.
             let calls = self
                 .observer
                 .as_ref()
@@ -1015,6 +1012,10 @@ impl Engine {
                 .map(|o| o.borrow().trace_lines());
             if let Some(calls) = calls {
                 self.tell(&calls);
+            }
+            let waits = self.blocked_on();
+            if let Some(d) = self.transport.net().and_then(|n| n.directory()) {
+                d.report(&waits);
             }
         }
         Ok(Polled {
@@ -1065,7 +1066,12 @@ impl Engine {
         let mut quiet_polls = 0u32;
         loop {
             let was_spinning = spinning;
+            // A poll that may sleep is timed when tracing (`observe.rs`: sleeping or not).
+            let asleep = (!spinning && self.tuning.trace).then(Instant::now);
             let polled = self.progress(if spinning { Some(Duration::ZERO) } else { None })?;
+            if let (Some(since), Some(o)) = (asleep, self.observer.as_ref()) {
+                o.borrow_mut().asleep(since);
+            }
             quiet_polls = quiet_polls.wrapping_add(1);
             if polled.active {
                 // A silent gap ended: tell the waiter how long it was, and spin afresh.
