@@ -110,6 +110,38 @@ fn jobs_across_four_namespace_hosts_through_testnet_exec_and_sshd() {
             );
         }
 
+        // A trace of ranks on four hosts: each rank's clock measured against mprun's (on h1),
+        // every message received after it was sent, a track per rank named by its host.
+        let trace = format!("/tmp/mpr-hosts-trace-{}.json", std::process::id());
+        let out = run(
+            &[
+                "-n", "4", "--map-by", "node", "--trace", &trace, job, "profile",
+            ],
+            None,
+        );
+        out.ok();
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&trace).unwrap()).unwrap();
+        let _ = std::fs::remove_file(&trace);
+        assert_eq!(
+            util::trace_clocks_hold(&v),
+            4,
+            "{agent}: {}",
+            v["otherData"]
+        );
+        assert_eq!(util::trace_messages_causal(&v), 4, "{agent}");
+        let tracks: Vec<&str> = v["traceEvents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["name"] == "process_name")
+            .map(|e| e["args"]["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(tracks.len(), 4, "{agent}: {tracks:?}");
+        for (r, t) in tracks.iter().enumerate() {
+            assert!(t.starts_with(&format!("rank {r} (")), "{agent}: {tracks:?}");
+        }
+
         // Output: whole lines, in order per rank, tagged.
         let out = run(&["-n", "8", "--tag-output", job, "lines", "300"], None);
         let mut counts = [0usize; 8];

@@ -319,3 +319,57 @@ pub fn rank_of(pid: u32) -> Option<usize> {
 pub fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
 }
+
+/// Checks the clocks of an `mprun --trace` file `v`: each rank that told measured its clock
+/// against mprun's at start-up and at the end, and the measure held (it moved by no more than
+/// the two measures' uncertainty, and a little). Returns how many ranks measured.
+pub fn trace_clocks_hold(v: &serde_json::Value) -> usize {
+    let clocks = v["otherData"]["clocks"]
+        .as_array()
+        .expect("otherData.clocks");
+    for c in clocks {
+        let f = |k: &str| c[k].as_f64().unwrap_or_else(|| panic!("no {k} in {c}"));
+        let within = f("within_us") + f("end_within_us");
+        assert!(f("moved_by_end_us").abs() <= within + 100.0, "{c}");
+    }
+    clocks.len()
+}
+
+/// Checks that every arrow of an `mprun --trace` file `v` to a blocking receive goes forward in
+/// time: the receive ends after the send began, to within the ranks' clock uncertainty.
+/// Returns the arrows (all of them, those to an `irecv` too).
+pub fn trace_messages_causal(v: &serde_json::Value) -> usize {
+    let slack = 1.0
+        + v["otherData"]["clocks"]
+            .as_array()
+            .expect("otherData.clocks")
+            .iter()
+            .map(|c| c["within_us"].as_f64().unwrap())
+            .sum::<f64>();
+    let events = v["traceEvents"].as_array().expect("traceEvents");
+    let slice_at = |pid: u64, ts: f64| {
+        events
+            .iter()
+            .find(|e| e["ph"] == "X" && e["pid"] == pid && e["ts"].as_f64() == Some(ts))
+            .unwrap_or_else(|| panic!("no slice of rank {pid} at {ts}"))
+    };
+    let flows: Vec<&serde_json::Value> = events.iter().filter(|e| e["cat"] == "message").collect();
+    let starts: Vec<_> = flows.iter().filter(|f| f["ph"] == "s").collect();
+    for s in &starts {
+        let f = flows
+            .iter()
+            .find(|f| f["ph"] == "f" && f["id"] == s["id"])
+            .unwrap_or_else(|| panic!("arrow {} has no end", s["id"]));
+        let send = slice_at(s["pid"].as_u64().unwrap(), s["ts"].as_f64().unwrap());
+        let recv = slice_at(f["pid"].as_u64().unwrap(), f["ts"].as_f64().unwrap());
+        if recv["name"] == "irecv" {
+            continue; // posted, maybe before the send: it completes in a later wait
+        }
+        let recv_end = recv["ts"].as_f64().unwrap() + recv["dur"].as_f64().unwrap();
+        assert!(
+            recv_end + slack >= send["ts"].as_f64().unwrap(),
+            "received before it was sent: {send} then {recv}"
+        );
+    }
+    starts.len()
+}
