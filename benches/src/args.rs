@@ -182,6 +182,8 @@ pub enum Parsed {
     Run(Plan),
     Plot(PlotPlan),
     Help(String),
+    /// `--completions SHELL`: a completion script for that shell.
+    Completions(Vec<u8>),
 }
 
 /// How mpr-bench is called, before its options (`--help` shows it above them).
@@ -279,6 +281,12 @@ fn command() -> Command {
                 .value_name("BENCHMARK")
                 .value_parser(bench)
                 .hide(true),
+        )
+        .arg(
+            value("completions", "SHELL")
+                .long("completions")
+                .value_parser(clap::value_parser!(clap_complete::Shell))
+                .help("print a completion script for SHELL (bash, zsh, fish, elvish, powershell)"),
         )
         .arg(
             value("sizes", "MIN:MAX")
@@ -447,7 +455,16 @@ fn one_line(e: &clap::Error) -> String {
                 .map(|s| s.to_string())
                 .unwrap_or_else(|| format!("{arg}: bad value"))
         }
-        ErrorKind::InvalidValue | ErrorKind::NoEquals => format!("{arg} needs a value"),
+        ErrorKind::InvalidValue => match (
+            context(ContextKind::InvalidValue),
+            e.get(ContextKind::ValidValue),
+        ) {
+            (Some(v), Some(ContextValue::Strings(valid))) if !v.is_empty() => {
+                format!("{arg}: {v:?} is not one of {}", valid.join(", "))
+            }
+            _ => format!("{arg} needs a value"),
+        },
+        ErrorKind::NoEquals => format!("{arg} needs a value"),
         _ => e
             .to_string()
             .lines()
@@ -494,6 +511,18 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
         .map_err(|e| one_line(&e))?;
     if m.get_flag("help") {
         return Ok(Parsed::Help(command().render_help().to_string()));
+    }
+    if let Some(&shell) = m.get_one::<clap_complete::Shell>("completions") {
+        // The benchmarks' names, and `plot` with its own options.
+        let names = BENCHES.iter().map(|(n, _)| *n);
+        let mut cmd = command()
+            .mut_arg("bench", |a| {
+                a.value_parser(clap::builder::PossibleValuesParser::new(names))
+            })
+            .subcommand(plot_command().name("plot"));
+        let mut out = Vec::new();
+        clap_complete::generate(shell, &mut cmd, "mpr-bench", &mut out);
+        return Ok(Parsed::Completions(out));
     }
     let bench = *m
         .get_one::<Bench>("bench")

@@ -29,7 +29,12 @@ use args::{Bench, Plan};
 
 fn main() -> ExitCode {
     let parsed = args::parse(std::env::args().skip(1));
-    // Drawing earlier runs needs no job.
+    // Drawing earlier runs, or completions, needs no job.
+    if let Ok(args::Parsed::Completions(script)) = &parsed {
+        use std::io::Write;
+        let _ = std::io::stdout().write_all(script);
+        return ExitCode::SUCCESS;
+    }
     if let Ok(args::Parsed::Plot(p)) = &parsed {
         return match plot_runs(p) {
             Ok(()) => ExitCode::SUCCESS,
@@ -54,7 +59,9 @@ fn main() -> ExitCode {
             }
             return ExitCode::SUCCESS;
         }
-        Ok(args::Parsed::Plot(_)) => unreachable!("drawn above, before joining a job"),
+        Ok(args::Parsed::Plot(_) | args::Parsed::Completions(_)) => {
+            unreachable!("done above, before joining a job")
+        }
         Err(msg) => {
             // Every rank parsed the same words; one line is enough.
             if world.rank() == 0 {

@@ -197,3 +197,22 @@ fn bad_plots_are_one_line() {
         assert!(err.contains(needle), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn completion_scripts_name_the_benchmarks_and_plot() {
+    let out = bench(&["--completions", "bash"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    for m in ["complete -F", "--message-size", "allreduce", "plot"] {
+        assert!(text.contains(m), "no {m:?} in:\n{text}");
+    }
+    let out = bench(&["--completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("\"tcsh\" is not one of bash"), "{err}");
+}

@@ -47,6 +47,8 @@ pub enum Parsed {
     Run(Box<Options>),
     Help,
     Version,
+    /// `--completions SHELL`: print a completion script for that shell.
+    Completions(clap_complete::Shell),
 }
 
 /// The end of `--help`, after the list of `MPR_*` knobs: what each rank is told, and the exit
@@ -153,9 +155,15 @@ fn command() -> Command {
                 .long("trace")
                 .value_parser(clap::value_parser!(PathBuf))
                 .help(
-                    "write the job's timeline to FILE (trace-event JSON: open it in Perfetto's \
-                     UI or about:tracing); also MPR_TRACE=FILE",
+                    "write the job's timeline to FILE (trace-event JSON, for Perfetto's UI, \
+                     chrome://tracing or speedscope); also MPR_TRACE=FILE",
                 ),
+        )
+        .arg(
+            value("completions", "SHELL")
+                .long("completions")
+                .value_parser(clap::value_parser!(clap_complete::Shell))
+                .help("print a completion script for SHELL (bash, zsh, fish, elvish, powershell)"),
         )
         .arg(
             Arg::new("verbose")
@@ -190,6 +198,13 @@ fn command() -> Command {
 /// `--help`: the usage line and the options.
 pub fn help() -> String {
     command().render_help().to_string()
+}
+
+/// A completion script of mprun's options for `shell`.
+pub fn completions(shell: clap_complete::Shell) -> Vec<u8> {
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut command(), "mprun", &mut out);
+    out
 }
 
 /// How many ranks `-n` asks for.
@@ -300,7 +315,16 @@ fn one_line(e: &clap::Error) -> String {
                 .map(|s| s.to_string())
                 .unwrap_or_else(|| format!("{arg}: bad value"))
         }
-        ErrorKind::InvalidValue | ErrorKind::NoEquals => format!("{arg} needs a value"),
+        ErrorKind::InvalidValue => match (
+            context(ContextKind::InvalidValue),
+            e.get(ContextKind::ValidValue),
+        ) {
+            (Some(v), Some(ContextValue::Strings(valid))) if !v.is_empty() => {
+                format!("{arg}: {v:?} is not one of {}", valid.join(", "))
+            }
+            _ => format!("{arg} needs a value"),
+        },
+        ErrorKind::NoEquals => format!("{arg} needs a value"),
         ErrorKind::MissingRequiredArgument => "no program given".into(),
         ErrorKind::ArgumentConflict => format!("{arg} given twice"),
         _ => e
@@ -325,6 +349,9 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, LaunchErr
     }
     if m.get_flag("version") {
         return Ok(Parsed::Version);
+    }
+    if let Some(&shell) = m.get_one::<clap_complete::Shell>("completions") {
+        return Ok(Parsed::Completions(shell));
     }
     let mut command = m
         .get_many::<String>("command")

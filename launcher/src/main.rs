@@ -188,6 +188,11 @@ fn run() -> Result<i32, LaunchError> {
             println!("mprun {}", env!("CARGO_PKG_VERSION"));
             return Ok(0);
         }
+        Parsed::Completions(shell) => {
+            use std::io::Write;
+            let _ = std::io::stdout().write_all(&cli::completions(shell));
+            return Ok(0);
+        }
     };
     // The ranks inherit mprun's environment: a bad tuning value would fail every rank's
     // `mpr::init` alike, so refuse it here, once, before anything starts. `-x` values too.

@@ -64,6 +64,27 @@ fn misspelt_options_get_a_suggestion() {
 }
 
 #[test]
+fn completion_scripts_for_each_shell() {
+    for (shell, marks) in [
+        ("bash", &["complete -F", "--timeout", "--hostfile"][..]),
+        ("zsh", &["#compdef mprun", "--timeout"][..]),
+        ("fish", &["complete -c mprun", "timeout"][..]),
+    ] {
+        let out = run(&["--completions", shell], &[], None, LIMIT);
+        assert_eq!(out.code, Some(0), "{shell}: {}", out.stderr);
+        for m in marks {
+            assert!(
+                out.stdout.contains(m),
+                "{shell}: no {m:?} in:\n{}",
+                out.stdout
+            );
+        }
+    }
+    let l = refused(&["--completions", "tcsh"]);
+    assert!(l.contains("\"tcsh\" is not one of bash"), "{l}");
+}
+
+#[test]
 fn bad_rank_counts() {
     let prog = rank_program("t_job");
     let p = prog.to_str().unwrap();
