@@ -471,8 +471,10 @@ mod tests {
         {
             let _outer = Seen::open(Some(&o), "allgather", 64, 3);
             o.borrow_mut().algorithm("ring");
+            // Too short to be a sleep (a start not yet come lasted nothing), then a real one.
+            let later = Instant::now() + std::time::Duration::from_secs(60);
+            o.borrow_mut().asleep(later);
             let since = Instant::now();
-            o.borrow_mut().asleep(since); // too short to be a sleep
             std::thread::sleep(std::time::Duration::from_millis(1));
             o.borrow_mut().asleep(since);
             let _inner = Seen::open(Some(&o), "bcast", 8, 5);
