@@ -575,6 +575,24 @@ fn trace_lines_up_ranks_whose_host_clocks_disagree() {
     );
 }
 
+/// Runs the 4-rank "profile" case with `--trace` into a file under a directory named from
+/// `name`, and returns the file's path once the job has succeeded.
+fn traced_profile_job(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("calls.json");
+    let (out, _) = job_with(
+        &["--trace", path.to_str().unwrap()],
+        4,
+        "profile",
+        &[],
+        &[],
+        None,
+    );
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    path
+}
+
 #[test]
 fn trace_opens_in_a_trace_viewer() {
     // speedscope (a trace viewer that reads the trace-event format) in headless Chromium, by
@@ -596,18 +614,7 @@ fn trace_opens_in_a_trace_viewer() {
     if !have(missing) {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("mpr-viewer-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("calls.json");
-    let (out, _) = job_with(
-        &["--trace", path.to_str().unwrap()],
-        4,
-        "profile",
-        &[],
-        &[],
-        None,
-    );
-    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let path = traced_profile_job("mpr-viewer");
     let open = viewer.join("open.js");
     let shown = util::run_cmd(
         "node".into(),
@@ -683,19 +690,9 @@ fn trace_slices(path: &std::path::Path, n: usize) -> Vec<(u64, String, f64, f64)
 
 #[test]
 fn trace_holds_every_call_of_every_rank() {
-    let dir = std::env::temp_dir().join(format!("mpr-trace-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
     // A job that finishes: every call of every rank, one slice each.
-    let path = dir.join("calls.json");
-    let (out, _) = job_with(
-        &["--trace", path.to_str().unwrap()],
-        4,
-        "profile",
-        &[],
-        &[],
-        None,
-    );
-    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let path = traced_profile_job("mpr-trace");
+    let dir = path.parent().unwrap().to_path_buf();
     let slices = trace_slices(&path, 4);
     let count = |rank: Option<u64>, name: &str| {
         slices
