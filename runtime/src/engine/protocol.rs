@@ -9,7 +9,7 @@
 //!   from the sender's slice straight into the receiver's. A large unexpected message therefore
 //!   costs the receiver a queue entry, never a buffer. It is synchronous by nature, so `ssend`
 //!   of a large message uses it unchanged. Between ranks of one host the payload streams
-//!   through the pair's shared-memory ring up to `Tuning::pull_from` (1 MiB), and above it the
+//!   through the pair's shared-memory ring up to `Tuning::pull_from` (128 KiB), and above it the
 //!   two processes copy it between their memories (engine/pull.rs, [`pull_head`]); the copy
 //!   starts slower (it pins pages) but runs faster, and needs only one of the two ranks on a
 //!   core, so ranks that outnumber the cores use it for every rendezvous message.
