@@ -10,6 +10,7 @@
 #include <unistd.h>
 static double now(){struct timespec t;clock_gettime(CLOCK_MONOTONIC,&t);return t.tv_sec*1e6+t.tv_nsec/1e3;}
 int main(int argc,char**argv){
+  if(argc!=2||atol(argv[1])<=0){fprintf(stderr,"usage: %s N (bytes, > 0)\n",argv[0]);return 2;}
   size_t n=atol(argv[1]); int iters=20000;
   char*src=aligned_alloc(4096,n), *dst=aligned_alloc(4096,n);
   memset(src,1,n); memset(dst,2,n);
@@ -18,7 +19,7 @@ int main(int argc,char**argv){
   double t0=now();
   for(int i=0;i<iters;i++){
     struct iovec l={dst,n}, r={src,n};
-    if(process_vm_readv(me,&l,1,&r,1,0)!=n){perror("x");return 1;}
+    if(process_vm_readv(me,&l,1,&r,1,0)!=(ssize_t)n){perror("x");return 1;}
   }
   double t1=now();
   for(int i=0;i<iters;i++){ memcpy(dst,src,n); __asm__ volatile("":::"memory"); }

@@ -15,8 +15,11 @@
 static double now(){struct timespec t;clock_gettime(CLOCK_MONOTONIC,&t);return t.tv_sec*1e6+t.tv_nsec/1e3;}
 /* two rings (one each way) of CAP bytes; a message of n bytes goes in chunks of CH, each published by a per-direction counter */
 int main(int argc,char**argv){
+  if(argc!=4){fprintf(stderr,"usage: %s N CH CAP\n",argv[0]);return 2;}
   size_t n=atol(argv[1]), CH=atol(argv[2]), CAP=atol(argv[3]); int iters=20000;
+  if(n==0||CH==0||CH>CAP){fprintf(stderr,"N and CH must be > 0, CH <= CAP\n");return 2;}
   char *mem=mmap(0,2*CAP+8192,PROT_READ|PROT_WRITE,MAP_SHARED|MAP_ANONYMOUS,-1,0);
+  if(mem==MAP_FAILED){perror("mmap");return 1;}
   volatile atomic_ulong *pub=(void*)(mem+2*CAP);   /* pub[0], pub[8]: bytes published per direction */
   volatile atomic_ulong *con=(void*)(mem+2*CAP+4096); /* consumed */
   char*src=aligned_alloc(4096,n), *dst=aligned_alloc(4096,n);
@@ -30,14 +33,15 @@ int main(int argc,char**argv){
     if(sender==me){
       char*ring=mem+me*CAP; size_t off=0;
       while(off<n){ size_t k=n-off<CH?n-off:CH;
-        while(sent+k-atomic_load(&con[me*8])>CAP);
-        size_t at=sent%CAP; memcpy(ring+at,src+off,k); sent+=k; off+=k;
+        while(sent+k-atomic_load(&con[me*8])>CAP) {}
+        size_t at=sent%CAP; if(k>CAP-at) k=CAP-at; memcpy(ring+at,src+off,k); sent+=k; off+=k;
         atomic_store_explicit(&pub[me*8],sent,memory_order_release);
       }
     } else {
       int o=1-me; char*ring=mem+o*CAP; size_t off=0;
-      while(off<n){ unsigned long p; while((p=atomic_load_explicit(&pub[o*8],memory_order_acquire))==got);
-        size_t k=p-got; size_t at=got%CAP; memcpy(dst+off,ring+at,k); got+=k; off+=k;
+      while(off<n){ unsigned long p;
+        while((p=atomic_load_explicit(&pub[o*8],memory_order_acquire))==got) {}
+        size_t k=p-got; size_t at=got%CAP; if(k>CAP-at) k=CAP-at; memcpy(dst+off,ring+at,k); got+=k; off+=k;
         atomic_store_explicit(&con[o*8],got,memory_order_release);
       }
     }
