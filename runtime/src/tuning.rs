@@ -68,7 +68,7 @@ pub const KNOBS: [(&str, &str); 15] = [
     (ENV_SOCKET_BUFFER, "0: SO_SNDBUF/SO_RCVBUF of rank-to-rank sockets (0: the kernel's autotuning)"),
     (ENV_LOCAL, "shm: how ranks of one host talk, shm (shared-memory rings), unix (local sockets) or tcp"),
     (ENV_PULL, "1: large messages within a host are copied once between the processes (0: by socket)"),
-    (ENV_PULL_FROM, "131072: rendezvous messages within a host this large are copied once, smaller ones stream through the ring (always copied once when ranks outnumber cores)"),
+    (ENV_PULL_FROM, "32768: messages within a host this large are copied once (by rendezvous, whatever the eager limit), smaller ones stream through the ring (rendezvous ones always copied once when ranks outnumber cores)"),
     (ENV_NODE_COLL, "1: barrier, broadcasts and allreduces within a host by shared memory"),
     (ENV_FLAT_RANKS, "16: up to this many ranks, flat small collectives when ranks outnumber cores"),
     (ENV_PAR_REDUCE, "262144: reductions of this many elements run on rayon's threads when cores are free"),
@@ -85,9 +85,9 @@ pub struct Tuning {
     /// Largest message sent eagerly (header and payload at once); larger ones use
     /// request-to-send / clear-to-send so that the receiver never buffers them.
     pub eager_limit: usize,
-    /// Rendezvous messages between ranks of one host of at least this many bytes are copied
-    /// once between the processes; smaller ones stream through the pair's ring (while ranks do
-    /// not outnumber the cores).
+    /// Messages between ranks of one host of at least this many bytes (and 4 KiB) are copied
+    /// once between the processes, by rendezvous even below the eager limit; smaller ones
+    /// stream through the pair's ring (while ranks do not outnumber the cores).
     pub pull_from: usize,
     /// Longest a wait spins (polling without sleeping) before it sleeps in `epoll_wait`, in
     /// microseconds. The waiter adapts below this bound; 0 never spins.
@@ -151,7 +151,7 @@ impl Default for Tuning {
     fn default() -> Tuning {
         Tuning {
             eager_limit: 64 << 10,
-            pull_from: 128 << 10,
+            pull_from: 32 << 10,
             max_spin_us: 200,
             socket_buffer: 0,
             read_ahead: 16 << 10,
@@ -313,7 +313,7 @@ mod tests {
         assert!(t.local_unix && !t.local_shm);
         let t = with(&[(ENV_LOCAL, " shm")]).unwrap();
         assert!(t.local_unix && t.local_shm);
-        assert_eq!(d.pull_from, 128 << 10);
+        assert_eq!(d.pull_from, 32 << 10);
         assert_eq!(with(&[(ENV_PULL_FROM, "0")]).unwrap().pull_from, 0);
         for (k, v) in [
             (ENV_LOCAL, "ring"),

@@ -74,7 +74,7 @@ pub(crate) use blocking::{RecvSpec, SendSpec};
 use matching::{Body, Matching, Posted, Unexpected};
 use ops::{Op, Ops, RecvOp, RecvState, SendOp};
 pub(crate) use ops::{OpId, RawStatus};
-use protocol::Protocol;
+use protocol::{Protocol, PULL_MIN};
 use wait::Waiter;
 
 /// A frame the protocol wants sent: (peer, header, payload, token).
@@ -626,6 +626,25 @@ impl Engine {
         })
     }
 
+    /// Whether a message too large for the ring to beat one copy between the processes
+    /// streams through it anyway: ranks of one host on shared memory that do not outnumber
+    /// the cores (crowded ranks copy once from the eager limit up, see `streams` in
+    /// [`Engine::start_send`]).
+    fn streams_locally(&self) -> bool {
+        self.tuning.local_shm && !self.local_crowded
+    }
+
+    /// Whether `buf`, to `peer`, goes by one copy between the processes however small the
+    /// eager limit makes it: a peer of this host, a payload in one piece, of at least
+    /// `pull_from` bytes (and [`PULL_MIN`]), where that copy measured faster than streaming
+    /// through the ring (32 KiB one way: 1.95-2.00 us against 2.55; BENCHMARKS.md).
+    fn copies_once(&self, peer: usize, buf: &RawSlice) -> bool {
+        self.streams_locally()
+            && buf.copies_once()
+            && buf.len() >= self.tuning.pull_from.max(PULL_MIN)
+            && self.core.pull_from[peer].is_some()
+    }
+
     /// Starts a send. A small eager message goes straight into its peer's ring when nothing is
     /// queued before it and it fits: it is then sent, with no operation to make and complete
     /// (for a blocking send, none at all). Sequence number and credit are the same either way.
@@ -642,6 +661,12 @@ impl Engine {
             return Err(e);
         }
         let mut protocol = protocol::choose(buf.len(), synchronous, self.tuning.eager_limit);
+        if protocol != Protocol::Rendezvous && self.copies_once(peer, &buf) {
+            // Within a host, a message that one copy between the processes moves faster than
+            // the ring streams goes by rendezvous whatever the eager limit: the limit is about
+            // buffering, which such a message then needs none of.
+            protocol = Protocol::Rendezvous;
+        }
         if protocol != Protocol::Rendezvous && !self.core.credit.take(peer, buf.len()) {
             protocol = Protocol::Rendezvous; // the receiver's window is spent (credit.rs)
         }
@@ -685,8 +710,7 @@ impl Engine {
         }
         // Below `pull_from` the ring streams a message faster than one copy, while both ranks
         // run; so does a laid-out one of short blocks (a local iovec each would cost more).
-        let streams = !buf.copies_once()
-            || self.tuning.local_shm && !self.local_crowded && buf.len() < self.tuning.pull_from;
+        let streams = !buf.copies_once() || self.streams_locally() && buf.len() < self.tuning.pull_from;
         if let (Protocol::Rendezvous, Some(_), false) =
             (protocol, self.core.pull_from[peer], streams)
         {

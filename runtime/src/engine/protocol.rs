@@ -9,10 +9,13 @@
 //!   from the sender's slice straight into the receiver's. A large unexpected message therefore
 //!   costs the receiver a queue entry, never a buffer. It is synchronous by nature, so `ssend`
 //!   of a large message uses it unchanged. Between ranks of one host the payload streams
-//!   through the pair's shared-memory ring up to `Tuning::pull_from` (128 KiB), and above it the
-//!   two processes copy it between their memories (engine/pull.rs, [`pull_head`]); the copy
+//!   through the pair's shared-memory ring up to `Tuning::pull_from` (32 KiB), and from there
+//!   the two processes copy it between their memories (engine/pull.rs, [`pull_head`]); the copy
 //!   starts slower (it pins pages) but runs faster, and needs only one of the two ranks on a
-//!   core, so ranks that outnumber the cores use it for every rendezvous message.
+//!   core, so ranks that outnumber the cores use it for every rendezvous message. Below the
+//!   eager limit too: a message of a host's rank of `pull_from` bytes or more (and at least
+//!   [`PULL_MIN`]) goes by rendezvous and that copy, as Open MPI's shared memory does from 4 KiB
+//!   with the same copy (CMA).
 
 /// Of a rendezvous message between ranks of one host, the bytes the receiver copies out of the
 /// sender's memory itself (engine/pull.rs); the sender writes the rest into the receiver's
@@ -25,6 +28,11 @@ pub(crate) fn pull_head(len: usize) -> usize {
         (len / 2) & !4095
     }
 }
+
+/// The least a message between ranks of one host must hold to go by one copy below the eager
+/// limit (`Tuning::pull_from` set lower, say to 0 for every rendezvous message, still leaves
+/// small messages eager: the copy pins pages, and costs a round trip first).
+pub(crate) const PULL_MIN: usize = 4096;
 
 /// Messages of at least this many bytes are copied half by each side (see [`pull_head`]).
 pub(crate) const PUSH_FROM: usize = 256 << 10;
