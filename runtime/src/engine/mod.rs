@@ -710,7 +710,8 @@ impl Engine {
         }
         // Below `pull_from` the ring streams a message faster than one copy, while both ranks
         // run; so does a laid-out one of short blocks (a local iovec each would cost more).
-        let streams = !buf.copies_once() || self.streams_locally() && buf.len() < self.tuning.pull_from;
+        let streams =
+            !buf.copies_once() || self.streams_locally() && buf.len() < self.tuning.pull_from;
         if let (Protocol::Rendezvous, Some(_), false) =
             (protocol, self.core.pull_from[peer], streams)
         {
