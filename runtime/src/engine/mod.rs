@@ -74,7 +74,7 @@ pub(crate) use blocking::{RecvSpec, SendSpec};
 use matching::{Body, Matching, Posted, Unexpected};
 use ops::{Op, Ops, RecvOp, RecvState, SendOp};
 pub(crate) use ops::{OpId, RawStatus};
-use protocol::{Protocol, PULL_MIN};
+use protocol::Protocol;
 use wait::Waiter;
 
 /// A frame the protocol wants sent: (peer, header, payload, token).
@@ -636,12 +636,12 @@ impl Engine {
 
     /// Whether `buf`, to `peer`, goes by one copy between the processes however small the
     /// eager limit makes it: a peer of this host, a payload in one piece, of at least
-    /// `pull_from` bytes (and [`PULL_MIN`]), where that copy measured faster than streaming
-    /// through the ring (32 KiB one way: 1.95-2.00 us against 2.55; BENCHMARKS.md).
+    /// `pull_from` bytes (and [`protocol::PULL_MIN`]), where that copy measured faster than
+    /// streaming through the ring (32 KiB one way: 2.22 us against 2.68; BENCHMARKS.md).
     fn copies_once(&self, peer: usize, buf: &RawSlice) -> bool {
         self.streams_locally()
             && buf.copies_once()
-            && buf.len() >= self.tuning.pull_from.max(PULL_MIN)
+            && protocol::pulls_below_eager(buf.len(), self.tuning.pull_from)
             && self.core.pull_from[peer].is_some()
     }
 

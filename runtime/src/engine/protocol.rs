@@ -34,6 +34,12 @@ pub(crate) fn pull_head(len: usize) -> usize {
 /// small messages eager: the copy pins pages, and costs a round trip first).
 pub(crate) const PULL_MIN: usize = 4096;
 
+/// Whether a message of `len` bytes between ranks of one host that both copy (see
+/// `Engine::copies_once`) is large enough for one copy, by rendezvous, below the eager limit.
+pub(crate) fn pulls_below_eager(len: usize, pull_from: usize) -> bool {
+    len >= pull_from.max(PULL_MIN)
+}
+
 /// Messages of at least this many bytes are copied half by each side (see [`pull_head`]).
 pub(crate) const PUSH_FROM: usize = 256 << 10;
 
@@ -65,6 +71,14 @@ mod tests {
         assert_eq!(choose(64, true, 64), Protocol::EagerSync);
         assert_eq!(choose(65, false, 64), Protocol::Rendezvous);
         assert_eq!(choose(65, true, 64), Protocol::Rendezvous);
+        assert!(pulls_below_eager(32 << 10, 32 << 10));
+        assert!(!pulls_below_eager((32 << 10) - 1, 32 << 10));
+        assert!(!pulls_below_eager(4095, 0), "small messages stay eager");
+        assert!(pulls_below_eager(4096, 0));
+        assert!(
+            !pulls_below_eager(1 << 20, usize::MAX),
+            "MPR_PULL_FROM at its largest: never"
+        );
     }
 
     #[test]
