@@ -147,14 +147,29 @@ impl Iterator for Ranges {
 }
 
 /// Blocks of a laid-out view at least this long on average (bytes) may take the single copy
-/// between processes as local iovecs; shorter ones stream through the ring. A C test here (one
-/// process reading its own 1 MiB with `process_vm_readv`, local iovecs, best of 50): one run
-/// 77-94 us, 16 KiB blocks 92-97, 4 KiB 102-104, 1 KiB 125-133, 256 B 212-226.
-const COPY_BLOCKS_FROM: usize = 16 << 10;
+/// between processes, as this side's iovecs; shorter ones stream through the ring. Measured (C,
+/// one process copying 1 MiB out of another with `process_vm_readv`, best of 50; BENCHMARKS.md,
+/// "Issue 17"): local iovecs of 4 KiB cost next to nothing (27-29 us against 27-30 for one run),
+/// of 1 KiB 33, of 256 B 67-88.
+const COPY_BLOCKS_FROM: usize = 4 << 10;
+
+/// Blocks at least this long on average may also be the *other* side's iovecs: the kernel pins
+/// each remote iovec's pages on its own, a cost per block and per page the ring does not pay
+/// (4 KiB blocks as remote iovecs: 37-39 us for 1 MiB, or 1.5 to 2 x one run where pinning is
+/// slow). Below it, a laid-out side only copies its own blocks, and a pair that are both laid
+/// out streams through the ring.
+const NAMED_BLOCKS_FROM: usize = 64 << 10;
+
+/// The most blocks a laid-out view of `len` bytes may have and be named to a peer as a block
+/// list (see [`NAMED_BLOCKS_FROM`]): the size of that list (engine/place.rs).
+pub(crate) fn most_named_blocks(len: usize) -> usize {
+    len / NAMED_BLOCKS_FROM
+}
 
 impl RawLaid {
-    fn coarse(&self, len: usize) -> bool {
-        self.n == 0 || len / self.n >= COPY_BLOCKS_FROM
+    /// Its blocks are `from` bytes long on average, or longer.
+    fn coarse(&self, len: usize, from: usize) -> bool {
+        self.n <= len / from
     }
 }
 
@@ -238,10 +253,26 @@ impl RawSlice {
         self.laid.is_none().then_some(self.ptr as usize as u64)
     }
 
+    /// The runs of this process's memory holding the message, as (address, bytes): what a
+    /// peer on this host needs to copy out of a laid-out view itself (engine/place.rs). Never
+    /// dereferenced here.
+    pub(crate) fn runs(&self) -> impl Iterator<Item = crate::sys::Span> + '_ {
+        let base = self.ptr as usize as u64;
+        Ranges::new(self.laid, 0, self.len).map(move |(at, n)| (base + at as u64, n))
+    }
+
     /// Whether the single copy between processes suits this view: one run, or blocks long
-    /// enough on average (`COPY_BLOCKS_FROM`) for a local iovec each.
+    /// enough on average (`COPY_BLOCKS_FROM`) for an iovec each.
     pub(crate) fn copies_once(&self) -> bool {
-        self.laid.is_none_or(|l| l.coarse(self.len))
+        self.laid
+            .is_none_or(|l| l.coarse(self.len, COPY_BLOCKS_FROM))
+    }
+
+    /// Whether a laid-out view's blocks are long enough to be a peer's iovecs
+    /// (`NAMED_BLOCKS_FROM`), named to it in a block list.
+    pub(crate) fn named(&self) -> bool {
+        self.laid
+            .is_some_and(|l| l.coarse(self.len, NAMED_BLOCKS_FROM))
     }
 
     /// The bytes of the message from `offset` on, up to the end of the block holding it: all
@@ -331,9 +362,24 @@ impl RawMut {
         }
     }
 
+    /// The runs of this process's memory that take message bytes `0..len` (clamped), as
+    /// [`RawSlice::runs`]: where a peer on this host writes them itself.
+    pub(crate) fn runs(&self, len: usize) -> impl Iterator<Item = crate::sys::Span> + '_ {
+        let base = self.ptr as usize as u64;
+        self.ranges(0, len)
+            .map(move |(at, n)| (base + at as u64, n))
+    }
+
     /// As [`RawSlice::copies_once`].
     pub(crate) fn copies_once(&self) -> bool {
-        self.laid.is_none_or(|l| l.coarse(self.len))
+        self.laid
+            .is_none_or(|l| l.coarse(self.len, COPY_BLOCKS_FROM))
+    }
+
+    /// As [`RawSlice::named`].
+    pub(crate) fn named(&self) -> bool {
+        self.laid
+            .is_some_and(|l| l.coarse(self.len, NAMED_BLOCKS_FROM))
     }
 
     /// The message's bytes `start..end` (clamped to it), up to the end of the block holding
@@ -473,15 +519,33 @@ mod tests {
         }
         assert_eq!(s.tail(5), &[1], "the rest of the block holding byte 5");
         assert!(!s.copies_once(), "short blocks stream");
+        let base = data.as_ptr() as u64;
+        let runs: Vec<_> = s.runs().collect();
+        assert_eq!(runs, [(base + 12, 4), (base, 2), (base + 6, 6)]);
         // SAFETY: `data` outlives the view.
         assert!(unsafe { RawSlice::new(&data) }.copies_once());
         let big = vec![0u8; 4 << 16];
-        for (block, once) in [(1 << 16, true), (1 << 14, true), (1 << 12, false)] {
+        for (block, once, named) in [
+            (1 << 16, true, true),
+            (1 << 15, true, false),
+            (1 << 14, true, false),
+            (1 << 12, true, false),
+            (1 << 11, false, false),
+        ] {
             let l = crate::Layout::vector(big.len() / 2 / block, block, 2 * block);
             // SAFETY: `big` and `l` outlive the view.
             let v = unsafe { RawSlice::laid(&big, l.laid(1)).unwrap() };
-            assert_eq!(v.copies_once(), once, "blocks of {block}");
+            assert_eq!(
+                (v.copies_once(), v.named()),
+                (once, named),
+                "blocks of {block}"
+            );
         }
+        // SAFETY: `big` outlives the view.
+        assert!(
+            !unsafe { RawSlice::new(&big) }.named(),
+            "one run needs no list"
+        );
         let mut out = [0u8; 16];
         // SAFETY: `out` and the layout outlive `m`, and `out` is not touched meanwhile.
         let mut m = unsafe { RawMut::laid(&mut out, l).unwrap() };
@@ -499,6 +563,9 @@ mod tests {
             assert_eq!(got, model, "cut {cut}");
         }
         assert_eq!(m.pieces_mut(3, 9, 2).len(), 2, "at most `max` pieces");
+        let base = out.as_ptr() as u64;
+        let runs: Vec<_> = m.runs(5).collect();
+        assert_eq!(runs, [(base + 12, 4), (base, 1)], "the first 5 bytes");
         assert_eq!(m.range_mut(5, 12).len(), 1);
         // `m` is done with: `out` is read directly from here on.
         assert_eq!(out, [0, 1, 0, 0, 0, 0, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);

@@ -25,6 +25,10 @@ pub(crate) fn die_with_parent(expected_parent: Option<u32>) -> bool {
     }
 }
 
+/// A run of bytes in another process's memory: (address there, length). Never dereferenced
+/// here; the kernel checks it against that process's mappings.
+pub(crate) type Span = (u64, usize);
+
 /// Copies `dst.len()` bytes from address `remote` in process `pid` into `dst`
 /// (`process_vm_readv`: one copy, from the other process's memory straight into ours). Used for
 /// large messages between ranks of one host (engine/pull.rs). Fails if the kernel refuses
@@ -36,108 +40,7 @@ pub(crate) fn pull(pid: u32, remote: u64, dst: &mut [u8]) -> std::io::Result<()>
         iov_len: dst.len(),
     }];
     // SAFETY: the iovec covers `dst`, this process's memory borrowed mutably for the call.
-    unsafe { cross_copy_vectored(pid, remote, &mut local, false) }
-}
-
-/// [`pull`] into several buffers in turn (the blocks of a laid-out receive), from `remote` on.
-/// Only the local side is scattered: the kernel pins the pages of each *remote* iovec on its
-/// own, which a strided remote side would pay block by block (BENCHMARKS.md, "Issue 17").
-pub(crate) fn pull_vectored(
-    pid: u32,
-    remote: u64,
-    bufs: &mut [std::io::IoSliceMut<'_>],
-) -> std::io::Result<()> {
-    let mut local: Vec<libc::iovec> = bufs
-        .iter_mut()
-        .map(|b| libc::iovec {
-            iov_base: b.as_mut_ptr().cast(),
-            iov_len: b.len(),
-        })
-        .collect();
-    // SAFETY: the iovecs cover `bufs`, this process's memory borrowed mutably for the call.
-    unsafe { cross_copy_vectored(pid, remote, &mut local, false) }
-}
-
-/// [`push`] from several buffers in turn (the blocks of a laid-out send) to `remote` on, as
-/// [`pull_vectored`] the other way round.
-pub(crate) fn push_vectored<'a>(
-    pid: u32,
-    bufs: impl Iterator<Item = &'a [u8]>,
-    remote: u64,
-) -> std::io::Result<()> {
-    let mut local: Vec<libc::iovec> = bufs
-        .map(|b| libc::iovec {
-            iov_base: b.as_ptr().cast_mut().cast(),
-            iov_len: b.len(),
-        })
-        .collect();
-    // SAFETY: the iovecs cover the caller's slices, borrowed for the call; a write only reads
-    // them.
-    unsafe { cross_copy_vectored(pid, remote, &mut local, true) }
-}
-
-/// The loop under [`pull`], [`push`] and their vectored forms: the bytes of `local` (this process),
-/// in order, between them and `remote` on (process `pid`), `IOV_MAX` iovecs per call, resumed
-/// after partial transfers.
-///
-/// # Safety
-/// Every iovec of `local` covers memory of this process valid for the call: writable by the
-/// kernel for a read (`write` false), readable for a write.
-unsafe fn cross_copy_vectored(
-    pid: u32,
-    mut remote: u64,
-    local: &mut [libc::iovec],
-    write: bool,
-) -> std::io::Result<()> {
-    const IOV_MAX: usize = 1024;
-    let mut i = 0;
-    while i < local.len() {
-        if local[i].iov_len == 0 {
-            i += 1;
-            continue;
-        }
-        let k = (local.len() - i).min(IOV_MAX);
-        let want: usize = local[i..i + k].iter().map(|v| v.iov_len).sum();
-        let far = libc::iovec {
-            iov_base: remote as usize as *mut libc::c_void,
-            iov_len: want,
-        };
-        let here = local[i..].as_ptr();
-        // SAFETY: the caller's promise for the `k` local iovecs; the remote one names another
-        // process's memory, which the kernel checks (EFAULT) and which cannot be this one's.
-        let n = unsafe {
-            if write {
-                libc::process_vm_writev(pid as libc::pid_t, here, k as libc::c_ulong, &far, 1, 0)
-            } else {
-                libc::process_vm_readv(pid as libc::pid_t, here, k as libc::c_ulong, &far, 1, 0)
-            }
-        };
-        match n {
-            n if n > 0 => {
-                remote = remote.wrapping_add(n as u64);
-                let mut n = n as usize;
-                while n > 0 {
-                    let v = &mut local[i];
-                    if n >= v.iov_len {
-                        n -= v.iov_len;
-                        i += 1;
-                    } else {
-                        v.iov_base = v.iov_base.cast::<u8>().wrapping_add(n).cast();
-                        v.iov_len -= n;
-                        n = 0;
-                    }
-                }
-            }
-            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-            _ => {
-                let e = std::io::Error::last_os_error();
-                if e.kind() != std::io::ErrorKind::Interrupted {
-                    return Err(e);
-                }
-            }
-        }
-    }
-    Ok(())
+    unsafe { cross_copy_vectored(pid, &mut local, &[(remote, dst.len())], false) }
 }
 
 /// Copies `src` to address `remote` in process `pid` (`process_vm_writev`), as [`pull`] the
@@ -148,7 +51,128 @@ pub(crate) fn push(pid: u32, src: &[u8], remote: u64) -> std::io::Result<()> {
         iov_len: src.len(),
     }];
     // SAFETY: the iovec covers `src`, borrowed for the call; a write only reads it.
-    unsafe { cross_copy_vectored(pid, remote, &mut local, true) }
+    unsafe { cross_copy_vectored(pid, &mut local, &[(remote, src.len())], true) }
+}
+
+/// [`pull`] from the runs `remote` of process `pid`, in turn, into several buffers in turn
+/// (the blocks of a laid-out receive); both sides must hold the same number of bytes. Each
+/// *remote* run costs the kernel a page-pinning pass of its own (about 40 ns for 4 KiB runs,
+/// BENCHMARKS.md, "Issue 17"); local ones cost next to nothing from 1 KiB on.
+pub(crate) fn pull_vectored(
+    pid: u32,
+    remote: &[Span],
+    bufs: &mut [std::io::IoSliceMut<'_>],
+) -> std::io::Result<()> {
+    let mut local: Vec<libc::iovec> = bufs
+        .iter_mut()
+        .map(|b| libc::iovec {
+            iov_base: b.as_mut_ptr().cast(),
+            iov_len: b.len(),
+        })
+        .collect();
+    // SAFETY: the iovecs cover `bufs`, this process's memory borrowed mutably for the call.
+    unsafe { cross_copy_vectored(pid, &mut local, remote, false) }
+}
+
+/// [`push`] from several buffers in turn (the blocks of a laid-out send) to the runs `remote`
+/// of process `pid`, as [`pull_vectored`] the other way round.
+pub(crate) fn push_vectored<'a>(
+    pid: u32,
+    bufs: impl Iterator<Item = &'a [u8]>,
+    remote: &[Span],
+) -> std::io::Result<()> {
+    let mut local: Vec<libc::iovec> = bufs
+        .map(|b| libc::iovec {
+            iov_base: b.as_ptr().cast_mut().cast(),
+            iov_len: b.len(),
+        })
+        .collect();
+    // SAFETY: the iovecs cover the caller's slices, borrowed for the call; a write only reads
+    // them.
+    unsafe { cross_copy_vectored(pid, &mut local, remote, true) }
+}
+
+/// The loop under [`pull`], [`push`] and their vectored forms: the bytes of `local` (this
+/// process), in order, between them and the runs `remote` (process `pid`), in order, at most
+/// `IOV_MAX` iovecs a side per call, resumed after partial transfers. Both sides must hold the
+/// same number of bytes (`InvalidInput` otherwise, before anything is copied).
+///
+/// # Safety
+/// Every iovec of `local` covers memory of this process valid for the call: writable by the
+/// kernel for a read (`write` false), readable for a write.
+unsafe fn cross_copy_vectored(
+    pid: u32,
+    local: &mut [libc::iovec],
+    remote: &[Span],
+    write: bool,
+) -> std::io::Result<()> {
+    const IOV_MAX: usize = 1024;
+    let here_total = local
+        .iter()
+        .try_fold(0usize, |s, v| s.checked_add(v.iov_len));
+    let far_total = remote.iter().try_fold(0usize, |s, r| s.checked_add(r.1));
+    if here_total.is_none() || here_total != far_total {
+        return Err(std::io::ErrorKind::InvalidInput.into());
+    }
+    let mut far: Vec<libc::iovec> = remote
+        .iter()
+        .filter(|r| r.1 > 0)
+        .map(|&(addr, len)| libc::iovec {
+            iov_base: addr as usize as *mut libc::c_void,
+            iov_len: len,
+        })
+        .collect();
+    let (mut i, mut j) = (0, 0);
+    loop {
+        while i < local.len() && local[i].iov_len == 0 {
+            i += 1;
+        }
+        if i == local.len() {
+            return Ok(()); // and so is `far`, holding as many bytes
+        }
+        let k = (local.len() - i).min(IOV_MAX);
+        let kf = (far.len() - j).min(IOV_MAX);
+        let (here, there) = (local[i..].as_ptr(), far[j..].as_ptr());
+        // SAFETY: the caller's promise for the `k` local iovecs; the remote ones name another
+        // process's memory, which the kernel checks (EFAULT) and which cannot be this one's.
+        let n = unsafe {
+            let (k, kf) = (k as libc::c_ulong, kf as libc::c_ulong);
+            if write {
+                libc::process_vm_writev(pid as libc::pid_t, here, k, there, kf, 0)
+            } else {
+                libc::process_vm_readv(pid as libc::pid_t, here, k, there, kf, 0)
+            }
+        };
+        match n {
+            n if n > 0 => {
+                advance(local, &mut i, n as usize);
+                advance(&mut far, &mut j, n as usize);
+            }
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            _ => {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+/// Moves the iovecs `v[*i..]` on by `n` bytes done: whole ones are skipped, a partial one
+/// shrinks from its start.
+fn advance(v: &mut [libc::iovec], i: &mut usize, mut n: usize) {
+    while n > 0 && *i < v.len() {
+        let x = &mut v[*i];
+        if n >= x.iov_len {
+            n -= x.iov_len;
+            *i += 1;
+        } else {
+            x.iov_base = x.iov_base.cast::<u8>().wrapping_add(n).cast();
+            x.iov_len -= n;
+            n = 0;
+        }
+    }
 }
 
 /// Lets other processes of this user read and write this one's memory with
@@ -278,6 +302,49 @@ mod tests {
         assert!(super::push(me, &src[..32], 8).is_err());
         assert!(super::can_reach(me));
         assert!(!super::can_reach(u32::MAX >> 1));
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "Miri cannot call process_vm_readv")]
+    fn vectored_copies_scatter_on_both_sides() {
+        use std::io::{ErrorKind, IoSliceMut};
+        let me = std::process::id();
+        // 3000 remote runs of 5 bytes every 7 and 1500 local blocks of 10 every 13: more
+        // iovecs than one call takes on either side, and runs that never line up.
+        let src: Vec<u8> = (0..3000 * 7u32).map(|i| (i % 253) as u8).collect();
+        let far: Vec<super::Span> = (0..3000)
+            .map(|k| (src.as_ptr() as u64 + 7 * k, 5))
+            .collect();
+        let want: Vec<u8> = (0..3000)
+            .flat_map(|k| src[7 * k..7 * k + 5].to_vec())
+            .collect();
+        let mut dst = vec![0u8; 1500 * 13];
+        let mut bufs: Vec<IoSliceMut<'_>> = dst
+            .chunks_mut(13)
+            .map(|c| IoSliceMut::new(&mut c[..10]))
+            .collect();
+        super::pull_vectored(me, &far, &mut bufs).unwrap();
+        drop(bufs);
+        let got: Vec<u8> = dst.chunks(13).flat_map(|c| c[..10].to_vec()).collect();
+        assert_eq!(got, want);
+        assert!(dst.chunks(13).all(|c| c[10..].iter().all(|&b| b == 0)));
+        // And back, into runs of another buffer: its gaps stay untouched.
+        let mut back = vec![0u8; src.len()];
+        let base = back.as_mut_ptr() as u64;
+        let into: Vec<super::Span> = (0..3000).map(|k| (base + 7 * k, 5)).collect();
+        super::push_vectored(me, dst.chunks(13).map(|c| &c[..10]), &into).unwrap();
+        for (k, run) in back.chunks(7).enumerate() {
+            assert_eq!(run[..5], src[7 * k..7 * k + 5], "run {k}");
+            assert_eq!(run[5..], [0, 0], "gap {k}");
+        }
+        // Sides of different lengths copy nothing; a bad remote run fails the copy.
+        let mut small = [0u8; 4];
+        let e = super::pull_vectored(me, &far[..1], &mut [IoSliceMut::new(&mut small)]);
+        assert_eq!(e.unwrap_err().kind(), ErrorKind::InvalidInput);
+        assert_eq!(small, [0; 4]);
+        let bad = [far[0], (8, 5)];
+        let mut ten = [0u8; 10];
+        assert!(super::pull_vectored(me, &bad, &mut [IoSliceMut::new(&mut ten)]).is_err());
     }
 
     #[test]

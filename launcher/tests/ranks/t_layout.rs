@@ -3,7 +3,7 @@
 //!   and above the rendezvous limit, sent and received in every combination with contiguous
 //!   buffers and with each other, blocking, through `sendrecv_layout` around a ring and through
 //!   `isend_layout`, every element checked against a model; the elements a receive does not
-//!   name stay untouched.
+//!   name stay untouched, and a shorter message fills only the first places of a layout.
 //! - `persistent`: a halo exchange over one 3-D array (`exchange_init`: x faces as single
 //!   blocks, z faces packed, small and above the eager limit) around a ring, 300 starts with new
 //!   data each, every ghost element checked; `send_init_layout`/`recv_init_layout`; overlapping
@@ -80,6 +80,24 @@ fn layouts() -> R<Vec<(String, Layout, usize)>> {
     }
     let idx = Layout::indexed(&[3, 1, 200_000, 5], &[10, 0, 20, 300_000]).map_err(e)?;
     v.push(("indexed".into(), idx, 300_005));
+    // Blocks that take the single copy between ranks of a host: long ones, named to the peer
+    // (64 KiB blocks, 512 KiB and 192 KiB in all: halves copied by each side, and one side
+    // copying all), and shorter ones each side copies only as its own (8 KiB blocks, 512 KiB).
+    v.push((
+        "long blocks".into(),
+        Layout::vector(8, 8192, 12_288),
+        8 * 12_288,
+    ));
+    v.push((
+        "three long blocks".into(),
+        Layout::vector(3, 8192, 9000),
+        3 * 9000,
+    ));
+    v.push((
+        "8 KiB blocks".into(),
+        Layout::vector(64, 1024, 1536),
+        64 * 1536,
+    ));
     Ok(v)
 }
 
@@ -137,6 +155,33 @@ fn combos(world: &Comm) -> R<()> {
         check!(
             dst[3..3 + l.count()] == want_from_left[..] && dst[..3] == [0; 3],
             "{name}: layout -> other layout"
+        );
+
+        // A message shorter than the receive's layout fills its first places only.
+        let half = packed.len() / 2;
+        let mut dst = vec![0u64; *len];
+        let st = mpr::scope(|s| -> mpr::Result<mpr::Status> {
+            let q = world.isend(s, &packed[..half], right, tag)?;
+            let st = world.recv_layout(&mut dst, l, left, tag)?;
+            q.wait()?;
+            Ok(st)
+        })
+        .map_err(e)?;
+        check!(
+            st.count::<u64>() == half,
+            "{name}: count of a shorter message"
+        );
+        let places = named(l);
+        check!(
+            places[..half]
+                .iter()
+                .zip(&want_from_left)
+                .all(|(&i, &w)| dst[i] == w),
+            "{name}: a shorter message"
+        );
+        check!(
+            dst.iter().filter(|&&x| x != 0).count() == half,
+            "{name}: a shorter message wrote past its end"
         );
 
         // Blocking send_layout and recv_layout in pairs (0-1, 2-3, ...; a rank without a

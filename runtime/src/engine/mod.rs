@@ -55,6 +55,7 @@ mod credit;
 mod direct;
 pub(crate) mod matching;
 pub(crate) mod ops;
+mod place;
 pub(crate) mod protocol;
 mod pull;
 pub(crate) mod schedule;
@@ -68,7 +69,8 @@ use crate::error::{Error, PeerCause, Result};
 use crate::transport::{Dest, DestBuf, Polled, Sink, Transport};
 use crate::tuning::Tuning;
 use crate::wire::{
-    Header, Kind, FLAG_DECLINE, FLAG_PULL, FLAG_PULLED, FLAG_PUSH, FLAG_SYNC, MAX_EAGER_BYTES,
+    Header, Kind, FLAG_BLOCKS, FLAG_DECLINE, FLAG_PULL, FLAG_PULLED, FLAG_PUSH, FLAG_SYNC,
+    MAX_EAGER_BYTES,
 };
 pub(crate) use blocking::{RecvSpec, SendSpec};
 use matching::{Body, Matching, Posted, Unexpected};
@@ -340,10 +342,11 @@ impl Sink for Core {
             Kind::Rts => {
                 let len =
                     usize::try_from(h.len).map_err(|_| "message too large for this machine")?;
-                let pull = match (h.flags & FLAG_PULL != 0, h.flags & FLAG_PUSH != 0) {
-                    (false, _) => None,
-                    (true, false) => Some(pull::Offer::Pull(h.recv_id)),
-                    (true, true) => Some(pull::Offer::Push),
+                let pull = match (h.flags & FLAG_PULL, h.flags & (FLAG_PUSH | FLAG_BLOCKS)) {
+                    (0, _) => None,
+                    (_, 0) => Some(pull::Offer::Pull(place::Place::Run(h.recv_id))),
+                    (_, FLAG_BLOCKS) => Some(pull::Offer::Pull(place::Place::Blocks(h.recv_id))),
+                    _ => Some(pull::Offer::Push),
                 };
                 match self.matching.take_posted(h.context, peer, h.tag) {
                     Some(op) => self.accept_rts(op, peer, h.tag, len, h.send_id, pull),
@@ -694,6 +697,31 @@ impl Engine {
                 bytes: buf.len(),
             }));
         }
+        // Below `pull_from` the ring streams a message faster than one copy, while both ranks
+        // run; so does a laid-out one of short blocks (an iovec each would cost more).
+        let streams =
+            !buf.copies_once() || self.streams_locally() && buf.len() < self.tuning.pull_from;
+        let mut list = None;
+        if let (Protocol::Rendezvous, Some(_), false) =
+            (protocol, self.core.pull_from[peer], streams)
+        {
+            // Offered to be copied out of this process: the buffer, or the list of its long
+            // blocks (engine/place.rs), kept with the op while the receiver may read it; short
+            // blocks are offered to be pushed, as this side's iovecs only.
+            list = buf
+                .named()
+                .then(|| place::publish(buf.len(), buf.runs()))
+                .flatten();
+            h.flags = FLAG_PULL;
+            match (buf.addr(), &list) {
+                (Some(addr), _) => h.recv_id = addr,
+                (None, Some(l)) => {
+                    h.flags |= FLAG_BLOCKS;
+                    h.recv_id = l.as_ptr() as usize as u64;
+                }
+                (None, None) => h.flags |= FLAG_PUSH,
+            }
+        }
         let op = self.core.ops.insert(Op::Send(SendOp {
             peer,
             buf,
@@ -703,25 +731,11 @@ impl Engine {
             lent: false,
             tag,
             ctx,
+            list,
         }));
         h.send_id = op;
         if protocol == Protocol::EagerSync {
             h.flags = FLAG_SYNC;
-        }
-        // Below `pull_from` the ring streams a message faster than one copy, while both ranks
-        // run; so does a laid-out one of short blocks (a local iovec each would cost more).
-        let streams =
-            !buf.copies_once() || self.streams_locally() && buf.len() < self.tuning.pull_from;
-        if let (Protocol::Rendezvous, Some(_), false) =
-            (protocol, self.core.pull_from[peer], streams)
-        {
-            // A laid-out payload is offered to be pushed (its blocks as local iovecs), never
-            // pulled (they would be remote iovecs, whose pages the kernel pins one by one).
-            h.flags = FLAG_PULL;
-            match buf.addr() {
-                Some(addr) => h.recv_id = addr,
-                None => h.flags |= FLAG_PUSH,
-            }
         }
         match protocol {
             Protocol::Rendezvous => {

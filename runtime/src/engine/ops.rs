@@ -3,6 +3,7 @@
 //! stale or forged id from a peer finds nothing rather than someone else's buffer.
 
 use crate::buf::{Alloc, Grown, RawMut, RawSlice};
+use crate::engine::place::List;
 use crate::engine::protocol::Protocol;
 use crate::error::Result;
 
@@ -30,6 +31,9 @@ pub(crate) struct SendOp {
     pub tag: u32,
     /// The communicator context (for the `--timeout` report).
     pub ctx: u32,
+    /// The block list of a laid-out buffer offered to a peer on this host (engine/place.rs),
+    /// which the peer reads while the op is pending.
+    pub list: Option<List>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +67,8 @@ pub(crate) struct RecvOp {
     pub grow: Option<Alloc>,
     /// The buffer so allocated (`buf` views it), kept with the result when the op completes.
     pub grown: Option<Box<dyn Grown>>,
+    /// The block list of a laid-out buffer a peer on this host writes into (engine/place.rs).
+    pub list: Option<List>,
 }
 
 impl RecvOp {
@@ -75,6 +81,7 @@ impl RecvOp {
             state: RecvState::Posted,
             grow: None,
             grown: None,
+            list: None,
         }
     }
 

@@ -28,12 +28,14 @@
 //! offered and the payload goes through the socket. (Where a Yama ptrace policy would allow this
 //! only towards ancestors, ranks allow it to their peers at start-up: `sys::allow_peers_to_copy`.)
 //!
-//! Laid-out messages (`buf.rs`): the blocks are always this side's iovecs, never the remote
-//! side's, since the kernel pins the pages of each remote iovec on its own. A laid-out
-//! *receive* of an offered message copies all of it itself, into its blocks
-//! (`sys::pull_vectored`); a laid-out *send* offers to be pushed ([`Offer::Push`]), and a
-//! contiguous receiver asks it to write all of it (`sys::push_vectored`) and releases it with
-//! CTS + PULLED at once; when both are laid out the message goes through the link.
+//! Laid-out messages (`buf.rs`): a side whose blocks are long (`buf::NAMED_BLOCKS_FROM`)
+//! names a block list instead of its buffer (engine/place.rs), and the message goes as a
+//! contiguous one, in the same halves, each copier handing the kernel its own blocks as local
+//! iovecs and the other side's as remote ones. Remote iovecs cost more (the kernel pins each
+//! one's pages on its own), so a side whose blocks are shorter copies only with its own blocks:
+//! a laid-out *receive* copies all of the message itself, and a laid-out *send* offers to be
+//! pushed ([`Offer::Push`]): the receiver asks it to write all of it and releases it with
+//! CTS + PULLED at once. A pair that are both in such blocks goes through the link.
 //!
 //! A copy that fails (the peer died, or sent a bad address) fails the receive with `PeerFailed`;
 //! it never completes with partial data. A receive whose sender is writing into it completes
@@ -44,19 +46,22 @@
 use std::collections::VecDeque;
 
 use super::ops::{Op, OpId, RawStatus, RecvState};
+use super::place::{publish, Place};
 use super::protocol::{pull_head, Protocol};
 use super::Core;
 use crate::buf::RawSlice;
 use crate::error::{Error, PeerCause};
-use crate::wire::{Header, Kind, FLAG_DECLINE, FLAG_PULLED, FLAG_PUSH, MAX_MESSAGE_BYTES};
+use crate::wire::{
+    Header, Kind, FLAG_BLOCKS, FLAG_DECLINE, FLAG_PULLED, FLAG_PUSH, MAX_MESSAGE_BYTES,
+};
 
 /// A copy this rank owes out of a sender's memory, made once the frames before it are out.
 pub(crate) struct PendingPull {
     op: OpId,
     peer: usize,
     pid: u32,
-    /// The sender's buffer.
-    addr: u64,
+    /// Where the sender's message lies.
+    from: Place,
     /// Bytes to copy from its start.
     head: usize,
     /// The whole message.
@@ -67,9 +72,10 @@ pub(crate) struct PendingPull {
 /// What a request-to-send between ranks of one host offers (`FLAG_PULL`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Offer {
-    /// Copy the message out of the sender's memory, from this address.
-    Pull(u64),
-    /// The message lies in blocks: ask the sender to write all of it into the receive buffer.
+    /// Copy the message (its head, if large) out of the sender's memory, from there.
+    Pull(Place),
+    /// The message lies in blocks too short to be named (`buf.rs`): ask the sender to write
+    /// all of it into the receive buffer, with its blocks as its own iovecs.
     Push,
 }
 
@@ -78,7 +84,7 @@ pub(crate) type Pulls = VecDeque<PendingPull>;
 
 impl Core {
     /// A receive (with room for `len` bytes) matched a request-to-send from `peer` that offered
-    /// its buffer at `offer`. Takes the message on if the link allows: the receive becomes
+    /// its message at `offer`. Takes the message on if the link allows: the receive becomes
     /// `Copying`, the sender is asked to push the tail if the message is large, and the head is
     /// queued for [`Core::run_pull`]. False: use the socket.
     pub(super) fn start_copy(
@@ -99,59 +105,64 @@ impl Core {
         let Some(buf) = r.buf.as_ref().filter(|b| b.copies_once()) else {
             return false; // none yet, or short blocks: through the link
         };
-        // A laid-out receive copies all of it itself, into its blocks (the sender could push
-        // only into one run); the address travels in a length field, which decoding caps.
-        let mine = buf.addr().unwrap_or(u64::MAX);
-        let addr = match offer {
-            Offer::Pull(addr) => addr,
-            // A sender whose message lies in blocks writes it all, into one run only.
-            Offer::Push if mine <= MAX_MESSAGE_BYTES => {
-                r.state = RecvState::Copying {
-                    peer,
-                    tag,
-                    len,
-                    pulled: true,
-                    pushed: false,
-                    failed: false,
-                };
-                let mut cts = self.cts(send_id, op, mine);
-                cts.flags = FLAG_PUSH;
-                self.outbox.push((peer, cts, RawSlice::EMPTY, None));
-                // Nothing to copy here: the sender's buffer is free once it has written.
-                let mut pulled = self.cts(send_id, op, len as u64);
-                pulled.flags = FLAG_PULLED;
-                self.outbox.push((peer, pulled, RawSlice::EMPTY, None));
-                return true;
+        // Who copies what: the receiver the head, the sender the tail; a sender that only
+        // pushes writes all of it, and a receiver that cannot be named copies all of it.
+        let mut head = match offer {
+            Offer::Pull(_) => pull_head(len),
+            Offer::Push => 0,
+        };
+        // Where the sender is to write: this buffer, or the list of its blocks, kept with the
+        // receive. The address travels in a length field, which decoding caps.
+        let mine = match buf.addr() {
+            _ if head == len => None,
+            Some(addr) => Some(Place::Run(addr)),
+            None if buf.named() => {
+                r.list = publish(len, buf.runs(len));
+                r.list
+                    .as_ref()
+                    .map(|l| Place::Blocks(l.as_ptr() as usize as u64))
             }
-            Offer::Push => return false, // both laid out: through the link
+            None => None,
+        }
+        .filter(|p| p.addr() <= MAX_MESSAGE_BYTES);
+        let from = match (offer, mine) {
+            (Offer::Pull(from), _) => Some(from),
+            (Offer::Push, Some(_)) => None,
+            (Offer::Push, None) => return false, // both in short blocks: through the link
         };
-        let head = if mine <= MAX_MESSAGE_BYTES {
-            pull_head(len)
-        } else {
-            len
-        };
+        if mine.is_none() {
+            head = len;
+        }
         r.state = RecvState::Copying {
             peer,
             tag,
             len,
-            pulled: false,
+            pulled: head == 0,
             pushed: head == len,
             failed: false,
         };
-        if head < len {
-            let mut cts = self.cts(send_id, op, mine);
-            cts.flags = FLAG_PUSH;
+        if let Some(place) = mine {
+            let mut cts = self.cts(send_id, op, place.addr());
+            cts.flags = FLAG_PUSH | blocks_flag(place);
             self.outbox.push((peer, cts, RawSlice::EMPTY, None));
         }
-        self.pulls.push_back(PendingPull {
-            op,
-            peer,
-            pid,
-            addr,
-            head,
-            len,
-            send_id,
-        });
+        match from {
+            Some(from) => self.pulls.push_back(PendingPull {
+                op,
+                peer,
+                pid,
+                from,
+                head,
+                len,
+                send_id,
+            }),
+            None => {
+                // Nothing to copy here: the sender's buffer is free once it has written.
+                let mut pulled = self.cts(send_id, op, len as u64);
+                pulled.flags = FLAG_PULLED;
+                self.outbox.push((peer, pulled, RawSlice::EMPTY, None));
+            }
+        }
         true
     }
 
@@ -161,13 +172,15 @@ impl Core {
             return; // failed meanwhile (its peer is gone)
         };
         let ok = match (&mut r.state, r.buf.as_mut()) {
-            (RecvState::Copying { .. }, Some(buf)) if buf.addr().is_some() => {
-                crate::sys::pull(p.pid, p.addr, buf.range_mut(0, p.head)).is_ok()
-            }
-            (RecvState::Copying { .. }, Some(buf)) => {
-                let mut blocks = buf.pieces_mut(0, p.head, usize::MAX);
-                crate::sys::pull_vectored(p.pid, p.addr, &mut blocks).is_ok()
-            }
+            (RecvState::Copying { .. }, Some(buf)) => match (p.from, buf.addr()) {
+                (Place::Run(addr), Some(_)) => {
+                    crate::sys::pull(p.pid, addr, buf.range_mut(0, p.head)).is_ok()
+                }
+                (from, _) => from.runs(p.pid, p.len, 0, p.head).is_ok_and(|far| {
+                    let mut blocks = buf.pieces_mut(0, p.head, usize::MAX);
+                    crate::sys::pull_vectored(p.pid, &far, &mut blocks).is_ok()
+                }),
+            },
             _ => return,
         };
         if let RecvState::Copying { pulled, failed, .. } = &mut r.state {
@@ -180,28 +193,37 @@ impl Core {
         self.finish_copy(p.op);
     }
 
-    /// Sender: the receiver asks for the tail of the message at `h.len` (its buffer).
+    /// Sender: the receiver asks for the tail of the message at `h.len` (its buffer, or with
+    /// `FLAG_BLOCKS` its block list).
     pub(super) fn push_tail(&mut self, peer: usize, h: &Header) -> Result<(), String> {
         let pid = self.pull_from[peer];
         let Some(Op::Send(s)) = self.ops.get_mut(h.send_id) else {
             return Err(format!("push request for unknown send {:#x}", h.send_id));
         };
-        // A laid-out send offered all of it (`Offer::Push`).
-        let head = match s.buf.addr() {
-            Some(_) => pull_head(s.buf.len()),
-            None => 0,
+        // A send that offered only to push (`Offer::Push`) writes all of it.
+        let len = s.buf.len();
+        let head = match (s.buf.addr(), &s.list) {
+            (None, None) => 0,
+            _ => pull_head(len),
         };
         let (Some(pid), true, true) = (
             pid,
             s.peer == peer && s.protocol == Protocol::Rendezvous,
-            head < s.buf.len(),
+            head < len,
         ) else {
             return Err("push request does not match its send".into());
         };
-        let to = h.len.wrapping_add(head as u64);
-        let ok = match s.buf.addr() {
-            Some(_) => crate::sys::push(pid, s.buf.tail(head), to).is_ok(),
-            None => crate::sys::push_vectored(pid, s.buf.pieces(0), to).is_ok(),
+        let to = match h.flags & FLAG_BLOCKS {
+            0 => Place::Run(h.len),
+            _ => Place::Blocks(h.len),
+        };
+        let ok = match (to, s.buf.addr()) {
+            (Place::Run(addr), Some(_)) => {
+                crate::sys::push(pid, s.buf.tail(head), addr.wrapping_add(head as u64)).is_ok()
+            }
+            (to, _) => to
+                .runs(pid, len, head, len)
+                .is_ok_and(|far| crate::sys::push_vectored(pid, s.buf.pieces(head), &far).is_ok()),
         };
         s.written = true;
         s.lent = true; // until the receiver has its head
@@ -209,7 +231,7 @@ impl Core {
         pushed.src = self.me as u32;
         pushed.send_id = h.send_id;
         pushed.recv_id = h.recv_id;
-        pushed.len = s.buf.len() as u64;
+        pushed.len = len as u64;
         if !ok {
             pushed.flags = FLAG_DECLINE;
         }
@@ -280,5 +302,13 @@ impl Core {
         cts.recv_id = op;
         cts.len = len;
         cts
+    }
+}
+
+/// The flag saying a frame's address names a block list.
+pub(crate) fn blocks_flag(place: Place) -> u32 {
+    match place {
+        Place::Run(_) => 0,
+        Place::Blocks(_) => FLAG_BLOCKS,
     }
 }

@@ -12,9 +12,9 @@
 //! | 12 | 4 | source rank (world) |
 //! | 16 | 4 | tag |
 //! | 20 | 4 | sequence number (per connection, per direction) |
-//! | 24 | 8 | length: payload bytes (eager, data), message bytes (rts, cts, pushed), job id (hello); the receiver's buffer address (cts with [`FLAG_PUSH`]) |
+//! | 24 | 8 | length: payload bytes (eager, data), message bytes (rts, cts, pushed), job id (hello); the receiver's buffer or block list address (cts with [`FLAG_PUSH`]) |
 //! | 32 | 8 | send id: the sender's operation (rts, cts, sync eager, ack, pushed) |
-//! | 40 | 8 | recv id: the receiver's operation (cts, data, pushed); the sender's buffer address (rts with [`FLAG_PULL`]) |
+//! | 40 | 8 | recv id: the receiver's operation (cts, data, pushed); the sender's buffer or block list address (rts with [`FLAG_PULL`]) |
 //!
 //! In the handshake, send id and recv id carry the 16 bytes of a challenge (challenge) or a
 //! proof (hello, hello ack, hello reject), and tag and seq the dialler's own challenge (hello).
@@ -38,18 +38,25 @@ pub(crate) const FLAG_SYNC: u32 = 1;
 /// [`Kind::Pushed`], the sender could not write its part.
 pub(crate) const FLAG_DECLINE: u32 = 2;
 /// Request-to-send between ranks of one host: the receiver may copy the message out of the
-/// sender's memory itself (its address is in `recv_id`) instead of asking for it. With
-/// [`FLAG_PUSH`] instead: the sender's message lies in blocks (a layout), which the receiver may
-/// ask it to write into the receiver's memory, all of it (a clear-to-send with [`FLAG_PUSH`]).
+/// sender's memory itself (its address is in `recv_id`, see [`FLAG_BLOCKS`]) instead of asking
+/// for it. With [`FLAG_PUSH`] instead: the sender's message lies in short blocks (a layout),
+/// which the receiver may ask it to write into the receiver's memory, all of it (a
+/// clear-to-send with [`FLAG_PUSH`]).
 pub(crate) const FLAG_PULL: u32 = 4;
 /// Clear-to-send saying the receiver has copied its part of the message itself (all of it,
 /// unless a [`FLAG_PUSH`] clear-to-send came first): no data frame follows.
 pub(crate) const FLAG_PULLED: u32 = 8;
 /// Clear-to-send asking the sender to write the tail of the message into the receiver's memory
-/// itself (at the address in `len`) while the receiver copies the head, then to answer
-/// [`Kind::Pushed`]; a [`FLAG_PULLED`] clear-to-send follows once the head is copied.
+/// itself (at the address in `len`, see [`FLAG_BLOCKS`]) while the receiver copies the head,
+/// then to answer [`Kind::Pushed`]; a [`FLAG_PULLED`] clear-to-send follows once the head is
+/// copied.
 pub(crate) const FLAG_PUSH: u32 = 16;
-const KNOWN_FLAGS: u32 = FLAG_SYNC | FLAG_DECLINE | FLAG_PULL | FLAG_PULLED | FLAG_PUSH;
+/// With [`FLAG_PULL`] or [`FLAG_PUSH`]: the address is of a block list in the sender's
+/// (receiver's) memory naming where the message's bytes lie (a layout; engine/place.rs), not of
+/// the bytes themselves.
+pub(crate) const FLAG_BLOCKS: u32 = 32;
+const KNOWN_FLAGS: u32 =
+    FLAG_SYNC | FLAG_DECLINE | FLAG_PULL | FLAG_PULLED | FLAG_PUSH | FLAG_BLOCKS;
 
 /// What a frame is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

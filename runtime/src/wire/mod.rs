@@ -8,8 +8,8 @@
 mod header;
 
 pub(crate) use header::{
-    Header, Kind, FLAG_DECLINE, FLAG_PULL, FLAG_PULLED, FLAG_PUSH, FLAG_SYNC, HEADER_LEN,
-    MAX_EAGER_BYTES, MAX_MESSAGE_BYTES,
+    Header, Kind, FLAG_BLOCKS, FLAG_DECLINE, FLAG_PULL, FLAG_PULLED, FLAG_PUSH, FLAG_SYNC,
+    HEADER_LEN, MAX_EAGER_BYTES, MAX_MESSAGE_BYTES,
 };
 #[cfg(test)]
 pub(crate) use header::{MAGIC, VERSION};
