@@ -150,8 +150,9 @@ impl Iterator for Ranges {
 /// between processes, as this side's iovecs; shorter ones stream through the ring. Measured (C,
 /// one process copying 1 MiB out of another with `process_vm_readv`, best of 50; BENCHMARKS.md,
 /// "Issue 17"): local iovecs of 4 KiB cost next to nothing (27-29 us against 27-30 for one run),
-/// of 1 KiB 33, of 256 B 67-88.
-const COPY_BLOCKS_FROM: usize = 4 << 10;
+/// of 1 KiB 33, of 256 B 67-88; but whether one copier with 4 KiB blocks beats the ring, which
+/// copies on both cores, is not yet measured, so the copy starts at 16 KiB blocks.
+const COPY_BLOCKS_FROM: usize = 16 << 10;
 
 /// Blocks at least this long on average may also be the *other* side's iovecs: the kernel pins
 /// each remote iovec's pages on its own, a cost per block and per page the ring does not pay
@@ -529,8 +530,8 @@ mod tests {
             (1 << 16, true, true),
             (1 << 15, true, false),
             (1 << 14, true, false),
-            (1 << 12, true, false),
-            (1 << 11, false, false),
+            (1 << 13, false, false),
+            (1 << 12, false, false),
         ] {
             let l = crate::Layout::vector(big.len() / 2 / block, block, 2 * block);
             // SAFETY: `big` and `l` outlive the view.

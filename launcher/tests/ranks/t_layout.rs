@@ -82,7 +82,7 @@ fn layouts() -> R<Vec<(String, Layout, usize)>> {
     v.push(("indexed".into(), idx, 300_005));
     // Blocks that take the single copy between ranks of a host: long ones, named to the peer
     // (64 KiB blocks, 512 KiB and 192 KiB in all: halves copied by each side, and one side
-    // copying all), and shorter ones each side copies only as its own (8 KiB blocks, 512 KiB).
+    // copying all), and shorter ones each side copies only as its own (16 KiB blocks, 512 KiB).
     v.push((
         "long blocks".into(),
         Layout::vector(8, 8192, 12_288),
@@ -94,9 +94,9 @@ fn layouts() -> R<Vec<(String, Layout, usize)>> {
         3 * 9000,
     ));
     v.push((
-        "8 KiB blocks".into(),
-        Layout::vector(64, 1024, 1536),
-        64 * 1536,
+        "16 KiB blocks".into(),
+        Layout::vector(32, 2048, 3072),
+        32 * 3072,
     ));
     Ok(v)
 }
