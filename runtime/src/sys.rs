@@ -39,8 +39,9 @@ pub(crate) fn pull(pid: u32, remote: u64, dst: &mut [u8]) -> std::io::Result<()>
         iov_base: dst.as_mut_ptr().cast(),
         iov_len: dst.len(),
     }];
+    let mut far = [far_iovec((remote, dst.len()))];
     // SAFETY: the iovec covers `dst`, this process's memory borrowed mutably for the call.
-    unsafe { cross_copy_vectored(pid, &mut local, &[(remote, dst.len())], false) }
+    unsafe { cross_copy_vectored(pid, &mut local, &mut far, false) }
 }
 
 /// Copies `src` to address `remote` in process `pid` (`process_vm_writev`), as [`pull`] the
@@ -50,8 +51,9 @@ pub(crate) fn push(pid: u32, src: &[u8], remote: u64) -> std::io::Result<()> {
         iov_base: src.as_ptr().cast_mut().cast(),
         iov_len: src.len(),
     }];
+    let mut far = [far_iovec((remote, src.len()))];
     // SAFETY: the iovec covers `src`, borrowed for the call; a write only reads it.
-    unsafe { cross_copy_vectored(pid, &mut local, &[(remote, src.len())], true) }
+    unsafe { cross_copy_vectored(pid, &mut local, &mut far, true) }
 }
 
 /// [`pull`] from the runs `remote` of process `pid`, in turn, into several buffers in turn
@@ -70,8 +72,9 @@ pub(crate) fn pull_vectored(
             iov_len: b.len(),
         })
         .collect();
+    let mut far: Vec<libc::iovec> = remote.iter().copied().map(far_iovec).collect();
     // SAFETY: the iovecs cover `bufs`, this process's memory borrowed mutably for the call.
-    unsafe { cross_copy_vectored(pid, &mut local, remote, false) }
+    unsafe { cross_copy_vectored(pid, &mut local, &mut far, false) }
 }
 
 /// [`push`] from several buffers in turn (the blocks of a laid-out send) to the runs `remote`
@@ -87,13 +90,22 @@ pub(crate) fn push_vectored<'a>(
             iov_len: b.len(),
         })
         .collect();
+    let mut far: Vec<libc::iovec> = remote.iter().copied().map(far_iovec).collect();
     // SAFETY: the iovecs cover the caller's slices, borrowed for the call; a write only reads
     // them.
-    unsafe { cross_copy_vectored(pid, &mut local, remote, true) }
+    unsafe { cross_copy_vectored(pid, &mut local, &mut far, true) }
+}
+
+/// A run of another process's memory as the iovec the kernel takes; never dereferenced here.
+fn far_iovec((addr, len): Span) -> libc::iovec {
+    libc::iovec {
+        iov_base: addr as usize as *mut libc::c_void,
+        iov_len: len,
+    }
 }
 
 /// The loop under [`pull`], [`push`] and their vectored forms: the bytes of `local` (this
-/// process), in order, between them and the runs `remote` (process `pid`), in order, at most
+/// process), in order, between them and the runs `far` (process `pid`), in order, at most
 /// `IOV_MAX` iovecs a side per call, resumed after partial transfers. Both sides must hold the
 /// same number of bytes (`InvalidInput` otherwise, before anything is copied).
 ///
@@ -103,29 +115,21 @@ pub(crate) fn push_vectored<'a>(
 unsafe fn cross_copy_vectored(
     pid: u32,
     local: &mut [libc::iovec],
-    remote: &[Span],
+    far: &mut [libc::iovec],
     write: bool,
 ) -> std::io::Result<()> {
     const IOV_MAX: usize = 1024;
-    let here_total = local
-        .iter()
-        .try_fold(0usize, |s, v| s.checked_add(v.iov_len));
-    let far_total = remote.iter().try_fold(0usize, |s, r| s.checked_add(r.1));
-    if here_total.is_none() || here_total != far_total {
+    let total = |v: &[libc::iovec]| v.iter().try_fold(0usize, |s, x| s.checked_add(x.iov_len));
+    if total(local).is_none() || total(local) != total(far) {
         return Err(std::io::ErrorKind::InvalidInput.into());
     }
-    let mut far: Vec<libc::iovec> = remote
-        .iter()
-        .filter(|r| r.1 > 0)
-        .map(|&(addr, len)| libc::iovec {
-            iov_base: addr as usize as *mut libc::c_void,
-            iov_len: len,
-        })
-        .collect();
     let (mut i, mut j) = (0, 0);
     loop {
         while i < local.len() && local[i].iov_len == 0 {
             i += 1;
+        }
+        while j < far.len() && far[j].iov_len == 0 {
+            j += 1;
         }
         if i == local.len() {
             return Ok(()); // and so is `far`, holding as many bytes
@@ -146,7 +150,7 @@ unsafe fn cross_copy_vectored(
         match n {
             n if n > 0 => {
                 advance(local, &mut i, n as usize);
-                advance(&mut far, &mut j, n as usize);
+                advance(far, &mut j, n as usize);
             }
             0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
             _ => {

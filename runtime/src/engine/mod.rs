@@ -69,8 +69,7 @@ use crate::error::{Error, PeerCause, Result};
 use crate::transport::{Dest, DestBuf, Polled, Sink, Transport};
 use crate::tuning::Tuning;
 use crate::wire::{
-    Header, Kind, FLAG_BLOCKS, FLAG_DECLINE, FLAG_PULL, FLAG_PULLED, FLAG_PUSH, FLAG_SYNC,
-    MAX_EAGER_BYTES,
+    Header, Kind, FLAG_DECLINE, FLAG_PULL, FLAG_PULLED, FLAG_PUSH, FLAG_SYNC, MAX_EAGER_BYTES,
 };
 pub(crate) use blocking::{RecvSpec, SendSpec};
 use matching::{Body, Matching, Posted, Unexpected};
@@ -342,10 +341,11 @@ impl Sink for Core {
             Kind::Rts => {
                 let len =
                     usize::try_from(h.len).map_err(|_| "message too large for this machine")?;
-                let pull = match (h.flags & FLAG_PULL, h.flags & (FLAG_PUSH | FLAG_BLOCKS)) {
+                let pull = match (h.flags & FLAG_PULL, h.flags & FLAG_PUSH) {
                     (0, _) => None,
-                    (_, 0) => Some(pull::Offer::Pull(place::Place::Run(h.recv_id))),
-                    (_, FLAG_BLOCKS) => Some(pull::Offer::Pull(place::Place::Blocks(h.recv_id))),
+                    (_, 0) => Some(pull::Offer::Pull(place::Place::named_by(
+                        h.flags, h.recv_id,
+                    ))),
                     _ => Some(pull::Offer::Push),
                 };
                 match self.matching.take_posted(h.context, peer, h.tag) {
@@ -712,14 +712,18 @@ impl Engine {
                 .named()
                 .then(|| place::publish(buf.len(), buf.runs()))
                 .flatten();
+            let at = match (buf.addr(), &list) {
+                (Some(addr), _) => Some(place::Place::Run(addr)),
+                (None, Some(l)) => Some(place::Place::of(l)),
+                (None, None) => None,
+            };
             h.flags = FLAG_PULL;
-            match (buf.addr(), &list) {
-                (Some(addr), _) => h.recv_id = addr,
-                (None, Some(l)) => {
-                    h.flags |= FLAG_BLOCKS;
-                    h.recv_id = l.as_ptr() as usize as u64;
+            match at {
+                Some(at) => {
+                    h.flags |= at.flag();
+                    h.recv_id = at.addr();
                 }
-                (None, None) => h.flags |= FLAG_PUSH,
+                None => h.flags |= FLAG_PUSH,
             }
         }
         let op = self.core.ops.insert(Op::Send(SendOp {

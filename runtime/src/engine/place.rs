@@ -16,6 +16,7 @@
 //! only ever its own iovecs.
 
 use crate::sys::Span;
+use crate::wire::FLAG_BLOCKS;
 
 /// Where a side's bytes lie in its own process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,10 +50,31 @@ pub(crate) fn publish(len: usize, runs: impl Iterator<Item = Span>) -> Option<Li
 }
 
 impl Place {
+    /// The place of the blocks a published list names: the list's own address.
+    pub(crate) fn of(list: &List) -> Place {
+        Place::Blocks(list.as_ptr() as usize as u64)
+    }
+
+    /// The place a frame's address names, by its flags ([`Place::flag`]).
+    pub(crate) fn named_by(flags: u32, addr: u64) -> Place {
+        match flags & FLAG_BLOCKS {
+            0 => Place::Run(addr),
+            _ => Place::Blocks(addr),
+        }
+    }
+
     /// The address a frame carries.
     pub(crate) fn addr(self) -> u64 {
         match self {
             Place::Run(a) | Place::Blocks(a) => a,
+        }
+    }
+
+    /// The flag a frame carrying this place's address sets: [`FLAG_BLOCKS`] for a list.
+    pub(crate) fn flag(self) -> u32 {
+        match self {
+            Place::Run(_) => 0,
+            Place::Blocks(_) => FLAG_BLOCKS,
         }
     }
 
@@ -146,6 +168,13 @@ mod tests {
         }
         assert_eq!(Place::Run(100).addr(), 100);
         assert_eq!(Place::Blocks(7).addr(), 7);
+        for p in [Place::Run(100), Place::Blocks(7), Place::of(&list)] {
+            assert_eq!(
+                Place::named_by(p.flag() | crate::wire::FLAG_PULL, p.addr()),
+                p,
+                "{p:?} through a frame"
+            );
+        }
         let empty = publish(0, std::iter::empty()).unwrap();
         assert_eq!(cut(&empty, 0, 0, 0), Some(vec![]));
     }

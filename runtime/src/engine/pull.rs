@@ -51,9 +51,7 @@ use super::protocol::{pull_head, Protocol};
 use super::Core;
 use crate::buf::RawSlice;
 use crate::error::{Error, PeerCause};
-use crate::wire::{
-    Header, Kind, FLAG_BLOCKS, FLAG_DECLINE, FLAG_PULLED, FLAG_PUSH, MAX_MESSAGE_BYTES,
-};
+use crate::wire::{Header, Kind, FLAG_DECLINE, FLAG_PULLED, FLAG_PUSH, MAX_MESSAGE_BYTES};
 
 /// A copy this rank owes out of a sender's memory, made once the frames before it are out.
 pub(crate) struct PendingPull {
@@ -118,9 +116,7 @@ impl Core {
             Some(addr) => Some(Place::Run(addr)),
             None if buf.named() => {
                 r.list = publish(len, buf.runs(len));
-                r.list
-                    .as_ref()
-                    .map(|l| Place::Blocks(l.as_ptr() as usize as u64))
+                r.list.as_ref().map(Place::of)
             }
             None => None,
         }
@@ -143,7 +139,7 @@ impl Core {
         };
         if let Some(place) = mine {
             let mut cts = self.cts(send_id, op, place.addr());
-            cts.flags = FLAG_PUSH | blocks_flag(place);
+            cts.flags = FLAG_PUSH | place.flag();
             self.outbox.push((peer, cts, RawSlice::EMPTY, None));
         }
         match from {
@@ -213,10 +209,7 @@ impl Core {
         ) else {
             return Err("push request does not match its send".into());
         };
-        let to = match h.flags & FLAG_BLOCKS {
-            0 => Place::Run(h.len),
-            _ => Place::Blocks(h.len),
-        };
+        let to = Place::named_by(h.flags, h.len);
         let ok = match (to, s.buf.addr()) {
             (Place::Run(addr), Some(_)) => {
                 crate::sys::push(pid, s.buf.tail(head), addr.wrapping_add(head as u64)).is_ok()
@@ -302,13 +295,5 @@ impl Core {
         cts.recv_id = op;
         cts.len = len;
         cts
-    }
-}
-
-/// The flag saying a frame's address names a block list.
-pub(crate) fn blocks_flag(place: Place) -> u32 {
-    match place {
-        Place::Run(_) => 0,
-        Place::Blocks(_) => FLAG_BLOCKS,
     }
 }
